@@ -1,0 +1,133 @@
+import ChukanCore
+import ChukanProto
+import ChukanTLS
+import ChukanWire
+import NIOCore
+import NIOPosix
+
+/// An async ttrpc client over one TLS connection. Calls are multiplexed: any number may
+/// be in flight at once, each on its own stream, answered in whatever order the server
+/// finishes them.
+public final class RPCClient: Sendable {
+    public let channel: any Channel
+    private let handler: NIOLoopBound<TTRPCClientHandler>
+    /// The TLS session as negotiated (version, ALPN, server identity).
+    public let handshake: TLSHandshakeCompleted
+
+    private init(channel: any Channel, handler: NIOLoopBound<TTRPCClientHandler>, handshake: TLSHandshakeCompleted) {
+        self.channel = channel
+        self.handler = handler
+        self.handshake = handshake
+    }
+
+    /// Connects, completes the TLS handshake and returns a ready client.
+    public static func connect(
+        host: String, port: Int, tls: TLSContext, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        maxMessageSize: Int = 4 << 20, connectTimeout: TimeAmount = .seconds(10)
+    ) async throws -> RPCClient {
+        let loop = group.next()
+        let handshake = loop.makePromise(of: TLSHandshakeCompleted.self)
+        let channel = try await ClientBootstrap(group: loop)
+            .connectTimeout(connectTimeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(OpenSSLHandler(context: tls))
+                    try sync.addHandler(TTRPCClientHandler(maxMessageSize: maxMessageSize, handshake: handshake))
+                }
+            }
+            .connect(host: host, port: port)
+            .get()
+        let done: TLSHandshakeCompleted
+        do {
+            done = try await handshake.futureResult.get()
+        } catch {
+            try? await channel.close()
+            throw error
+        }
+        let handler = try await channel.eventLoop.submit {
+            NIOLoopBound(try channel.pipeline.syncOperations.handler(type: TTRPCClientHandler.self), eventLoop: channel.eventLoop)
+        }.get()
+        return RPCClient(channel: channel, handler: handler, handshake: done)
+    }
+
+    public var eventLoop: any EventLoop { channel.eventLoop }
+
+    /// A unary call with a raw payload; the future fails with `RPCError` on a non-OK status.
+    public func call(_ request: TTRPCRequest) -> EventLoopFuture<ByteBuffer> {
+        let promise = channel.eventLoop.makePromise(of: ByteBuffer.self)
+        start(ClientCall(request: request, kind: .unary, promise: promise))
+        return promise.futureResult
+    }
+
+    private func start(_ call: ClientCall) {
+        if channel.eventLoop.inEventLoop {
+            handler.value.start(call)
+        } else {
+            let handler = self.handler
+            let boxed = UnsafeTransfer(call)
+            channel.eventLoop.execute { handler.value.start(boxed.value) }
+        }
+    }
+
+    /// A typed unary call.
+    public func unary<Request: ProtoMessage, Response: ProtoMessage>(
+        service: String, method: String, request: Request, as: Response.Type = Response.self,
+        metadata: Metadata = Metadata(), timeout: Duration? = nil
+    ) async throws -> Response {
+        let payload = try await call(
+            TTRPCRequest(service: service, method: method, payload: request.encoded(allocator: channel.allocator),
+                         timeoutNanos: timeout.map(Self.nanoseconds) ?? 0, metadata: metadata)
+        ).get()
+        do {
+            return try Response(protobuf: payload)
+        } catch {
+            throw RPCError.internal("response payload: \(error)")
+        }
+    }
+
+    /// A typed server-streaming call: the messages the server sends, then the end of the
+    /// stream (or the error status that ended it).
+    public func serverStreaming<Request: ProtoMessage, Response: ProtoMessage>(
+        service: String, method: String, request: Request, as: Response.Type = Response.self,
+        metadata: Metadata = Metadata(), timeout: Duration? = nil
+    ) -> AsyncThrowingStream<Response, Error> {
+        let (stream, continuation) = AsyncThrowingStream<Response, Error>.makeStream()
+        let promise = channel.eventLoop.makePromise(of: ByteBuffer.self)
+        let envelope = TTRPCRequest(
+            service: service, method: method, payload: request.encoded(allocator: channel.allocator),
+            timeoutNanos: timeout.map(Self.nanoseconds) ?? 0, metadata: metadata)
+        promise.futureResult.whenComplete { result in
+            switch result {
+            case .success: continuation.finish()
+            case let .failure(error): continuation.finish(throwing: error)
+            }
+        }
+        start(ClientCall(request: envelope, kind: .serverStreaming(onData: { data in
+            do {
+                continuation.yield(try Response(protobuf: data))
+            } catch {
+                continuation.finish(throwing: RPCError.internal("stream message: \(error)"))
+            }
+        }), promise: promise))
+        return stream
+    }
+
+    /// Sends close_notify and closes the connection.
+    public func close() async {
+        try? await channel.close()
+    }
+
+    static func nanoseconds(_ d: Duration) -> Int64 {
+        let (s, atto) = d.components
+        return s * 1_000_000_000 + atto / 1_000_000_000
+    }
+}
+
+/// Moves a value to the event loop that will own it; used only for values built on
+/// one thread and handed over whole.
+struct UnsafeTransfer<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}

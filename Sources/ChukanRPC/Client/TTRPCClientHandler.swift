@@ -1,0 +1,190 @@
+import ChukanCore
+import ChukanProto
+import ChukanTLS
+import ChukanWire
+import NIOCore
+
+/// One call handed to the client's pipeline.
+struct ClientCall {
+    enum Kind {
+        case unary
+        /// Data frames go to `onData` as they arrive; the final response completes the promise.
+        case serverStreaming(onData: (ByteBuffer) -> Void)
+    }
+    var request: TTRPCRequest
+    var kind: Kind
+    var promise: EventLoopPromise<ByteBuffer>
+}
+
+/// The client side of a ttrpc connection: numbers streams (odd, increasing), matches
+/// responses to calls whatever their order, enforces client-side deadlines, and fails
+/// every open call when the connection goes.
+final class TTRPCClientHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private struct Pending {
+        var kind: ClientCall.Kind
+        var promise: EventLoopPromise<ByteBuffer>
+        var timer: Scheduled<Void>?
+    }
+
+    private var decoder: FrameDecoder
+    private let maxMessageSize: Int
+    private var cumulation: ByteBuffer?
+    private var nextStreamID: UInt32 = 1
+    private var pending: [UInt32: Pending] = [:]
+    private var context: ChannelHandlerContext?
+    private var inRead = false
+    private var needsFlush = false
+    private var flushScheduled = false
+    private var closedError: RPCError?
+    private var lastError: String?
+    let handshake: EventLoopPromise<TLSHandshakeCompleted>
+
+    init(maxMessageSize: Int, handshake: EventLoopPromise<TLSHandshakeCompleted>) {
+        self.maxMessageSize = maxMessageSize
+        self.decoder = FrameDecoder(maxLength: min(maxMessageSize, FrameHeader.protocolMaxLength))
+        self.handshake = handshake
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    /// Sends `call` (on the event loop).
+    func start(_ call: ClientCall) {
+        guard let context, closedError == nil else {
+            call.promise.fail(closedError ?? RPCError.unavailable("the connection is closed"))
+            return
+        }
+        guard nextStreamID < UInt32.max - 1 else {
+            call.promise.fail(RPCError.unavailable("stream ids exhausted on this connection; reconnect"))
+            return
+        }
+        let id = nextStreamID
+        nextStreamID += 2
+        var entry = Pending(kind: call.kind, promise: call.promise)
+        if call.request.timeoutNanos > 0 {
+            entry.timer = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(call.request.timeoutNanos)) { [self] in
+                if let p = pending.removeValue(forKey: id) {
+                    p.promise.fail(RPCError.deadlineExceeded("deadline exceeded (client side)"))
+                }
+            }
+        }
+        pending[id] = entry
+        var out = context.channel.allocator.buffer(capacity: call.request.payload.readableBytes + 64)
+        var flags: FrameFlags = []
+        if case .serverStreaming = call.kind { flags.insert(.remoteClosed) }
+        out.writeFrame(streamID: id, type: .request, flags: flags) { call.request.encode(into: &$0) }
+        if out.readableBytes - FrameHeader.size > FrameHeader.protocolMaxLength {
+            pending.removeValue(forKey: id)?.timer?.cancel()
+            call.promise.fail(RPCError.resourceExhausted("request of \(out.readableBytes) bytes exceeds ttrpc's 4 MiB frame limit"))
+            return
+        }
+        context.write(wrapOutboundOut(out), promise: nil)
+        scheduleFlush(context)
+    }
+
+    private func scheduleFlush(_ context: ChannelHandlerContext) {
+        if inRead {
+            needsFlush = true
+        } else if !flushScheduled {
+            flushScheduled = true
+            context.eventLoop.assumeIsolated().execute { [self] in
+                flushScheduled = false
+                self.context?.flush()
+            }
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var incoming = unwrapInboundIn(data)
+        if var c = cumulation, c.readableBytes > 0 {
+            cumulation = nil
+            c.writeBuffer(&incoming)
+            incoming = c
+        }
+        inRead = true
+        while let decoded = decoder.next(from: &incoming) {
+            switch decoded {
+            case let .frame(frame):
+                handle(frame)
+            case let .oversized(header):
+                pending.removeValue(forKey: header.streamID).map {
+                    $0.timer?.cancel()
+                    $0.promise.fail(RPCError.resourceExhausted("response of \(header.length) bytes exceeds the client's limit"))
+                }
+            case .notTTRPC:
+                fail(RPCError.unavailable("the server sent something that is not ttrpc"), context: context)
+                context.close(promise: nil)
+                return
+            }
+        }
+        if incoming.readableBytes > 0 { cumulation = incoming }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        inRead = false
+        if needsFlush {
+            needsFlush = false
+            context.flush()
+        }
+        context.fireChannelReadComplete()
+    }
+
+    private func handle(_ frame: Frame) {
+        let id = frame.header.streamID
+        switch frame.header.type {
+        case .response?:
+            guard let p = pending.removeValue(forKey: id) else { return }  // timed out already
+            p.timer?.cancel()
+            do {
+                let response = try TTRPCResponse(protobuf: frame.data, limit: maxMessageSize)
+                if let error = response.status.error {
+                    p.promise.fail(error)
+                } else {
+                    p.promise.succeed(response.payload)
+                }
+            } catch {
+                p.promise.fail(RPCError.internal("response envelope: \(error)"))
+            }
+        case .data?:
+            guard let p = pending[id], case let .serverStreaming(onData) = p.kind else { return }
+            onData(frame.data)
+            if frame.header.flags.contains(.remoteClosed) {
+                pending.removeValue(forKey: id)?.timer?.cancel()
+                p.promise.succeed(ByteBuffer())
+            }
+        default:
+            break
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let done = event as? TLSHandshakeCompleted { handshake.succeed(done) }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        lastError = "\(error)"
+        if let tls = error as? TLSError { handshake.fail(tls) }
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        let reason = lastError.map { "the connection closed: \($0)" } ?? "the connection closed"
+        handshake.fail(TLSError.handshakeFailed(reason))
+        fail(RPCError.unavailable(reason), context: context)
+        context.fireChannelInactive()
+    }
+
+    private func fail(_ error: RPCError, context: ChannelHandlerContext) {
+        closedError = error
+        let calls = pending
+        pending.removeAll()
+        for (_, p) in calls {
+            p.timer?.cancel()
+            p.promise.fail(error)
+        }
+    }
+}

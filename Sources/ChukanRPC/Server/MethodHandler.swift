@@ -1,0 +1,130 @@
+import ChukanCore
+import ChukanProto
+import NIOCore
+
+/// How a method is served. Payloads are raw protobuf bytes here; the typed constructors
+/// below decode and encode with protobuf-c and answer INVALID_ARGUMENT for bad payloads.
+public enum MethodHandler: Sendable {
+    /// Runs on the connection's event loop. Return `.now` for work done inline (no
+    /// allocation, no hop) or `.later` for work finishing on some future.
+    case unary(@Sendable (_ request: ByteBuffer, _ context: ServerCallContext) throws -> UnaryResult)
+    /// Runs as a Swift task, cancelled when the deadline passes or the connection goes.
+    case unaryAsync(@Sendable (_ request: ByteBuffer, _ context: ServerCallContext) async throws -> ByteBuffer)
+    /// Sends any number of data frames, then the final response (its status ends the call).
+    case serverStreaming(@Sendable (_ request: ByteBuffer, _ context: ServerCallContext, _ writer: ServerStreamWriter) async throws -> Void)
+
+    public var isStreaming: Bool {
+        if case .serverStreaming = self { return true }
+        return false
+    }
+}
+
+public enum UnaryResult: Sendable {
+    case now(ByteBuffer)
+    case later(EventLoopFuture<ByteBuffer>)
+}
+
+extension MethodHandler {
+    static func decode<M: ProtoMessage>(_ type: M.Type, _ payload: ByteBuffer) throws -> M {
+        do {
+            return try M(protobuf: payload)
+        } catch let error as ProtoDecodingError {
+            throw RPCError.invalidArgument("request payload: \(error)")
+        }
+    }
+
+    /// A unary method answered inline on the event loop.
+    public static func unary<Request: ProtoMessage, Response: ProtoMessage>(
+        _ request: Request.Type, _ body: @escaping @Sendable (Request, ServerCallContext) throws -> Response
+    ) -> MethodHandler {
+        .unary { payload, context in
+            let response = try body(decode(Request.self, payload), context)
+            var out = context.allocator.buffer(capacity: 64)
+            response.encode(into: &out)
+            return .now(out)
+        }
+    }
+
+    /// A unary method whose answer comes later on a future (e.g. after a group commit).
+    public static func unaryFuture<Request: ProtoMessage, Response: ProtoMessage>(
+        _ request: Request.Type,
+        _ body: @escaping @Sendable (Request, ServerCallContext) throws -> EventLoopFuture<Response>
+    ) -> MethodHandler {
+        .unary { payload, context in
+            let allocator = context.allocator
+            return .later(try body(decode(Request.self, payload), context).map { response in
+                var out = allocator.buffer(capacity: 64)
+                response.encode(into: &out)
+                return out
+            })
+        }
+    }
+
+    /// A unary method run as a Swift task.
+    public static func unaryAsync<Request: ProtoMessage, Response: ProtoMessage>(
+        _ request: Request.Type, _ body: @escaping @Sendable (Request, ServerCallContext) async throws -> Response
+    ) -> MethodHandler {
+        .unaryAsync { payload, context in
+            let response = try await body(decode(Request.self, payload), context)
+            var out = context.allocator.buffer(capacity: 64)
+            response.encode(into: &out)
+            return out
+        }
+    }
+
+    /// A server-streaming method.
+    public static func serverStreaming<Request: ProtoMessage, Response: ProtoMessage>(
+        _ request: Request.Type, _ response: Response.Type,
+        _ body: @escaping @Sendable (Request, ServerCallContext, TypedStreamWriter<Response>) async throws -> Void
+    ) -> MethodHandler {
+        .serverStreaming { payload, context, writer in
+            try await body(decode(Request.self, payload), context, TypedStreamWriter(writer: writer, allocator: context.allocator))
+        }
+    }
+}
+
+/// A service: a name ("chukan.v1.Echo") and its methods by name ("Echo").
+public protocol RPCService: Sendable {
+    var serviceName: String { get }
+    var methods: [String: MethodHandler] { get }
+}
+
+/// Looks up handlers by service and method. Built once, read by every connection.
+public struct RPCRouter: Sendable {
+    private var services: [String: [String: MethodHandler]] = [:]
+
+    public init(_ services: [any RPCService] = []) {
+        for s in services { register(s) }
+    }
+
+    public mutating func register(_ service: any RPCService) {
+        precondition(services[service.serviceName] == nil, "service \(service.serviceName) registered twice")
+        services[service.serviceName] = service.methods
+    }
+
+    /// The same router limited to the named services.
+    public func restricted(to names: Set<String>) -> RPCRouter {
+        var r = RPCRouter()
+        r.services = services.filter { names.contains($0.key) }
+        return r
+    }
+
+    public var serviceNames: [String] { services.keys.sorted() }
+
+    /// The handler, or UNIMPLEMENTED naming what is missing.
+    public func handler(service: String, method: String) -> Result<MethodHandler, RPCError> {
+        guard let methods = services[service] else {
+            return .failure(.unimplemented("unknown service \(Self.printable(service))"))
+        }
+        guard let handler = methods[method] else {
+            return .failure(.unimplemented("unknown method \(Self.printable(method)) of service \(service)"))
+        }
+        return .success(handler)
+    }
+
+    /// Service and method names come from the caller: keep them short and printable in errors.
+    static func printable(_ s: String) -> String {
+        let cut = s.unicodeScalars.prefix(128).map { $0.properties.isWhitespace || $0.value < 0x20 || $0.value == 0x7F ? "?" : Character($0) }
+        return String(cut)
+    }
+}

@@ -1,0 +1,144 @@
+import ChukanTLS
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import Synchronization
+
+/// Limits and addresses of one listener.
+public struct RPCServerConfiguration: Sendable, Hashable {
+    public var host: String = "127.0.0.1"
+    /// 0 picks a free port (tests).
+    public var port: Int = 7443
+    /// Connections beyond this are closed as soon as they are accepted.
+    public var maxConnections: Int = 4096
+    /// Calls in flight on one connection; more are answered RESOURCE_EXHAUSTED.
+    public var maxConcurrentStreams: Int = 1024
+    /// Largest frame data accepted (at most ttrpc's 4 MiB).
+    public var maxMessageSize: Int = 4 << 20
+    /// A connection with no traffic and no calls for this long is closed; nil never.
+    public var idleTimeout: TimeAmount? = .seconds(300)
+    /// How long a graceful shutdown waits for calls in flight before closing.
+    public var drainTimeout: TimeAmount = .seconds(30)
+
+    public init() {}
+}
+
+/// One ttrpc-over-TLS listener: accepts connections, builds their pipelines, tracks
+/// them, and drains them on shutdown. As a `Service` it runs until swift-service-lifecycle
+/// asks for a graceful shutdown (SIGTERM, SIGINT), then drains.
+public final class RPCServer: Service, Sendable {
+    public let configuration: RPCServerConfiguration
+    public let tls: ReloadableTLSContext
+    public let router: RPCRouter
+    public let metrics: ServerMetrics
+    private let group: any EventLoopGroup
+    private let logger: Logger
+    private let state = Mutex(State())
+
+    private struct State {
+        var serverChannel: (any Channel)?
+        var connections: [ObjectIdentifier: any Channel] = [:]
+        var nextConnectionID: UInt64 = 1
+    }
+
+    public init(
+        configuration: RPCServerConfiguration, tls: ReloadableTLSContext, router: RPCRouter,
+        group: any EventLoopGroup, metrics: ServerMetrics = ServerMetrics(), logger: Logger = Logger(label: "chukan.rpc")
+    ) {
+        self.configuration = configuration
+        self.tls = tls
+        self.router = router
+        self.group = group
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    /// The bound address, once started.
+    public var localAddress: SocketAddress? { state.withLock { $0.serverChannel?.localAddress } }
+
+    public var openConnections: Int { state.withLock { $0.connections.count } }
+
+    /// Binds and starts accepting. Returns the bound address.
+    @discardableResult
+    public func start() async throws -> SocketAddress {
+        if let address = localAddress { return address }
+        let limits = TTRPCServerHandler.Limits(
+            maxMessageSize: min(configuration.maxMessageSize, 4 << 20),
+            maxConcurrentStreams: configuration.maxConcurrentStreams)
+        let idleTimeout = configuration.idleTimeout
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.writeBufferWaterMark, value: .init(low: 64 * 1024, high: 512 * 1024))
+            .childChannelInitializer { [self] channel in
+                guard let id = admit(channel) else {
+                    return channel.eventLoop.makeFailedFuture(ChannelError.inappropriateOperationForState)
+                }
+                return channel.eventLoop.makeCompletedFuture {
+                    var connectionLogger = logger
+                    connectionLogger[metadataKey: "conn"] = "\(id)"
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(OpenSSLHandler(context: tls.context))
+                    try sync.addHandler(BackPressureHandler())
+                    if let idleTimeout { try sync.addHandler(IdleStateHandler(allTimeout: idleTimeout)) }
+                    try sync.addHandler(TTRPCServerHandler(router: router, limits: limits, metrics: metrics, logger: connectionLogger))
+                }
+            }
+            .bind(host: configuration.host, port: configuration.port)
+            .get()
+        state.withLock { $0.serverChannel = channel }
+        logger.info("listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
+        return channel.localAddress!
+    }
+
+    /// Registers a new connection, or refuses it when the server is full.
+    private func admit(_ channel: any Channel) -> UInt64? {
+        let id: UInt64? = state.withLock { s in
+            guard s.connections.count < configuration.maxConnections else { return nil }
+            s.connections[ObjectIdentifier(channel)] = channel
+            defer { s.nextConnectionID += 1 }
+            return s.nextConnectionID
+        }
+        guard let id else {
+            metrics.rejectedConnections.increment()
+            logger.warning("connection refused: limit reached", metadata: ["limit": "\(configuration.maxConnections)"])
+            return nil
+        }
+        metrics.acceptedConnections.increment()
+        metrics.openConnections.increment()
+        channel.closeFuture.whenComplete { [self] _ in
+            state.withLock { _ = $0.connections.removeValue(forKey: ObjectIdentifier(channel)) }
+            metrics.openConnections.decrement()
+        }
+        return id
+    }
+
+    /// Runs until a graceful shutdown is requested, then drains.
+    public func run() async throws {
+        try await start()
+        try? await gracefulShutdown()
+        await shutdown()
+    }
+
+    /// Stops accepting, lets calls in flight finish (up to the drain timeout), then closes.
+    public func shutdown() async {
+        let (server, connections) = state.withLock { s in
+            defer { s.serverChannel = nil }
+            return (s.serverChannel, Array(s.connections.values))
+        }
+        try? await server?.close()
+        guard !connections.isEmpty else { return }
+        logger.info("draining", metadata: ["connections": "\(connections.count)"])
+        for c in connections { c.pipeline.fireUserInboundEventTriggered(ServerDrainEvent()) }
+        let loop = group.next()
+        let all = EventLoopFuture.andAllComplete(connections.map(\.closeFuture), on: loop)
+        let timer = loop.scheduleTask(in: configuration.drainTimeout) {
+            for c in connections { c.close(promise: nil) }
+        }
+        try? await all.get()
+        timer.cancel()
+        logger.info("drained")
+    }
+}

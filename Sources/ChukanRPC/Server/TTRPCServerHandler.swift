@@ -1,0 +1,391 @@
+import ChukanCore
+import ChukanProto
+import ChukanTLS
+import ChukanWire
+import Logging
+import NIOCore
+
+/// Serves ttrpc on one connection: splits plaintext into frames, opens a stream per
+/// request, routes it, and writes each response as soon as it is ready (out of order).
+///
+/// Everything here runs on the connection's event loop. Responses finished while a
+/// read is being processed are flushed once at `channelReadComplete`; those finished
+/// later are flushed once per event-loop tick. Bad input is answered on its stream
+/// when the stream id is known, and closes only this connection when it is not.
+final class TTRPCServerHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    struct Limits: Sendable {
+        var maxMessageSize: Int
+        var maxConcurrentStreams: Int
+    }
+
+    private struct ActiveStream {
+        var service: String
+        var method: String
+        var start: NIODeadline
+        var timer: Scheduled<Void>?
+        var task: Task<Void, Never>?
+    }
+
+    private let router: RPCRouter
+    private let limits: Limits
+    private let metrics: ServerMetrics
+    private var logger: Logger
+
+    private var decoder: FrameDecoder
+    private var cumulation: ByteBuffer?
+    private var lastStreamID: UInt32 = 0
+    private var streams: [UInt32: ActiveStream] = [:]
+    private var peer: PeerIdentity?
+    private var remoteAddress: SocketAddress?
+    private var draining = false
+    private var closed = false
+    private var inRead = false
+    private var needsFlush = false
+    private var flushScheduled = false
+    private var writabilityWaiters: [EventLoopPromise<Void>] = []
+    private var context: ChannelHandlerContext?
+
+    init(router: RPCRouter, limits: Limits, metrics: ServerMetrics, logger: Logger) {
+        self.router = router
+        self.limits = limits
+        self.metrics = metrics
+        self.logger = logger
+        self.decoder = FrameDecoder(maxLength: limits.maxMessageSize)
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        remoteAddress = context.channel.remoteAddress
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    // MARK: inbound
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var incoming = unwrapInboundIn(data)
+        guard !closed else { return }
+        metrics.bytesReceived.increment(by: incoming.readableBytes)
+        if var c = cumulation, c.readableBytes > 0 {
+            cumulation = nil  // keep the buffer uniquely referenced while appending
+            c.writeBuffer(&incoming)
+            incoming = c
+        }
+        inRead = true
+        while !closed, let decoded = decoder.next(from: &incoming) {
+            switch decoded {
+            case let .frame(frame):
+                handle(frame, context: context)
+            case let .oversized(header):
+                metrics.protocolErrors.increment()
+                streamError(header.streamID, .resourceExhausted(
+                    "frame data of \(header.length) bytes exceeds the limit of \(limits.maxMessageSize) bytes"),
+                    context: context)
+            case let .notTTRPC(header):
+                metrics.protocolErrors.increment()
+                logger.notice("closing connection: not a ttrpc stream", metadata: ["length": "\(header.length)"])
+                closeConnection(context: context)
+            }
+        }
+        if incoming.readableBytes > 0 {
+            if incoming.readerIndex > 64 * 1024 { incoming.discardReadBytes() }
+            cumulation = incoming
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        inRead = false
+        if needsFlush {
+            needsFlush = false
+            context.flush()
+        }
+        context.fireChannelReadComplete()
+    }
+
+    private func handle(_ frame: Frame, context: ChannelHandlerContext) {
+        let id = frame.header.streamID
+        switch frame.header.type {
+        case .request?:
+            handleRequest(frame, context: context)
+        case .data?:
+            metrics.protocolErrors.increment()
+            if streams[id] != nil {
+                streamError(id, .invalidArgument("stream \(id) does not accept data frames"), context: context)
+            } else {
+                streamError(id, .invalidArgument("data frame on stream \(id), which is not open"), context: context)
+            }
+        case .response?:
+            metrics.protocolErrors.increment()
+            streamError(id, .invalidArgument("clients do not send response frames"), context: context)
+        case nil:
+            metrics.protocolErrors.increment()
+            let hex = String(frame.header.typeByte, radix: 16)
+            streamError(id, .invalidArgument("unknown frame type 0x\(hex.count == 1 ? "0" : "")\(hex)"), context: context)
+        }
+    }
+
+    private func handleRequest(_ frame: Frame, context: ChannelHandlerContext) {
+        let id = frame.header.streamID
+        guard id % 2 == 1 else {
+            metrics.protocolErrors.increment()
+            return streamError(id, .invalidArgument("stream id \(id) is even; clients open odd stream ids"), context: context)
+        }
+        guard id > lastStreamID else {
+            metrics.protocolErrors.increment()
+            return streamError(id, .invalidArgument("stream id \(id) was already used; stream ids must increase"), context: context)
+        }
+        lastStreamID = id
+        let start = NIODeadline.now()
+        let request: TTRPCRequest
+        do {
+            request = try TTRPCRequest(protobuf: frame.data, limit: limits.maxMessageSize)
+        } catch {
+            metrics.protocolErrors.increment()
+            return streamError(id, .invalidArgument("request envelope: \(error)"), context: context)
+        }
+        let service = request.service
+        let method = request.method
+        func refuse(_ error: RPCError) {
+            respond(id, status: RPCStatus(error), payload: nil, service: service, method: method, start: start, context: context)
+        }
+        if draining { return refuse(.unavailable("the server is shutting down")) }
+        if frame.header.flags.contains(.remoteOpen) {
+            return refuse(.invalidArgument("client-streaming requests are not supported"))
+        }
+        guard streams.count < limits.maxConcurrentStreams else {
+            return refuse(.resourceExhausted("too many concurrent streams on this connection (limit \(limits.maxConcurrentStreams))"))
+        }
+        let handler: MethodHandler
+        switch router.handler(service: service, method: method) {
+        case let .success(h): handler = h
+        case let .failure(e):
+            // Metrics label unknown names as such so a caller cannot grow the label space.
+            return respond(id, status: RPCStatus(e), payload: nil, service: "unknown", method: "unknown", start: start, context: context)
+        }
+        guard request.timeoutNanos >= 0 else { return refuse(.invalidArgument("timeout_nano must not be negative")) }
+        let deadline: NIODeadline? = request.timeoutNanos > 0 ? start + .nanoseconds(request.timeoutNanos) : nil
+
+        var callLogger = logger
+        callLogger[metadataKey: "stream"] = "\(id)"
+        callLogger[metadataKey: "rpc"] = "\(service)/\(method)"
+        let callContext = ServerCallContext(
+            service: service, method: method, streamID: id, metadata: request.metadata, deadline: deadline,
+            peer: peer, remoteAddress: remoteAddress, eventLoop: context.eventLoop,
+            allocator: context.channel.allocator, logger: callLogger)
+        let payload = request.payload
+
+        switch handler {
+        case let .unary(body):
+            if let deadline, deadline <= .now() { return refuse(.deadlineExceeded("deadline exceeded before the call started")) }
+            let result: UnaryResult
+            do {
+                result = try body(payload, callContext)
+            } catch {
+                return respond(id, status: status(for: error, logger: callLogger), payload: nil, service: service, method: method, start: start, context: context)
+            }
+            switch result {
+            case let .now(response):
+                respond(id, status: .ok, payload: response, service: service, method: method, start: start, context: context)
+            case let .later(future):
+                open(id, service: service, method: method, start: start, deadline: deadline, context: context)
+                let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+                future.hop(to: context.eventLoop).whenComplete { result in
+                    bound.value.finish(id, result)
+                }
+            }
+        case let .unaryAsync(body):
+            open(id, service: service, method: method, start: start, deadline: deadline, context: context)
+            let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            let loop = context.eventLoop
+            streams[id]?.task = Task {
+                let result: Result<ByteBuffer, Error>
+                do { result = .success(try await body(payload, callContext)) } catch { result = .failure(error) }
+                loop.execute { bound.value.finish(id, result) }
+            }
+        case let .serverStreaming(body):
+            open(id, service: service, method: method, start: start, deadline: deadline, context: context)
+            let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            let loop = context.eventLoop
+            let writer = ServerStreamWriter { data in
+                loop.flatSubmit { bound.value.sendData(id, data, on: loop) }
+            }
+            streams[id]?.task = Task {
+                let result: Result<ByteBuffer, Error>
+                do {
+                    try await body(payload, callContext, writer)
+                    result = .success(ByteBuffer())
+                } catch { result = .failure(error) }
+                loop.execute { bound.value.finish(id, result) }
+            }
+        }
+    }
+
+    // MARK: streams
+
+    private func open(_ id: UInt32, service: String, method: String, start: NIODeadline, deadline: NIODeadline?, context: ChannelHandlerContext) {
+        var stream = ActiveStream(service: service, method: method, start: start)
+        if let deadline {
+            stream.timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
+                deadlineExpired(id)
+            }
+        }
+        streams[id] = stream
+    }
+
+    private func finish(_ id: UInt32, _ result: Result<ByteBuffer, Error>) {
+        // Gone already: the deadline passed, the stream was reset, or the connection closed.
+        guard let context, let stream = streams.removeValue(forKey: id) else { return }
+        stream.timer?.cancel()
+        switch result {
+        case let .success(payload):
+            respond(id, status: .ok, payload: payload, service: stream.service, method: stream.method, start: stream.start, context: context)
+        case let .failure(error):
+            var callLogger = logger
+            callLogger[metadataKey: "rpc"] = "\(stream.service)/\(stream.method)"
+            respond(id, status: status(for: error, logger: callLogger), payload: nil, service: stream.service, method: stream.method, start: stream.start, context: context)
+        }
+    }
+
+    private func deadlineExpired(_ id: UInt32) {
+        guard let context, let stream = streams.removeValue(forKey: id) else { return }
+        stream.task?.cancel()
+        let ms = (NIODeadline.now() - stream.start).nanoseconds / 1_000_000
+        respond(id, status: RPCStatus(.deadlineExceeded("deadline exceeded after \(ms) ms")), payload: nil,
+                service: stream.service, method: stream.method, start: stream.start, context: context)
+    }
+
+    /// Writes one data frame of a server-streaming call; the future completes when the
+    /// connection can take more.
+    private func sendData(_ id: UInt32, _ payload: ByteBuffer, on loop: any EventLoop) -> EventLoopFuture<Void> {
+        guard let context, !closed, streams[id] != nil else {
+            return loop.makeFailedFuture(RPCError(.cancelled, "the call was cancelled"))
+        }
+        var out = context.channel.allocator.buffer(capacity: payload.readableBytes + FrameHeader.size)
+        out.writeFrame(Frame(streamID: id, type: .data, data: payload))
+        metrics.bytesSent.increment(by: out.readableBytes)
+        context.write(wrapOutboundOut(out), promise: nil)
+        scheduleFlush(context: context)
+        if context.channel.isWritable { return context.eventLoop.makeSucceededVoidFuture() }
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        writabilityWaiters.append(promise)
+        return promise.futureResult
+    }
+
+    /// Answers `id` with an error, dropping any work still running for it.
+    private func streamError(_ id: UInt32, _ error: RPCError, context: ChannelHandlerContext) {
+        var service = "unknown", method = "unknown", start = NIODeadline.now()
+        if let stream = streams.removeValue(forKey: id) {
+            stream.timer?.cancel()
+            stream.task?.cancel()
+            (service, method, start) = (stream.service, stream.method, stream.start)
+        }
+        logger.info("refused frame", metadata: ["stream": "\(id)", "code": "\(error.code.name)", "reason": "\(error.message)"])
+        respond(id, status: RPCStatus(error), payload: nil, service: service, method: method, start: start, context: context)
+    }
+
+    private func respond(_ id: UInt32, status: RPCStatus, payload: ByteBuffer?, service: String, method: String, start: NIODeadline, context: ChannelHandlerContext) {
+        guard !closed else { return }
+        let body = payload ?? ByteBuffer()
+        var out = context.channel.allocator.buffer(capacity: body.readableBytes + 32 + status.message.utf8.count)
+        out.writeFrame(streamID: id, type: .response) { buffer in
+            TTRPCResponse.encode(status: status, payload: body, into: &buffer)
+        }
+        metrics.bytesSent.increment(by: out.readableBytes)
+        metrics.record(service: service, method: method, code: status.code, since: start)
+        context.write(wrapOutboundOut(out), promise: nil)
+        scheduleFlush(context: context)
+        if draining && streams.isEmpty { closeConnection(context: context) }
+    }
+
+    private func status(for error: Error, logger: Logger) -> RPCStatus {
+        switch error {
+        case let e as RPCError:
+            return RPCStatus(e)
+        case is CancellationError:
+            return RPCStatus(code: .cancelled, message: "the call was cancelled")
+        default:
+            // The error's text may quote data; log its type only.
+            logger.error("handler failed", metadata: ["error_type": "\(type(of: error))"])
+            return RPCStatus(code: .internal, message: "internal error")
+        }
+    }
+
+    private func scheduleFlush(context: ChannelHandlerContext) {
+        if inRead {
+            needsFlush = true
+        } else if !flushScheduled {
+            flushScheduled = true
+            context.eventLoop.assumeIsolated().execute { [self] in
+                flushScheduled = false
+                self.context?.flush()
+            }
+        }
+    }
+
+    // MARK: connection events
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            let waiters = writabilityWaiters
+            writabilityWaiters = []
+            waiters.forEach { $0.succeed() }
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        switch event {
+        case let handshake as TLSHandshakeCompleted:
+            peer = handshake.peer
+            if let cn = handshake.peer?.commonName { logger[metadataKey: "peer"] = "\(cn)" }
+            logger.debug("connection ready", metadata: ["tls": "\(handshake.protocolVersion)"])
+        case is IdleStateHandler.IdleStateEvent:
+            if streams.isEmpty {
+                logger.debug("closing idle connection")
+                closeConnection(context: context)
+            }
+        case is ServerDrainEvent:
+            draining = true
+            if streams.isEmpty { closeConnection(context: context) }
+        default:
+            break
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if let tls = error as? TLSError {
+            if case .handshakeFailed = tls { metrics.handshakeFailures.increment() }
+            if case .handshakeTimeout = tls { metrics.handshakeFailures.increment() }
+            logger.info("TLS connection failed", metadata: ["error": "\(tls)"])
+        } else {
+            logger.info("connection error", metadata: ["error_type": "\(type(of: error))"])
+        }
+        closeConnection(context: context)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        closed = true
+        for (_, stream) in streams {
+            stream.timer?.cancel()
+            stream.task?.cancel()
+        }
+        streams.removeAll()
+        let waiters = writabilityWaiters
+        writabilityWaiters = []
+        waiters.forEach { $0.fail(RPCError(.cancelled, "the connection closed")) }
+        context.fireChannelInactive()
+    }
+
+    private func closeConnection(context: ChannelHandlerContext) {
+        guard !closed else { return }
+        closed = true
+        context.flush()
+        context.close(promise: nil)
+    }
+}

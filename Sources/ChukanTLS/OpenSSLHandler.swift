@@ -1,0 +1,312 @@
+import COpenSSL
+import NIOCore
+
+/// TLS through OpenSSL 3, as a NIO channel handler.
+///
+/// OpenSSL never touches the socket: ciphertext from the network is written into a
+/// memory BIO (`rbio`), `SSL_read` turns it into plaintext for the handlers after us, and
+/// plaintext written to us is passed to `SSL_write`, whose records we drain from the
+/// other memory BIO (`wbio`) and write to the channel. Plaintext writes are gathered
+/// until `flush`, so many small responses go out as few records and one socket write.
+public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    public typealias InboundIn = ByteBuffer
+    public typealias InboundOut = ByteBuffer
+    public typealias OutboundIn = ByteBuffer
+    public typealias OutboundOut = ByteBuffer
+
+    private enum State {
+        case idle
+        case handshaking
+        case active
+        /// We sent close_notify (or are about to); inbound plaintext is dropped.
+        case closing
+        case closed
+    }
+
+    /// Largest plaintext handed to one `SSL_write`: one full TLS record.
+    private static let recordSize = 16 * 1024
+    /// Plaintext read per `SSL_read_ex` batch before it is passed on.
+    private static let readChunk = 64 * 1024
+
+    private let context: TLSContext
+    private let ssl: OpaquePointer
+    private let rbio: OpaquePointer
+    private let wbio: OpaquePointer
+    private var state: State = .idle
+    private var handshakeTimer: Scheduled<Void>?
+
+    /// Plaintext written but not yet encrypted, and the promises waiting on it.
+    private var pendingPlaintext: ByteBuffer?
+    private var pendingPromises: [EventLoopPromise<Void>] = []
+    private var flushPending = false
+
+    /// The verified peer, once the handshake is done.
+    public private(set) var peer: PeerIdentity?
+
+    public init(context: TLSContext) throws {
+        self.context = context
+        self.ssl = try context.makeConnection()
+        self.rbio = SSL_get_rbio(ssl)
+        self.wbio = SSL_get_wbio(ssl)
+    }
+
+    deinit { SSL_free(ssl) }
+
+    // MARK: lifecycle
+
+    public func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { startHandshake(context: context) }
+    }
+
+    public func channelActive(context: ChannelHandlerContext) {
+        startHandshake(context: context)
+        context.fireChannelActive()
+    }
+
+    public func channelInactive(context: ChannelHandlerContext) {
+        handshakeTimer?.cancel()
+        let wasHandshaking = state == .handshaking
+        state = .closed
+        failPending(ChannelError.ioOnClosedChannel)
+        if wasHandshaking { context.fireErrorCaught(TLSError.handshakeFailed("the peer closed the connection")) }
+        context.fireChannelInactive()
+    }
+
+    public func handlerRemoved(context: ChannelHandlerContext) {
+        handshakeTimer?.cancel()
+        failPending(ChannelError.ioOnClosedChannel)
+    }
+
+    private func startHandshake(context: ChannelHandlerContext) {
+        guard state == .idle else { return }
+        state = .handshaking
+        let timeout = self.context.configuration.handshakeTimeout
+        handshakeTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [self] in
+            guard state == .handshaking else { return }
+            fail(context: context, TLSError.handshakeTimeout)
+        }
+        doHandshake(context: context)
+    }
+
+    // MARK: inbound
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let ciphertext = unwrapInboundIn(data)
+        guard state != .closed else { return }
+        ciphertext.withUnsafeReadableBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                // Memory BIOs grow as needed; a write only fails on allocation failure.
+                let n = BIO_write(rbio, raw.baseAddress! + offset, Int32(min(raw.count - offset, Int(Int32.max))))
+                if n <= 0 { break }
+                offset += Int(n)
+            }
+        }
+        switch state {
+        case .handshaking: doHandshake(context: context)
+        case .active, .closing: readPlaintext(context: context)
+        case .idle, .closed: break
+        }
+    }
+
+    private func doHandshake(context: ChannelHandlerContext) {
+        ERR_clear_error()
+        let rc = SSL_do_handshake(ssl)
+        if rc == 1 {
+            handshakeTimer?.cancel()
+            handshakeTimer = nil
+            state = .active
+            if let cert = SSL_get0_peer_certificate(ssl) { peer = PeerIdentity(certificate: cert) }
+            writeNetwork(context: context, promise: nil)
+            var alpn: String?
+            var alpnData: UnsafePointer<UInt8>?
+            var alpnLength: UInt32 = 0
+            SSL_get0_alpn_selected(ssl, &alpnData, &alpnLength)
+            if let alpnData, alpnLength > 0 {
+                alpn = String(decoding: UnsafeBufferPointer(start: alpnData, count: Int(alpnLength)), as: UTF8.self)
+            }
+            let version = String(cString: SSL_get_version(ssl))
+            context.fireUserInboundEventTriggered(
+                TLSHandshakeCompleted(peer: peer, protocolVersion: version, applicationProtocol: alpn))
+            // Writes queued during the handshake, and any application data that came with it.
+            if flushPending { encryptAndFlush(context: context) }
+            readPlaintext(context: context)
+            return
+        }
+        switch SSL_get_error(ssl, rc) {
+        case SSL_ERROR_WANT_READ, SSL_ERROR_WANT_WRITE:
+            writeNetwork(context: context, promise: nil)
+        default:
+            var reason = openSSLErrors(fallback: "the handshake was aborted")
+            let verify = SSL_get_verify_result(ssl)
+            if verify != X509_V_OK {
+                reason += " (\(String(cString: X509_verify_cert_error_string(verify))))"
+            }
+            // Send the alert OpenSSL queued, so the peer learns why.
+            writeNetwork(context: context, promise: nil)
+            fail(context: context, TLSError.handshakeFailed(reason))
+        }
+    }
+
+    private func readPlaintext(context: ChannelHandlerContext) {
+        var sawData = false
+        while state == .active || state == .closing {
+            var buffer = context.channel.allocator.buffer(capacity: Self.readChunk)
+            var result: Int32 = 1
+            var got = 0
+            while buffer.writableBytes > 0 {
+                ERR_clear_error()
+                var n = 0
+                result = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: 0) { raw in
+                    let r = SSL_read_ex(ssl, raw.baseAddress, raw.count, &n)
+                    return r == 1 ? n : 0
+                } > 0 ? 1 : 0
+                if result != 1 { break }
+                got += n
+            }
+            if got > 0 && state == .active {
+                sawData = true
+                context.fireChannelRead(wrapInboundOut(buffer))
+            }
+            if result == 1 { continue }  // buffer filled up: read on
+            switch SSL_get_error(ssl, 0) {
+            case SSL_ERROR_WANT_READ, SSL_ERROR_WANT_WRITE:
+                break
+            case SSL_ERROR_ZERO_RETURN:
+                // The peer's close_notify: answer with ours and close.
+                peerClosed(context: context)
+            default:
+                fail(context: context, TLSError.protocolError(openSSLErrors(fallback: "a record did not decrypt")))
+            }
+            break
+        }
+        // Post-handshake messages (key updates) may have produced records to send.
+        if chukan_BIO_pending(wbio) > 0 { writeNetwork(context: context, promise: nil) }
+        _ = sawData
+    }
+
+    public func channelReadComplete(context: ChannelHandlerContext) {
+        context.fireChannelReadComplete()
+    }
+
+    // MARK: outbound
+
+    public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        switch state {
+        case .closing, .closed:
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        case .idle, .handshaking, .active:
+            break
+        }
+        let plaintext = unwrapOutboundIn(data)
+        if pendingPlaintext == nil {
+            pendingPlaintext = plaintext
+        } else {
+            pendingPlaintext!.writeImmutableBuffer(plaintext)
+        }
+        if let promise { pendingPromises.append(promise) }
+    }
+
+    public func flush(context: ChannelHandlerContext) {
+        flushPending = true
+        if state == .active { encryptAndFlush(context: context) }
+    }
+
+    private func encryptAndFlush(context: ChannelHandlerContext) {
+        flushPending = false
+        guard var plaintext = pendingPlaintext else { return }
+        pendingPlaintext = nil
+        let promises = pendingPromises
+        pendingPromises = []
+        while plaintext.readableBytes > 0 {
+            ERR_clear_error()
+            let chunk = min(plaintext.readableBytes, Self.recordSize)
+            var written = 0
+            let rc = plaintext.withUnsafeReadableBytes { raw in SSL_write_ex(ssl, raw.baseAddress, chunk, &written) }
+            guard rc == 1 else {
+                let error = TLSError.protocolError(openSSLErrors(fallback: "SSL_write failed"))
+                promises.forEach { $0.fail(error) }
+                fail(context: context, error)
+                return
+            }
+            plaintext.moveReaderIndex(forwardBy: written)
+        }
+        var promise: EventLoopPromise<Void>?
+        if promises.count == 1 {
+            promise = promises[0]
+        } else if promises.count > 1 {
+            let p = context.eventLoop.makePromise(of: Void.self)
+            p.futureResult.whenComplete { result in promises.forEach { $0.completeWith(result) } }
+            promise = p
+        }
+        writeNetwork(context: context, promise: promise)
+    }
+
+    /// Moves every record OpenSSL produced into one buffer and onto the wire.
+    private func writeNetwork(context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
+        let pending = chukan_BIO_pending(wbio)
+        guard pending > 0 else {
+            promise?.succeed()
+            return
+        }
+        var out = context.channel.allocator.buffer(capacity: pending)
+        out.writeWithUnsafeMutableBytes(minimumWritableBytes: pending) { raw in
+            Int(max(0, BIO_read(wbio, raw.baseAddress, Int32(pending))))
+        }
+        context.writeAndFlush(wrapOutboundOut(out), promise: promise)
+    }
+
+    public func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        guard mode == .all else {
+            context.close(mode: mode, promise: promise)
+            return
+        }
+        switch state {
+        case .active:
+            // Whatever was written goes out first, then our close_notify.
+            encryptAndFlush(context: context)
+            state = .closing
+            ERR_clear_error()
+            _ = SSL_shutdown(ssl)
+            writeNetwork(context: context, promise: nil)
+            context.close(promise: promise)
+        case .idle, .handshaking, .closing:
+            state = .closing
+            context.close(promise: promise)
+        case .closed:
+            context.close(promise: promise)
+        }
+    }
+
+    private func peerClosed(context: ChannelHandlerContext) {
+        guard state == .active || state == .closing else { return }
+        if state == .active {
+            encryptAndFlush(context: context)
+            ERR_clear_error()
+            _ = SSL_shutdown(ssl)
+            writeNetwork(context: context, promise: nil)
+        }
+        state = .closing
+        context.close(promise: nil)
+    }
+
+    private func fail(context: ChannelHandlerContext, _ error: TLSError) {
+        guard state != .closed else { return }
+        handshakeTimer?.cancel()
+        state = .closing
+        failPending(error)
+        context.fireErrorCaught(error)
+        context.close(promise: nil)
+    }
+
+    private func failPending(_ error: Error) {
+        pendingPlaintext = nil
+        let promises = pendingPromises
+        pendingPromises = []
+        promises.forEach { $0.fail(error) }
+    }
+}
+
+@available(*, unavailable)
+extension OpenSSLHandler: Sendable {}
