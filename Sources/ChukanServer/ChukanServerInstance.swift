@@ -1,0 +1,114 @@
+import ChukanRPC
+import ChukanService
+import ChukanTLS
+import Logging
+import NIOCore
+import NIOPosix
+import Prometheus
+import ServiceLifecycle
+import UnixSignals
+
+/// A running Chukan server: the mutual-TLS listener, the optional health-only listener
+/// and the metrics endpoint, built from one `ServerConfig`.
+public final class ChukanServerInstance: Sendable {
+    public let rpc: RPCServer
+    public let healthOnly: RPCServer?
+    public let metricsEndpoint: MetricsEndpoint?
+    public let health: HealthService
+    private let logger: Logger
+
+    private init(rpc: RPCServer, healthOnly: RPCServer?, metricsEndpoint: MetricsEndpoint?, health: HealthService, logger: Logger) {
+        self.rpc = rpc
+        self.healthOnly = healthOnly
+        self.metricsEndpoint = metricsEndpoint
+        self.health = health
+        self.logger = logger
+    }
+
+    /// The services every mutual-TLS listener serves.
+    public static func makeRouter(health: HealthService) -> RPCRouter {
+        RPCRouter([health, EchoService()])
+    }
+
+    /// Validates the configuration, loads certificates and binds every listener.
+    public static func start(
+        config: ServerConfig, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        registry: PrometheusCollectorRegistry? = nil, metrics: ServerMetrics = ServerMetrics(),
+        logger: Logger = Logger(label: "chukan")
+    ) async throws -> ChukanServerInstance {
+        let rpcConfiguration = try config.rpcConfiguration()
+        let tls = try ReloadableTLSContext(config.tlsConfiguration(requireClientCertificate: true))
+        let health = HealthService()
+        let router = makeRouter(health: health)
+        let rpc = RPCServer(configuration: rpcConfiguration, tls: tls, router: router, group: group, metrics: metrics, logger: logger)
+        var healthOnly: RPCServer?
+        if let endpoint = config.healthListen {
+            var c = rpcConfiguration
+            c.host = endpoint.host ?? rpcConfiguration.host
+            c.port = endpoint.port ?? 7444
+            let healthTLS = try ReloadableTLSContext(config.tlsConfiguration(requireClientCertificate: false))
+            var healthLogger = logger
+            healthLogger[metadataKey: "listener"] = "health"
+            healthOnly = RPCServer(
+                configuration: c, tls: healthTLS, router: router.restricted(to: [HealthService.name]),
+                group: group, metrics: metrics, logger: healthLogger)
+        }
+        try await rpc.start()
+        do {
+            try await healthOnly?.start()
+        } catch {
+            await rpc.shutdown()
+            throw error
+        }
+        var metricsEndpoint: MetricsEndpoint?
+        if let registry, let m = config.metricsListen, m.port != 0 {
+            metricsEndpoint = try await MetricsEndpoint.start(host: m.host ?? "127.0.0.1", port: m.port ?? 9464, registry: registry, group: group)
+            logger.info("metrics endpoint", metadata: ["address": "\(metricsEndpoint!.localAddress.map { "\($0)" } ?? "?")"])
+        }
+        return ChukanServerInstance(rpc: rpc, healthOnly: healthOnly, metricsEndpoint: metricsEndpoint, health: health, logger: logger)
+    }
+
+    /// Re-reads certificates, keys, CA bundle and CRL. On any error the old files stay
+    /// in use and the error is returned; open connections are never dropped.
+    @discardableResult
+    public func reloadTLS() -> Error? {
+        do {
+            try rpc.tls.reload()
+            try healthOnly?.tls.reload()
+            logger.notice("TLS material reloaded")
+            return nil
+        } catch {
+            logger.error("TLS reload failed; keeping the previous certificates", metadata: ["error": "\(error)"])
+            return error
+        }
+    }
+
+    /// Reports NOT_SERVING, drains both listeners, closes the metrics endpoint.
+    public func shutdown() async {
+        health.setServing(false)
+        async let a: Void = rpc.shutdown()
+        async let b: Void = healthOnly?.shutdown() ?? ()
+        _ = await (a, b)
+        await metricsEndpoint?.close()
+    }
+}
+
+/// `chukan serve` as a swift-service-lifecycle service: runs until SIGTERM or SIGINT
+/// (then drains), and reloads TLS material on SIGHUP.
+public struct ChukanServerService: Service {
+    let instance: ChukanServerInstance
+
+    public init(instance: ChukanServerInstance) { self.instance = instance }
+
+    public func run() async throws {
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await _ in hangups.cancelOnGracefulShutdown() { instance.reloadTLS() }
+            }
+            try? await gracefulShutdown()
+            group.cancelAll()
+        }
+        await instance.shutdown()
+    }
+}

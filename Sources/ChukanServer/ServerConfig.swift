@@ -1,0 +1,143 @@
+import ChukanRPC
+import ChukanTLS
+import Foundation
+import NIOCore
+import Yams
+
+/// `chukan serve`'s configuration file (YAML), documented in docs/OPERATIONS.md.
+/// Every field is optional; flags override the file; the defaults are safe.
+public struct ServerConfig: Codable, Sendable, Equatable {
+    public struct Endpoint: Codable, Sendable, Equatable {
+        public var host: String?
+        public var port: Int?
+        public init(host: String? = nil, port: Int? = nil) {
+            self.host = host
+            self.port = port
+        }
+    }
+
+    public struct TLS: Codable, Sendable, Equatable {
+        /// Server certificate chain, PEM, leaf first.
+        public var certificate: String?
+        public var key: String?
+        /// CA bundle client certificates must chain to.
+        public var clientCA: String?
+        /// Revoked client certificates (PEM CRL).
+        public var crl: String?
+        /// "1.3" (default) or "1.2" (explicit opt-in: ECDHE + AEAD suites only).
+        public var minVersion: String?
+        public var handshakeTimeoutSeconds: Double?
+
+        enum CodingKeys: String, CodingKey {
+            case certificate, key, crl
+            case clientCA = "client_ca"
+            case minVersion = "min_version"
+            case handshakeTimeoutSeconds = "handshake_timeout_seconds"
+        }
+        public init() {}
+    }
+
+    public struct Limits: Codable, Sendable, Equatable {
+        public var maxConnections: Int?
+        public var maxConcurrentStreams: Int?
+        public var maxMessageBytes: Int?
+        public var idleTimeoutSeconds: Double?
+        public var drainTimeoutSeconds: Double?
+
+        enum CodingKeys: String, CodingKey {
+            case maxConnections = "max_connections"
+            case maxConcurrentStreams = "max_concurrent_streams"
+            case maxMessageBytes = "max_message_bytes"
+            case idleTimeoutSeconds = "idle_timeout_seconds"
+            case drainTimeoutSeconds = "drain_timeout_seconds"
+        }
+        public init() {}
+    }
+
+    /// The mutual-TLS listener for every service.
+    public var listen: Endpoint?
+    /// An optional listener without client certificates that serves chukan.v1.Health only.
+    public var healthListen: Endpoint?
+    /// Prometheus text endpoint (GET /metrics); loopback by default.
+    public var metricsListen: Endpoint?
+    public var tls: TLS?
+    public var limits: Limits?
+    /// trace, debug, info, notice, warning, error, critical.
+    public var logLevel: String?
+
+    enum CodingKeys: String, CodingKey {
+        case listen, tls, limits
+        case healthListen = "health_listen"
+        case metricsListen = "metrics_listen"
+        case logLevel = "log_level"
+    }
+
+    public init() {}
+
+    /// Reads a YAML file; errors name the file and the key, never a value.
+    public static func load(path: String) throws -> ServerConfig {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigError("configuration file \(path) is missing or unreadable")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw ConfigError("configuration file \(path) is not UTF-8")
+        }
+        do {
+            return try YAMLDecoder().decode(ServerConfig.self, from: text)
+        } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {
+            throw ConfigError("configuration file \(path): wrong type at \(context.codingPath.map(\.stringValue).joined(separator: "."))")
+        } catch let DecodingError.dataCorrupted(context) {
+            throw ConfigError("configuration file \(path): invalid value at \(context.codingPath.map(\.stringValue).joined(separator: "."))")
+        } catch {
+            throw ConfigError("configuration file \(path) is not valid YAML")
+        }
+    }
+
+    /// The listener settings this configuration describes.
+    public func rpcConfiguration() throws -> RPCServerConfiguration {
+        var c = RPCServerConfiguration()
+        if let h = listen?.host { c.host = h }
+        if let p = listen?.port { c.port = p }
+        if let l = limits {
+            if let v = l.maxConnections { c.maxConnections = try positive(v, "limits.max_connections") }
+            if let v = l.maxConcurrentStreams { c.maxConcurrentStreams = try positive(v, "limits.max_concurrent_streams") }
+            if let v = l.maxMessageBytes {
+                guard v > 0 && v <= 4 << 20 else { throw ConfigError("limits.max_message_bytes must be between 1 and 4194304") }
+                c.maxMessageSize = v
+            }
+            if let v = l.idleTimeoutSeconds { c.idleTimeout = v > 0 ? .nanoseconds(Int64(v * 1e9)) : nil }
+            if let v = l.drainTimeoutSeconds { c.drainTimeout = .nanoseconds(Int64(max(0, v) * 1e9)) }
+        }
+        return c
+    }
+
+    /// The mutual-TLS server configuration.
+    public func tlsConfiguration(requireClientCertificate: Bool = true) throws -> TLSConfiguration {
+        guard let t = tls, let cert = t.certificate, let key = t.key else {
+            throw ConfigError("tls.certificate and tls.key are required (see `chukanctl certs init`)")
+        }
+        if requireClientCertificate && t.clientCA == nil {
+            throw ConfigError("tls.client_ca is required: client certificates are verified against it")
+        }
+        let minVersion: TLSConfiguration.MinimumVersion
+        switch t.minVersion ?? "1.3" {
+        case "1.3": minVersion = .tls13
+        case "1.2": minVersion = .tls12
+        default: throw ConfigError("tls.min_version must be \"1.3\" or \"1.2\"")
+        }
+        return .server(
+            certificateChainPath: cert, privateKeyPath: key, trustRootsPath: t.clientCA,
+            crlPath: requireClientCertificate ? t.crl : nil, requireClientCertificate: requireClientCertificate,
+            minimumVersion: minVersion, handshakeTimeout: .nanoseconds(Int64((t.handshakeTimeoutSeconds ?? 10) * 1e9)))
+    }
+
+    private func positive(_ v: Int, _ key: String) throws -> Int {
+        guard v > 0 else { throw ConfigError("\(key) must be positive") }
+        return v
+    }
+}
+
+public struct ConfigError: Error, CustomStringConvertible, Equatable {
+    public var description: String
+    public init(_ d: String) { description = d }
+}

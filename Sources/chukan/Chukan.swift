@@ -1,0 +1,107 @@
+import ArgumentParser
+import ChukanServer
+import Logging
+import Metrics
+import NIOPosix
+import Prometheus
+import ServiceLifecycle
+
+@main
+struct Chukan: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "chukan",
+        abstract: "Chukan (中間): an intermediate server for My Number information linkage.",
+        subcommands: [Serve.self],
+        defaultSubcommand: Serve.self)
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve ttrpc over mutual TLS until SIGTERM or SIGINT (SIGHUP reloads certificates).",
+        discussion: """
+        Settings come from --config (YAML, see docs/OPERATIONS.md); flags override the file.
+        Development certificates: `chukanctl certs init certs`, then
+          chukan serve --cert certs/server.crt --key certs/server.key --client-ca certs/ca.crt
+        """)
+
+    @Option(help: "Configuration file (YAML).") var config: String?
+    @Option(help: "Address to listen on (default 127.0.0.1).") var host: String?
+    @Option(help: "Port for the mutual-TLS listener (default 7443).") var port: Int?
+    @Option(help: "Server certificate chain (PEM).") var cert: String?
+    @Option(help: "Server private key (PEM).") var key: String?
+    @Option(name: .customLong("client-ca"), help: "CA bundle that client certificates must chain to (PEM).") var clientCA: String?
+    @Option(help: "Revoked client certificates (PEM CRL).") var crl: String?
+    @Flag(help: "Also accept TLS 1.2 (ECDHE + AEAD suites only). Default: TLS 1.3 only.") var tls12 = false
+    @Option(name: .customLong("health-port"), help: "Also listen here without client certificates, serving chukan.v1.Health only.") var healthPort: Int?
+    @Option(name: .customLong("metrics-port"), help: "Prometheus endpoint port on 127.0.0.1 (default 9464; 0 disables).") var metricsPort: Int?
+    @Option(name: .customLong("max-connections"), help: "Connections accepted at once (default 4096).") var maxConnections: Int?
+    @Option(name: .customLong("max-streams"), help: "Calls in flight per connection (default 1024).") var maxStreams: Int?
+    @Option(name: .customLong("max-message-bytes"), help: "Largest frame accepted, at most 4194304 (default).") var maxMessageBytes: Int?
+    @Option(name: .customLong("idle-timeout"), help: "Seconds before an idle connection is closed (default 300; 0 never).") var idleTimeout: Double?
+    @Option(name: .customLong("drain-timeout"), help: "Seconds a shutdown waits for calls in flight (default 30).") var drainTimeout: Double?
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (default info).") var logLevel: String?
+
+    func merged() throws -> ServerConfig {
+        var c = try config.map(ServerConfig.load(path:)) ?? ServerConfig()
+        var listen = c.listen ?? .init()
+        if let host { listen.host = host }
+        if let port { listen.port = port }
+        c.listen = listen
+        var tls = c.tls ?? .init()
+        if let cert { tls.certificate = cert }
+        if let key { tls.key = key }
+        if let clientCA { tls.clientCA = clientCA }
+        if let crl { tls.crl = crl }
+        if tls12 { tls.minVersion = "1.2" }
+        c.tls = tls
+        if let healthPort { c.healthListen = .init(host: c.healthListen?.host ?? listen.host, port: healthPort) }
+        if let metricsPort { c.metricsListen = .init(host: c.metricsListen?.host, port: metricsPort) }
+        if c.metricsListen == nil { c.metricsListen = .init(host: "127.0.0.1", port: 9464) }
+        var limits = c.limits ?? .init()
+        if let maxConnections { limits.maxConnections = maxConnections }
+        if let maxStreams { limits.maxConcurrentStreams = maxStreams }
+        if let maxMessageBytes { limits.maxMessageBytes = maxMessageBytes }
+        if let idleTimeout { limits.idleTimeoutSeconds = idleTimeout }
+        if let drainTimeout { limits.drainTimeoutSeconds = drainTimeout }
+        c.limits = limits
+        if let logLevel { c.logLevel = logLevel }
+        return c
+    }
+
+    func run() async throws {
+        let config: ServerConfig
+        do {
+            config = try merged()
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        guard let level = Logger.Level(rawValue: config.logLevel ?? "info") else {
+            throw ValidationError("log level must be one of trace, debug, info, notice, warning, error, critical")
+        }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let logger = Logger(label: "chukan")
+
+        let instance: ChukanServerInstance
+        do {
+            instance = try await ChukanServerInstance.start(config: config, registry: registry, logger: logger)
+        } catch {
+            logger.critical("cannot start", metadata: ["error": "\(error)"])
+            throw ExitCode(1)
+        }
+        print("chukan: listening on \(instance.rpc.localAddress.map { "\($0)" } ?? "?") (mutual TLS)")
+        if let h = instance.healthOnly?.localAddress { print("chukan: health-only listener on \(h)") }
+        if let m = instance.metricsEndpoint?.localAddress { print("chukan: metrics on http://\(m)/metrics") }
+        let group = ServiceGroup(
+            services: [ChukanServerService(instance: instance)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger)
+        try await group.run()
+        print("chukan: stopped")
+    }
+}

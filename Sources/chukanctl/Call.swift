@@ -1,0 +1,91 @@
+import ArgumentParser
+import ChukanCore
+import ChukanProto
+import ChukanRPC
+import ChukanTLS
+import Foundation
+import NIOCore
+
+/// How client commands reach the server.
+struct ConnectionOptions: ParsableArguments {
+    @Option(help: "Server address, HOST:PORT.") var server = "127.0.0.1:7443"
+    @Option(help: "CA bundle the server's certificate must chain to.") var ca = "certs/ca.crt"
+    @Option(help: "Client certificate (PEM).") var cert = "certs/admin.crt"
+    @Option(help: "Client private key (PEM).") var key = "certs/admin.key"
+    @Option(name: .customLong("server-name"), help: "Name to verify in the server certificate (default: the host).") var serverName: String?
+    @Option(help: "Seconds to wait for an answer.") var timeout: Double = 10
+
+    func connect() async throws -> RPCClient {
+        guard let colon = server.lastIndex(of: ":"), let port = Int(server[server.index(after: colon)...]) else {
+            throw ValidationError("--server must be HOST:PORT")
+        }
+        var host = String(server[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        let tls = try TLSContext(.client(
+            trustRootsPath: ca, serverHostname: serverName ?? host, certificateChainPath: cert, privateKeyPath: key))
+        return try await RPCClient.connect(host: host, port: port, tls: tls)
+    }
+
+    var duration: Duration { .nanoseconds(Int64(timeout * 1e9)) }
+}
+
+struct Call: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Call the server's RPCs.",
+        subcommands: [Health.self, Echo.self])
+
+    struct Health: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "chukan.v1.Health/Check: is the server serving?")
+        @OptionGroup var connection: ConnectionOptions
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            let client = try await connection.connect()
+            defer { Task { await client.close() } }
+            let response = try await runCall {
+                try await client.unary(service: "chukan.v1.Health", method: "Check", request: HealthCheckRequest(),
+                                       as: HealthCheckResponse.self, timeout: connection.duration)
+            }
+            let status = switch response.status {
+            case .serving: "SERVING"
+            case .notServing: "NOT_SERVING"
+            case .unknown: "UNKNOWN"
+            }
+            print(json ? #"{"status":"\#(status)"}"# : status)
+            if response.status != .serving { throw ExitCode(2) }
+        }
+    }
+
+    struct Echo: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "chukan.v1.Echo/Echo: send bytes, get them back.")
+        @OptionGroup var connection: ConnectionOptions
+        @Argument(help: "Text to send.") var text: String
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            let client = try await connection.connect()
+            defer { Task { await client.close() } }
+            let response = try await runCall {
+                try await client.unary(service: "chukan.v1.Echo", method: "Echo", request: EchoMessage(bytes: Array(text.utf8)),
+                                       as: EchoMessage.self, timeout: connection.duration)
+            }
+            let back = String(buffer: response.payload)
+            if json {
+                let data = try JSONSerialization.data(withJSONObject: ["payload": back])
+                print(String(decoding: data, as: UTF8.self))
+            } else {
+                print(back)
+            }
+        }
+    }
+}
+
+/// Runs a call and turns a non-OK status into a clear message and exit code 1.
+func runCall<T>(_ body: () async throws -> T) async throws -> T {
+    do {
+        return try await body()
+    } catch let error as RPCError {
+        FileHandle.standardError.write(Data("chukanctl: \(error.code.name): \(error.message)\n".utf8))
+        throw ExitCode(1)
+    }
+}

@@ -1,0 +1,13 @@
+import ArgumentParser
+
+@main
+struct ChukanCtl: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "chukanctl",
+        abstract: "Administer and call a Chukan server.",
+        discussion: """
+        Client commands connect with mutual TLS: --server HOST:PORT, --ca, --cert and --key
+        (defaults: 127.0.0.1:7443 and the files `chukanctl certs init certs` makes for "admin").
+        """,
+        subcommands: [Certs.self, Call.self])
+}
