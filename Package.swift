@@ -97,6 +97,8 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
+        // Development helpers: a file-based CA for dev and test certificates.
+        .target(name: "ChukanDev"),
         .executableTarget(
             name: "chukan",
             dependencies: [
@@ -107,7 +109,7 @@ let package = Package(
         .executableTarget(
             name: "chukanctl",
             dependencies: [
-                "ChukanRPC", "ChukanProto", "ChukanTLS",
+                "ChukanRPC", "ChukanDev", "ChukanProto", "ChukanTLS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -124,7 +126,7 @@ let package = Package(
         .testTarget(
             name: "ChukanRPCTests",
             dependencies: [
-                "ChukanRPC", "ChukanServer", "ChukanService", "ChukanTLS", "ChukanProto",
+                "ChukanRPC", "ChukanServer", "ChukanService", "ChukanTLS", "ChukanProto", "ChukanDev", "ChukanWire", "ChukanCore",
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]
         ),
