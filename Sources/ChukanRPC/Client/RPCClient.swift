@@ -27,7 +27,9 @@ public final class RPCClient: Sendable {
     ) async throws -> RPCClient {
         let loop = group.next()
         let handshake = loop.makePromise(of: TLSHandshakeCompleted.self)
-        let channel = try await ClientBootstrap(group: loop)
+        let channel: any Channel
+        do {
+            channel = try await ClientBootstrap(group: loop)
             .connectTimeout(connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
@@ -39,6 +41,10 @@ public final class RPCClient: Sendable {
             }
             .connect(host: host, port: port)
             .get()
+        } catch {
+            handshake.fail(error)  // never left dangling
+            throw error
+        }
         let done: TLSHandshakeCompleted
         do {
             done = try await handshake.futureResult.get()

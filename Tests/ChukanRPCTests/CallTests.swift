@@ -1,0 +1,106 @@
+import ChukanCore
+import ChukanProto
+import ChukanRPC
+import NIOCore
+import Testing
+
+@Suite struct CallTests {
+    @Test func unaryEchoAndHealth() async throws {
+        let s = try await TestServer.start()
+        let c = try await s.client()
+        #expect(c.handshake.protocolVersion == "TLSv1.3")
+        #expect(c.handshake.applicationProtocol == "ttrpc")
+        #expect(try await c.echo("こんにちは") == "こんにちは")
+        #expect(try await c.echo("") == "")
+        #expect(try await c.health() == .serving)
+        let big = String(repeating: "x", count: 1 << 20)
+        #expect(try await c.echo(big) == big)
+        await c.close()
+        await s.stop()
+    }
+
+    /// Many calls in flight on one connection, answered as they finish, not in order.
+    @Test func callsAreMultiplexedAndAnsweredOutOfOrder() async throws {
+        let s = try await TestServer.start()
+        let c = try await s.client()
+        let finished = try await withThrowingTaskGroup(of: Int.self) { group in
+            for ms in [400, 300, 200, 100] {
+                group.addTask { _ = try await c.slow("Sleep", millis: ms); return ms }
+            }
+            var order: [Int] = []
+            for try await ms in group { order.append(ms) }
+            return order
+        }
+        #expect(finished == [100, 200, 300, 400])
+        // And many concurrent echoes with distinct payloads.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<500 {
+                group.addTask { let back = try await c.echo("call \(i)"); #expect(back == "call \(i)") }
+            }
+            try await group.waitForAll()
+        }
+        await c.close()
+        await s.stop()
+    }
+
+    @Test func futureBasedHandlersAndHandlerErrors() async throws {
+        let s = try await TestServer.start()
+        let c = try await s.client()
+        #expect(try await c.slow("Later", millis: 20) == "20")
+        #expect(await statusCode { _ = try await c.slow("Fail", millis: 0) } == .failedPrecondition)
+        await c.close()
+        await s.stop()
+    }
+
+    @Test func serverStreaming() async throws {
+        let s = try await TestServer.start()
+        let c = try await s.client()
+        var count = 0
+        for try await m in c.serverStreaming(
+            service: "chukan.v1.Echo", method: "Expand", request: ExpandRequest(payload: ByteBuffer(string: "abc"), count: 1000),
+            as: EchoMessage.self)
+        {
+            #expect(String(buffer: m.payload) == "abc")
+            count += 1
+        }
+        #expect(count == 1000)
+        // An error status ends the stream.
+        await #expect(throws: RPCError.invalidArgument("count must be at most 100000")) {
+            for try await _ in c.serverStreaming(
+                service: "chukan.v1.Echo", method: "Expand", request: ExpandRequest(payload: ByteBuffer(), count: 200_000),
+                as: EchoMessage.self) {}
+        }
+        // Unary calls still work on the same connection afterwards.
+        #expect(try await c.echo("after") == "after")
+        await c.close()
+        await s.stop()
+    }
+
+    @Test func unknownServiceAndMethodAreUnimplemented() async throws {
+        let s = try await TestServer.start()
+        let c = try await s.client()
+        await #expect(throws: RPCError.unimplemented("unknown service chukan.v1.Nope")) {
+            _ = try await c.unary(service: "chukan.v1.Nope", method: "X", request: HealthCheckRequest(), as: HealthCheckResponse.self)
+        }
+        await #expect(throws: RPCError.unimplemented("unknown method Nope of service chukan.v1.Echo")) {
+            _ = try await c.unary(service: "chukan.v1.Echo", method: "Nope", request: HealthCheckRequest(), as: HealthCheckResponse.self)
+        }
+        #expect(try await c.echo("still here") == "still here")
+        await c.close()
+        await s.stop()
+    }
+
+    @Test func concurrentStreamLimit() async throws {
+        let s = try await TestServer.start { $0.maxConcurrentStreams = 2 }
+        let c = try await s.client()
+        async let a = c.slow("Sleep", millis: 500)
+        async let b = c.slow("Sleep", millis: 500)
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(await statusCode { _ = try await c.echo("third") } == .resourceExhausted)
+        #expect(try await a == "500")
+        #expect(try await b == "500")
+        #expect(try await c.echo("now fine") == "now fine")
+        await c.close()
+        await s.stop()
+    }
+}

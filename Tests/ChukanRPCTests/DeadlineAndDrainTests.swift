@@ -1,0 +1,73 @@
+import ChukanCore
+import ChukanProto
+import ChukanRPC
+import ChukanWire
+import NIOCore
+import Testing
+
+@Suite struct DeadlineTests {
+    /// The server answers DEADLINE_EXCEEDED itself and cancels the handler's task.
+    @Test func serverEnforcesDeadlineAndDropsTheWork() async throws {
+        let s = try await TestServer.start()
+        let raw = try await RawConnection.connect(port: s.port, tls: s.pki.clientTLS("admin"))
+        try await raw.sendRequest(id: 1, service: "test.Slow", method: "Sleep", payload: EchoMessage(bytes: Array("5000".utf8)).encoded(), timeoutNanos: 100_000_000)
+        let start = ContinuousClock.now
+        let r = try #require(try await raw.nextResponse())
+        #expect(r.0 == 1)
+        #expect(r.1.status.code == .deadlineExceeded)
+        #expect(ContinuousClock.now - start < .seconds(2))
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(s.slow.cancelled.load(ordering: .relaxed) == 1)
+        #expect(s.slow.finished.load(ordering: .relaxed) == 0)
+        // Future-based handlers too.
+        try await raw.sendRequest(id: 3, service: "test.Slow", method: "Later", payload: EchoMessage(bytes: Array("3000".utf8)).encoded(), timeoutNanos: 50_000_000)
+        let later = try #require(try await raw.nextResponse())
+        #expect(later.0 == 3 && later.1.status.code == .deadlineExceeded)
+        // A call within its deadline succeeds.
+        let c = try await s.client()
+        #expect(try await c.slow("Sleep", millis: 10, timeout: .seconds(5)) == "10")
+        await raw.close()
+        await c.close()
+        await s.stop()
+    }
+
+    @Test func clientSideDeadline() async throws {
+        let s = try await TestServer.start()
+        let c = try await s.client()
+        #expect(await statusCode { _ = try await c.slow("Sleep", millis: 3000, timeout: .milliseconds(100)) } == .deadlineExceeded)
+        await c.close()
+        await s.stop()
+    }
+}
+
+@Suite struct DrainTests {
+    /// Shutdown stops accepting, lets calls in flight finish, then closes.
+    @Test func gracefulDrainFinishesCallsInFlight() async throws {
+        let s = try await TestServer.start { $0.drainTimeout = .seconds(10) }
+        let c = try await s.client()
+        async let inFlight = c.slow("Sleep", millis: 600)
+        try await Task.sleep(for: .milliseconds(150))
+        let start = ContinuousClock.now
+        async let drained: Void = s.stop()
+        try await Task.sleep(for: .milliseconds(100))
+        // New connections are refused once shutdown began.
+        await #expect(throws: (any Error).self) { _ = try await s.client() }
+        // A new call on the draining connection is refused with UNAVAILABLE.
+        #expect(await statusCode { _ = try await c.echo("late") } == .unavailable)
+        #expect(try await inFlight == "600")
+        await drained
+        #expect(ContinuousClock.now - start < .seconds(5))
+        #expect(s.server.openConnections == 0)
+    }
+
+    @Test func drainTimeoutClosesStragglers() async throws {
+        let s = try await TestServer.start { $0.drainTimeout = .milliseconds(300) }
+        let c = try await s.client()
+        async let inFlight = statusCode { _ = try await c.slow("Sleep", millis: 10_000) }
+        try await Task.sleep(for: .milliseconds(100))
+        let start = ContinuousClock.now
+        await s.stop()
+        #expect(ContinuousClock.now - start < .seconds(3))
+        #expect(await inFlight == .unavailable)
+    }
+}

@@ -1,0 +1,102 @@
+import ChukanCore
+import ChukanProto
+import ChukanRPC
+import ChukanWire
+import NIOCore
+import Testing
+
+/// Bad input gets the precise status on its stream, or closes only its own connection;
+/// the server keeps serving everyone else.
+@Suite struct MalformedInputTests {
+    func expectStatus(_ raw: RawConnection, id: UInt32, _ code: StatusCode, _ message: String? = nil, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        let r = try #require(try await raw.nextResponse(), sourceLocation: sourceLocation)
+        #expect(r.0 == id, sourceLocation: sourceLocation)
+        #expect(r.1.status.code == code, "\(r.1.status)", sourceLocation: sourceLocation)
+        if let message { #expect(r.1.status.message == message, sourceLocation: sourceLocation) }
+        #expect(r.1.payload.readableBytes == 0, sourceLocation: sourceLocation)
+    }
+
+    @Test func eachBadFrameGetsItsOwnStatus() async throws {
+        let s = try await TestServer.start { $0.maxMessageSize = 64 * 1024 }
+        let raw = try await RawConnection.connect(port: s.port, tls: s.pki.clientTLS("admin"))
+        let echo = EchoMessage(bytes: [1, 2, 3]).encoded()
+
+        // Data over the limit: skipped, RESOURCE_EXHAUSTED on its stream.
+        try await raw.sendFrame(id: 1, type: 1, data: ByteBuffer(repeating: 0, count: 100 * 1024))
+        try await expectStatus(raw, id: 1, .resourceExhausted, "frame data of 102400 bytes exceeds the limit of 65536 bytes")
+        // An unknown frame type.
+        try await raw.sendFrame(id: 3, type: 0x09, data: ByteBuffer())
+        try await expectStatus(raw, id: 3, .invalidArgument, "unknown frame type 0x09")
+        // An even stream id.
+        try await raw.sendRequest(id: 4, service: "chukan.v1.Echo", method: "Echo", payload: echo)
+        try await expectStatus(raw, id: 4, .invalidArgument, "stream id 4 is even; clients open odd stream ids")
+        // A good call in between.
+        try await raw.sendRequest(id: 5, service: "chukan.v1.Echo", method: "Echo", payload: echo)
+        let good = try #require(try await raw.nextResponse())
+        #expect(good.0 == 5 && good.1.status.isOK && good.1.payload == echo)
+        // A reused (not increasing) stream id.
+        try await raw.sendRequest(id: 5, service: "chukan.v1.Echo", method: "Echo", payload: echo)
+        try await expectStatus(raw, id: 5, .invalidArgument, "stream id 5 was already used; stream ids must increase")
+        // An envelope that does not decode.
+        try await raw.sendFrame(id: 7, type: 1, data: ByteBuffer(bytes: [0x0A, 0x7F, 0x01]))
+        try await expectStatus(raw, id: 7, .invalidArgument, "request envelope: ttrpc.Request does not decode as protobuf")
+        // Unknown service, unknown method.
+        try await raw.sendRequest(id: 9, service: "nope.Service", method: "X", payload: echo)
+        try await expectStatus(raw, id: 9, .unimplemented, "unknown service nope.Service")
+        try await raw.sendRequest(id: 11, service: "chukan.v1.Echo", method: "X", payload: echo)
+        try await expectStatus(raw, id: 11, .unimplemented, "unknown method X of service chukan.v1.Echo")
+        // A payload that does not decode as the method's request.
+        try await raw.sendRequest(id: 13, service: "chukan.v1.Echo", method: "Echo", payload: ByteBuffer(bytes: [0xFF, 0xFF]))
+        try await expectStatus(raw, id: 13, .invalidArgument, "request payload: chukan.v1.EchoMessage does not decode as protobuf")
+        // A data frame on a stream that is not open; a response frame from a client.
+        try await raw.sendFrame(id: 15, type: 3, data: ByteBuffer(bytes: [1]))
+        try await expectStatus(raw, id: 15, .invalidArgument, "data frame on stream 15, which is not open")
+        try await raw.sendFrame(id: 17, type: 2, data: ByteBuffer())
+        try await expectStatus(raw, id: 17, .invalidArgument, "clients do not send response frames")
+        // A client-streaming request (not supported).
+        try await raw.sendFrame(id: 19, type: 1, flags: 0x02, data: TTRPCRequest(service: "chukan.v1.Echo", method: "Echo", payload: echo).encoded())
+        try await expectStatus(raw, id: 19, .invalidArgument, "client-streaming requests are not supported")
+        // A negative timeout.
+        try await raw.sendRequest(id: 21, service: "chukan.v1.Echo", method: "Echo", payload: echo, timeoutNanos: -1)
+        try await expectStatus(raw, id: 21, .invalidArgument, "timeout_nano must not be negative")
+        // After all that, the same connection still serves.
+        try await raw.sendRequest(id: 23, service: "chukan.v1.Echo", method: "Echo", payload: echo)
+        let last = try #require(try await raw.nextResponse())
+        #expect(last.0 == 23 && last.1.status.isOK)
+        await raw.close()
+        await s.stop()
+    }
+
+    /// Bytes that cannot be ttrpc close that connection only.
+    @Test func garbageClosesOnlyThatConnection() async throws {
+        let s = try await TestServer.start()
+        let good = try await s.client()
+        let raw = try await RawConnection.connect(port: s.port, tls: s.pki.clientTLS("admin"))
+        try await raw.send(ByteBuffer(string: "GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+        #expect(try await raw.waitClosed())
+        #expect(try await good.echo("unaffected") == "unaffected")
+        await good.close()
+        await s.stop()
+    }
+
+    /// Plaintext to a TLS port: the handshake fails, the connection closes, others are served.
+    @Test func plaintextClientIsClosed() async throws {
+        let s = try await TestServer.start()
+        let good = try await s.client()
+        let socket = try await PlainSocket.connect(port: s.port)
+        try await socket.send(Array(repeating: 0x41, count: 200))
+        #expect(try await socket.waitClosed())
+        #expect(try await good.echo("fine") == "fine")
+        await good.close()
+        await s.stop()
+    }
+
+    /// A partial frame, then nothing: the connection is closed by the idle timeout.
+    @Test func idleAndPartialFramesTimeOut() async throws {
+        let s = try await TestServer.start { $0.idleTimeout = .milliseconds(300) }
+        let raw = try await RawConnection.connect(port: s.port, tls: s.pki.clientTLS("admin"))
+        try await raw.send(ByteBuffer(bytes: [0, 0, 0, 50, 0, 0, 0, 1, 1, 0, 1, 2]))
+        #expect(try await raw.waitClosed(timeout: .seconds(3)))
+        await s.stop()
+    }
+}

@@ -1,0 +1,37 @@
+import ChukanCore
+import ChukanProto
+import ChukanRPC
+import NIOCore
+import Synchronization
+
+/// Services that exist for the tests: calls that take a while, on purpose.
+/// The request is an EchoMessage whose payload is a number of milliseconds.
+final class SlowService: RPCService {
+    let serviceName = "test.Slow"
+    /// How many handler tasks saw their cancellation.
+    let cancelled = Atomic<Int>(0)
+    let finished = Atomic<Int>(0)
+
+    static func millis(_ m: EchoMessage) -> Int64 { Int64(String(buffer: m.payload)) ?? 0 }
+
+    var methods: [String: MethodHandler] {
+        [
+            // A Swift task that sleeps, then echoes.
+            "Sleep": .unaryAsync(EchoMessage.self) { [self] request, _ in
+                do {
+                    try await Task.sleep(for: .milliseconds(Self.millis(request)))
+                } catch {
+                    cancelled.add(1, ordering: .relaxed)
+                    throw error
+                }
+                finished.add(1, ordering: .relaxed)
+                return request
+            },
+            // A future completed by an event-loop timer.
+            "Later": .unaryFuture(EchoMessage.self) { request, context in
+                context.eventLoop.scheduleTask(in: .milliseconds(Self.millis(request))) { request }.futureResult
+            },
+            "Fail": .unary(EchoMessage.self) { (_, _) throws -> EchoMessage in throw RPCError(.failedPrecondition, "always fails") },
+        ]
+    }
+}
