@@ -19,12 +19,8 @@ public final class TLSContext: @unchecked Sendable {
             throw TLSError.configuration("cannot create an OpenSSL context: \(openSSLErrors())")
         }
         self.ctx = ctx
-        do {
-            try configure()
-        } catch {
-            SSL_CTX_free(ctx)
-            throw error
-        }
+        // Every stored property is set, so if this throws, deinit frees the context.
+        try configure()
     }
 
     deinit { SSL_CTX_free(ctx) }

@@ -4,6 +4,7 @@ import ChukanTLS
 import ChukanWire
 import NIOCore
 import NIOPosix
+import Synchronization
 
 /// An async ttrpc client over one TLS connection. Calls are multiplexed: any number may
 /// be in flight at once, each on its own stream, answered in whatever order the server
@@ -27,6 +28,7 @@ public final class RPCClient: Sendable {
     ) async throws -> RPCClient {
         let loop = group.next()
         let handshake = loop.makePromise(of: TLSHandshakeCompleted.self)
+        let handlerSlot = HandlerSlot()
         let channel: any Channel
         do {
             channel = try await ClientBootstrap(group: loop)
@@ -36,7 +38,9 @@ public final class RPCClient: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(OpenSSLHandler(context: tls))
-                    try sync.addHandler(TTRPCClientHandler(maxMessageSize: maxMessageSize, handshake: handshake))
+                    let handler = TTRPCClientHandler(maxMessageSize: maxMessageSize, handshake: handshake)
+                    try sync.addHandler(handler)
+                    handlerSlot.handler.withLock { $0 = NIOLoopBound(handler, eventLoop: channel.eventLoop) }
                 }
             }
             .connect(host: host, port: port)
@@ -52,9 +56,9 @@ public final class RPCClient: Sendable {
             try? await channel.close()
             throw error
         }
-        let handler = try await channel.eventLoop.submit {
-            NIOLoopBound(try channel.pipeline.syncOperations.handler(type: TTRPCClientHandler.self), eventLoop: channel.eventLoop)
-        }.get()
+        guard let handler = handlerSlot.handler.withLock({ $0 }) else {
+            throw RPCError.internal("client pipeline was not set up")
+        }
         return RPCClient(channel: channel, handler: handler, handshake: done)
     }
 
@@ -129,6 +133,11 @@ public final class RPCClient: Sendable {
         let (s, atto) = d.components
         return s * 1_000_000_000 + atto / 1_000_000_000
     }
+}
+
+/// Hands the pipeline's handler out of the channel initializer.
+private final class HandlerSlot: Sendable {
+    let handler = Mutex<NIOLoopBound<TTRPCClientHandler>?>(nil)
 }
 
 /// Moves a value to the event loop that will own it; used only for values built on
