@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import ChukanServer
 import Logging
 import Metrics
@@ -97,11 +98,13 @@ struct Serve: AsyncParsableCommand {
         print("chukan: listening on \(instance.rpc.localAddress.map { "\($0)" } ?? "?") (mutual TLS)")
         if let h = instance.healthOnly?.localAddress { print("chukan: health-only listener on \(h)") }
         if let m = instance.metricsEndpoint?.localAddress { print("chukan: metrics on http://\(m)/metrics") }
+        fflush(nil)  // scripts wait for these lines; a pipe would hold them back
         let group = ServiceGroup(
             services: [ChukanServerService(instance: instance)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger)
         try await group.run()
         print("chukan: stopped")
+        fflush(nil)
     }
 }
