@@ -1,0 +1,55 @@
+# Chukan. The two commands a fresh machine needs:
+#   make run    install what is missing, build (release), make dev certificates, serve the demo
+#   make test   install what is missing, check generated code, run every test
+SHELL := /bin/bash
+export PATH := $(PATH):/opt/swift/usr/bin
+
+SWIFT ?= swift
+RELEASE := .build/release
+
+.PHONY: run test build release bootstrap protos protos-check test-leaks bench clean
+
+bootstrap:
+	@scripts/bootstrap.sh
+
+build: bootstrap
+	$(SWIFT) build
+
+release: bootstrap
+	$(SWIFT) build -c release
+
+demo/certs/ca.crt:
+	@mkdir -p demo
+	$(RELEASE)/chukanctl certs init demo/certs --client admin --client gateway
+
+run: release demo/certs/ca.crt
+	@echo
+	@echo "Chukan demo: mutual TLS on 127.0.0.1:7443, health-only on :7444, metrics on http://127.0.0.1:9464/metrics"
+	@echo "Call it from another terminal:"
+	@echo "  $(RELEASE)/chukanctl call health"
+	@echo "  $(RELEASE)/chukanctl call echo 'こんにちは'"
+	@echo "Stop with Ctrl-C (drains calls in flight)."
+	@echo
+	exec $(RELEASE)/chukan serve --config config/demo.yaml
+
+test: bootstrap protos-check
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build 2>&1 | tee .build/test.log; exit $${PIPESTATUS[0]}
+
+protos:
+	scripts/generate-protos.sh
+
+protos-check:
+	scripts/generate-protos.sh --check
+
+# The whole suite under valgrind's leak checker (slow: about 10x).
+test-leaks: bootstrap
+	$(SWIFT) build --build-tests
+	scripts/test-leaks.sh
+
+# Echo over TLS, Chukan beside containerd's Go ttrpc server (Benchmarks/README.md).
+bench: bootstrap
+	Benchmarks/run-echo.sh
+
+clean:
+	rm -rf .build demo

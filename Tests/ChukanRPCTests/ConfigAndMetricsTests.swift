@@ -1,0 +1,98 @@
+import ChukanRPC
+import ChukanServer
+import Foundation
+import Metrics
+import NIOCore
+import NIOPosix
+import Prometheus
+import Testing
+
+@Suite struct ConfigTests {
+    func write(_ yaml: String) throws -> String {
+        let path = NSTemporaryDirectory() + "chukan-config-\(UUID().uuidString).yaml"
+        try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test func fullConfigParses() throws {
+        let path = try write("""
+        listen: { host: 127.0.0.1, port: 8443 }
+        health_listen: { port: 8444 }
+        metrics_listen: { host: 127.0.0.1, port: 9465 }
+        tls:
+          certificate: /etc/chukan/server.crt
+          key: /etc/chukan/server.key
+          client_ca: /etc/chukan/ca.crt
+          crl: /etc/chukan/crl.pem
+          min_version: "1.2"
+          handshake_timeout_seconds: 5
+        limits:
+          max_connections: 100
+          max_concurrent_streams: 64
+          max_message_bytes: 1048576
+          idle_timeout_seconds: 60
+          drain_timeout_seconds: 15
+        log_level: debug
+        """)
+        let c = try ServerConfig.load(path: path)
+        let rpc = try c.rpcConfiguration()
+        #expect(rpc.port == 8443 && rpc.maxConnections == 100 && rpc.maxConcurrentStreams == 64)
+        #expect(rpc.maxMessageSize == 1 << 20 && rpc.idleTimeout == .seconds(60) && rpc.drainTimeout == .seconds(15))
+        let tls = try c.tlsConfiguration()
+        #expect(tls.minimumVersion == .tls12 && tls.crlPath == "/etc/chukan/crl.pem" && tls.requireClientCertificate)
+        #expect(tls.handshakeTimeout == .seconds(5))
+        // The health-only listener asks for no client certificate and checks no CRL.
+        let health = try c.tlsConfiguration(requireClientCertificate: false)
+        #expect(!health.requireClientCertificate && health.crlPath == nil)
+    }
+
+    @Test func errorsNameTheKey() throws {
+        #expect(throws: ConfigError("configuration file /nonexistent.yaml is missing or unreadable")) {
+            try ServerConfig.load(path: "/nonexistent.yaml")
+        }
+        let wrongType = try write("limits: { max_connections: lots }")
+        #expect(throws: ConfigError("configuration file \(wrongType): wrong type at limits.max_connections")) {
+            try ServerConfig.load(path: wrongType)
+        }
+        let tooBig = try write("limits: { max_message_bytes: 99999999 }")
+        #expect(throws: ConfigError("limits.max_message_bytes must be between 1 and 4194304")) {
+            try ServerConfig.load(path: tooBig).rpcConfiguration()
+        }
+        let badVersion = try write("tls: { certificate: a, key: b, client_ca: c, min_version: '1.0' }")
+        #expect(throws: ConfigError("tls.min_version must be \"1.3\" or \"1.2\"")) {
+            try ServerConfig.load(path: badVersion).tlsConfiguration()
+        }
+        let noCA = try write("tls: { certificate: a, key: b }")
+        #expect(throws: ConfigError("tls.client_ca is required: client certificates are verified against it")) {
+            try ServerConfig.load(path: noCA).tlsConfiguration()
+        }
+    }
+}
+
+/// swift-metrics has one global backend per process: bootstrap it once for these tests.
+let testRegistry: PrometheusCollectorRegistry = {
+    let r = PrometheusCollectorRegistry()
+    MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: r))
+    return r
+}()
+
+@Suite struct MetricsTests {
+    @Test func callsAppearOnThePrometheusEndpoint() async throws {
+        let registry = testRegistry
+        let s = try await TestServer.start(metrics: ServerMetrics())
+        let endpoint = try await MetricsEndpoint.start(host: "127.0.0.1", port: 0, registry: registry, group: MultiThreadedEventLoopGroup.singleton)
+        let c = try await s.client()
+        _ = try await c.echo("count me")
+        _ = await statusCode { _ = try await c.slow("Fail", millis: 0) }
+        await c.close()
+        let (rc, text) = try runProcess("/usr/bin/env", ["curl", "-s", "http://127.0.0.1:\(endpoint.localAddress!.port!)/metrics"])
+        #expect(rc == 0)
+        #expect(text.contains(#"chukan_rpc_calls_total{service="chukan.v1.Echo",method="Echo",code="OK"}"#))
+        #expect(text.contains(#"chukan_rpc_calls_total{service="test.Slow",method="Fail",code="FAILED_PRECONDITION"}"#))
+        #expect(text.contains("chukan_rpc_duration_seconds_bucket"))
+        #expect(text.contains("chukan_connections_accepted_total"))
+        #expect(text.contains("chukan_bytes_received_total"))
+        await endpoint.close()
+        await s.stop()
+    }
+}
