@@ -67,7 +67,15 @@ public final class RPCClient: Sendable {
     /// A unary call with a raw payload; the future fails with `RPCError` on a non-OK status.
     public func call(_ request: TTRPCRequest) -> EventLoopFuture<ByteBuffer> {
         let promise = channel.eventLoop.makePromise(of: ByteBuffer.self)
-        start(ClientCall(request: request, kind: .unary, promise: promise))
+        start(ClientCall(request: .message(request), kind: .unary, promise: promise))
+        return promise.futureResult
+    }
+
+    /// A unary call whose `ttrpc.Request` is already encoded: the stream id lives in the
+    /// frame header, so one encoding serves any number of calls (load generators).
+    public func call(encodedRequest: ByteBuffer, timeoutNanos: Int64 = 0) -> EventLoopFuture<ByteBuffer> {
+        let promise = channel.eventLoop.makePromise(of: ByteBuffer.self)
+        start(ClientCall(request: .encoded(encodedRequest, timeoutNanos: timeoutNanos), kind: .unary, promise: promise))
         return promise.futureResult
     }
 
@@ -114,7 +122,7 @@ public final class RPCClient: Sendable {
             case let .failure(error): continuation.finish(throwing: error)
             }
         }
-        start(ClientCall(request: envelope, kind: .serverStreaming(onData: { data in
+        start(ClientCall(request: .message(envelope), kind: .serverStreaming(onData: { data in
             do {
                 continuation.yield(try Response(protobuf: data))
             } catch {

@@ -11,7 +11,12 @@ struct ClientCall {
         /// Data frames go to `onData` as they arrive; the final response completes the promise.
         case serverStreaming(onData: (ByteBuffer) -> Void)
     }
-    var request: TTRPCRequest
+    enum Request {
+        case message(TTRPCRequest)
+        /// An already-encoded `ttrpc.Request` (load generators reuse one for every call).
+        case encoded(ByteBuffer, timeoutNanos: Int64)
+    }
+    var request: Request
     var kind: Kind
     var promise: EventLoopPromise<ByteBuffer>
 }
@@ -64,18 +69,30 @@ final class TTRPCClientHandler: ChannelInboundHandler {
         let id = nextStreamID
         nextStreamID += 2
         var entry = Pending(kind: call.kind, promise: call.promise)
-        if call.request.timeoutNanos > 0 {
-            entry.timer = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(call.request.timeoutNanos)) { [self] in
+        let timeoutNanos: Int64
+        switch call.request {
+        case let .message(m): timeoutNanos = m.timeoutNanos
+        case let .encoded(_, t): timeoutNanos = t
+        }
+        if timeoutNanos > 0 {
+            entry.timer = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(timeoutNanos)) { [self] in
                 if let p = pending.removeValue(forKey: id) {
                     p.promise.fail(RPCError.deadlineExceeded("deadline exceeded (client side)"))
                 }
             }
         }
         pending[id] = entry
-        var out = context.channel.allocator.buffer(capacity: call.request.payload.readableBytes + 64)
         var flags: FrameFlags = []
         if case .serverStreaming = call.kind { flags.insert(.remoteClosed) }
-        out.writeFrame(streamID: id, type: .request, flags: flags) { call.request.encode(into: &$0) }
+        var out: ByteBuffer
+        switch call.request {
+        case let .message(m):
+            out = context.channel.allocator.buffer(capacity: m.payload.readableBytes + 64)
+            out.writeFrame(streamID: id, type: .request, flags: flags) { m.encode(into: &$0) }
+        case let .encoded(bytes, _):
+            out = context.channel.allocator.buffer(capacity: bytes.readableBytes + FrameHeader.size)
+            out.writeFrame(Frame(streamID: id, type: .request, flags: flags, data: bytes))
+        }
         if out.readableBytes - FrameHeader.size > FrameHeader.protocolMaxLength {
             pending.removeValue(forKey: id)?.timer?.cancel()
             call.promise.fail(RPCError.resourceExhausted("request of \(out.readableBytes) bytes exceeds ttrpc's 4 MiB frame limit"))
