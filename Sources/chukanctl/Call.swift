@@ -9,9 +9,9 @@ import NIOCore
 /// How client commands reach the server.
 struct ConnectionOptions: ParsableArguments {
     @Option(help: "Server address, HOST:PORT.") var server = "127.0.0.1:7443"
-    @Option(help: "CA bundle the server's certificate must chain to.") var ca = "certs/ca.crt"
-    @Option(help: "Client certificate (PEM).") var cert = "certs/admin.crt"
-    @Option(help: "Client private key (PEM).") var key = "certs/admin.key"
+    @Option(help: "CA bundle the server's certificate must chain to.") var ca = "demo/certs/ca.crt"
+    @Option(help: "Client certificate (PEM).") var cert = "demo/certs/admin.crt"
+    @Option(help: "Client private key (PEM).") var key = "demo/certs/admin.key"
     @Option(name: .customLong("server-name"), help: "Name to verify in the server certificate (default: the host).") var serverName: String?
     @Option(help: "Seconds to wait for an answer.") var timeout: Double = 10
 

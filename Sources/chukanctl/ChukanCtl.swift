@@ -7,7 +7,7 @@ struct ChukanCtl: AsyncParsableCommand {
         abstract: "Administer and call a Chukan server.",
         discussion: """
         Client commands connect with mutual TLS: --server HOST:PORT, --ca, --cert and --key
-        (defaults: 127.0.0.1:7443 and the files `chukanctl certs init certs` makes for "admin").
+        (defaults: 127.0.0.1:7443 and the "admin" files that `make run` puts in demo/certs).
         """,
         subcommands: [Certs.self, Call.self])
 }

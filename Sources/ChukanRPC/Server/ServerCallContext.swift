@@ -18,8 +18,16 @@ public struct ServerCallContext: Sendable {
     /// The connection's event loop: unary handlers run on it and must not block it.
     public let eventLoop: any EventLoop
     public let allocator: ByteBufferAllocator
+    private let connectionLogger: Logger
+
     /// Carries the connection id, stream id, service and method; never personal data.
-    public let logger: Logger
+    /// Built when asked for, so calls that log nothing pay nothing for it.
+    public var logger: Logger {
+        var l = connectionLogger
+        l[metadataKey: "stream"] = "\(streamID)"
+        l[metadataKey: "rpc"] = "\(service)/\(method)"
+        return l
+    }
 
     public init(
         service: String, method: String, streamID: UInt32, metadata: Metadata, deadline: NIODeadline?,
@@ -35,7 +43,7 @@ public struct ServerCallContext: Sendable {
         self.remoteAddress = remoteAddress
         self.eventLoop = eventLoop
         self.allocator = allocator
-        self.logger = logger
+        self.connectionLogger = logger
     }
 
     /// Whether the deadline has passed.

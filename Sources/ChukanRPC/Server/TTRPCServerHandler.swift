@@ -170,13 +170,10 @@ final class TTRPCServerHandler: ChannelInboundHandler {
         guard request.timeoutNanos >= 0 else { return refuse(.invalidArgument("timeout_nano must not be negative")) }
         let deadline: NIODeadline? = request.timeoutNanos > 0 ? start + .nanoseconds(request.timeoutNanos) : nil
 
-        var callLogger = logger
-        callLogger[metadataKey: "stream"] = "\(id)"
-        callLogger[metadataKey: "rpc"] = "\(service)/\(method)"
         let callContext = ServerCallContext(
             service: service, method: method, streamID: id, metadata: request.metadata, deadline: deadline,
             peer: peer, remoteAddress: remoteAddress, eventLoop: context.eventLoop,
-            allocator: context.channel.allocator, logger: callLogger)
+            allocator: context.channel.allocator, logger: logger)
         let payload = request.payload
 
         switch handler {
@@ -186,7 +183,7 @@ final class TTRPCServerHandler: ChannelInboundHandler {
             do {
                 result = try body(payload, callContext)
             } catch {
-                return respond(id, status: status(for: error, logger: callLogger), payload: nil, service: service, method: method, start: start, context: context)
+                return respond(id, status: status(for: error, logger: callContext.logger), payload: nil, service: service, method: method, start: start, context: context)
             }
             switch result {
             case let .now(response):
