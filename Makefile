@@ -42,7 +42,7 @@ protos:
 protos-check:
 	scripts/generate-protos.sh --check
 
-# The whole suite under valgrind's leak checker (slow: about 10x).
+# The whole suite under LeakSanitizer (an AddressSanitizer build in .build-asan).
 test-leaks: bootstrap
 	$(SWIFT) build --build-tests
 	scripts/test-leaks.sh

@@ -33,7 +33,7 @@ public struct DevCA {
         database = \(state)/index.txt
         crlnumber = \(state)/crlnumber
         default_md = sha256
-        default_crl_days = 30
+        default_crl_days = 3650
         """.write(toFile: "\(state)/openssl.cnf", atomically: true, encoding: .utf8)
         try openssl(["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "\(dir)/ca.key"])
         chmod("\(dir)/ca.key", 0o600)
@@ -82,9 +82,11 @@ public struct DevCA {
         p.standardError = err
         p.standardOutput = FileHandle.nullDevice
         try p.run()
+        // Read before waiting: a full pipe would block openssl forever.
+        let errors = err.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
         guard p.terminationStatus == 0 else {
-            let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            let message = String(decoding: errors, as: UTF8.self)
             throw DevCAError("openssl \(args.first ?? "") failed: \(message.trimmingCharacters(in: .whitespacesAndNewlines))")
         }
     }

@@ -62,7 +62,13 @@ public final class ChukanServerInstance: Sendable {
         }
         var metricsEndpoint: MetricsEndpoint?
         if let registry, let m = config.metricsListen, m.port != 0 {
-            metricsEndpoint = try await MetricsEndpoint.start(host: m.host ?? "127.0.0.1", port: m.port ?? 9464, registry: registry, group: group)
+            do {
+                metricsEndpoint = try await MetricsEndpoint.start(host: m.host ?? "127.0.0.1", port: m.port ?? 9464, registry: registry, group: group)
+            } catch {
+                await rpc.shutdown()
+                await healthOnly?.shutdown()
+                throw error
+            }
             logger.info("metrics endpoint", metadata: ["address": "\(metricsEndpoint!.localAddress.map { "\($0)" } ?? "?")"])
         }
         return ChukanServerInstance(rpc: rpc, healthOnly: healthOnly, metricsEndpoint: metricsEndpoint, health: health, logger: logger)
@@ -73,8 +79,11 @@ public final class ChukanServerInstance: Sendable {
     @discardableResult
     public func reloadTLS() -> Error? {
         do {
-            try rpc.tls.reload()
-            try healthOnly?.tls.reload()
+            // Both listeners switch, or neither does.
+            let main = try rpc.tls.prepare()
+            let health = try healthOnly?.tls.prepare()
+            rpc.tls.install(main)
+            if let health { healthOnly?.tls.install(health) }
             logger.notice("TLS material reloaded")
             return nil
         } catch {

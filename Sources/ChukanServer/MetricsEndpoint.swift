@@ -58,6 +58,8 @@ private final class MetricsHTTPHandler: ChannelInboundHandler {
                 registry.emit(into: &bytes)
                 body.writeBytes(bytes)
             } else if head.method == .GET && head.uri == "/healthz" {
+                // The metrics endpoint answers: the process is up (RPC health is chukan.v1.Health).
+                contentType = "text/plain; charset=utf-8"
                 body.writeString("ok\n")
             } else {
                 status = .notFound

@@ -82,6 +82,16 @@ public struct ServerConfig: Codable, Sendable, Equatable {
         guard let text = String(data: data, encoding: .utf8) else {
             throw ConfigError("configuration file \(path) is not UTF-8")
         }
+        // A misspelt key would silently leave a default in force: refuse unknown keys.
+        let node: Any?
+        do {
+            node = try Yams.load(yaml: text)
+        } catch {
+            throw ConfigError("configuration file \(path) is not valid YAML")
+        }
+        if let unknown = unknownKeys(node, allowed: Self.schema, at: "").first {
+            throw ConfigError("configuration file \(path): unknown key \(unknown)")
+        }
         do {
             return try YAMLDecoder().decode(ServerConfig.self, from: text)
         } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {
@@ -91,6 +101,34 @@ public struct ServerConfig: Codable, Sendable, Equatable {
         } catch {
             throw ConfigError("configuration file \(path) is not valid YAML")
         }
+    }
+
+    /// Every key the file may hold; nested maps list theirs.
+    nonisolated(unsafe) static let schema: [String: Any] = {  // immutable after initialisation
+        let endpoint: [String: Any] = ["host": true, "port": true]
+        return [
+            "listen": endpoint, "health_listen": endpoint, "metrics_listen": endpoint, "log_level": true,
+            "tls": ["certificate": true, "key": true, "client_ca": true, "crl": true, "min_version": true, "handshake_timeout_seconds": true],
+            "limits": ["max_connections": true, "max_concurrent_streams": true, "max_message_bytes": true,
+                       "idle_timeout_seconds": true, "drain_timeout_seconds": true],
+        ]
+    }()
+
+    private static func unknownKeys(_ node: Any?, allowed: [String: Any], at prefix: String) -> [String] {
+        guard let map = node as? [String: Any] else { return [] }
+        var out: [String] = []
+        for (key, value) in map.sorted(by: { $0.key < $1.key }) {
+            let path = prefix.isEmpty ? key : "\(prefix).\(key)"
+            guard let rule = allowed[key] else { out.append(path); continue }
+            if let nested = rule as? [String: Any] { out += unknownKeys(value, allowed: nested, at: path) }
+        }
+        return out
+    }
+
+    /// Seconds from the file as a TimeAmount; finite, not negative, at most a day.
+    static func seconds(_ v: Double, _ key: String) throws -> TimeAmount {
+        guard v.isFinite, v >= 0, v <= 86_400 else { throw ConfigError("\(key) must be between 0 and 86400 seconds") }
+        return .nanoseconds(Int64(v * 1e9))
     }
 
     /// The listener settings this configuration describes.
@@ -105,8 +143,11 @@ public struct ServerConfig: Codable, Sendable, Equatable {
                 guard v > 0 && v <= 4 << 20 else { throw ConfigError("limits.max_message_bytes must be between 1 and 4194304") }
                 c.maxMessageSize = v
             }
-            if let v = l.idleTimeoutSeconds { c.idleTimeout = v > 0 ? .nanoseconds(Int64(v * 1e9)) : nil }
-            if let v = l.drainTimeoutSeconds { c.drainTimeout = .nanoseconds(Int64(max(0, v) * 1e9)) }
+            if let v = l.idleTimeoutSeconds {
+                let t = try Self.seconds(v, "limits.idle_timeout_seconds")
+                c.idleTimeout = v > 0 ? t : nil
+            }
+            if let v = l.drainTimeoutSeconds { c.drainTimeout = try Self.seconds(v, "limits.drain_timeout_seconds") }
         }
         return c
     }
@@ -128,7 +169,8 @@ public struct ServerConfig: Codable, Sendable, Equatable {
         return .server(
             certificateChainPath: cert, privateKeyPath: key, trustRootsPath: t.clientCA,
             crlPath: requireClientCertificate ? t.crl : nil, requireClientCertificate: requireClientCertificate,
-            minimumVersion: minVersion, handshakeTimeout: .nanoseconds(Int64((t.handshakeTimeoutSeconds ?? 10) * 1e9)))
+            minimumVersion: minVersion,
+            handshakeTimeout: try Self.seconds(t.handshakeTimeoutSeconds ?? 10, "tls.handshake_timeout_seconds"))
     }
 
     private func positive(_ v: Int, _ key: String) throws -> Int {

@@ -161,7 +161,16 @@ public final class ReloadableTLSContext: Sendable {
 
     /// Re-reads every file of the configuration. On failure the old context stays.
     public func reload(_ configuration: TLSConfiguration? = nil) throws {
-        let next = try TLSContext(configuration ?? context.configuration)
+        install(try prepare(configuration))
+    }
+
+    /// Builds the next context without installing it, so several listeners can be
+    /// reloaded all or nothing.
+    public func prepare(_ configuration: TLSConfiguration? = nil) throws -> TLSContext {
+        try TLSContext(configuration ?? context.configuration)
+    }
+
+    public func install(_ next: TLSContext) {
         current.withLock { $0 = next }
     }
 }

@@ -3,6 +3,7 @@ import Foundation
 import ChukanServer
 import Logging
 import Metrics
+import NIOCore
 import NIOPosix
 import Prometheus
 import ServiceLifecycle
@@ -95,9 +96,9 @@ struct Serve: AsyncParsableCommand {
             logger.critical("cannot start", metadata: ["error": "\(error)"])
             throw ExitCode(1)
         }
-        print("chukan: listening on \(instance.rpc.localAddress.map { "\($0)" } ?? "?") (mutual TLS)")
-        if let h = instance.healthOnly?.localAddress { print("chukan: health-only listener on \(h)") }
-        if let m = instance.metricsEndpoint?.localAddress { print("chukan: metrics on http://\(m)/metrics") }
+        print("chukan: listening on \(hostPort(instance.rpc.localAddress)) (mutual TLS)")
+        if let h = instance.healthOnly?.localAddress { print("chukan: health-only listener on \(hostPort(h)) (no client certificate; chukan.v1.Health only)") }
+        if let m = instance.metricsEndpoint?.localAddress { print("chukan: metrics on http://\(hostPort(m))/metrics") }
         fflush(nil)  // scripts wait for these lines; a pipe would hold them back
         let group = ServiceGroup(
             services: [ChukanServerService(instance: instance)],
@@ -107,4 +108,10 @@ struct Serve: AsyncParsableCommand {
         print("chukan: stopped")
         fflush(nil)
     }
+}
+
+/// "127.0.0.1:7443" or "[::1]:7443".
+func hostPort(_ address: SocketAddress?) -> String {
+    guard let address, let ip = address.ipAddress, let port = address.port else { return "?" }
+    return ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
 }

@@ -26,7 +26,7 @@ struct ConnectionOptions: ParsableArguments {
         return try await RPCClient.connect(host: host, port: port, tls: tls)
     }
 
-    var duration: Duration { .nanoseconds(Int64(timeout * 1e9)) }
+    var duration: Duration { .nanoseconds(Int64(min(max(timeout, 0.001), 86_400) * 1e9)) }
 }
 
 struct Call: AsyncParsableCommand {
@@ -41,8 +41,7 @@ struct Call: AsyncParsableCommand {
 
         func run() async throws {
             let client = try await connection.connect()
-            defer { Task { await client.close() } }
-            let response = try await runCall {
+            let response = try await runCall(closing: client) {
                 try await client.unary(service: "chukan.v1.Health", method: "Check", request: HealthCheckRequest(),
                                        as: HealthCheckResponse.self, timeout: connection.duration)
             }
@@ -64,8 +63,7 @@ struct Call: AsyncParsableCommand {
 
         func run() async throws {
             let client = try await connection.connect()
-            defer { Task { await client.close() } }
-            let response = try await runCall {
+            let response = try await runCall(closing: client) {
                 try await client.unary(service: "chukan.v1.Echo", method: "Echo", request: EchoMessage(bytes: Array(text.utf8)),
                                        as: EchoMessage.self, timeout: connection.duration)
             }
@@ -80,11 +78,15 @@ struct Call: AsyncParsableCommand {
     }
 }
 
-/// Runs a call and turns a non-OK status into a clear message and exit code 1.
-func runCall<T>(_ body: () async throws -> T) async throws -> T {
+/// Runs a call, closes the connection (close_notify), and turns a non-OK status into a
+/// clear message and exit code 1.
+func runCall<T>(closing client: RPCClient, _ body: () async throws -> T) async throws -> T {
     do {
-        return try await body()
+        let result = try await body()
+        await client.close()
+        return result
     } catch let error as RPCError {
+        await client.close()
         FileHandle.standardError.write(Data("chukanctl: \(error.code.name): \(error.message)\n".utf8))
         throw ExitCode(1)
     }

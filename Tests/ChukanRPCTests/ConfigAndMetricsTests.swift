@@ -62,6 +62,14 @@ import Testing
         #expect(throws: ConfigError("tls.min_version must be \"1.3\" or \"1.2\"")) {
             try ServerConfig.load(path: badVersion).tlsConfiguration()
         }
+        let typo = try write("limits: { max_conections: 10 }")
+        #expect(throws: ConfigError("configuration file \(typo): unknown key limits.max_conections")) {
+            try ServerConfig.load(path: typo)
+        }
+        let forever = try write("limits: { drain_timeout_seconds: .inf }")
+        #expect(throws: ConfigError("limits.drain_timeout_seconds must be between 0 and 86400 seconds")) {
+            try ServerConfig.load(path: forever).rpcConfiguration()
+        }
         let noCA = try write("tls: { certificate: a, key: b }")
         #expect(throws: ConfigError("tls.client_ca is required: client certificates are verified against it")) {
             try ServerConfig.load(path: noCA).tlsConfiguration()

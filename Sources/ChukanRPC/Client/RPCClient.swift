@@ -137,9 +137,12 @@ public final class RPCClient: Sendable {
         try? await channel.close()
     }
 
+    /// The duration in nanoseconds, saturating (a negative one counts as "already due").
     static func nanoseconds(_ d: Duration) -> Int64 {
         let (s, atto) = d.components
-        return s * 1_000_000_000 + atto / 1_000_000_000
+        let (ns, overflow) = s.multipliedReportingOverflow(by: 1_000_000_000)
+        if overflow { return s < 0 ? 1 : Int64.max }
+        return max(1, ns.addingReportingOverflow(atto / 1_000_000_000).overflow ? Int64.max : ns + atto / 1_000_000_000)
     }
 }
 

@@ -95,7 +95,7 @@ final class TTRPCClientHandler: ChannelInboundHandler {
         }
         if out.readableBytes - FrameHeader.size > FrameHeader.protocolMaxLength {
             pending.removeValue(forKey: id)?.timer?.cancel()
-            call.promise.fail(RPCError.resourceExhausted("request of \(out.readableBytes) bytes exceeds ttrpc's 4 MiB frame limit"))
+            call.promise.fail(RPCError.resourceExhausted("request of \(out.readableBytes - FrameHeader.size) bytes exceeds ttrpc's 4 MiB frame limit"))
             return
         }
         context.write(wrapOutboundOut(out), promise: nil)
@@ -167,8 +167,10 @@ final class TTRPCClientHandler: ChannelInboundHandler {
             }
         case .data?:
             guard let p = pending[id], case let .serverStreaming(onData) = p.kind else { return }
-            onData(frame.data)
-            if frame.header.flags.contains(.remoteClosed) {
+            let last = frame.header.flags.contains(.remoteClosed)
+            // An empty last data frame only marks the end; it is not a message.
+            if !(last && frame.data.readableBytes == 0) { onData(frame.data) }
+            if last {
                 pending.removeValue(forKey: id)?.timer?.cancel()
                 p.promise.succeed(ByteBuffer())
             }

@@ -148,6 +148,14 @@ final class TTRPCServerHandler: ChannelInboundHandler {
             metrics.protocolErrors.increment()
             return streamError(id, .invalidArgument("request envelope: \(error)"), context: context)
         }
+        // Route first: until a name is known to exist, metrics label it "unknown", so a
+        // caller cannot grow the label space.
+        let handler: MethodHandler
+        switch router.handler(service: request.service, method: request.method) {
+        case let .success(h): handler = h
+        case let .failure(e):
+            return respond(id, status: RPCStatus(e), payload: nil, service: "unknown", method: "unknown", start: start, context: context)
+        }
         let service = request.service
         let method = request.method
         func refuse(_ error: RPCError) {
@@ -157,15 +165,9 @@ final class TTRPCServerHandler: ChannelInboundHandler {
         if frame.header.flags.contains(.remoteOpen) {
             return refuse(.invalidArgument("client-streaming requests are not supported"))
         }
+        // Calls answered inline never occupy a stream; these count the ones still running.
         guard streams.count < limits.maxConcurrentStreams else {
             return refuse(.resourceExhausted("too many concurrent streams on this connection (limit \(limits.maxConcurrentStreams))"))
-        }
-        let handler: MethodHandler
-        switch router.handler(service: service, method: method) {
-        case let .success(h): handler = h
-        case let .failure(e):
-            // Metrics label unknown names as such so a caller cannot grow the label space.
-            return respond(id, status: RPCStatus(e), payload: nil, service: "unknown", method: "unknown", start: start, context: context)
         }
         guard request.timeoutNanos >= 0 else { return refuse(.invalidArgument("timeout_nano must not be negative")) }
         let deadline: NIODeadline? = request.timeoutNanos > 0 ? start + .nanoseconds(request.timeoutNanos) : nil
@@ -291,6 +293,12 @@ final class TTRPCServerHandler: ChannelInboundHandler {
         var out = context.channel.allocator.buffer(capacity: body.readableBytes + 32 + status.message.utf8.count)
         out.writeFrame(streamID: id, type: .response) { buffer in
             TTRPCResponse.encode(status: status, payload: body, into: &buffer)
+        }
+        // A frame carries at most 4 MiB: a larger answer would read as "not ttrpc" to any client.
+        if out.readableBytes - FrameHeader.size > FrameHeader.protocolMaxLength {
+            return respond(id, status: RPCStatus(.resourceExhausted(
+                "response of \(out.readableBytes - FrameHeader.size) bytes exceeds ttrpc's 4 MiB frame limit")),
+                payload: nil, service: service, method: method, start: start, context: context)
         }
         metrics.bytesSent.increment(by: out.readableBytes)
         metrics.record(service: service, method: method, code: status.code, since: start)

@@ -11,6 +11,12 @@ final class SlowService: RPCService {
     /// How many handler tasks saw their cancellation.
     let cancelled = Atomic<Int>(0)
     let finished = Atomic<Int>(0)
+    let started = Atomic<Int>(0)
+
+    /// Waits until `n` Sleep calls have reached their handler.
+    func waitStarted(_ n: Int) async throws {
+        while started.load(ordering: .relaxed) < n { try await Task.sleep(for: .milliseconds(5)) }
+    }
 
     static func millis(_ m: EchoMessage) -> Int64 { Int64(String(buffer: m.payload)) ?? 0 }
 
@@ -18,6 +24,7 @@ final class SlowService: RPCService {
         [
             // A Swift task that sleeps, then echoes.
             "Sleep": .unaryAsync(EchoMessage.self) { [self] request, _ in
+                started.add(1, ordering: .relaxed)
                 do {
                     try await Task.sleep(for: .milliseconds(Self.millis(request)))
                 } catch {
@@ -30,6 +37,10 @@ final class SlowService: RPCService {
             // A future completed by an event-loop timer.
             "Later": .unaryFuture(EchoMessage.self) { request, context in
                 context.eventLoop.scheduleTask(in: .milliseconds(Self.millis(request))) { request }.futureResult
+            },
+            // An answer of the requested number of bytes.
+            "Big": .unary(EchoMessage.self) { request, _ in
+                EchoMessage(payload: ByteBuffer(repeating: 1, count: Int(Self.millis(request))))
             },
             "Fail": .unary(EchoMessage.self) { (_, _) throws -> EchoMessage in throw RPCError(.failedPrecondition, "always fails") },
         ]
