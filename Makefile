@@ -44,7 +44,6 @@ protos-check:
 
 # The whole suite under LeakSanitizer (an AddressSanitizer build in .build-asan).
 test-leaks: bootstrap
-	$(SWIFT) build --build-tests
 	scripts/test-leaks.sh
 
 # Echo over TLS, Chukan beside containerd's Go ttrpc server (Benchmarks/README.md).
@@ -52,4 +51,4 @@ bench: bootstrap
 	Benchmarks/run-echo.sh
 
 clean:
-	rm -rf .build demo
+	rm -rf .build .build-asan demo

@@ -10,7 +10,6 @@ packages=(
   libssl-dev openssl                  # OpenSSL 3: TLS, and the CLI behind `chukanctl certs`
   golang-go golang-github-containerd-ttrpc-dev   # containerd's Go ttrpc: interop test, benchmark peer
   curl                                # metrics endpoint test
-  valgrind                            # make test-leaks
 )
 
 missing=()

@@ -131,6 +131,12 @@ public struct ServerConfig: Codable, Sendable, Equatable {
         return .nanoseconds(Int64(v * 1e9))
     }
 
+    /// A handshake needs some time: zero would close every connection at once.
+    private func handshakeTimeout(_ v: Double) throws -> TimeAmount {
+        guard v > 0 else { throw ConfigError("tls.handshake_timeout_seconds must be between 0 and 86400 seconds, and not 0") }
+        return try Self.seconds(v, "tls.handshake_timeout_seconds")
+    }
+
     /// The listener settings this configuration describes.
     public func rpcConfiguration() throws -> RPCServerConfiguration {
         var c = RPCServerConfiguration()
@@ -170,7 +176,7 @@ public struct ServerConfig: Codable, Sendable, Equatable {
             certificateChainPath: cert, privateKeyPath: key, trustRootsPath: t.clientCA,
             crlPath: requireClientCertificate ? t.crl : nil, requireClientCertificate: requireClientCertificate,
             minimumVersion: minVersion,
-            handshakeTimeout: try Self.seconds(t.handshakeTimeoutSeconds ?? 10, "tls.handshake_timeout_seconds"))
+            handshakeTimeout: try handshakeTimeout(t.handshakeTimeoutSeconds ?? 10))
     }
 
     private func positive(_ v: Int, _ key: String) throws -> Int {

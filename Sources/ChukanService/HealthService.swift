@@ -2,9 +2,10 @@ import ChukanProto
 import ChukanRPC
 import Synchronization
 
-/// chukan.v1.Health/Check: SERVING while the server takes calls; NOT_SERVING once a
-/// shutdown has begun (calls already on an open connection can still see it while
-/// draining). Safe on a listener without client certificates: it returns nothing about anyone.
+/// chukan.v1.Health/Check: SERVING while the server takes calls, NOT_SERVING once a
+/// shutdown has begun (visible only until the drain reaches the caller's connection,
+/// which then answers UNAVAILABLE). Safe on a listener without client certificates:
+/// it returns nothing about anyone.
 public final class HealthService: RPCService {
     public static let name = "chukan.v1.Health"
     public let serviceName = HealthService.name

@@ -37,7 +37,7 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("health-port"), help: "Also listen here without client certificates, serving chukan.v1.Health only.") var healthPort: Int?
     @Option(name: .customLong("metrics-port"), help: "Prometheus endpoint port on 127.0.0.1 (default 9464; 0 disables).") var metricsPort: Int?
     @Option(name: .customLong("max-connections"), help: "Connections accepted at once (default 4096).") var maxConnections: Int?
-    @Option(name: .customLong("max-streams"), help: "Calls in flight per connection (default 1024).") var maxStreams: Int?
+    @Option(name: .customLong("max-streams"), help: "Calls still running per connection (default 1024); calls answered inline do not count.") var maxStreams: Int?
     @Option(name: .customLong("max-message-bytes"), help: "Largest frame accepted, at most 4194304 (default).") var maxMessageBytes: Int?
     @Option(name: .customLong("idle-timeout"), help: "Seconds before an idle connection is closed (default 300; 0 never).") var idleTimeout: Double?
     @Option(name: .customLong("drain-timeout"), help: "Seconds a shutdown waits for calls in flight (default 30).") var drainTimeout: Double?

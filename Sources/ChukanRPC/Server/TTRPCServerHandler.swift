@@ -264,6 +264,10 @@ final class TTRPCServerHandler: ChannelInboundHandler {
         guard let context, !closed, streams[id] != nil else {
             return loop.makeFailedFuture(RPCError(.cancelled, "the call was cancelled"))
         }
+        guard payload.readableBytes <= FrameHeader.protocolMaxLength else {
+            return loop.makeFailedFuture(RPCError.resourceExhausted(
+                "stream message of \(payload.readableBytes) bytes exceeds ttrpc's 4 MiB frame limit"))
+        }
         var out = context.channel.allocator.buffer(capacity: payload.readableBytes + FrameHeader.size)
         out.writeFrame(Frame(streamID: id, type: .data, data: payload))
         metrics.bytesSent.increment(by: out.readableBytes)
