@@ -59,5 +59,5 @@ wait_port 17444
 load go-ttrpc 17444
 kill -TERM $peer; wait $peer || true
 
-python3 Benchmarks/report-echo.py "$out" "DURATION=$DURATION Benchmarks/run-echo.sh"
+python3 Benchmarks/report-echo.py "$out" "DURATION=$DURATION WARMUP=$WARMUP CONNECTIONS=$CONNECTIONS POINTS=\"$POINTS\" PAYLOAD=$PAYLOAD Benchmarks/run-echo.sh"
 echo "== written to Benchmarks/RESULTS.md"

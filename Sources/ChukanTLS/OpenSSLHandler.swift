@@ -174,6 +174,7 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
                 break
             case SSL_ERROR_ZERO_RETURN:
                 // The peer's close_notify: answer with ours and close.
+                context.fireUserInboundEventTriggered(TLSCloseNotifyReceived())
                 peerClosed(context: context)
             default:
                 fail(context: context, TLSError.protocolError(openSSLErrors(fallback: "a record did not decrypt")))

@@ -41,6 +41,12 @@ public struct PeerIdentity: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
+/// Fired inbound by `OpenSSLHandler` when the peer ended the session with close_notify
+/// (an orderly close, as opposed to a TCP close that could hide a truncation).
+public struct TLSCloseNotifyReceived: Sendable, Hashable {
+    public init() {}
+}
+
 /// Fired inbound by `OpenSSLHandler` when the handshake is done.
 public struct TLSHandshakeCompleted: Sendable, Hashable {
     /// The verified peer, when it presented a certificate.

@@ -97,6 +97,7 @@ import Testing
         let raw = try await RawConnection.connect(port: s.port, tls: s.pki.clientTLS("admin"))
         try await raw.send(ByteBuffer(bytes: [0, 0, 0, 50, 0, 0, 0, 1, 1, 0, 1, 2]))
         #expect(try await raw.waitClosed(timeout: .seconds(6)))
+        #expect(raw.receivedCloseNotify, "the server closed without close_notify")
         await s.stop()
     }
 }

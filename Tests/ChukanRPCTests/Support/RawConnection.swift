@@ -12,6 +12,7 @@ final class RawConnection: Sendable {
 
     final class Inbox: Sendable {
         let state = Mutex<(frames: [Frame], closed: Bool)>(([], false))
+        let closeNotify = Mutex(false)
     }
 
     private final class Collector: ChannelInboundHandler {
@@ -33,6 +34,7 @@ final class RawConnection: Sendable {
         }
         func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
             if event is TLSHandshakeCompleted { handshake.succeed() }
+            if event is TLSCloseNotifyReceived { inbox.closeNotify.withLock { $0 = true } }
         }
         func errorCaught(context: ChannelHandlerContext, error: Error) {
             handshake.fail(error)
@@ -118,6 +120,9 @@ final class RawConnection: Sendable {
         }
         return false
     }
+
+    /// Whether the server ended the TLS session with close_notify.
+    var receivedCloseNotify: Bool { inbox.closeNotify.withLock { $0 } }
 
     func close() async { try? await channel.close() }
 }
