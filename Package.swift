@@ -78,6 +78,8 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // Durable storage: write-ahead log, snapshots, at-rest encryption (OpenSSL).
+        .target(name: "ChukanStore", dependencies: ["COpenSSL"]),
         // The RPC services.
         .target(
             name: "ChukanService",
@@ -122,6 +124,7 @@ let package = Package(
             ]
         ),
 
+        .testTarget(name: "ChukanStoreTests", dependencies: ["ChukanStore"]),
         .testTarget(name: "ChukanWireTests", dependencies: ["ChukanWire", "ChukanProto", "ChukanCore"]),
         .testTarget(
             name: "ChukanRPCTests",

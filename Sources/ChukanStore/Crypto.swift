@@ -1,0 +1,117 @@
+import COpenSSL
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Why encryption or decryption failed. Never carries key material or plaintext.
+public enum CryptoError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The tag did not verify: wrong key, or changed bytes.
+    case authenticationFailed
+    case openSSL(String)
+
+    public var description: String {
+        switch self {
+        case .authenticationFailed: "authentication failed (wrong key or changed bytes)"
+        case let .openSSL(m): "OpenSSL: \(m)"
+        }
+    }
+}
+
+/// AES-256-GCM through OpenSSL EVP, with a reusable cipher context.
+/// Not thread-safe: one per writer or reader.
+public final class AESGCM {
+    public static let keySize = 32
+    public static let nonceSize = 12
+    public static let tagSize = 16
+
+    private let key: [UInt8]
+    private let ctx: OpaquePointer
+
+    public init(key: [UInt8]) throws {
+        precondition(key.count == Self.keySize, "AES-256 takes a 32-byte key")
+        guard let ctx = EVP_CIPHER_CTX_new() else { throw CryptoError.openSSL("EVP_CIPHER_CTX_new failed") }
+        self.key = key
+        self.ctx = ctx
+    }
+
+    deinit { EVP_CIPHER_CTX_free(ctx) }
+
+    /// Appends ciphertext and the 16-byte tag of `plaintext` to `out`.
+    public func seal(nonce: [UInt8], plaintext: UnsafeRawBufferPointer, aad: UnsafeRawBufferPointer, into out: inout [UInt8]) throws {
+        precondition(nonce.count == Self.nonceSize)
+        var outLength: Int32 = 0
+        guard EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), nil, key, nonce) == 1 else { throw CryptoError.openSSL("encrypt init") }
+        if aad.count > 0 {
+            guard EVP_EncryptUpdate(ctx, nil, &outLength, aad.baseAddress!.assumingMemoryBound(to: UInt8.self), Int32(aad.count)) == 1 else {
+                throw CryptoError.openSSL("encrypt aad")
+            }
+        }
+        let start = out.count
+        out.append(contentsOf: repeatElement(0, count: plaintext.count + Self.tagSize))
+        try out.withUnsafeMutableBufferPointer { buffer in
+            let base = buffer.baseAddress! + start
+            if plaintext.count > 0 {
+                guard EVP_EncryptUpdate(ctx, base, &outLength, plaintext.baseAddress!.assumingMemoryBound(to: UInt8.self), Int32(plaintext.count)) == 1 else {
+                    throw CryptoError.openSSL("encrypt")
+                }
+            }
+            var finalLength: Int32 = 0
+            guard EVP_EncryptFinal_ex(ctx, base + Int(outLength), &finalLength) == 1,
+                  EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, Int32(Self.tagSize), base + plaintext.count) == 1
+            else { throw CryptoError.openSSL("encrypt final") }
+        }
+    }
+
+    /// Decrypts `ciphertextAndTag`; throws `.authenticationFailed` if it, the nonce or the aad changed.
+    public func open(nonce: [UInt8], ciphertextAndTag: UnsafeRawBufferPointer, aad: UnsafeRawBufferPointer) throws -> [UInt8] {
+        precondition(nonce.count == Self.nonceSize)
+        guard ciphertextAndTag.count >= Self.tagSize else { throw CryptoError.authenticationFailed }
+        let n = ciphertextAndTag.count - Self.tagSize
+        var outLength: Int32 = 0
+        guard EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), nil, key, nonce) == 1 else { throw CryptoError.openSSL("decrypt init") }
+        if aad.count > 0 {
+            guard EVP_DecryptUpdate(ctx, nil, &outLength, aad.baseAddress!.assumingMemoryBound(to: UInt8.self), Int32(aad.count)) == 1 else {
+                throw CryptoError.openSSL("decrypt aad")
+            }
+        }
+        var plaintext = [UInt8](repeating: 0, count: n)
+        let input = ciphertextAndTag.baseAddress!.assumingMemoryBound(to: UInt8.self)
+        try plaintext.withUnsafeMutableBufferPointer { buffer in
+            if n > 0 {
+                guard EVP_DecryptUpdate(ctx, buffer.baseAddress!, &outLength, input, Int32(n)) == 1 else { throw CryptoError.openSSL("decrypt") }
+            }
+            var tag = Array(UnsafeBufferPointer(start: input + n, count: Self.tagSize))
+            guard EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, Int32(Self.tagSize), &tag) == 1 else { throw CryptoError.openSSL("set tag") }
+            var finalLength: Int32 = 0
+            var scratch = [UInt8](repeating: 0, count: 16)
+            guard EVP_DecryptFinal_ex(ctx, &scratch, &finalLength) == 1 else { throw CryptoError.authenticationFailed }
+        }
+        return plaintext
+    }
+}
+
+/// HKDF-SHA256 (RFC 5869) through OpenSSL.
+public enum HKDF {
+    public static func sha256(key: [UInt8], salt: [UInt8], info: [UInt8], length: Int) throws -> [UInt8] {
+        guard let pctx = EVP_PKEY_CTX_new_id(EVP_PKEY_HKDF, nil) else { throw CryptoError.openSSL("HKDF context") }
+        defer { EVP_PKEY_CTX_free(pctx) }
+        var out = [UInt8](repeating: 0, count: length)
+        var outLength = length
+        guard EVP_PKEY_derive_init(pctx) == 1,
+              EVP_PKEY_CTX_set_hkdf_md(pctx, EVP_sha256()) == 1,
+              EVP_PKEY_CTX_set1_hkdf_salt(pctx, salt, Int32(salt.count)) == 1,
+              EVP_PKEY_CTX_set1_hkdf_key(pctx, key, Int32(key.count)) == 1,
+              EVP_PKEY_CTX_add1_hkdf_info(pctx, info, Int32(info.count)) == 1,
+              EVP_PKEY_derive(pctx, &out, &outLength) == 1, outLength == length
+        else { throw CryptoError.openSSL("HKDF derive") }
+        return out
+    }
+}
+
+/// Cryptographically random bytes from OpenSSL.
+public func secureRandomBytes(_ count: Int) -> [UInt8] {
+    var out = [UInt8](repeating: 0, count: count)
+    precondition(RAND_bytes(&out, Int32(count)) == 1, "OpenSSL's RAND_bytes failed")
+    return out
+}

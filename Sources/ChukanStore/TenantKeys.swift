@@ -1,0 +1,68 @@
+import Foundation
+
+/// Why a tenant's key could not be used. Names the file, never the key.
+public struct KeyError: Error, Equatable, Sendable, CustomStringConvertible {
+    public var description: String
+    public init(_ d: String) { description = d }
+}
+
+/// A tenant's data keys: `<tenant>.v<N>.key` files of exactly 32 bytes, mode 0600,
+/// in a key directory kept apart from the data directory. New segments and snapshots
+/// use the highest version; files written under older versions stay readable.
+public struct TenantKeyRing: Sendable {
+    public let tenant: String
+    private let keys: [UInt32: [UInt8]]
+
+    public init(tenant: String, keys: [UInt32: [UInt8]]) {
+        self.tenant = tenant
+        self.keys = keys
+    }
+
+    /// The newest version, used for everything written from now on.
+    public var currentVersion: UInt32 { keys.keys.max() ?? 0 }
+    public var versions: [UInt32] { keys.keys.sorted() }
+
+    public func key(version: UInt32) throws -> [UInt8] {
+        guard let k = keys[version] else { throw KeyError("no key version \(version) for tenant \(tenant)") }
+        return k
+    }
+
+    public static func fileName(tenant: String, version: UInt32) -> String { "\(tenant).v\(version).key" }
+
+    /// Loads every version of `tenant`'s key from `directory`.
+    public static func load(tenant: String, directory: String) throws -> TenantKeyRing {
+        let fm = FileManager.default
+        guard let names = try? fm.contentsOfDirectory(atPath: directory) else {
+            throw KeyError("key directory \(directory) is missing or unreadable")
+        }
+        var keys: [UInt32: [UInt8]] = [:]
+        for name in names where name.hasPrefix("\(tenant).v") && name.hasSuffix(".key") {
+            let v = name.dropFirst(tenant.count + 2).dropLast(4)
+            guard let version = UInt32(v), version > 0 else { continue }
+            let path = "\(directory)/\(name)"
+            let attributes = try fm.attributesOfItem(atPath: path)
+            if let mode = attributes[.posixPermissions] as? Int, mode & 0o077 != 0 {
+                throw KeyError("key file \(path) must be readable by its owner only (mode 0600)")
+            }
+            guard let data = fm.contents(atPath: path), data.count == AESGCM.keySize else {
+                throw KeyError("key file \(path) must hold exactly 32 bytes")
+            }
+            keys[version] = Array(data)
+        }
+        guard !keys.isEmpty else { throw KeyError("no key for tenant \(tenant) in \(directory)") }
+        return TenantKeyRing(tenant: tenant, keys: keys)
+    }
+
+    /// Writes a new random key version (mode 0600) and returns its version.
+    @discardableResult
+    public static func addVersion(tenant: String, directory: String) throws -> UInt32 {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let existing = (try? load(tenant: tenant, directory: directory))?.currentVersion ?? 0
+        let version = existing + 1
+        let path = "\(directory)/\(fileName(tenant: tenant, version: version))"
+        guard FileManager.default.createFile(atPath: path, contents: Data(secureRandomBytes(AESGCM.keySize)), attributes: [.posixPermissions: 0o600]) else {
+            throw KeyError("cannot write key file \(path)")
+        }
+        return version
+    }
+}

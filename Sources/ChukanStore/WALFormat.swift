@@ -1,0 +1,115 @@
+/// The write-ahead log's on-disk format (docs/STORAGE.md).
+///
+/// A segment file `<first sequence, 16 hex digits>.wal` starts with a 64-byte header:
+///
+///     magic "CHUKWAL\0" · version u16 · reserved u16 · tenant 6 ASCII · reserved u16 ·
+///     key version u32 · first sequence u64 · previous last acknowledged u64 ·
+///     salt 16 bytes · CRC-32C of the 56 bytes before it u32 · reserved u32
+///
+/// then records, each: length u32 · type u8 · reserved 3 · sequence u64 · CRC-32C u32
+/// (over the 16 bytes before it and the data) · data (`length` bytes: AES-256-GCM
+/// ciphertext and tag). All integers big-endian.
+///
+/// Each segment has its own key, HKDF-SHA256(tenant key, salt, "chukan/wal/v1" ‖ tenant ‖
+/// first sequence), and the nonce of a record is its sequence number, so no nonce repeats
+/// under a key: a segment is never appended to after a restart or a failed write.
+public enum WALFormat {
+    public static let magic: [UInt8] = Array("CHUKWAL".utf8) + [0]
+    public static let version: UInt16 = 1
+    public static let headerSize = 64
+    public static let recordHeaderSize = 20
+    /// A record larger than this is corruption, not data.
+    public static let maxRecordData = 16 << 20
+
+    public struct SegmentHeader: Equatable, Sendable {
+        public var tenant: String
+        public var keyVersion: UInt32
+        public var firstSequence: UInt64
+        /// The last sequence acknowledged before this segment began (0: none). Records of
+        /// the previous segment after it were never acknowledged and are not replayed.
+        public var previousLastAcknowledged: UInt64
+        public var salt: [UInt8]
+
+        public init(tenant: String, keyVersion: UInt32, firstSequence: UInt64, previousLastAcknowledged: UInt64, salt: [UInt8]) {
+            self.tenant = tenant
+            self.keyVersion = keyVersion
+            self.firstSequence = firstSequence
+            self.previousLastAcknowledged = previousLastAcknowledged
+            self.salt = salt
+        }
+
+        public func encoded() -> [UInt8] {
+            var b = magic
+            b.appendBE(version)
+            b.appendBE(UInt16(0))
+            b += Array(tenant.utf8.prefix(6)) + Array(repeating: 0x20, count: max(0, 6 - tenant.utf8.count))
+            b.appendBE(UInt16(0))
+            b.appendBE(keyVersion)
+            b.appendBE(firstSequence)
+            b.appendBE(previousLastAcknowledged)
+            b += salt
+            b.appendBE(CRC32C.checksum(b))
+            b.appendBE(UInt32(0))
+            return b
+        }
+
+        public static func decode(_ b: ArraySlice<UInt8>) -> SegmentHeader? {
+            guard b.count >= headerSize else { return nil }
+            let h = Array(b.prefix(headerSize))
+            guard Array(h[0..<8]) == magic, h.readBE(UInt16.self, at: 8) == version,
+                  h.readBE(UInt32.self, at: 56) == CRC32C.checksum(h[0..<56])
+            else { return nil }
+            let tenant = String(decoding: h[12..<18], as: UTF8.self).trimmingCharacters(in: " ")
+            return SegmentHeader(
+                tenant: tenant, keyVersion: h.readBE(UInt32.self, at: 20), firstSequence: h.readBE(UInt64.self, at: 24),
+                previousLastAcknowledged: h.readBE(UInt64.self, at: 32), salt: Array(h[40..<56]))
+        }
+    }
+
+    public static func segmentName(firstSequence: UInt64) -> String {
+        let hex = String(firstSequence, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex + ".wal"
+    }
+
+    static func segmentKey(tenantKey: [UInt8], header: SegmentHeader) throws -> [UInt8] {
+        var info = Array("chukan/wal/v1".utf8) + Array(header.tenant.utf8)
+        info.appendBE(header.firstSequence)
+        return try HKDF.sha256(key: tenantKey, salt: header.salt, info: info, length: AESGCM.keySize)
+    }
+
+    static func nonce(sequence: UInt64) -> [UInt8] {
+        var n: [UInt8] = [0, 0, 0, 0]
+        n.appendBE(sequence)
+        return n
+    }
+
+    /// The 16 bytes before a record's CRC: also the AEAD's associated data.
+    static func recordPrefix(length: UInt32, type: UInt8, sequence: UInt64) -> [UInt8] {
+        var b: [UInt8] = []
+        b.reserveCapacity(16)
+        b.appendBE(length)
+        b += [type, 0, 0, 0]
+        b.appendBE(sequence)
+        return b
+    }
+}
+
+extension Array where Element == UInt8 {
+    @inlinable mutating func appendBE<T: FixedWidthInteger>(_ v: T) {
+        Swift.withUnsafeBytes(of: v.bigEndian) { append(contentsOf: $0) }
+    }
+
+    @inlinable func readBE<T: FixedWidthInteger>(_ type: T.Type, at offset: Int) -> T {
+        var v: T = 0
+        for i in 0..<MemoryLayout<T>.size { v = (v << 8) | T(self[offset + i]) }
+        return v
+    }
+}
+
+extension String {
+    func trimmingCharacters(in set: Character) -> String {
+        var s = Substring(self)
+        while s.last == set || s.last == "\0" { s = s.dropLast() }
+        return String(s)
+    }
+}

@@ -1,0 +1,255 @@
+import Dispatch
+import Foundation
+
+/// Why a write was not acknowledged. The write is not durable and will not be replayed.
+public struct WALWriteError: Error, Equatable, Sendable, CustomStringConvertible {
+    public var description: String
+    public init(_ d: String) { description = d }
+}
+
+/// A tenant's write-ahead log: encrypted, checksummed records in segment files, appended
+/// by one writer thread that makes every batch durable with a single fdatasync (group
+/// commit). `append` returns only after its record is durable.
+///
+/// After a failed write or sync the segment is abandoned (cut back if possible, never
+/// written again) and the next batch starts a new segment whose header records the last
+/// acknowledged sequence, so recovery drops anything after it. A segment is never
+/// reopened for writing, so an AES-GCM nonce (the sequence number) never repeats under
+/// one segment key.
+public final class WriteAheadLog: @unchecked Sendable {
+    public struct Options: Sendable {
+        /// A new segment is started once the current one reaches this size.
+        public var segmentSize = 64 << 20
+        public init() {}
+    }
+
+    private struct Pending {
+        var type: UInt8
+        var payload: [UInt8]
+        var done: @Sendable (Result<UInt64, WALWriteError>) -> Void
+    }
+
+    private struct OpenSegment {
+        var file: any AppendFile
+        var cipher: AESGCM
+        var size: Int
+    }
+
+    public let directory: String
+    public let keyRing: TenantKeyRing
+    private let fs: any StoreFileSystem
+    private let options: Options
+
+    // Shared with callers, under `condition`.
+    private let condition = NSCondition()
+    private var queue: [Pending] = []
+    private var stopping = false
+    private var lastAcknowledgedShared: UInt64
+
+    // Owned by the writer thread.
+    private var segment: OpenSegment?
+    private var nextSequence: UInt64
+    private var lastAcknowledged: UInt64
+    private let finished = DispatchSemaphore(value: 0)
+
+    private init(directory: String, keyRing: TenantKeyRing, fs: any StoreFileSystem, options: Options, lastSequence: UInt64) {
+        self.directory = directory
+        self.keyRing = keyRing
+        self.fs = fs
+        self.options = options
+        self.nextSequence = lastSequence + 1
+        self.lastAcknowledged = lastSequence
+        self.lastAcknowledgedShared = lastSequence
+    }
+
+    /// Recovers the log in `directory`, handing every record after `replayAfter` to
+    /// `onRecord` in order, cuts a torn tail, and returns a log ready for appends.
+    public static func open(
+        directory: String, keyRing: TenantKeyRing, fs: any StoreFileSystem = PosixFileSystem(), options: Options = Options(),
+        replayAfter: UInt64 = 0, onRecord: (WALRecord) throws -> Void
+    ) throws -> (WriteAheadLog, WALRecoveryReport) {
+        try fs.createDirectory(directory)
+        let report = try recover(directory: directory, keyRing: keyRing, fs: fs, replayAfter: replayAfter, onRecord: onRecord)
+        let log = WriteAheadLog(directory: directory, keyRing: keyRing, fs: fs, options: options, lastSequence: report.lastSequence)
+        let thread = Thread { [log] in log.writerLoop() }
+        thread.name = "chukan-wal-\(keyRing.tenant)"
+        thread.start()
+        return (log, report)
+    }
+
+    static func segmentFiles(_ directory: String, fs: any StoreFileSystem) throws -> [String] {
+        try fs.list(directory).filter { $0.hasSuffix(".wal") }.sorted()
+    }
+
+    private static func recover(
+        directory: String, keyRing: TenantKeyRing, fs: any StoreFileSystem, replayAfter: UInt64, onRecord: (WALRecord) throws -> Void
+    ) throws -> WALRecoveryReport {
+        var report = WALRecoveryReport()
+        let names = try segmentFiles(directory, fs: fs)
+        var contents = try names.map { try fs.read("\(directory)/\($0)") }
+        // A last segment whose header never became durable holds nothing acknowledged.
+        if let last = contents.last, WALFormat.SegmentHeader.decode(last[...]) == nil, last.count < WALFormat.headerSize || last.allSatisfy({ $0 == 0 }) {
+            try fs.remove("\(directory)/\(names.last!)")
+            report.truncated.append((file: names.last!, offset: 0))
+            contents.removeLast()
+        }
+        var expected: UInt64? = nil
+        for (i, bytes) in contents.enumerated() {
+            let file = "\(directory)/\(names[i])"
+            var segment = try WALReader.read(bytes, file: file, keyRing: keyRing)
+            if let e = expected, segment.header.firstSequence != e {
+                throw WALError.sequenceGap(file: file, offset: 0, expected: e, found: segment.header.firstSequence)
+            }
+            report.segments += 1
+            if i + 1 < contents.count {
+                guard let next = WALFormat.SegmentHeader.decode(contents[i + 1][...]) else {
+                    throw WALError.badHeader(file: "\(directory)/\(names[i + 1])")
+                }
+                // The next segment says where acknowledged writes ended in this one.
+                let cut = next.previousLastAcknowledged
+                let before = segment.records.count
+                segment.records.removeAll { $0.sequence > cut }
+                report.unacknowledgedDropped += before - segment.records.count
+                let reached = segment.records.last?.sequence ?? (segment.header.firstSequence - 1)
+                guard reached == cut else {
+                    throw WALError.sequenceGap(file: file, offset: segment.goodEnd, expected: cut, found: reached)
+                }
+                expected = cut + 1
+            } else {
+                if let torn = segment.tornAt {
+                    try fs.truncate(file, to: torn)
+                    report.truncated.append((file: file, offset: torn))
+                }
+                expected = (segment.records.last?.sequence ?? (segment.header.firstSequence - 1)) + 1
+            }
+            for r in segment.records {
+                report.records += 1
+                report.lastSequence = r.sequence
+                if r.sequence > replayAfter { try onRecord(r) }
+            }
+            if segment.records.isEmpty { report.lastSequence = max(report.lastSequence, segment.header.firstSequence - 1) }
+        }
+        return report
+    }
+
+    /// The last sequence number made durable.
+    public var lastSequence: UInt64 { condition.withLock { lastAcknowledgedShared } }
+
+    /// Appends a record; `done` runs (on the writer thread) once it is durable, or failed.
+    public func append(type: UInt8, payload: [UInt8], done: @escaping @Sendable (Result<UInt64, WALWriteError>) -> Void) {
+        condition.lock()
+        if stopping {
+            condition.unlock()
+            done(.failure(WALWriteError("the log is closed")))
+            return
+        }
+        queue.append(Pending(type: type, payload: payload, done: done))
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// Appends a record and returns its sequence number once it is durable.
+    public func append(type: UInt8, payload: [UInt8]) async throws -> UInt64 {
+        try await withCheckedThrowingContinuation { continuation in
+            append(type: type, payload: payload) { continuation.resume(with: $0) }
+        }
+    }
+
+    /// Finishes what is queued, then stops the writer and closes the segment.
+    public func close() {
+        condition.lock()
+        let already = stopping
+        stopping = true
+        condition.signal()
+        condition.unlock()
+        if !already { finished.wait() }
+    }
+
+    // MARK: writer thread
+
+    private func writerLoop() {
+        while true {
+            condition.lock()
+            while queue.isEmpty && !stopping { condition.wait() }
+            let batch = queue
+            queue.removeAll(keepingCapacity: true)
+            let stop = stopping && batch.isEmpty
+            condition.unlock()
+            if stop { break }
+            write(batch)
+        }
+        segment?.file.close()
+        segment = nil
+        finished.signal()
+    }
+
+    private func write(_ batch: [Pending]) {
+        do {
+            if segment == nil || segment!.size >= options.segmentSize { try startSegment() }
+            var buffer: [UInt8] = []
+            buffer.reserveCapacity(batch.reduce(0) { $0 + $1.payload.count + 48 })
+            var sequence = nextSequence
+            for p in batch {
+                try encode(p, sequence: sequence, into: &buffer)
+                sequence += 1
+            }
+            try buffer.withUnsafeBytes { try segment!.file.append($0) }
+            try segment!.file.sync()
+            segment!.size += buffer.count
+            let first = nextSequence
+            nextSequence = sequence
+            lastAcknowledged = sequence - 1
+            condition.withLock { lastAcknowledgedShared = lastAcknowledged }
+            for (i, p) in batch.enumerated() { p.done(.success(first + UInt64(i))) }
+        } catch {
+            // Never retry on this file: cut it back to what was acknowledged, if we can,
+            // and let the next batch start a segment that records where acknowledged ended.
+            if let s = segment {
+                try? s.file.truncate(to: s.size)
+                s.file.close()
+            }
+            segment = nil
+            let failure = WALWriteError("the write-ahead log could not make the write durable: \(error)")
+            for p in batch { p.done(.failure(failure)) }
+        }
+    }
+
+    private func encode(_ p: Pending, sequence: UInt64, into buffer: inout [UInt8]) throws {
+        let prefix = WALFormat.recordPrefix(length: UInt32(p.payload.count + AESGCM.tagSize), type: p.type, sequence: sequence)
+        var sealed: [UInt8] = []
+        sealed.reserveCapacity(p.payload.count + AESGCM.tagSize)
+        try p.payload.withUnsafeBytes { plaintext in
+            try prefix.withUnsafeBytes { aad in
+                try segment!.cipher.seal(nonce: WALFormat.nonce(sequence: sequence), plaintext: plaintext, aad: aad, into: &sealed)
+            }
+        }
+        var crc = prefix.withUnsafeBytes { CRC32C.checksum($0) }
+        crc = sealed.withUnsafeBytes { CRC32C.update(crc, $0) }
+        buffer += prefix
+        buffer.appendBE(crc)
+        buffer += sealed
+    }
+
+    private func startSegment() throws {
+        segment?.file.close()
+        segment = nil
+        let header = WALFormat.SegmentHeader(
+            tenant: keyRing.tenant, keyVersion: keyRing.currentVersion, firstSequence: nextSequence,
+            previousLastAcknowledged: lastAcknowledged, salt: secureRandomBytes(16))
+        let path = "\(directory)/\(WALFormat.segmentName(firstSequence: nextSequence))"
+        let file: any AppendFile
+        do {
+            file = try fs.createNew(path)
+        } catch let e as StoreIOError where e.errno == EEXIST {
+            // An abandoned segment starting at the same sequence holds nothing acknowledged.
+            try fs.remove(path)
+            file = try fs.createNew(path)
+        }
+        let bytes = header.encoded()
+        try bytes.withUnsafeBytes { try file.append($0) }
+        try file.sync()
+        try fs.syncDirectory(directory)
+        let key = try WALFormat.segmentKey(tenantKey: keyRing.key(version: header.keyVersion), header: header)
+        segment = OpenSegment(file: file, cipher: try AESGCM(key: key), size: bytes.count)
+    }
+}

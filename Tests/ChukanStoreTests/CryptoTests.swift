@@ -1,0 +1,65 @@
+import ChukanStore
+import Foundation
+import Testing
+
+@Suite struct CryptoTests {
+    @Test func crc32cKnownVector() {
+        #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)
+        #expect(CRC32C.checksum([UInt8]()) == 0)
+    }
+
+    /// RFC 5869, test case 1.
+    @Test func hkdfRFC5869() throws {
+        let okm = try HKDF.sha256(
+            key: Array(repeating: 0x0B, count: 22), salt: Array(0x00...0x0C), info: Array(0xF0...0xF9), length: 42)
+        let hex = okm.map { String(format: "%02x", $0) }.joined()
+        #expect(hex == "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865")
+    }
+
+    @Test func aesGCMRoundTripAndTamper() throws {
+        let gcm = try AESGCM(key: secureRandomBytes(32))
+        let nonce = secureRandomBytes(12)
+        let plaintext = Array("住民票関係情報".utf8)
+        let aad: [UInt8] = [1, 2, 3]
+        var sealed: [UInt8] = []
+        try plaintext.withUnsafeBytes { p in try aad.withUnsafeBytes { a in try gcm.seal(nonce: nonce, plaintext: p, aad: a, into: &sealed) } }
+        #expect(sealed.count == plaintext.count + 16)
+        #expect(!sealed.starts(with: plaintext))
+        let opened = try sealed.withUnsafeBytes { s in try aad.withUnsafeBytes { a in try gcm.open(nonce: nonce, ciphertextAndTag: s, aad: a) } }
+        #expect(opened == plaintext)
+        var tampered = sealed
+        tampered[0] ^= 1
+        #expect(throws: CryptoError.authenticationFailed) {
+            _ = try tampered.withUnsafeBytes { s in try aad.withUnsafeBytes { a in try gcm.open(nonce: nonce, ciphertextAndTag: s, aad: a) } }
+        }
+        #expect(throws: CryptoError.authenticationFailed) {
+            _ = try sealed.withUnsafeBytes { s in try [9].withUnsafeBytes { a in try gcm.open(nonce: nonce, ciphertextAndTag: s, aad: a) } }
+        }
+        let other = try AESGCM(key: secureRandomBytes(32))
+        #expect(throws: CryptoError.authenticationFailed) {
+            _ = try sealed.withUnsafeBytes { s in try aad.withUnsafeBytes { a in try other.open(nonce: nonce, ciphertextAndTag: s, aad: a) } }
+        }
+    }
+
+    @Test func keyFilesMustBePrivateAndExact() throws {
+        let dir = NSTemporaryDirectory() + "chukan-keys-\(UUID().uuidString)"
+        #expect(try TenantKeyRing.addVersion(tenant: "012041", directory: dir) == 1)
+        #expect(try TenantKeyRing.addVersion(tenant: "012041", directory: dir) == 2)
+        let ring = try TenantKeyRing.load(tenant: "012041", directory: dir)
+        #expect(ring.currentVersion == 2 && ring.versions == [1, 2])
+        let path = "\(dir)/012041.v2.key"
+        chmod(path, 0o644)
+        #expect(throws: KeyError("key file \(path) must be readable by its owner only (mode 0600)")) {
+            try TenantKeyRing.load(tenant: "012041", directory: dir)
+        }
+        chmod(path, 0o600)
+        try Data([1, 2, 3]).write(to: URL(fileURLWithPath: path))
+        chmod(path, 0o600)
+        #expect(throws: KeyError("key file \(path) must hold exactly 32 bytes")) {
+            try TenantKeyRing.load(tenant: "012041", directory: dir)
+        }
+        #expect(throws: KeyError("no key for tenant 011002 in \(dir)")) {
+            try TenantKeyRing.load(tenant: "011002", directory: dir)
+        }
+    }
+}

@@ -1,0 +1,182 @@
+import ChukanStore
+import Foundation
+import Synchronization
+import Testing
+
+/// A fresh data directory and key ring for tenant 012041.
+struct LogFixture {
+    let dir = NSTemporaryDirectory() + "chukan-wal-\(UUID().uuidString)"
+    var walDir: String { "\(dir)/wal" }
+    let keys: TenantKeyRing
+
+    init() throws {
+        let keyDir = dir + "-keys"
+        try TenantKeyRing.addVersion(tenant: "012041", directory: keyDir)
+        keys = try TenantKeyRing.load(tenant: "012041", directory: keyDir)
+    }
+
+    func open(fs: any StoreFileSystem = PosixFileSystem(), keys: TenantKeyRing? = nil, options: WriteAheadLog.Options = .init(), after: UInt64 = 0) throws -> (WriteAheadLog, WALRecoveryReport, [WALRecord]) {
+        var records: [WALRecord] = []
+        let (log, report) = try WriteAheadLog.open(directory: walDir, keyRing: keys ?? self.keys, fs: fs, options: options, replayAfter: after) { records.append($0) }
+        return (log, report, records)
+    }
+
+    func segments() throws -> [String] { try PosixFileSystem().list(walDir).filter { $0.hasSuffix(".wal") } }
+}
+
+func payload(_ i: Int) -> [UInt8] { Array("record \(i) 旭川市".utf8) }
+
+@Suite struct WriteAheadLogTests {
+    @Test func concurrentAppendsAreDurableAndReplayInOrder() async throws {
+        let f = try LogFixture()
+        let (log, report, replayed) = try f.open()
+        #expect(report.records == 0 && replayed.isEmpty)
+        let sequences = try await withThrowingTaskGroup(of: (Int, UInt64).self) { group in
+            for i in 0..<640 { group.addTask { (i, try await log.append(type: 1, payload: payload(i))) } }
+            var out: [(Int, UInt64)] = []
+            for try await r in group { out.append(r) }
+            return out
+        }
+        #expect(Set(sequences.map(\.1)) == Set(1...640))
+        #expect(log.lastSequence == 640)
+        log.close()
+
+        let (again, report2, records) = try f.open()
+        #expect(report2.records == 640 && report2.lastSequence == 640 && report2.truncated.isEmpty)
+        #expect(records.map(\.sequence) == Array(1...640))
+        let bySequence = Dictionary(uniqueKeysWithValues: sequences.map { ($0.1, $0.0) })
+        for r in records { #expect(r.payload == payload(bySequence[r.sequence]!)) }
+        // Appends continue after the last sequence, in a new segment.
+        #expect(try await again.append(type: 2, payload: [7]) == 641)
+        again.close()
+        #expect(try f.segments().count == 2)
+        let (_, _, all) = try f.open(after: 640)
+        #expect(all == [WALRecord(sequence: 641, type: 2, payload: [7])])
+    }
+
+    @Test func dataIsCiphertextOnDisk() async throws {
+        let f = try LogFixture()
+        let (log, _, _) = try f.open()
+        _ = try await log.append(type: 1, payload: Array("ASAHIKAWA-SECRET-NAME".utf8))
+        log.close()
+        let bytes = try PosixFileSystem().read("\(f.walDir)/\(try f.segments()[0])")
+        #expect(String(decoding: bytes, as: UTF8.self).contains("ASAHIKAWA") == false)
+    }
+
+    @Test func tornTailIsCutAndReported() async throws {
+        let f = try LogFixture()
+        let (log, _, _) = try f.open()
+        for i in 0..<10 { _ = try await log.append(type: 1, payload: payload(i)) }
+        log.close()
+        let path = "\(f.walDir)/\(try f.segments()[0])"
+        let goodSize = try PosixFileSystem().read(path).count
+        // Half a record: as if the machine died mid-write.
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data([0, 0, 0, 40, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 11, 1, 2]))
+        try handle.close()
+
+        let (again, report, records) = try f.open()
+        #expect(records.count == 10)
+        #expect(report.truncated.count == 1 && report.truncated[0].offset == goodSize)
+        #expect(try PosixFileSystem().read(path).count == goodSize)
+        #expect(try await again.append(type: 1, payload: [1]) == 11)
+        again.close()
+        let (_, report2, records2) = try f.open()
+        #expect(records2.count == 11 && report2.truncated.isEmpty)
+    }
+
+    @Test func corruptionFollowedByGoodRecordsIsAHardError() async throws {
+        let f = try LogFixture()
+        let (log, _, _) = try f.open()
+        for i in 0..<10 { _ = try await log.append(type: 1, payload: payload(i)) }
+        log.close()
+        let path = "\(f.walDir)/\(try f.segments()[0])"
+        var bytes = try PosixFileSystem().read(path)
+        let third = WALFormat.headerSize + 2 * (WALFormat.recordHeaderSize + payload(0).count + 16)
+        bytes[third + WALFormat.recordHeaderSize + 3] ^= 0xFF
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        #expect(throws: WALError.self) { _ = try f.open() }
+        do {
+            _ = try f.open()
+        } catch let e as WALError {
+            guard case let .corruptRecord(file, offset, _) = e else {
+                Issue.record("expected corruptRecord, got \(e)")
+                return
+            }
+            #expect(file == path && offset == third)
+        }
+    }
+
+    @Test func wrongKeyIsRefusedNamingTheFile() async throws {
+        let f = try LogFixture()
+        let (log, _, _) = try f.open()
+        _ = try await log.append(type: 1, payload: [1, 2, 3])
+        log.close()
+        let other = try LogFixture()
+        let path = "\(f.walDir)/\(try f.segments()[0])"
+        #expect(throws: WALError.decryptionFailed(file: path, offset: WALFormat.headerSize)) { _ = try f.open(keys: other.keys) }
+    }
+
+    @Test func segmentsRollAtTheConfiguredSize() async throws {
+        let f = try LogFixture()
+        var options = WriteAheadLog.Options()
+        options.segmentSize = 1024
+        let (log, _, _) = try f.open(options: options)
+        for i in 0..<100 { _ = try await log.append(type: 1, payload: payload(i)) }
+        log.close()
+        #expect(try f.segments().count > 3)
+        let (_, report, records) = try f.open()
+        let segmentCount = try f.segments().count
+        #expect(records.map(\.sequence) == Array(1...100) && report.segments == segmentCount)
+    }
+
+    /// An fdatasync failure refuses the write, abandons the segment, and later writes go
+    /// to a new one; after a restart only acknowledged writes are there.
+    @Test func failedSyncIsNeverAcknowledgedNorReplayed() async throws {
+        let f = try LogFixture()
+        let faults = FaultyFileSystem()
+        let (log, _, _) = try f.open(fs: faults)
+        #expect(try await log.append(type: 1, payload: [1]) == 1)
+        faults.failNextSync.store(true, ordering: .relaxed)
+        await #expect(throws: WALWriteError.self) { _ = try await log.append(type: 1, payload: [2]) }
+        #expect(try await log.append(type: 1, payload: [3]) == 2)
+        log.close()
+        let (_, report, records) = try f.open()
+        #expect(records.map(\.payload) == [[1], [3]])
+        #expect(records.map(\.sequence) == [1, 2])
+        #expect(report.lastSequence == 2)
+    }
+}
+
+/// Real files, with a switch to fail the next fdatasync.
+final class FaultyFileSystem: StoreFileSystem, @unchecked Sendable {
+    let real = PosixFileSystem()
+    let failNextSync = Atomic<Bool>(false)
+
+    final class File: AppendFile {
+        let inner: any AppendFile
+        let owner: FaultyFileSystem
+        init(_ inner: any AppendFile, _ owner: FaultyFileSystem) {
+            self.inner = inner
+            self.owner = owner
+        }
+        var path: String { inner.path }
+        func append(_ bytes: UnsafeRawBufferPointer) throws { try inner.append(bytes) }
+        func sync() throws {
+            if owner.failNextSync.exchange(false, ordering: .relaxed) { throw StoreIOError("fdatasync", path, errno: EIO) }
+            try inner.sync()
+        }
+        func truncate(to size: Int) throws { try inner.truncate(to: size) }
+        func close() { inner.close() }
+    }
+
+    func createNew(_ path: String) throws -> any AppendFile { File(try real.createNew(path), self) }
+    func read(_ path: String) throws -> [UInt8] { try real.read(path) }
+    func truncate(_ path: String, to size: Int) throws { try real.truncate(path, to: size) }
+    func list(_ directory: String) throws -> [String] { try real.list(directory) }
+    func remove(_ path: String) throws { try real.remove(path) }
+    func rename(_ from: String, _ to: String) throws { try real.rename(from, to) }
+    func createDirectory(_ path: String) throws { try real.createDirectory(path) }
+    func syncDirectory(_ path: String) throws { try real.syncDirectory(path) }
+}
