@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
     ],
     targets: [
         // System libraries, found with pkg-config; installed by scripts/bootstrap.sh.
@@ -78,6 +79,14 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // The register (副本): domain model, validation, immutable indexed versions. No I/O.
+        .target(
+            name: "ChukanRegister",
+            dependencies: [
+                "ChukanCore", "ChukanProto",
+                .product(name: "HashTreeCollections", package: "swift-collections"),
+            ]
+        ),
         // Durable storage: write-ahead log, snapshots, at-rest encryption (OpenSSL).
         .target(name: "ChukanStore", dependencies: ["COpenSSL"]),
         // The RPC services.
@@ -125,6 +134,7 @@ let package = Package(
         ),
 
         .testTarget(name: "ChukanStoreTests", dependencies: ["ChukanStore"]),
+        .testTarget(name: "ChukanRegisterTests", dependencies: ["ChukanRegister", "ChukanProto", "ChukanCore"]),
         .testTarget(name: "ChukanWireTests", dependencies: ["ChukanWire", "ChukanProto", "ChukanCore"]),
         .testTarget(
             name: "ChukanRPCTests",

@@ -27,15 +27,26 @@ done
 # A module map of our own: SwiftPM's generated one does not allow subfolders beside the umbrella.
 printf 'module ChukanProtoC {\n    header "ChukanProtoC.h"\n    export *\n}\n' > "$tmp/target/include/module.modulemap"
 
+# Swift value types for the messages of these protos (the envelope, Health and Echo are
+# wrapped by hand in Sources/ChukanWire and Sources/ChukanProto/Messages).
+swift_out=Sources/ChukanProto/Generated
+mkdir -p "$tmp/swift"
+for p in chukan/v1/resident.proto; do
+  base=$(basename "$p" .proto)
+  name="$(echo "${base:0:1}" | tr a-z A-Z)${base:1}"
+  python3 scripts/gen-swift-messages.py "Protos/$p" "$tmp/swift/$name.swift" >/dev/null
+done
+
 if [ "${1:-}" = "--check" ]; then
-  if ! diff -r "$tmp/target" "$out" >/dev/null; then
-    diff -r "$tmp/target" "$out" | head -20 >&2 || true
-    echo "generate-protos: Sources/ChukanProtoC is stale; run scripts/generate-protos.sh and commit" >&2
+  if ! diff -r "$tmp/target" "$out" >/dev/null || ! diff -r "$tmp/swift" "$swift_out" >/dev/null; then
+    { diff -r "$tmp/target" "$out"; diff -r "$tmp/swift" "$swift_out"; } | head -20 >&2 || true
+    echo "generate-protos: generated code is stale; run scripts/generate-protos.sh and commit" >&2
     exit 1
   fi
   echo "generate-protos: generated code is up to date"
 else
-  rm -rf "$out"
+  rm -rf "$out" "$swift_out"
   cp -r "$tmp/target" "$out"
-  echo "generate-protos: wrote $out"
+  cp -r "$tmp/swift" "$swift_out"
+  echo "generate-protos: wrote $out and $swift_out"
 fi

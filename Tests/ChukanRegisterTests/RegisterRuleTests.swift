@@ -1,0 +1,160 @@
+import ChukanCore
+import ChukanProto
+import ChukanRegister
+import Testing
+
+func event(_ kind: RegisterEventKind, _ configure: (inout RegisterEvent) -> Void = { _ in }) -> RegisterEvent {
+    var e = RegisterEvent()
+    e.kind = kind
+    e.eventDate = CalendarDate(2026, 11, 1)
+    e.notifiedOn = CalendarDate(2026, 11, 2)
+    configure(&e)
+    return e
+}
+
+func recordEvent(_ r: Resident, reason: EventReason = .tennyu) -> RegisterEvent {
+    event(.record) { $0.resident = r; $0.reason = reason }
+}
+
+func code(_ body: () throws -> Void) -> StatusCode? {
+    do {
+        try body()
+        return nil
+    } catch let e as RPCError {
+        return e.code
+    } catch {
+        return .unknown
+    }
+}
+
+@Suite struct RegisterRuleTests {
+    let people: [Resident] = Array(SyntheticResidents(count: 20, seed: 3)).map {
+        var r = $0
+        r.removalReason = .reasonUnspecified
+        r.removedOn = nil
+        return r
+    }
+
+    func loaded() throws -> RegisterState {
+        var s = RegisterState(tenant: "012041")
+        for (i, r) in people.enumerated() { s = try s.applying(recordEvent(r), sequence: UInt64(i + 1)) }
+        return s
+    }
+
+    @Test func lookupsByEveryIndex() throws {
+        let s = try loaded()
+        let p = people[5]
+        #expect(s.count == 20 && s.sequence == 20)
+        #expect(try s.byAtena(p.atenaNumber)?.resident() == p)
+        #expect(try s.byJuminhyo(p.juminhyoCode)?.resident() == p)
+        #expect(try s.byKojinBango(p.kojinBango)?.resident() == p)
+        #expect(s.household(p.householdNumber).count == people.filter { $0.householdNumber == p.householdNumber }.count)
+        #expect(s.search(kana: p.name!.kana, birthDate: p.birthDate!).contains(p.integratedAtenaNumber))
+        #expect(s.search(kana: KanaKey.normalize(p.name!.kana), address: p.address!.address!.text).contains(p.integratedAtenaNumber))
+        #expect(s.search(kana: p.name!.kana, birthDate: CalendarDate(1800, 1, 1)).isEmpty)
+    }
+
+    @Test func invalidWritesNameTheFieldNotTheValue() throws {
+        var r = people[0]
+        r.kojinBango = "983205673215"
+        do {
+            _ = try RegisterState(tenant: "012041").applying(recordEvent(r), sequence: 1)
+            Issue.record("accepted a bad check digit")
+        } catch let e as RPCError {
+            #expect(e == .invalidArgument("resident.kojin_bango: check digit does not match"))
+            #expect(!e.message.contains("983205673215"))
+        }
+        var noName = people[0]
+        noName.name = nil
+        #expect(throws: RPCError.invalidArgument("resident.name: kana and kanji (or a foreign-resident name) are required")) {
+            _ = try RegisterState(tenant: "012041").applying(recordEvent(noName), sequence: 1)
+        }
+        var badDate = people[0]
+        badDate.birthDate = CalendarDate(2023, 2, 29)
+        #expect(throws: RPCError.invalidArgument("resident.birth_date: not a real date")) {
+            _ = try RegisterState(tenant: "012041").applying(recordEvent(badDate), sequence: 1)
+        }
+        var partial = people[0]
+        var yearOnly = CalendarDate(1950, 0, 0)
+        yearOnly.precision = .yearOnly
+        partial.birthDate = yearOnly
+        _ = try RegisterState(tenant: "012041").applying(recordEvent(partial), sequence: 1)
+        var badTown = people[0]
+        badTown.address!.municipalityCode = "012042"
+        #expect(throws: RPCError.invalidArgument("resident.address.municipality_code: check digit does not match")) {
+            _ = try RegisterState(tenant: "012041").applying(recordEvent(badTown), sequence: 1)
+        }
+    }
+
+    @Test func tennyuOfAResidentIsRefusedAndAFormerResidentGetsTheirNumberBack() throws {
+        var s = try loaded()
+        var again = people[3]
+        again.integratedAtenaNumber = "T999999999"
+        again.atenaNumber = "A999999999"
+        again.juminhyoCode = "99999999999"
+        #expect(code { _ = try s.applying(recordEvent(again), sequence: 21) } == .failedPrecondition)
+        // Moves out, then back in with new numbers offered: the old 宛名番号 and person come back.
+        s = try s.applying(event(.confirmMoveOut) { $0.person = people[3].integratedAtenaNumber; $0.address = people[0].address }, sequence: 21)
+        #expect(s.person(people[3].integratedAtenaNumber)?.isRemoved == true)
+        s = try s.applying(recordEvent(again), sequence: 22)
+        let back = try #require(try s.byKojinBango(people[3].kojinBango)?.resident())
+        #expect(back.integratedAtenaNumber == people[3].integratedAtenaNumber)
+        #expect(back.atenaNumber == people[3].atenaNumber)
+        #expect(s.person(people[3].integratedAtenaNumber)?.history.count == 3)
+        #expect(s.byAtena("A999999999") == nil)
+    }
+
+    @Test func tenkyoMayChangeOnlyTheAddress() throws {
+        let s = try loaded()
+        var moved = people[1]
+        moved.previousAddress = moved.address
+        moved.address = people[10].address
+        let after = try s.applying(event(.moveWithin) { $0.resident = moved }, sequence: 21)
+        #expect(try after.person(moved.integratedAtenaNumber)?.resident().address == people[10].address)
+        var sneaky = moved
+        sneaky.relationship = "子"
+        #expect(code { _ = try s.applying(event(.moveWithin) { $0.resident = sneaky }, sequence: 21) } == .failedPrecondition)
+        // The refused write left the version untouched.
+        #expect(try s.person(moved.integratedAtenaNumber)?.resident() == people[1])
+    }
+
+    @Test func myNumberChangeKeepsBothAndTheIntegratedNumber() throws {
+        var s = try loaded()
+        let p = people[2]
+        let newNumber = SyntheticResidents.myNumber(9999, seed: 3)
+        s = try s.applying(event(.changeKojinBango) { $0.person = p.integratedAtenaNumber; $0.kojinBango = newNumber }, sequence: 21)
+        let r = try #require(try s.person(p.integratedAtenaNumber)?.resident())
+        #expect(r.kojinBango == newNumber && r.formerKojinBango == [p.kojinBango])
+        #expect(s.byKojinBango(p.kojinBango)?.record == s.byKojinBango(newNumber)?.record)
+        #expect(code { _ = try s.applying(event(.changeKojinBango) { $0.person = people[4].integratedAtenaNumber; $0.kojinBango = newNumber }, sequence: 22) } == .alreadyExists)
+    }
+
+    @Test func removalKeepsAJohyoAndOnlyJohyoArePurged() throws {
+        var s = try loaded()
+        let p = people[6]
+        #expect(code { _ = try s.applying(event(.purge) { $0.persons = [p.integratedAtenaNumber] }, sequence: 21) } == .failedPrecondition)
+        #expect(code { _ = try s.applying(event(.remove) { $0.person = p.integratedAtenaNumber; $0.reason = .tennyu }, sequence: 21) } == .invalidArgument)
+        s = try s.applying(event(.remove) { $0.person = p.integratedAtenaNumber; $0.reason = .shibou }, sequence: 21)
+        let johyo = try #require(try s.person(p.integratedAtenaNumber)?.resident())
+        #expect(johyo.removalReason == .shibou && johyo.removedOn == CalendarDate(2026, 11, 1))
+        #expect(code { _ = try s.applying(event(.changeHousehold) { $0.person = p.integratedAtenaNumber; $0.householdNumber = "H1"; $0.relationship = "子" }, sequence: 22) } == .failedPrecondition)
+        s = try s.applying(event(.purge) { $0.persons = [p.integratedAtenaNumber] }, sequence: 22)
+        #expect(s.person(p.integratedAtenaNumber) == nil && s.byKojinBango(p.kojinBango) == nil && s.count == 19)
+    }
+
+    @Test func householdChange() throws {
+        var s = try loaded()
+        let p = people[7]
+        s = try s.applying(event(.changeHousehold) { $0.person = p.integratedAtenaNumber; $0.householdNumber = "HNEW"; $0.relationship = "世帯主" }, sequence: 21)
+        #expect(s.household("HNEW").count == 1)
+        #expect(!s.household(p.householdNumber).contains { (try? $0.resident().integratedAtenaNumber) == p.integratedAtenaNumber })
+    }
+
+    @Test func versionsAreIndependent() throws {
+        let v1 = try loaded()
+        let v2 = try v1.applying(event(.remove) { $0.person = people[0].integratedAtenaNumber; $0.reason = .shibou }, sequence: 21)
+        #expect(v1.person(people[0].integratedAtenaNumber)?.isRemoved == false)
+        #expect(v2.person(people[0].integratedAtenaNumber)?.isRemoved == true)
+        #expect(v1.sequence == 20 && v2.sequence == 21)
+    }
+}
