@@ -88,7 +88,7 @@ let package = Package(
             ]
         ),
         // Durable storage: write-ahead log, snapshots, at-rest encryption (OpenSSL).
-        .target(name: "ChukanStore", dependencies: ["COpenSSL"]),
+        .target(name: "ChukanStore", dependencies: ["COpenSSL", "ChukanRegister", "ChukanProto", "ChukanCore"]),
         // The RPC services.
         .target(
             name: "ChukanService",
@@ -133,7 +133,7 @@ let package = Package(
             ]
         ),
 
-        .testTarget(name: "ChukanStoreTests", dependencies: ["ChukanStore"]),
+        .testTarget(name: "ChukanStoreTests", dependencies: ["ChukanStore", "ChukanRegister", "ChukanProto", "ChukanCore"]),
         .testTarget(name: "ChukanRegisterTests", dependencies: ["ChukanRegister", "ChukanProto", "ChukanCore"]),
         .testTarget(name: "ChukanWireTests", dependencies: ["ChukanWire", "ChukanProto", "ChukanCore"]),
         .testTarget(

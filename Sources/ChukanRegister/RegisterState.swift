@@ -12,6 +12,15 @@ public struct HistoryEntry: Sendable, Equatable {
     public var notifiedOn: CalendarDate?
     /// The record before the change (encoded `Resident`); nil when the person was new.
     public var before: [UInt8]?
+
+    public init(sequence: UInt64, kind: RegisterEventKind, reason: EventReason, eventDate: CalendarDate?, notifiedOn: CalendarDate?, before: [UInt8]?) {
+        self.sequence = sequence
+        self.kind = kind
+        self.reason = reason
+        self.eventDate = eventDate
+        self.notifiedOn = notifiedOn
+        self.before = before
+    }
 }
 
 /// A person in the register: the current record (or 除票), encoded, and its history.
@@ -21,6 +30,13 @@ public struct PersonEntry: Sendable, Equatable {
     public var history: [HistoryEntry]
     public var isRemoved: Bool
     public var removedOn: CalendarDate?
+
+    public init(record: [UInt8], history: [HistoryEntry], isRemoved: Bool, removedOn: CalendarDate?) {
+        self.record = record
+        self.history = history
+        self.isRemoved = isRemoved
+        self.removedOn = removedOn
+    }
 
     public func resident() throws -> Resident { try Resident(protobuf: record) }
 }
@@ -246,9 +262,11 @@ public struct RegisterState: Sendable, Equatable {
         indexes.byAtena[r.atenaNumber] = id
         indexes.byJuminhyo[r.juminhyoCode] = id
         for k in [r.kojinBango] + r.formerKojinBango { indexes.byKojinBango[k] = id }
-        indexes.byHousehold[r.householdNumber, default: []].append(id)
+        // Multi-valued entries stay sorted, so a version's value does not depend on the
+        // order its records were written or loaded in.
+        indexes.byHousehold[r.householdNumber, default: []].insertSorted(id)
         for key in searchKeys(r) {
-            if key.birth { indexes.byKanaAndBirth[key.key, default: []].append(id) } else { indexes.byKanaAndAddress[key.key, default: []].append(id) }
+            if key.birth { indexes.byKanaAndBirth[key.key, default: []].insertSorted(id) } else { indexes.byKanaAndAddress[key.key, default: []].insertSorted(id) }
         }
     }
 
@@ -284,30 +302,33 @@ public struct RegisterState: Sendable, Equatable {
             scratch.index(id, try entry.resident())
         }
         scratch.indexes.byFugo = indexes.byFugo
-        // Member order in multi-valued entries follows insertion; compare as sets.
-        scratch.indexes.byHousehold = scratch.indexes.byHousehold.mapValues { $0.sorted() }
-        scratch.indexes.byKanaAndBirth = scratch.indexes.byKanaAndBirth.mapValues { $0.sorted() }
-        scratch.indexes.byKanaAndAddress = scratch.indexes.byKanaAndAddress.mapValues { $0.sorted() }
         return scratch.indexes
     }
 
-    /// `indexes` with multi-valued entries sorted, for comparison with `rebuiltIndexes`.
-    public var normalizedIndexes: Indexes {
-        var i = indexes
-        i.byHousehold = i.byHousehold.mapValues { $0.sorted() }
-        i.byKanaAndBirth = i.byKanaAndBirth.mapValues { $0.sorted() }
-        i.byKanaAndAddress = i.byKanaAndAddress.mapValues { $0.sorted() }
-        return i
-    }
-
-    /// Loads records (from a snapshot) and rebuilds every index.
-    public static func rebuilding(tenant: String, sequence: UInt64, persons: TreeDictionary<String, PersonEntry>, fugo: TreeDictionary<String, String> = [:]) throws -> RegisterState {
+    /// Loads records (from a snapshot) and rebuilds every index; `isRemoved` and
+    /// `removedOn` are taken from the records themselves.
+    public static func rebuilding(tenant: String, sequence: UInt64, persons: [(String, PersonEntry)], fugo: TreeDictionary<String, String> = [:]) throws -> RegisterState {
         var s = RegisterState(tenant: tenant)
         s.sequence = sequence
-        s.persons = persons
-        for (id, entry) in persons { s.index(id, try entry.resident()) }
+        for (id, var entry) in persons {
+            let r = try entry.resident()
+            entry.isRemoved = r.removalReason != .reasonUnspecified
+            entry.removedOn = r.removedOn
+            s.persons[id] = entry
+            s.index(id, r)
+        }
         s.indexes.byFugo = fugo
         return s
     }
 }
 
+extension Array where Element == String {
+    mutating func insertSorted(_ s: String) {
+        var lo = 0, hi = count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if self[mid] < s { lo = mid + 1 } else { hi = mid }
+        }
+        insert(s, at: lo)
+    }
+}

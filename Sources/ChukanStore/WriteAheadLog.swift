@@ -24,6 +24,8 @@ public final class WriteAheadLog: @unchecked Sendable {
     }
 
     private struct Pending {
+        /// The sequence the caller expects this record to get (nil: whatever is next).
+        var expected: UInt64?
         var type: UInt8
         var payload: [UInt8]
         var done: @Sendable (Result<UInt64, WALWriteError>) -> Void
@@ -135,15 +137,19 @@ public final class WriteAheadLog: @unchecked Sendable {
     /// The last sequence number made durable.
     public var lastSequence: UInt64 { condition.withLock { lastAcknowledgedShared } }
 
-    /// Appends a record; `done` runs (on the writer thread) once it is durable, or failed.
-    public func append(type: UInt8, payload: [UInt8], done: @escaping @Sendable (Result<UInt64, WALWriteError>) -> Void) {
+    /// Appends a record; `done` runs (on the writer thread, in sequence order) once it is
+    /// durable, or failed. With `sequence`, the record is written only if it gets exactly
+    /// that number: after a failed write everything already queued behind it fails too,
+    /// so a caller that validated writes against its own pending state never sees a later
+    /// write land without an earlier one.
+    public func append(sequence: UInt64? = nil, type: UInt8, payload: [UInt8], done: @escaping @Sendable (Result<UInt64, WALWriteError>) -> Void) {
         condition.lock()
         if stopping {
             condition.unlock()
             done(.failure(WALWriteError("the log is closed")))
             return
         }
-        queue.append(Pending(type: type, payload: payload, done: done))
+        queue.append(Pending(expected: sequence, type: type, payload: payload, done: done))
         condition.signal()
         condition.unlock()
     }
@@ -184,15 +190,24 @@ public final class WriteAheadLog: @unchecked Sendable {
     }
 
     private func write(_ batch: [Pending]) {
+        var skipped = Set<Int>()
         do {
             if segment == nil || segment!.size >= options.segmentSize { try startSegment() }
             var buffer: [UInt8] = []
             buffer.reserveCapacity(batch.reduce(0) { $0 + $1.payload.count + 48 })
             var sequence = nextSequence
-            for p in batch {
+            var written: [Pending] = []
+            for (i, p) in batch.enumerated() {
+                if let expected = p.expected, expected != sequence {
+                    skipped.insert(i)
+                    p.done(.failure(WALWriteError("an earlier write failed; this one was not written")))
+                    continue
+                }
                 try encode(p, sequence: sequence, into: &buffer)
+                written.append(p)
                 sequence += 1
             }
+            guard !written.isEmpty else { return }
             try buffer.withUnsafeBytes { try segment!.file.append($0) }
             try segment!.file.sync()
             segment!.size += buffer.count
@@ -200,7 +215,7 @@ public final class WriteAheadLog: @unchecked Sendable {
             nextSequence = sequence
             lastAcknowledged = sequence - 1
             condition.withLock { lastAcknowledgedShared = lastAcknowledged }
-            for (i, p) in batch.enumerated() { p.done(.success(first + UInt64(i))) }
+            for (i, p) in written.enumerated() { p.done(.success(first + UInt64(i))) }
         } catch {
             // Never retry on this file: cut it back to what was acknowledged, if we can,
             // and let the next batch start a segment that records where acknowledged ended.
@@ -210,7 +225,7 @@ public final class WriteAheadLog: @unchecked Sendable {
             }
             segment = nil
             let failure = WALWriteError("the write-ahead log could not make the write durable: \(error)")
-            for p in batch { p.done(.failure(failure)) }
+            for (i, p) in batch.enumerated() where !skipped.contains(i) { p.done(.failure(failure)) }
         }
     }
 

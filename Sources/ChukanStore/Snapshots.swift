@@ -1,0 +1,173 @@
+import ChukanProto
+import ChukanRegister
+import Foundation
+
+/// Why a snapshot cannot be used. Names the file; never carries data.
+public struct SnapshotError: Error, Equatable, Sendable, CustomStringConvertible {
+    public var description: String
+    public init(_ d: String) { description = d }
+}
+
+/// What a snapshot holds, from its header and trailer (no key needed).
+public struct SnapshotInfo: Equatable, Sendable {
+    public var path: String
+    public var header: SnapshotFormat.Header
+    public var chunks: UInt64
+    public var size: Int
+}
+
+/// Writes and reads snapshots (SnapshotFormat). Writing reads only an immutable
+/// `RegisterState`, so it runs beside writes without stopping them.
+public enum Snapshots {
+    /// Writes `state` into `directory` as `<sequence>.snap`: temp file, fsync, rename,
+    /// directory fsync. Returns what was written.
+    @discardableResult
+    public static func write(
+        _ state: RegisterState, directory: String, keyRing: TenantKeyRing, fs: any StoreFileSystem = PosixFileSystem(),
+        now: UInt64 = UInt64(Date().timeIntervalSince1970)
+    ) throws -> SnapshotInfo {
+        try fs.createDirectory(directory)
+        let header = SnapshotFormat.Header(
+            tenant: keyRing.tenant, keyVersion: keyRing.currentVersion, sequence: state.sequence,
+            recordCount: UInt64(state.count), createdAt: now, salt: secureRandomBytes(16))
+        let headerBytes = header.encoded()
+        let cipher = try AESGCM(key: SnapshotFormat.key(tenantKey: keyRing.key(version: header.keyVersion), header: header))
+        let final = "\(directory)/\(SnapshotFormat.fileName(sequence: state.sequence))"
+        let temp = final + ".tmp"
+        if (try? fs.read(temp)) != nil { try fs.remove(temp) }
+        let file = try fs.createNew(temp)
+        var whole = CRC32C.checksum(headerBytes)
+        var size = 0
+        do {
+            try headerBytes.withUnsafeBytes { try file.append($0) }
+            size = headerBytes.count
+            var chunk: UInt64 = 0
+            var plain: [UInt8] = []
+            plain.reserveCapacity(SnapshotFormat.chunkPlaintext + 4096)
+            func seal() throws {
+                var sealed: [UInt8] = []
+                try plain.withUnsafeBytes { p in
+                    try SnapshotFormat.aad(header: headerBytes, chunk: chunk).withUnsafeBytes { a in
+                        try cipher.seal(nonce: SnapshotFormat.nonce(chunk: chunk), plaintext: p, aad: a, into: &sealed)
+                    }
+                }
+                var framed: [UInt8] = []
+                framed.appendBE(UInt32(sealed.count))
+                framed.appendBE(CRC32C.checksum(sealed))
+                framed += sealed
+                try framed.withUnsafeBytes { try file.append($0) }
+                whole = framed.withUnsafeBytes { CRC32C.update(whole, $0) }
+                size += framed.count
+                chunk += 1
+                plain.removeAll(keepingCapacity: true)
+            }
+            for (id, entry) in state.persons {
+                SnapshotFormat.encode(id: id, entry: entry, into: &plain)
+                if plain.count >= SnapshotFormat.chunkPlaintext { try seal() }
+            }
+            if !plain.isEmpty || chunk == 0 { try seal() }
+            var trailer = SnapshotFormat.trailerMagic
+            trailer.appendBE(chunk)
+            trailer.appendBE(whole)
+            trailer.appendBE(UInt32(0))
+            try trailer.withUnsafeBytes { try file.append($0) }
+            size += trailer.count
+            try file.sync()
+            file.close()
+            try fs.rename(temp, final)
+            try fs.syncDirectory(directory)
+            return SnapshotInfo(path: final, header: header, chunks: chunk, size: size)
+        } catch {
+            file.close()
+            try? fs.remove(temp)
+            throw error
+        }
+    }
+
+    /// Snapshot files in `directory`, newest (highest sequence) first.
+    public static func list(directory: String, fs: any StoreFileSystem = PosixFileSystem()) -> [String] {
+        ((try? fs.list(directory)) ?? []).filter { $0.hasSuffix(".snap") }.sorted(by: >).map { "\(directory)/\($0)" }
+    }
+
+    /// Checks the structure and every checksum, without the key (what a platform
+    /// operator can do). Throws `SnapshotError` naming the file and the fault.
+    public static func verify(path: String, fs: any StoreFileSystem = PosixFileSystem()) throws -> SnapshotInfo {
+        let bytes = try fs.read(path)
+        let (info, _) = try structure(bytes, path: path)
+        return info
+    }
+
+    /// Verifies, decrypts every chunk and rebuilds the register with its indexes.
+    public static func load(path: String, keyRing: TenantKeyRing, fs: any StoreFileSystem = PosixFileSystem()) throws -> RegisterState {
+        let bytes = try fs.read(path)
+        let (info, chunks) = try structure(bytes, path: path)
+        guard info.header.tenant == keyRing.tenant else { throw SnapshotError("\(path): snapshot of tenant \(info.header.tenant)") }
+        let tenantKey: [UInt8]
+        do { tenantKey = try keyRing.key(version: info.header.keyVersion) } catch { throw SnapshotError("\(path): \(error)") }
+        let cipher = try AESGCM(key: SnapshotFormat.key(tenantKey: tenantKey, header: info.header))
+        let headerBytes = Array(bytes[0..<SnapshotFormat.headerSize])
+        var entries: [(String, PersonEntry)] = []
+        entries.reserveCapacity(Int(min(info.header.recordCount, 50_000_000)))
+        for (i, range) in chunks.enumerated() {
+            let plain: [UInt8]
+            do {
+                plain = try bytes[range].withUnsafeBytes { s in
+                    try SnapshotFormat.aad(header: headerBytes, chunk: UInt64(i)).withUnsafeBytes { a in
+                        try cipher.open(nonce: SnapshotFormat.nonce(chunk: UInt64(i)), ciphertextAndTag: s, aad: a)
+                    }
+                }
+            } catch {
+                throw SnapshotError("\(path): chunk \(i) does not decrypt (wrong key or changed bytes)")
+            }
+            var reader = SnapshotFormat.EntryReader(b: plain)
+            while !reader.atEnd {
+                guard let e = reader.entry() else { throw SnapshotError("\(path): chunk \(i) holds a malformed entry") }
+                entries.append(e)
+            }
+        }
+        guard UInt64(entries.count) == info.header.recordCount else {
+            throw SnapshotError("\(path): header says \(info.header.recordCount) records, file holds \(entries.count)")
+        }
+        do {
+            return try RegisterState.rebuilding(tenant: info.header.tenant, sequence: info.header.sequence, persons: entries)
+        } catch {
+            throw SnapshotError("\(path): a record does not decode")
+        }
+    }
+
+    /// Parses header, chunk frames and trailer, checking every CRC.
+    static func structure(_ bytes: [UInt8], path: String) throws -> (SnapshotInfo, [Range<Int>]) {
+        guard let header = SnapshotFormat.Header.decode(bytes[...]) else {
+            throw SnapshotError("\(path): not a Chukan snapshot (bad header or header checksum)")
+        }
+        guard bytes.count >= SnapshotFormat.headerSize + SnapshotFormat.trailerSize else {
+            throw SnapshotError("\(path): truncated (no trailer)")
+        }
+        let trailerAt = bytes.count - SnapshotFormat.trailerSize
+        guard Array(bytes[trailerAt..<trailerAt + 8]) == SnapshotFormat.trailerMagic else {
+            throw SnapshotError("\(path): truncated or damaged (no trailer)")
+        }
+        let chunkCount = bytes.readBE(UInt64.self, at: trailerAt + 8)
+        let stored = bytes.readBE(UInt32.self, at: trailerAt + 16)
+        guard bytes[0..<trailerAt].withUnsafeBytes({ CRC32C.checksum($0) }) == stored else {
+            throw SnapshotError("\(path): checksum mismatch (the file was changed or damaged)")
+        }
+        var ranges: [Range<Int>] = []
+        var o = SnapshotFormat.headerSize
+        while o < trailerAt {
+            guard o + 8 <= trailerAt else { throw SnapshotError("\(path): damaged chunk frame at offset \(o)") }
+            let n = Int(bytes.readBE(UInt32.self, at: o))
+            let crc = bytes.readBE(UInt32.self, at: o + 4)
+            guard o + 8 + n <= trailerAt else { throw SnapshotError("\(path): damaged chunk frame at offset \(o)") }
+            guard bytes[(o + 8)..<(o + 8 + n)].withUnsafeBytes({ CRC32C.checksum($0) }) == crc else {
+                throw SnapshotError("\(path): chunk at offset \(o) fails its checksum")
+            }
+            ranges.append((o + 8)..<(o + 8 + n))
+            o += 8 + n
+        }
+        guard UInt64(ranges.count) == chunkCount else {
+            throw SnapshotError("\(path): trailer says \(chunkCount) chunks, file holds \(ranges.count)")
+        }
+        return (SnapshotInfo(path: path, header: header, chunks: chunkCount, size: bytes.count), ranges)
+    }
+}

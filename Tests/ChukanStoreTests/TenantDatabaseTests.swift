@@ -1,0 +1,194 @@
+import ChukanCore
+import ChukanProto
+import ChukanRegister
+import ChukanStore
+import Foundation
+import Testing
+
+struct DatabaseFixture {
+    let dir = NSTemporaryDirectory() + "chukan-db-\(UUID().uuidString)"
+    let keys: TenantKeyRing
+    let people: [Resident]
+
+    init(people count: Int = 300) throws {
+        let keyDir = dir + "-keys"
+        try TenantKeyRing.addVersion(tenant: "012041", directory: keyDir)
+        keys = try TenantKeyRing.load(tenant: "012041", directory: keyDir)
+        people = Array(SyntheticResidents(count: count, seed: 11)).map {
+            var r = $0
+            r.removalReason = .reasonUnspecified
+            r.removedOn = nil
+            return r
+        }
+    }
+
+    func open(fs: any StoreFileSystem = PosixFileSystem(), keys: TenantKeyRing? = nil) throws -> TenantDatabase {
+        try TenantDatabase.open(directory: dir, keyRing: keys ?? self.keys, fs: fs)
+    }
+
+    func record(_ r: Resident) -> RegisterEvent {
+        var e = RegisterEvent()
+        e.kind = .record
+        e.reason = .tennyu
+        e.resident = r
+        return e
+    }
+}
+
+@Suite struct TenantDatabaseTests {
+    @Test func writesSurviveARestart() async throws {
+        let f = try DatabaseFixture()
+        let db = try f.open()
+        try await withThrowingTaskGroup(of: UInt64.self) { group in
+            for r in f.people { group.addTask { try await db.apply(f.record(r)) } }
+            try await group.waitForAll()
+        }
+        #expect(db.current.count == 300 && db.current.sequence == 300)
+        let before = db.current
+        db.close()
+        let again = try f.open()
+        #expect(again.recovery.replayed == 300 && again.recovery.snapshot == nil)
+        let same = again.current == before
+        #expect(same, "recovered state differs from the state before the restart")
+        again.close()
+    }
+
+    @Test func refusedWritesAreNeitherVisibleNorLogged() async throws {
+        let f = try DatabaseFixture()
+        let db = try f.open()
+        try await db.apply(f.record(f.people[0]))
+        var bad = f.people[1]
+        bad.juminhyoCode = "123"
+        await #expect(throws: RPCError.invalidArgument("resident.juminhyo_code: must be 11 digits")) { try await db.apply(f.record(bad)) }
+        await #expect(throws: RPCError.self) { try await db.apply(f.record(f.people[0])) }  // already resident
+        #expect(db.current.count == 1 && db.current.sequence == 1)
+        #expect(try await db.apply(f.record(f.people[2])) == 2)
+        db.close()
+        let again = try f.open()
+        #expect(again.current.count == 2 && again.recovery.wal.lastSequence == 2)
+        again.close()
+    }
+
+    @Test func snapshotThenLogReplaysToTheLatestState() async throws {
+        let f = try DatabaseFixture()
+        let db = try f.open()
+        for r in f.people.prefix(200) { try await db.apply(f.record(r)) }
+        let info = try db.snapshot()
+        #expect(info.header.sequence == 200 && info.header.recordCount == 200)
+        for r in f.people.dropFirst(200) { try await db.apply(f.record(r)) }
+        let before = db.current
+        db.close()
+        let again = try f.open()
+        #expect(again.recovery.snapshotSequence == 200 && again.recovery.replayed == 100)
+        let same = again.current == before
+        #expect(same, "recovered state differs from the state before the restart")
+        #expect(try again.current.rebuiltIndexes() == again.current.indexes)
+        again.close()
+    }
+
+    @Test func snapshotsAreCheckedWithoutTheKeyAndRefusedWithTheWrongOne() async throws {
+        let f = try DatabaseFixture(people: 50)
+        let db = try f.open()
+        for r in f.people { try await db.apply(f.record(r)) }
+        let info = try db.snapshot()
+        db.close()
+        let verified = try Snapshots.verify(path: info.path)
+        #expect(verified.header.recordCount == 50 && verified.chunks == info.chunks)
+        // Personal data is not in the file in clear.
+        let bytes = try PosixFileSystem().read(info.path)
+        #expect(!String(decoding: bytes, as: UTF8.self).contains("旭川"))
+        // Wrong key: refused, naming the file.
+        let other = try DatabaseFixture()
+        #expect(throws: SnapshotError("\(info.path): chunk 0 does not decrypt (wrong key or changed bytes)")) {
+            _ = try Snapshots.load(path: info.path, keyRing: other.keys)
+        }
+        // A changed byte: the checksum says so, without any key.
+        var damaged = bytes
+        damaged[SnapshotFormat.headerSize + 20] ^= 0x01
+        try Data(damaged).write(to: URL(fileURLWithPath: info.path))
+        #expect(throws: SnapshotError("\(info.path): checksum mismatch (the file was changed or damaged)")) {
+            _ = try Snapshots.verify(path: info.path)
+        }
+        // Truncated.
+        try Data(bytes.prefix(bytes.count - 5)).write(to: URL(fileURLWithPath: info.path))
+        #expect(throws: SnapshotError("\(info.path): truncated or damaged (no trailer)")) { _ = try Snapshots.verify(path: info.path) }
+    }
+
+    /// The newest snapshot is damaged: recovery falls back to the older one and the log
+    /// (kept back to it) brings the state to the latest.
+    @Test func recoveryFallsBackToAnOlderSnapshot() async throws {
+        let f = try DatabaseFixture()
+        let db = try f.open()
+        for r in f.people.prefix(100) { try await db.apply(f.record(r)) }
+        try db.snapshot()
+        for r in f.people.dropFirst(100).prefix(100) { try await db.apply(f.record(r)) }
+        let newest = try db.snapshot()
+        for r in f.people.dropFirst(200) { try await db.apply(f.record(r)) }
+        let before = db.current
+        db.close()
+        var bytes = try PosixFileSystem().read(newest.path)
+        bytes[bytes.count / 2] ^= 0xFF
+        try Data(bytes).write(to: URL(fileURLWithPath: newest.path))
+        let again = try f.open()
+        #expect(again.recovery.snapshotSequence == 100)
+        #expect(again.recovery.skippedSnapshots.count == 1)
+        let same = again.current == before
+        #expect(same, "recovered state differs from the state before the restart")
+        again.close()
+    }
+
+    @Test func wrongKeyRefusesToStartRatherThanStartEmpty() async throws {
+        let f = try DatabaseFixture(people: 5)
+        let db = try f.open()
+        for r in f.people { try await db.apply(f.record(r)) }
+        db.close()
+        let other = try DatabaseFixture(people: 1)
+        #expect(throws: WALError.self) { _ = try f.open(keys: other.keys) }
+    }
+
+    @Test func aFailedSyncIsUnavailableAndLeavesNoTrace() async throws {
+        let f = try DatabaseFixture(people: 10)
+        let faults = FaultyFileSystem()
+        let db = try f.open(fs: faults)
+        try await db.apply(f.record(f.people[0]))
+        faults.failNextSync.store(true, ordering: .relaxed)
+        do {
+            try await db.apply(f.record(f.people[1]))
+            Issue.record("a write whose fdatasync failed was acknowledged")
+        } catch let e as RPCError {
+            #expect(e.code == .unavailable)
+        }
+        #expect(db.current.count == 1)
+        #expect(try await db.apply(f.record(f.people[1])) == 2)
+        #expect(try await db.apply(f.record(f.people[2])) == 3)
+        let before = db.current
+        db.close()
+        let again = try f.open()
+        let same = again.current == before
+        #expect(same, "recovered state differs from the state before the restart")
+        #expect(again.current.count == 3)
+        again.close()
+    }
+
+    @Test func pruneKeepsTheNewestSnapshotsAndTheLogTheyNeed() async throws {
+        let f = try DatabaseFixture()
+        var options = TenantDatabase.Options()
+        options.keepSnapshots = 2
+        options.wal.segmentSize = 4096
+        let db = try TenantDatabase.open(directory: f.dir, keyRing: f.keys, options: options)
+        for (i, r) in f.people.enumerated() {
+            try await db.apply(f.record(r))
+            if i % 60 == 59 { try db.snapshot() }
+        }
+        db.close()
+        #expect(Snapshots.list(directory: db.snapshotDirectory).count == 2)
+        let before = try PosixFileSystem().list(db.walDirectory).count
+        #expect(before > 2)
+        // The oldest kept snapshot can still be brought to the latest state.
+        let newest = Snapshots.list(directory: db.snapshotDirectory)[0]
+        try PosixFileSystem().remove(newest)
+        let again = try TenantDatabase.open(directory: f.dir, keyRing: f.keys, options: options)
+        #expect(again.current.count == 300)
+        again.close()
+    }
+}
