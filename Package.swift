@@ -120,7 +120,7 @@ let package = Package(
         .executableTarget(
             name: "chukanctl",
             dependencies: [
-                "ChukanRPC", "ChukanDev", "ChukanProto", "ChukanTLS",
+                "ChukanRPC", "ChukanDev", "ChukanStore", "ChukanRegister", "ChukanProto", "ChukanTLS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

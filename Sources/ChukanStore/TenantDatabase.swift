@@ -44,7 +44,10 @@ public final class TenantDatabase: Sendable {
     private let published: Mutex<RegisterState>
     private let writer: Mutex<Writer>
 
-    private init(tenant: String, directory: String, keyRing: TenantKeyRing, recovery: TenantRecovery, options: Options, fs: any StoreFileSystem, log: WriteAheadLog, state: RegisterState) {
+    private let lock: DirectoryLock
+
+    private init(tenant: String, directory: String, keyRing: TenantKeyRing, recovery: TenantRecovery, options: Options, fs: any StoreFileSystem, log: WriteAheadLog, state: RegisterState, lock: DirectoryLock) {
+        self.lock = lock
         self.tenant = tenant
         self.directory = directory
         self.keyRing = keyRing
@@ -68,6 +71,7 @@ public final class TenantDatabase: Sendable {
         let started = Date()
         let tenant = keyRing.tenant
         try fs.createDirectory(directory)
+        let lock = try DirectoryLock(directory: directory)
         var recovery = TenantRecovery()
         var state = RegisterState(tenant: tenant)
         let snapshots = Snapshots.list(directory: "\(directory)/snapshots", fs: fs)
@@ -108,7 +112,7 @@ public final class TenantDatabase: Sendable {
         recovery.replayed = replayed
         recovery.records = state.count
         recovery.seconds = Date().timeIntervalSince(started)
-        return TenantDatabase(tenant: tenant, directory: directory, keyRing: keyRing, recovery: recovery, options: options, fs: fs, log: log, state: state)
+        return TenantDatabase(tenant: tenant, directory: directory, keyRing: keyRing, recovery: recovery, options: options, fs: fs, log: log, state: state, lock: lock)
     }
 
     /// The latest durable version. Holding it costs nothing; it never changes.
@@ -175,5 +179,24 @@ public final class TenantDatabase: Sendable {
         try fs.syncDirectory(walDirectory)
     }
 
-    public func close() { log.close() }
+    /// 除票 due for deletion on `today` (Asia/Tokyo), without deleting anything.
+    public func purgeDue(today: CalendarDate) -> [String] { current.purgeDue(today: today) }
+
+    /// Deletes the 除票 due on `today` as one logged PURGE event; returns how many.
+    @discardableResult
+    public func purge(today: CalendarDate) async throws -> Int {
+        let due = purgeDue(today: today)
+        guard !due.isEmpty else { return 0 }
+        var e = RegisterEvent()
+        e.kind = .purge
+        e.eventDate = today
+        e.persons = due
+        try await apply(e)
+        return due.count
+    }
+
+    public func close() {
+        log.close()
+        lock.release()
+    }
 }

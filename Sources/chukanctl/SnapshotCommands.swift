@@ -1,0 +1,154 @@
+import ArgumentParser
+import ChukanStore
+import Foundation
+
+struct SnapshotCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "snapshot",
+        abstract: "Create, list, verify, inspect, restore and prune snapshots (offline, on a data directory).",
+        subcommands: [Create.self, List.self, Verify.self, Inspect.self, Restore.self, Prune.self])
+
+    struct Create: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Recover the tenant and write a snapshot of it now.")
+        @OptionGroup var store: StoreOptions
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() throws {
+            let db = try store.open()
+            defer { db.close() }
+            let started = Date()
+            let info = try db.snapshot()
+            let seconds = Date().timeIntervalSince(started)
+            if json {
+                printJSON(["path": info.path, "sequence": Int(info.header.sequence), "records": Int(info.header.recordCount), "bytes": info.size, "seconds": seconds])
+            } else {
+                print(String(format: "snapshot: %@ — %d records at sequence %d, %.1f MB in %.2f s",
+                             info.path, Int(info.header.recordCount), Int(info.header.sequence), Double(info.size) / 1e6, seconds))
+            }
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List a tenant's snapshots, newest first, with sequence, records, size and age.")
+        @OptionGroup var store: StoreOptions
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() throws {
+            var rows: [[String: Any]] = []
+            for path in Snapshots.list(directory: "\(store.tenantDirectory)/snapshots") {
+                do {
+                    let i = try Snapshots.verify(path: path)
+                    rows.append(["path": path, "sequence": Int(i.header.sequence), "records": Int(i.header.recordCount), "bytes": i.size,
+                                 "age_s": Int(Date().timeIntervalSince1970) - Int(i.header.createdAt), "key_version": Int(i.header.keyVersion), "ok": true])
+                } catch {
+                    rows.append(["path": path, "ok": false, "error": "\(error)"])
+                }
+            }
+            if json { printJSON(["snapshots": rows]); return }
+            if rows.isEmpty { print("snapshot: none in \(store.tenantDirectory)/snapshots") }
+            for r in rows {
+                if r["ok"] as! Bool {
+                    print(String(format: "%@  seq %d  %d records  %.1f MB  %@ old", (r["path"] as! NSString).lastPathComponent, r["sequence"] as! Int,
+                                 r["records"] as! Int, Double(r["bytes"] as! Int) / 1e6, age(r["age_s"] as! Int)))
+                } else {
+                    print("\((r["path"] as! NSString).lastPathComponent)  DAMAGED: \(r["error"] as! String)")
+                }
+            }
+        }
+
+        func age(_ s: Int) -> String { s < 120 ? "\(s)s" : s < 7200 ? "\(s / 60)m" : s < 172_800 ? "\(s / 3600)h" : "\(s / 86400)d" }
+    }
+
+    struct Verify: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check a snapshot's checksums without the key; with --with-key also decrypt it and rebuild its indexes.")
+        @Argument(help: "Snapshot file.") var file: String
+        @Flag(name: .customLong("with-key"), help: "Also decrypt with the tenant's key (needs --keys).") var withKey = false
+        @Option(help: "Key directory (for --with-key).") var keys = "demo/keys"
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() throws {
+            let info = try Snapshots.verify(path: file)
+            var decrypted = false
+            if withKey {
+                let ring = try TenantKeyRing.load(tenant: info.header.tenant, directory: keys)
+                let state = try Snapshots.load(path: file, keyRing: ring)
+                guard try state.rebuiltIndexes() == state.indexes else { throw ValidationError("\(file): indexes do not rebuild consistently") }
+                decrypted = true
+            }
+            if json {
+                printJSON(["path": file, "checksums": "ok", "decrypted": decrypted, "records": Int(info.header.recordCount)])
+            } else {
+                print("snapshot: \(file): checksums ok\(decrypted ? ", decrypts and loads" : " (not decrypted: no key used)"), \(info.header.recordCount) records")
+            }
+        }
+    }
+
+    struct Inspect: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print a snapshot's header and counts (never any personal data).")
+        @Argument(help: "Snapshot file.") var file: String
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() throws {
+            let i = try Snapshots.verify(path: file)
+            let h = i.header
+            let fields: [String: Any] = [
+                "format_version": Int(SnapshotFormat.version), "tenant": h.tenant, "sequence": Int(h.sequence), "records": Int(h.recordCount),
+                "created_at": ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: TimeInterval(h.createdAt))),
+                "key_version": Int(h.keyVersion), "chunks": Int(i.chunks), "bytes": i.size,
+            ]
+            if json { printJSON(fields); return }
+            for k in fields.keys.sorted() { print("\(k): \(fields[k]!)") }
+        }
+    }
+
+    struct Restore: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Make a snapshot the tenant's starting point: its data folder is replaced by the snapshot alone.",
+            discussion: "Refuses to overwrite a tenant that has data unless --force; the replaced folder is kept beside it. Fails while a server holds the tenant.")
+        @OptionGroup var store: StoreOptions
+        @Argument(help: "Snapshot file to restore.") var file: String
+        @Flag(help: "Replace a tenant that already has data.") var force = false
+
+        func run() throws {
+            let info = try Snapshots.verify(path: file)
+            guard info.header.tenant == store.tenant else { throw ValidationError("\(file) belongs to tenant \(info.header.tenant), not \(store.tenant)") }
+            _ = try Snapshots.load(path: file, keyRing: store.keyRing())  // decrypts: the right key is at hand
+            let fm = FileManager.default
+            let dir = store.tenantDirectory
+            var kept: String?
+            if fm.fileExists(atPath: dir) {
+                let lock = try DirectoryLock(directory: dir)
+                defer { lock.release() }
+                let hasData = !Snapshots.list(directory: "\(dir)/snapshots").isEmpty
+                    || !(((try? fm.contentsOfDirectory(atPath: "\(dir)/wal")) ?? []).isEmpty)
+                if hasData && !force { throw ValidationError("tenant \(store.tenant) has data; use --force to replace it (the old folder is kept)") }
+                kept = "\(dir).replaced-\(Int(Date().timeIntervalSince1970))"
+                try fm.moveItem(atPath: dir, toPath: kept!)
+            }
+            let fs = PosixFileSystem()
+            try fs.createDirectory("\(dir)/snapshots")
+            let target = "\(dir)/snapshots/\(SnapshotFormat.fileName(sequence: info.header.sequence))"
+            try fm.copyItem(atPath: file, toPath: target)
+            try fs.syncDirectory("\(dir)/snapshots")
+            print("snapshot: restored \(store.tenant) to sequence \(info.header.sequence) (\(info.header.recordCount) records)\(kept.map { "; previous data kept in \($0)" } ?? "")")
+        }
+    }
+
+    struct Prune: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Keep the newest N snapshots and the log back to the oldest of them.")
+        @OptionGroup var store: StoreOptions
+        @Option(help: "Snapshots to keep.") var keep = 3
+
+        func run() throws {
+            guard keep >= 1 else { throw ValidationError("--keep must be at least 1") }
+            var options = TenantDatabase.Options()
+            options.keepSnapshots = keep
+            let db = try TenantDatabase.open(directory: store.tenantDirectory, keyRing: store.keyRing(), options: options)
+            defer { db.close() }
+            let before = Snapshots.list(directory: db.snapshotDirectory).count
+            try db.prune()
+            print("snapshot: kept \(min(before, keep)) of \(before) snapshots")
+        }
+    }
+}

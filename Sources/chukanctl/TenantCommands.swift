@@ -1,0 +1,116 @@
+import ArgumentParser
+import ChukanRegister
+import ChukanProto
+import ChukanStore
+import Foundation
+
+struct TenantCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tenant",
+        abstract: "Add, list and remove tenants (municipalities) of a data directory (offline).",
+        subcommands: [Add.self, List.self, Remove.self])
+
+    struct Add: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a tenant's data folder and, if it has none, its first key.")
+        @OptionGroup var store: StoreOptions
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() throws {
+            guard !FileManager.default.fileExists(atPath: store.tenantDirectory) else {
+                throw ValidationError("tenant \(store.tenant) already exists in \(store.data)")
+            }
+            try PosixFileSystem().createDirectory(store.tenantDirectory)
+            let version: UInt32
+            if let existing = try? store.keyRing() {
+                version = existing.currentVersion
+            } else {
+                version = try TenantKeyRing.addVersion(tenant: store.tenant, directory: store.keys)
+            }
+            if json { printJSON(["tenant": store.tenant, "key_version": Int(version)]) } else {
+                print("tenant: added \(store.tenant) (data \(store.tenantDirectory), key version \(version) in \(store.keys))")
+            }
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List tenants with their newest snapshot and log size.")
+        @Option(help: "Data directory.") var data = "demo/data"
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() throws {
+            let names = ((try? FileManager.default.contentsOfDirectory(atPath: data)) ?? []).filter { Identifiers.localGovernmentCodeProblem($0) == nil }.sorted()
+            var rows: [[String: Any]] = []
+            for t in names {
+                let snaps = Snapshots.list(directory: "\(data)/\(t)/snapshots")
+                let newest = snaps.first.flatMap { try? Snapshots.verify(path: $0) }
+                let wal = ((try? FileManager.default.contentsOfDirectory(atPath: "\(data)/\(t)/wal")) ?? []).filter { $0.hasSuffix(".wal") }
+                let walBytes = wal.compactMap { try? FileManager.default.attributesOfItem(atPath: "\(data)/\(t)/wal/\($0)")[.size] as? Int }.reduce(0, +)
+                rows.append(["tenant": t, "snapshots": snaps.count, "records_in_newest_snapshot": Int(newest?.header.recordCount ?? 0),
+                             "snapshot_sequence": Int(newest?.header.sequence ?? 0), "wal_segments": wal.count, "wal_bytes": walBytes])
+            }
+            if json { printJSON(["tenants": rows]); return }
+            print("TENANT  SNAPSHOTS  RECORDS(NEWEST)  SEQUENCE  WAL-SEGMENTS  WAL-BYTES")
+            for r in rows {
+                print(String(format: "%@  %9d  %15d  %8d  %12d  %9d", r["tenant"] as! String, r["snapshots"] as! Int, r["records_in_newest_snapshot"] as! Int,
+                             r["snapshot_sequence"] as! Int, r["wal_segments"] as! Int, r["wal_bytes"] as! Int))
+            }
+        }
+    }
+
+    struct Remove: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Remove a tenant. Refuses while it holds records, unless --force, which first writes a final snapshot and keeps it.")
+        @OptionGroup var store: StoreOptions
+        @Flag(help: "Remove even though records remain (a final snapshot is kept).") var force = false
+
+        func run() async throws {
+            let db = try store.open()
+            let count = db.current.count
+            var kept: String?
+            if count > 0 {
+                guard force else {
+                    db.close()
+                    throw ValidationError("tenant \(store.tenant) still holds \(count) records; use --force to remove it (a final snapshot is kept)")
+                }
+                kept = try db.snapshot().path
+            }
+            db.close()
+            let graveyard = "\(store.data)/.removed"
+            try PosixFileSystem().createDirectory(graveyard)
+            let stamp = Int(Date().timeIntervalSince1970)
+            let target = "\(graveyard)/\(store.tenant)-\(stamp)"
+            try FileManager.default.moveItem(atPath: store.tenantDirectory, toPath: target)
+            print("tenant: removed \(store.tenant); its files (final snapshot \(kept.map { ($0 as NSString).lastPathComponent } ?? "none")) are in \(target)")
+        }
+    }
+}
+
+struct PurgeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "purge",
+        abstract: "Delete 除票 150 years after their 消除年月日, with a tenant administrator's approval.",
+        discussion: "--dry-run shows how many are due; --approve deletes them as one logged event. Dates are Asia/Tokyo.")
+    @OptionGroup var store: StoreOptions
+    @Flag(help: "Show what is due, delete nothing.") var dryRun = false
+    @Flag(help: "Delete what is due.") var approve = false
+    @Option(help: "Count 'today' as this date (YYYY-MM-DD), for rehearsals.") var today: String?
+    @Flag(help: "Print JSON.") var json = false
+
+    func validate() throws {
+        guard dryRun != approve else { throw ValidationError("give exactly one of --dry-run and --approve") }
+    }
+
+    func run() async throws {
+        let (y, m, d) = try tokyoToday(today)
+        let date = ChukanProto.CalendarDate(y, m, d)
+        let db = try store.open()
+        defer { db.close() }
+        let due = db.purgeDue(today: date).count
+        if dryRun {
+            if json { printJSON(["due": due, "today": date.key]) } else { print("purge: \(due) 除票 due on \(date.key) (nothing deleted; --approve deletes them)") }
+            return
+        }
+        let n = try await db.purge(today: date)
+        if json { printJSON(["purged": n, "today": date.key]) } else { print("purge: deleted \(n) 除票 and their history") }
+    }
+}
