@@ -127,7 +127,7 @@ let package = Package(
         .executableTarget(
             name: "chukan-bench",
             dependencies: [
-                "ChukanRPC", "ChukanProto",
+                "ChukanRPC", "ChukanProto", "ChukanRegister", "ChukanStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]

@@ -9,9 +9,17 @@ import NIOCore
 import NIOPosix
 
 @main
-struct ChukanBench: AsyncParsableCommand {
+struct ChukanBenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "chukan-bench",
+        abstract: "Chukan's benchmarks: echo load over TLS, and the register.",
+        subcommands: [ChukanBench.self, RegisterBench.self],
+        defaultSubcommand: ChukanBench.self)
+}
+
+struct ChukanBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "echo",
         abstract: "Load generator: N connections × M calls in flight against any ttrpc-over-TLS echo server.",
         discussion: """
         Calls chukan.v1.Echo/Echo with a fixed payload over mutual TLS. Each in-flight slot sends

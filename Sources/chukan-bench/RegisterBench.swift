@@ -1,0 +1,242 @@
+import ArgumentParser
+import ChukanProto
+import ChukanRegister
+import ChukanStore
+import Foundation
+import Histogram
+import Synchronization
+
+/// The register's figures: generate, memory per resident, snapshot write and load,
+/// durable writes with group commit, lookups, 4情報 search, lookups during a snapshot.
+/// Also writes the residents as Redis commands, for the side-by-side load in
+/// Benchmarks/run-register.sh.
+struct RegisterBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "register",
+        abstract: "Benchmark the register: N synthetic residents in one tenant (release build).")
+
+    @Option(help: "Residents in the tenant.") var residents = 1_000_000
+    @Option(help: "Durable writes for the WAL figure.") var writes = 200_000
+    @Option(help: "Concurrent writers for the WAL figure.") var writers = 64
+    @Option(help: "Work directory (data, keys, snapshot).") var dir = "Benchmarks/out/register"
+    @Option(help: "Also write the residents as Redis protocol (one hash per resident) to this file.") var redisOut: String?
+    @Flag(help: "Print one JSON object.") var json = false
+
+    func log(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
+
+    func run() async throws {
+        var results: [String: Any] = ["residents": residents]
+        try? FileManager.default.removeItem(atPath: dir)
+        let fs = PosixFileSystem()
+        try fs.createDirectory(dir)
+
+        // fdatasync latency of this disk: group commit rests on it.
+        let syncHistogram = try measureFdatasync(path: "\(dir)/sync-probe", rounds: 200)
+        results["fdatasync_p50_us"] = syncHistogram.valueAtPercentile(50)
+        results["fdatasync_p99_us"] = syncHistogram.valueAtPercentile(99)
+        log("fdatasync p50 \(syncHistogram.valueAtPercentile(50)) µs, p99 \(syncHistogram.valueAtPercentile(99)) µs")
+
+        var t = Date()
+        let people = Array(SyntheticResidents(count: residents, seed: 42)).map { r -> Resident in
+            var c = r
+            c.removalReason = .reasonUnspecified
+            c.removedOn = nil
+            return c
+        }
+        results["generate_s"] = Date().timeIntervalSince(t)
+        log("generated \(residents) in \(results["generate_s"]!) s")
+
+        if let redisOut { try writeRedisCommands(people, to: redisOut) }
+
+        // Build the register in memory (no log) and measure what it costs.
+        let rssBefore = residentBytes()
+        t = Date()
+        var state = RegisterState(tenant: "012041")
+        for (i, r) in people.enumerated() {
+            var e = RegisterEvent()
+            e.kind = .record
+            e.reason = .tennyu
+            e.resident = r
+            state = try state.applying(e, sequence: UInt64(i + 1))
+        }
+        results["build_s"] = Date().timeIntervalSince(t)
+        let rssAfter = residentBytes()
+        let recordBytes = state.persons.values.reduce(0) { $0 + $1.record.count }
+        results["ram_bytes_per_resident"] = Double(rssAfter - rssBefore) / Double(residents)
+        results["record_bytes_per_resident"] = Double(recordBytes) / Double(residents)
+        log("built in \(results["build_s"]!) s; RSS +\((rssAfter - rssBefore) / 1_000_000) MB = \(results["ram_bytes_per_resident"]!) B/resident")
+
+        // Snapshot write and load.
+        let keyDir = "\(dir)/keys"
+        try TenantKeyRing.addVersion(tenant: "012041", directory: keyDir)
+        let ring = try TenantKeyRing.load(tenant: "012041", directory: keyDir)
+        t = Date()
+        let info = try Snapshots.write(state, directory: "\(dir)/snapshots", keyRing: ring)
+        let writeSeconds = Date().timeIntervalSince(t)
+        results["snapshot_write_s"] = writeSeconds
+        results["snapshot_bytes"] = info.size
+        results["snapshot_mb_per_s"] = Double(info.size) / 1e6 / writeSeconds
+        log("snapshot \(info.size / 1_000_000) MB in \(writeSeconds) s")
+        t = Date()
+        let loaded = try Snapshots.load(path: info.path, keyRing: ring)
+        results["snapshot_load_s"] = Date().timeIntervalSince(t)
+        guard loaded.count == state.count else { throw ValidationError("snapshot lost records") }
+        log("snapshot load with index rebuild \(results["snapshot_load_s"]!) s")
+
+        // Point lookups and search.
+        var rng = SplitMix64(seed: 9)
+        let probes = (0..<200_000).map { _ in people[Int(rng.next(UInt64(people.count)))] }
+        func nsPerOp(_ body: (Resident) -> Bool) -> Double {
+            let start = DispatchTime.now().uptimeNanoseconds
+            var hits = 0
+            for p in probes where body(p) { hits += 1 }
+            precondition(hits == probes.count, "a lookup missed")
+            return Double(DispatchTime.now().uptimeNanoseconds - start) / Double(probes.count)
+        }
+        results["lookup_ns_integrated"] = nsPerOp { state.person($0.integratedAtenaNumber) != nil }
+        results["lookup_ns_atena"] = nsPerOp { state.byAtena($0.atenaNumber) != nil }
+        results["lookup_ns_juminhyo"] = nsPerOp { state.byJuminhyo($0.juminhyoCode) != nil }
+        results["lookup_ns_kojin_bango"] = nsPerOp { state.byKojinBango($0.kojinBango) != nil }
+        results["lookup_ns_household"] = nsPerOp { !state.household($0.householdNumber).isEmpty }
+        results["search_us_name_birth"] = nsPerOp { !state.search(kana: $0.name!.kana, birthDate: $0.birthDate!).isEmpty } / 1000
+        results["search_us_name_address"] = nsPerOp { !state.search(kana: $0.name!.kana, address: $0.address!.address!.text).isEmpty } / 1000
+        log("lookups: \(results.filter { $0.key.hasPrefix("lookup") || $0.key.hasPrefix("search") })")
+
+        // Lookup latency while a snapshot is written, against idle.
+        let held = state
+        let concurrentDir = "\(dir)/snapshots-concurrent"
+        results["lookup_p99_ns_idle"] = lookupP99(held, probes, during: nil)
+        results["lookup_p99_ns_during_snapshot"] = lookupP99(held, probes, during: {
+            _ = try? Snapshots.write(held, directory: concurrentDir, keyRing: ring)
+        })
+        log("lookup p99 idle \(results["lookup_p99_ns_idle"]!) ns, during snapshot \(results["lookup_p99_ns_during_snapshot"]!) ns")
+
+        // Durable writes: group commit with concurrent writers.
+        let wal = try await walThroughput(people: Array(people.prefix(writes)), ring: ring)
+        results["wal_writes_per_s"] = wal.rate
+        results["wal_ack_p50_us"] = wal.histogram.valueAtPercentile(50)
+        results["wal_ack_p99_us"] = wal.histogram.valueAtPercentile(99)
+        log("WAL: \(wal.rate) writes/s, ack p99 \(wal.histogram.valueAtPercentile(99)) µs")
+
+        let data = try JSONSerialization.data(withJSONObject: results, options: [.sortedKeys])
+        print(String(decoding: data, as: UTF8.self))
+    }
+
+    func measureFdatasync(path: String, rounds: Int) throws -> Histogram<UInt64> {
+        let file = try PosixFileSystem().createNew(path)
+        var h = Histogram<UInt64>(highestTrackableValue: 10_000_000, numberOfSignificantValueDigits: .three)
+        let block = [UInt8](repeating: 0x42, count: 4096)
+        for _ in 0..<rounds {
+            try block.withUnsafeBytes { try file.append($0) }
+            let start = DispatchTime.now().uptimeNanoseconds
+            try file.sync()
+            _ = h.record((DispatchTime.now().uptimeNanoseconds - start) / 1000)
+        }
+        file.close()
+        return h
+    }
+
+    /// p99 of single lookups, timed in batches of 16 to keep the clock out of the figure.
+    func lookupP99(_ state: RegisterState, _ probes: [Resident], during background: (@Sendable () -> Void)?) -> Double {
+        var h = Histogram<UInt64>(highestTrackableValue: 100_000_000, numberOfSignificantValueDigits: .three)
+        let done = Atomic<Bool>(false)
+        let thread = background.map { work in
+            Thread {
+                work()
+                done.store(true, ordering: .relaxed)
+            }
+        }
+        thread?.start()
+        var i = 0
+        let deadline = DispatchTime.now().uptimeNanoseconds + 3_000_000_000
+        while DispatchTime.now().uptimeNanoseconds < deadline {
+            if background != nil && done.load(ordering: .relaxed) { break }
+            let start = DispatchTime.now().uptimeNanoseconds
+            for _ in 0..<16 {
+                _ = state.byKojinBango(probes[i % probes.count].kojinBango)
+                i += 1
+            }
+            _ = h.record((DispatchTime.now().uptimeNanoseconds - start) / 16)
+        }
+        while background != nil && !done.load(ordering: .relaxed) { usleep(10_000) }
+        return Double(h.valueAtPercentile(99))
+    }
+
+    func walThroughput(people: [Resident], ring: TenantKeyRing) async throws -> (rate: Double, histogram: Histogram<UInt64>) {
+        let db = try TenantDatabase.open(directory: "\(dir)/tenant", keyRing: ring)
+        defer { db.close() }
+        let start = Date()
+        var h = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+        try await withThrowingTaskGroup(of: UInt64.self) { group in
+            var next = 0
+            func add() {
+                let r = people[next]
+                next += 1
+                group.addTask {
+                    var e = RegisterEvent()
+                    e.kind = .record
+                    e.reason = .tennyu
+                    e.resident = r
+                    let t0 = DispatchTime.now().uptimeNanoseconds
+                    try await db.apply(e)
+                    return (DispatchTime.now().uptimeNanoseconds - t0) / 1000
+                }
+            }
+            for _ in 0..<min(writers, people.count) { add() }
+            for try await micros in group {
+                _ = h.record(micros)
+                if next < people.count { add() }
+            }
+        }
+        return (Double(people.count) / Date().timeIntervalSince(start), h)
+    }
+
+    /// Redis protocol for `redis-cli --pipe`: one hash per resident with its main items.
+    func writeRedisCommands(_ people: [Resident], to path: String) throws {
+        guard FileManager.default.createFile(atPath: path, contents: nil) else { throw ValidationError("cannot create \(path)") }
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        var buffer = Data()
+        func bulk(_ s: String) {
+            let bytes = Data(s.utf8)
+            buffer.append(Data("$\(bytes.count)\r\n".utf8))
+            buffer.append(bytes)
+            buffer.append(Data("\r\n".utf8))
+        }
+        for r in people {
+            let d = { (c: CalendarDate?) in c.map(\.key) ?? "" }
+            let fields: [(String, String)] = [
+                ("atena_number", r.atenaNumber), ("household_number", r.householdNumber), ("juminhyo_code", r.juminhyoCode),
+                ("kojin_bango", r.kojinBango), ("integrated_atena_number", r.integratedAtenaNumber),
+                ("name_kana", r.name?.kana ?? ""), ("name_kanji", r.name?.kanji?.text ?? ""), ("birth_date", d(r.birthDate)),
+                ("sex", "\(r.sex.rawValue)"), ("relationship", r.relationship), ("postal_code", r.address?.postalCode ?? ""),
+                ("address", r.address?.address?.text ?? ""), ("katagaki", r.address?.katagaki?.text ?? ""),
+                ("became_resident_on", d(r.becameResidentOn)), ("address_set_on", d(r.addressSetOn)),
+                ("record_reason", "\(r.recordReason.rawValue)"), ("recorded_on", d(r.recordedOn)),
+                ("nhi", "\(r.nationalHealthInsurance?.status.rawValue ?? 0)"), ("child_allowance", "\(r.childAllowance?.status.rawValue ?? 0)"),
+                ("pension", "\(r.nationalPension?.status.rawValue ?? 0)"), ("late_elderly", "\(r.lateElderlyMedical?.status.rawValue ?? 0)"),
+                ("long_term_care", "\(r.longTermCare?.status.rawValue ?? 0)"), ("my_number_card", "\(r.myNumberCard.rawValue)"),
+                ("terminal", r.processing?.terminal ?? ""), ("staff_number", r.processing?.staffNumber ?? ""),
+                ("nationality", r.foreign?.nationality ?? ""), ("residence_card", r.foreign?.residenceCardNumber ?? ""),
+            ]
+            buffer.append(Data("*\(2 + 2 * fields.count)\r\n".utf8))
+            bulk("HSET")
+            bulk("resident:\(r.integratedAtenaNumber)")
+            for (k, v) in fields {
+                bulk(k)
+                bulk(v)
+            }
+            if buffer.count > 1 << 20 {
+                handle.write(buffer)
+                buffer.removeAll(keepingCapacity: true)
+            }
+        }
+        handle.write(buffer)
+        try handle.close()
+    }
+
+    func residentBytes() -> Int {
+        guard let s = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+        let pages = s.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
+        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+    }
+}
