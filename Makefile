@@ -46,9 +46,11 @@ protos-check:
 test-leaks: bootstrap
 	scripts/test-leaks.sh
 
-# Echo over TLS, Chukan beside containerd's Go ttrpc server (Benchmarks/README.md).
+# Echo over TLS beside containerd's Go ttrpc server, and the register beside Redis
+# (Benchmarks/README.md).
 bench: bootstrap
 	Benchmarks/run-echo.sh
+	Benchmarks/run-register.sh
 
 clean:
 	rm -rf .build .build-asan demo

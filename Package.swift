@@ -92,13 +92,16 @@ let package = Package(
         // The RPC services.
         .target(
             name: "ChukanService",
-            dependencies: ["ChukanCore", "ChukanProto", "ChukanRPC"]
+            dependencies: [
+                "ChukanCore", "ChukanProto", "ChukanRPC", "ChukanStore", "ChukanRegister",
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         // Server configuration file and flags, shared by chukan and its tests.
         .target(
             name: "ChukanServer",
             dependencies: [
-                "ChukanRPC", "ChukanService", "ChukanTLS",
+                "ChukanRPC", "ChukanService", "ChukanTLS", "ChukanStore",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

@@ -10,6 +10,7 @@ packages=(
   libssl-dev openssl                  # OpenSSL 3: TLS, and the CLI behind `chukanctl certs`
   golang-go golang-github-containerd-ttrpc-dev   # containerd's Go ttrpc: interop test, benchmark peer
   curl                                # metrics endpoint test
+  redis-server                        # Benchmarks/run-register.sh: the side-by-side peer
 )
 
 missing=()

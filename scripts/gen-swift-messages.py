@@ -64,7 +64,7 @@ for kind, name, inner in blocks(text):
         messages.append((name, cprefix + name, fprefix + snake(name) + "__init", resolved))
 
 message_names = {m[0] for m in messages}
-scalars = {"string": "String", "bytes": "[UInt8]", "bool": "Bool", "int32": "Int32",
+scalars = {"string": "String", "bytes": "[UInt8]", "bool": "Bool", "int32": "Int32", "double": "Double", "float": "Float",
            "int64": "Int64", "uint32": "UInt32", "uint64": "UInt64"}
 
 def swift_enum_name(qualified):
@@ -100,8 +100,10 @@ for name, ctype, init, fields in messages:
     w("")
     for rep, ftype, fname, _ in fields:
         prop = camel(fname)
-        if rep:
-            assert ftype == "string", f"only repeated string is supported ({name}.{fname})"
+        if rep and ftype in message_names:
+            w(f"    public var {prop}: [{ftype}] = []")
+        elif rep:
+            assert ftype == "string", f"only repeated string and messages are supported ({name}.{fname})"
             w(f"    public var {prop}: [String] = []")
         elif ftype in scalars:
             default = {"String": '""', "[UInt8]": "[]", "Bool": "false"}.get(scalars[ftype], "0")
@@ -121,7 +123,9 @@ for name, ctype, init, fields in messages:
     w(f"    init(c m: {ctype}) {{")
     for rep, ftype, fname, _ in fields:
         prop = camel(fname)
-        if rep:
+        if rep and ftype in message_names:
+            w(f"        {prop} = (0..<m.n_{fname}).compactMap {{ m.{fname}[$0].map {{ {ftype}(c: $0.pointee) }} }}")
+        elif rep:
             w(f"        {prop} = (0..<m.n_{fname}).map {{ m.{fname}[$0].protoString }}")
         elif ftype == "string":
             w(f"        {prop} = m.{fname}.protoString")
@@ -144,7 +148,14 @@ for name, ctype, init, fields in messages:
     w(f"        {init}(&m)")
     for rep, ftype, fname, _ in fields:
         prop = camel(fname)
-        if rep:
+        if rep and ftype in message_names:
+            w(f"        if !{prop}.isEmpty {{")
+            w(f"            var items: [UnsafeMutablePointer<{cprefix}{ftype}>] = []")
+            w(f"            for v in {prop} {{ items.append(arena.make(v.c(&arena))) }}")
+            w(f"            m.n_{fname} = items.count")
+            w(f"            m.{fname} = arena.pointerArray(items)")
+            w(f"        }}")
+        elif rep:
             w(f"        if !{prop}.isEmpty {{")
             w(f"            var strings: [UnsafeMutablePointer<CChar>?] = []")
             w(f"            for s in {prop} {{ strings.append(arena.cString(s)) }}")

@@ -1,5 +1,6 @@
 import ChukanRPC
 import ChukanService
+import ChukanStore
 import ChukanTLS
 import Logging
 import NIOCore
@@ -15,9 +16,11 @@ public final class ChukanServerInstance: Sendable {
     public let healthOnly: RPCServer?
     public let metricsEndpoint: MetricsEndpoint?
     public let health: HealthService
+    public let tenants: TenantManager?
     private let logger: Logger
 
-    private init(rpc: RPCServer, healthOnly: RPCServer?, metricsEndpoint: MetricsEndpoint?, health: HealthService, logger: Logger) {
+    private init(rpc: RPCServer, healthOnly: RPCServer?, metricsEndpoint: MetricsEndpoint?, health: HealthService, tenants: TenantManager?, logger: Logger) {
+        self.tenants = tenants
         self.rpc = rpc
         self.healthOnly = healthOnly
         self.metricsEndpoint = metricsEndpoint
@@ -26,8 +29,10 @@ public final class ChukanServerInstance: Sendable {
     }
 
     /// The services every mutual-TLS listener serves.
-    public static func makeRouter(health: HealthService) -> RPCRouter {
-        RPCRouter([health, EchoService()])
+    public static func makeRouter(health: HealthService, tenants: TenantManager?, admins: Set<String>) -> RPCRouter {
+        var services: [any RPCService] = [health, EchoService()]
+        if let tenants { services.append(AdminService(tenants: tenants, principals: admins)) }
+        return RPCRouter(services)
     }
 
     /// Validates the configuration, loads certificates and binds every listener.
@@ -38,8 +43,21 @@ public final class ChukanServerInstance: Sendable {
     ) async throws -> ChukanServerInstance {
         let rpcConfiguration = try config.rpcConfiguration()
         let tls = try ReloadableTLSContext(config.tlsConfiguration(requireClientCertificate: true))
-        let health = HealthService()
-        let router = makeRouter(health: health)
+        var tenants: TenantManager?
+        if let data = config.data {
+            guard let dir = data.directory, let keys = data.keys else {
+                throw ConfigError("data.directory and data.keys are both required (keys live apart from the data)")
+            }
+            var c = TenantManager.Configuration(dataDirectory: dir, keyDirectory: keys)
+            if let keep = data.keepSnapshots {
+                guard keep >= 1 else { throw ConfigError("data.keep_snapshots must be at least 1") }
+                c.options.keepSnapshots = keep
+            }
+            try PosixFileSystem().createDirectory(dir)
+            tenants = TenantManager(configuration: c, logger: logger)
+        }
+        let health = HealthService(tenants: tenants)
+        let router = makeRouter(health: health, tenants: tenants, admins: Set(config.admin?.principals ?? []))
         let rpc = RPCServer(configuration: rpcConfiguration, tls: tls, router: router, group: group, metrics: metrics, logger: logger)
         var healthOnly: RPCServer?
         if let endpoint = config.healthListen {
@@ -53,6 +71,7 @@ public final class ChukanServerInstance: Sendable {
                 configuration: c, tls: healthTLS, router: router.restricted(to: [HealthService.name]),
                 group: group, metrics: metrics, logger: healthLogger)
         }
+        tenants?.startAll()
         try await rpc.start()
         do {
             try await healthOnly?.start()
@@ -71,7 +90,7 @@ public final class ChukanServerInstance: Sendable {
             }
             logger.info("metrics endpoint", metadata: ["address": "\(metricsEndpoint!.localAddress.map { "\($0)" } ?? "?")"])
         }
-        return ChukanServerInstance(rpc: rpc, healthOnly: healthOnly, metricsEndpoint: metricsEndpoint, health: health, logger: logger)
+        return ChukanServerInstance(rpc: rpc, healthOnly: healthOnly, metricsEndpoint: metricsEndpoint, health: health, tenants: tenants, logger: logger)
     }
 
     /// Re-reads certificates, keys, CA bundle and CRL. On any error the old files stay
@@ -99,6 +118,7 @@ public final class ChukanServerInstance: Sendable {
         async let b: Void = healthOnly?.shutdown() ?? ()
         _ = await (a, b)
         await metricsEndpoint?.close()
+        tenants?.closeAll()
     }
 }
 
@@ -114,6 +134,14 @@ public struct ChukanServerService: Service {
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 for await _ in hangups.cancelOnGracefulShutdown() { instance.reloadTLS() }
+            }
+            // The daily retention job: list the 除票 whose 150 years have passed.
+            group.addTask {
+                try? await Task.sleep(for: .seconds(60))
+                while !Task.isCancelled {
+                    instance.tenants?.logPurgeDue()
+                    try? await Task.sleep(for: .seconds(86_400))
+                }
             }
             try? await gracefulShutdown()
             group.cancelAll()

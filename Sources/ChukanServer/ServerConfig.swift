@@ -54,6 +54,30 @@ public struct ServerConfig: Codable, Sendable, Equatable {
         public init() {}
     }
 
+    public struct DataSection: Codable, Sendable, Equatable {
+        /// One folder per tenant (地方公共団体コード).
+        public var directory: String?
+        /// Tenant keys (TENANT.vN.key, 32 bytes, mode 0600), kept apart from the data.
+        public var keys: String?
+        /// Snapshots kept; the log is kept back to the oldest.
+        public var keepSnapshots: Int?
+
+        enum CodingKeys: String, CodingKey {
+            case directory, keys
+            case keepSnapshots = "keep_snapshots"
+        }
+        public init() {}
+    }
+
+    public struct AdminSection: Codable, Sendable, Equatable {
+        /// Certificate CNs that may call chukan.v1.Admin (until roles land).
+        public var principals: [String]?
+        public init() {}
+    }
+
+    public var data: DataSection?
+    public var admin: AdminSection?
+
     /// The mutual-TLS listener for every service.
     public var listen: Endpoint?
     /// An optional listener without client certificates that serves chukan.v1.Health only.
@@ -66,7 +90,7 @@ public struct ServerConfig: Codable, Sendable, Equatable {
     public var logLevel: String?
 
     enum CodingKeys: String, CodingKey {
-        case listen, tls, limits
+        case listen, tls, limits, data, admin
         case healthListen = "health_listen"
         case metricsListen = "metrics_listen"
         case logLevel = "log_level"
@@ -108,6 +132,7 @@ public struct ServerConfig: Codable, Sendable, Equatable {
         let endpoint: [String: Any] = ["host": true, "port": true]
         return [
             "listen": endpoint, "health_listen": endpoint, "metrics_listen": endpoint, "log_level": true,
+            "data": ["directory": true, "keys": true, "keep_snapshots": true], "admin": ["principals": true],
             "tls": ["certificate": true, "key": true, "client_ca": true, "crl": true, "min_version": true, "handshake_timeout_seconds": true],
             "limits": ["max_connections": true, "max_concurrent_streams": true, "max_message_bytes": true,
                        "idle_timeout_seconds": true, "drain_timeout_seconds": true],

@@ -1,3 +1,4 @@
+import ChukanCore
 import ChukanProto
 import ChukanRPC
 import Synchronization
@@ -10,15 +11,25 @@ public final class HealthService: RPCService {
     public static let name = "chukan.v1.Health"
     public let serviceName = HealthService.name
     private let serving = Atomic<Bool>(true)
+    private let tenants: TenantManager?
 
-    public init(serving: Bool = true) { self.serving.store(serving, ordering: .relaxed) }
+    public init(serving: Bool = true, tenants: TenantManager? = nil) {
+        self.serving.store(serving, ordering: .relaxed)
+        self.tenants = tenants
+    }
 
     public func setServing(_ value: Bool) { serving.store(value, ordering: .relaxed) }
 
     public var methods: [String: MethodHandler] {
         [
-            "Check": .unary(HealthCheckRequest.self) { [self] _, _ in
-                HealthCheckResponse(status: self.serving.load(ordering: .relaxed) ? .serving : .notServing)
+            "Check": .unary(HealthCheckRequest.self) { [self] request, _ in
+                let up = self.serving.load(ordering: .relaxed)
+                guard !request.tenant.isEmpty else { return HealthCheckResponse(status: up ? .serving : .notServing) }
+                // A tenant is SERVING once recovered; NOT_SERVING while it recovers or failed.
+                guard let state = tenants?.state(request.tenant) else {
+                    throw RPCError(.notFound, "no tenant \(RPCRouter.printable(request.tenant)) on this server")
+                }
+                return HealthCheckResponse(status: up && state == .serving ? .serving : .notServing)
             },
         ]
     }

@@ -41,6 +41,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("max-message-bytes"), help: "Largest frame accepted, at most 4194304 (default).") var maxMessageBytes: Int?
     @Option(name: .customLong("idle-timeout"), help: "Seconds before an idle connection is closed (default 300; 0 never).") var idleTimeout: Double?
     @Option(name: .customLong("drain-timeout"), help: "Seconds a shutdown waits for calls in flight (default 30).") var drainTimeout: Double?
+    @Option(help: "Data directory: one folder per tenant (enables the register and chukan.v1.Admin).") var data: String?
+    @Option(help: "Tenant key directory (TENANT.vN.key, mode 0600), apart from the data.") var keys: String?
+    @Option(name: .customLong("admin"), help: "A certificate CN that may call chukan.v1.Admin (repeatable).") var admins: [String] = []
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (default info).") var logLevel: String?
 
     func merged() throws -> ServerConfig {
@@ -67,6 +70,17 @@ struct Serve: AsyncParsableCommand {
         if let drainTimeout { limits.drainTimeoutSeconds = drainTimeout }
         c.limits = limits
         if let logLevel { c.logLevel = logLevel }
+        if data != nil || keys != nil {
+            var d = c.data ?? .init()
+            if let data { d.directory = data }
+            if let keys { d.keys = keys }
+            c.data = d
+        }
+        if !admins.isEmpty {
+            var a = c.admin ?? .init()
+            a.principals = admins
+            c.admin = a
+        }
         return c
     }
 

@@ -32,17 +32,18 @@ struct ConnectionOptions: ParsableArguments {
 struct Call: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Call the server's RPCs.",
-        subcommands: [Health.self, Echo.self])
+        subcommands: [Health.self, Echo.self, Tenants.self])
 
     struct Health: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "chukan.v1.Health/Check: is the server serving?")
         @OptionGroup var connection: ConnectionOptions
+        @Option(help: "Ask about one tenant (SERVING once it has recovered).") var tenant: String?
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
             let client = try await connection.connect()
             let response = try await runCall(closing: client) {
-                try await client.unary(service: "chukan.v1.Health", method: "Check", request: HealthCheckRequest(),
+                try await client.unary(service: "chukan.v1.Health", method: "Check", request: HealthCheckRequest(tenant: tenant ?? ""),
                                        as: HealthCheckResponse.self, timeout: connection.duration)
             }
             let status = switch response.status {
@@ -74,6 +75,27 @@ struct Call: AsyncParsableCommand {
             } else {
                 print(back)
             }
+        }
+    }
+}
+
+struct Tenants: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "chukan.v1.Admin/ListTenants: each tenant's state, records, sequence and 除票 due for purge.")
+    @OptionGroup var connection: ConnectionOptions
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() async throws {
+        let client = try await connection.connect()
+        let r = try await runCall(closing: client) {
+            try await client.unary(service: "chukan.v1.Admin", method: "ListTenants", request: ListTenantsRequest(), as: ListTenantsResponse.self, timeout: connection.duration)
+        }
+        if json {
+            printJSON(["tenants": r.tenants.map { ["tenant": $0.tenant, "state": "\($0.state)", "records": Int($0.records), "sequence": Int($0.sequence), "purge_due": Int($0.purgeDue), "detail": $0.detail] }])
+            return
+        }
+        print("TENANT  STATE       RECORDS   SEQUENCE  PURGE-DUE")
+        for t in r.tenants {
+            print("\(t.tenant)  \("\(t.state)".padding(toLength: 10, withPad: " ", startingAt: 0))  \(t.records)  \(t.sequence)  \(t.purgeDue)\(t.detail.isEmpty ? "" : "  \(t.detail)")")
         }
     }
 }

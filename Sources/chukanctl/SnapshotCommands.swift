@@ -1,4 +1,5 @@
 import ArgumentParser
+import ChukanProto
 import ChukanStore
 import Foundation
 
@@ -8,12 +9,30 @@ struct SnapshotCommand: AsyncParsableCommand {
         abstract: "Create, list, verify, inspect, restore and prune snapshots (offline, on a data directory).",
         subcommands: [Create.self, List.self, Verify.self, Inspect.self, Restore.self, Prune.self])
 
-    struct Create: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Recover the tenant and write a snapshot of it now.")
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write a snapshot now: through a running server's chukan.v1.Admin (--online), or offline on the data directory.")
         @OptionGroup var store: StoreOptions
+        @OptionGroup var connection: ConnectionOptions
+        @Flag(help: "Ask the running server (--server) to write it; writes go on meanwhile.") var online = false
         @Flag(help: "Print JSON.") var json = false
 
-        func run() throws {
+        func run() async throws {
+            if online {
+                let client = try await connection.connect()
+                var request = TenantRequest()
+                request.tenant = store.tenant
+                let r = try await runCall(closing: client) {
+                    try await client.unary(service: "chukan.v1.Admin", method: "CreateSnapshot", request: request, as: SnapshotResponse.self, timeout: .seconds(3600))
+                }
+                if json {
+                    printJSON(["path": r.path, "sequence": Int(r.sequence), "records": Int(r.records), "bytes": Int(r.bytes), "seconds": r.seconds])
+                } else {
+                    print(String(format: "snapshot: %@ — %d records at sequence %d, %.1f MB in %.2f s (written by the server)",
+                                 r.path, Int(r.records), Int(r.sequence), Double(r.bytes) / 1e6, r.seconds))
+                }
+                return
+            }
             let db = try store.open()
             defer { db.close() }
             let started = Date()

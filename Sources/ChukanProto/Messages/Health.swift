@@ -2,23 +2,28 @@ import CProtobufC
 import ChukanProtoC
 import NIOCore
 
-/// chukan.v1.HealthCheckRequest (empty).
+/// chukan.v1.HealthCheckRequest: empty for the server, or naming a tenant.
 public struct HealthCheckRequest: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.HealthCheckRequest"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__HealthCheckRequest.self, chukan__v1__health_check_request__init)
-    public init() {}
+    public var tenant: String
+
+    public init(tenant: String = "") { self.tenant = tenant }
 
     public func encode(into buffer: inout ByteBuffer) {
-        var message = Chukan__V1__HealthCheckRequest()
-        chukan__v1__health_check_request__init(&message)
-        withMessageBase(&message) { _ = ProtobufC.pack($0, into: &buffer) }
+        withArena { arena in
+            var message = Chukan__V1__HealthCheckRequest()
+            chukan__v1__health_check_request__init(&message)
+            if !tenant.isEmpty { message.tenant = arena.cString(tenant) }
+            withMessageBase(&message) { _ = ProtobufC.pack($0, into: &buffer) }
+        }
     }
 
     public init(protobuf bytes: UnsafeRawBufferPointer, limit: Int) throws {
-        try ProtobufC.withUnpacked(
+        self = try ProtobufC.withUnpacked(
             Self.descriptor,
             as: Chukan__V1__HealthCheckRequest.self, name: Self.protoName, bytes: bytes, limit: limit
-        ) { _ in }
+        ) { m in HealthCheckRequest(tenant: m.pointee.tenant.protoString) }
     }
 }
 

@@ -123,7 +123,7 @@ public struct RPCRouter: Sendable {
     }
 
     /// Service and method names come from the caller: keep them short and printable in errors.
-    static func printable(_ s: String) -> String {
+    public static func printable(_ s: String) -> String {
         let cut = s.unicodeScalars.prefix(128).map { $0.properties.isWhitespace || $0.value < 0x20 || $0.value == 0x7F ? "?" : Character($0) }
         return String(cut)
     }

@@ -97,9 +97,29 @@ void   chukan__v1__health_check_response__free_unpacked
   assert(message->base.descriptor == &chukan__v1__health_check_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-#define chukan__v1__health_check_request__field_descriptors NULL
-#define chukan__v1__health_check_request__field_indices_by_name NULL
-#define chukan__v1__health_check_request__number_ranges NULL
+static const ProtobufCFieldDescriptor chukan__v1__health_check_request__field_descriptors[1] =
+{
+  {
+    "tenant",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__HealthCheckRequest, tenant),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned chukan__v1__health_check_request__field_indices_by_name[] = {
+  0,   /* field[0] = tenant */
+};
+static const ProtobufCIntRange chukan__v1__health_check_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
 const ProtobufCMessageDescriptor chukan__v1__health_check_request__descriptor =
 {
   PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
@@ -108,10 +128,10 @@ const ProtobufCMessageDescriptor chukan__v1__health_check_request__descriptor =
   "Chukan__V1__HealthCheckRequest",
   "chukan.v1",
   sizeof(Chukan__V1__HealthCheckRequest),
-  0,
+  1,
   chukan__v1__health_check_request__field_descriptors,
   chukan__v1__health_check_request__field_indices_by_name,
-  0,  chukan__v1__health_check_request__number_ranges,
+  1,  chukan__v1__health_check_request__number_ranges,
   (ProtobufCMessageInit) chukan__v1__health_check_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };

@@ -30,13 +30,17 @@ typedef enum _Chukan__V1__HealthCheckResponse__ServingStatus {
 
 /* --- messages --- */
 
+/*
+ * Empty: the server as a whole. With a tenant: that tenant (NOT_SERVING while it recovers).
+ */
 struct  Chukan__V1__HealthCheckRequest
 {
   ProtobufCMessage base;
+  char *tenant;
 };
 #define CHUKAN__V1__HEALTH_CHECK_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&chukan__v1__health_check_request__descriptor) \
-     }
+    , (char *)protobuf_c_empty_string }
 
 
 struct  Chukan__V1__HealthCheckResponse

@@ -1,0 +1,59 @@
+#!/usr/bin/env python3
+"""Turns Benchmarks/out/register*.json into the register section of Benchmarks/RESULTS.md."""
+import datetime, json, os, platform, re, sys
+
+out, command = sys.argv[1], sys.argv[2]
+r = json.load(open(os.path.join(out, "register.json")))
+redis = json.load(open(os.path.join(out, "register-redis.json")))
+
+def cpu():
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+def row(what, value, target=""):
+    return f"| {what} | {value} | {target} |"
+
+n = r["residents"]
+lines = ["<!-- register:begin -->", f"## The register: {n:,} synthetic residents in one tenant", ""]
+lines.append(f"- Date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}")
+lines.append(f"- Machine: {os.cpu_count()} cores ({cpu()}), {round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30)} GiB, {platform.system()} {platform.release()}")
+lines.append(f"- Command: `{command}` (release build)")
+lines.append("")
+lines.append("| measure | value | target |")
+lines.append("|---|---:|---|")
+lines.append(row("fdatasync latency of this disk, p50 / p99", f"{r['fdatasync_p50_us']:,} / {r['fdatasync_p99_us']:,} µs", "(group commit rests on it)"))
+lines.append(row("generate residents", f"{r['generate_s']:.1f} s", ""))
+lines.append(row("build the register in memory (validate + index every record)", f"{r['build_s']:.1f} s", ""))
+lines.append(row("RAM per resident (RSS delta ÷ residents), records + indexes + history", f"{r['ram_bytes_per_resident']:,.0f} B", "≤ 2 KB"))
+lines.append(row("of which the encoded record itself", f"{r['record_bytes_per_resident']:,.0f} B", ""))
+lines.append(row("snapshot write", f"{r['snapshot_write_s']:.1f} s, {r['snapshot_mb_per_s']:.0f} MB/s, {r['snapshot_bytes'] / 1e6:,.0f} MB", "≥ 200 MB/s"))
+lines.append(row("snapshot load with index rebuild", f"{r['snapshot_load_s']:.1f} s", "≤ 5 s"))
+lines.append(row(f"durable writes, {r.get('writers', 64)} concurrent writers (group commit)", f"{r['wal_writes_per_s']:,.0f} /s, ack p50 {r['wal_ack_p50_us']:,} µs, p99 {r['wal_ack_p99_us']:,} µs", "≥ 50,000 /s"))
+for k, label in [("integrated", "団体内統合宛名番号"), ("atena", "宛名番号"), ("juminhyo", "住民票コード"), ("kojin_bango", "個人番号"), ("household", "世帯番号 → members")]:
+    lines.append(row(f"point lookup by {label}", f"{r['lookup_ns_' + k]:,.0f} ns/op", "≤ 1 µs"))
+lines.append(row("4情報 search, name + birth date", f"{r['search_us_name_birth']:.2f} µs/op", ""))
+lines.append(row("4情報 search, name + address", f"{r['search_us_name_address']:.2f} µs/op", ""))
+ratio = r["lookup_p99_ns_during_snapshot"] / max(r["lookup_p99_ns_idle"], 1)
+lines.append(row("lookup p99 idle / while a snapshot is written", f"{r['lookup_p99_ns_idle']:,.0f} / {r['lookup_p99_ns_during_snapshot']:,.0f} ns ({ratio:.2f}×)", "within 1.5×"))
+lines.append("")
+lines.append(f"Redis {redis['version']} (Debian `redis-server`), same residents, one hash per resident with their main items (27 fields), loaded with `redis-cli --pipe`, `SAVE`, restarted:")
+lines.append("")
+lines.append("| measure | Chukan | Redis | Chukan ÷ Redis |")
+lines.append("|---|---:|---:|---:|")
+lines.append(f"| load after restart | {r['snapshot_load_s']:.1f} s | {float(redis['load_s']):.1f} s | {r['snapshot_load_s'] / max(float(redis['load_s']), 0.001):.2f}× |")
+lines.append(f"| file size (snapshot / RDB) | {r['snapshot_bytes'] / 1e6:,.0f} MB | {redis['rdb_bytes'] / 1e6:,.0f} MB | {r['snapshot_bytes'] / redis['rdb_bytes']:.2f}× |")
+lines.append(f"| memory (RSS delta / used_memory) | {r['ram_bytes_per_resident'] * n / 1e6:,.0f} MB | {int(redis['used_memory']) / 1e6:,.0f} MB | {r['ram_bytes_per_resident'] * n / int(redis['used_memory']):.2f}× |")
+lines.append("")
+lines.append("Chukan's snapshot is encrypted and authenticated (AES-256-GCM) and holds the full record and its history; its load decrypts, decodes every record with protobuf-c and rebuilds seven indexes. Redis's RDB is plaintext and its load rebuilds only the key space.")
+lines.append("<!-- register:end -->")
+section = "\n".join(lines)
+path = "Benchmarks/RESULTS.md"
+text = open(path).read()
+if "<!-- register:begin -->" in text:
+    text = re.sub(r"<!-- register:begin -->.*<!-- register:end -->", lambda _: section, text, flags=re.S)
+else:
+    text = text.rstrip() + "\n\n" + section + "\n"
+open(path, "w").write(text)
+print(section)

@@ -1,0 +1,166 @@
+import ChukanCore
+import ChukanProto
+import ChukanRegister
+import ChukanStore
+import Foundation
+import Logging
+import Synchronization
+
+/// The tenants a server holds: one folder each under the data directory, recovered in
+/// the background on start. While a tenant recovers, its calls get UNAVAILABLE and
+/// its health is NOT_SERVING; a tenant whose data cannot be brought back stays FAILED
+/// rather than start empty.
+public final class TenantManager: Sendable {
+    public struct Configuration: Sendable {
+        public var dataDirectory: String
+        public var keyDirectory: String
+        public var options = TenantDatabase.Options()
+        public init(dataDirectory: String, keyDirectory: String) {
+            self.dataDirectory = dataDirectory
+            self.keyDirectory = keyDirectory
+        }
+    }
+
+    enum Slot {
+        case recovering
+        case serving(TenantDatabase)
+        case failed(String)
+    }
+
+    public let configuration: Configuration
+    private let slots = Mutex<[String: Slot]>([:])
+    private let logger: Logger
+
+    public init(configuration: Configuration, logger: Logger = Logger(label: "chukan.tenants")) {
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// Starts recovering every tenant folder in the data directory; returns at once.
+    public func startAll() {
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: configuration.dataDirectory)) ?? [])
+            .filter { Identifiers.localGovernmentCodeProblem($0) == nil }.sorted()
+        for t in names { startRecovery(t) }
+    }
+
+    private func startRecovery(_ tenant: String) {
+        slots.withLock { $0[tenant] = .recovering }
+        // Recovery is blocking disk and CPU work: a thread of its own, not the task pool.
+        let thread = Thread { [self] in
+            do {
+                let ring = try TenantKeyRing.load(tenant: tenant, directory: configuration.keyDirectory)
+                let db = try TenantDatabase.open(directory: "\(configuration.dataDirectory)/\(tenant)", keyRing: ring, options: configuration.options)
+                let r = db.recovery
+                logger.notice("tenant recovered", metadata: [
+                    "tenant": "\(tenant)", "records": "\(r.records)", "snapshot_sequence": "\(r.snapshotSequence)",
+                    "replayed": "\(r.replayed)", "torn_tails_cut": "\(r.wal.truncated.count)",
+                    "skipped_snapshots": "\(r.skippedSnapshots.count)", "seconds": "\(String(format: "%.2f", r.seconds))",
+                ])
+                slots.withLock { $0[tenant] = .serving(db) }
+            } catch {
+                logger.critical("tenant failed to recover; it will not serve", metadata: ["tenant": "\(tenant)", "error": "\(error)"])
+                slots.withLock { $0[tenant] = .failed("\(error)") }
+            }
+        }
+        thread.name = "chukan-recover-\(tenant)"
+        thread.start()
+    }
+
+    /// The tenant's database, or the status that explains why there is none.
+    public func database(_ tenant: String) throws -> TenantDatabase {
+        switch slots.withLock({ $0[tenant] }) {
+        case let .serving(db)?: return db
+        case .recovering?: throw RPCError.unavailable("tenant \(tenant) is recovering")
+        case .failed?: throw RPCError.unavailable("tenant \(tenant) failed to recover; see the server log")
+        case nil: throw RPCError(.notFound, "no tenant \(tenant) on this server")
+        }
+    }
+
+    public func state(_ tenant: String) -> TenantStatusState? {
+        switch slots.withLock({ $0[tenant] }) {
+        case .serving?: .serving
+        case .recovering?: .recovering
+        case .failed?: .failed
+        case nil: nil
+        }
+    }
+
+    public var tenants: [String] { slots.withLock { $0.keys.sorted() } }
+
+    public func status(_ tenant: String, today: CalendarDate = TenantManager.tokyoToday()) -> TenantStatus? {
+        guard let slot = slots.withLock({ $0[tenant] }) else { return nil }
+        var s = TenantStatus()
+        s.tenant = tenant
+        switch slot {
+        case .recovering: s.state = .recovering
+        case let .failed(why):
+            s.state = .failed
+            s.detail = why
+        case let .serving(db):
+            s.state = .serving
+            let current = db.current
+            s.records = UInt64(current.count)
+            s.sequence = current.sequence
+            s.purgeDue = UInt64(current.purgeDue(today: today).count)
+        }
+        return s
+    }
+
+    /// Creates a tenant folder and its first key (when it has none), and recovers it.
+    public func add(_ tenant: String) throws {
+        if let p = Identifiers.localGovernmentCodeProblem(tenant) { throw RPCError.invalidArgument("tenant: \(p)") }
+        guard slots.withLock({ $0[tenant] }) == nil else { throw RPCError(.alreadyExists, "tenant \(tenant) exists") }
+        try PosixFileSystem().createDirectory("\(configuration.dataDirectory)/\(tenant)")
+        if (try? TenantKeyRing.load(tenant: tenant, directory: configuration.keyDirectory)) == nil {
+            try TenantKeyRing.addVersion(tenant: tenant, directory: configuration.keyDirectory)
+        }
+        startRecovery(tenant)
+    }
+
+    /// Removes a tenant: refused while it holds records unless `force`, which first
+    /// writes a final snapshot. Its folder is moved under `.removed/`, never deleted.
+    public func remove(_ tenant: String, force: Bool) throws -> String {
+        let db = try database(tenant)
+        let records = db.current.count
+        if records > 0 && !force {
+            throw RPCError(.failedPrecondition, "tenant \(tenant) still holds \(records) records; remove with force (a final snapshot is kept)")
+        }
+        if records > 0 { try db.snapshot() }
+        slots.withLock { $0[tenant] = nil }
+        db.close()
+        let graveyard = "\(configuration.dataDirectory)/.removed"
+        try PosixFileSystem().createDirectory(graveyard)
+        let target = "\(graveyard)/\(tenant)-\(Int(Date().timeIntervalSince1970))"
+        try FileManager.default.moveItem(atPath: "\(configuration.dataDirectory)/\(tenant)", toPath: target)
+        logger.notice("tenant removed", metadata: ["tenant": "\(tenant)", "kept_in": "\(target)"])
+        return target
+    }
+
+    /// Logs, per tenant, how many 除票 are due for deletion (DOMAIN.md §6). Deleting them
+    /// takes a tenant administrator's approval (`chukanctl purge --approve`).
+    public func logPurgeDue(today: CalendarDate = TenantManager.tokyoToday()) {
+        for t in tenants {
+            guard let s = status(t, today: today), s.state == .serving, s.purgeDue > 0 else { continue }
+            logger.notice("除票 past retention await approval", metadata: ["tenant": "\(t)", "due": "\(s.purgeDue)", "today": "\(today.key)"])
+        }
+    }
+
+    public func closeAll() {
+        let all = slots.withLock { s -> [TenantDatabase] in
+            let dbs = s.values.compactMap { slot -> TenantDatabase? in
+                if case let .serving(db) = slot { return db }
+                return nil
+            }
+            s.removeAll()
+            return dbs
+        }
+        for db in all { db.close() }
+    }
+
+    public static func tokyoToday(_ now: Date = Date()) -> CalendarDate {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "Asia/Tokyo")!
+        let c = calendar.dateComponents([.year, .month, .day], from: now)
+        return CalendarDate(UInt32(c.year!), UInt32(c.month!), UInt32(c.day!))
+    }
+}
