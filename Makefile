@@ -22,12 +22,26 @@ demo/certs/ca.crt:
 	@mkdir -p demo
 	$(RELEASE)/chukanctl certs init demo/certs --client admin --client gateway
 
-run: release demo/certs/ca.crt
+# The demo tenant: Asahikawa (012041), 100,000 synthetic residents, made on first run;
+# later runs recover it from its snapshot and log.
+demo/.data-ready:
+	@mkdir -p demo
+	rm -rf demo/data/012041
+	$(RELEASE)/chukanctl tenant add --data demo/data --keys demo/keys --tenant 012041
+	$(RELEASE)/chukanctl data generate --count 100000 --seed 1 --out demo/residents.bin
+	$(RELEASE)/chukanctl data import --data demo/data --keys demo/keys --tenant 012041 demo/residents.bin
+	$(RELEASE)/chukanctl snapshot create --data demo/data --keys demo/keys --tenant 012041
+	touch $@
+
+run: release demo/certs/ca.crt demo/.data-ready
 	@echo
 	@echo "Chukan demo: mutual TLS on 127.0.0.1:7443, health-only on :7444, metrics on http://127.0.0.1:9464/metrics"
 	@echo "Call it from another terminal:"
 	@echo "  $(RELEASE)/chukanctl call health"
 	@echo "  $(RELEASE)/chukanctl call echo 'こんにちは'"
+	@echo "  $(RELEASE)/chukanctl call health --tenant 012041"
+	@echo "  $(RELEASE)/chukanctl call tenants"
+	@echo "  $(RELEASE)/chukanctl snapshot create --online"
 	@echo "Stop with Ctrl-C (drains calls in flight)."
 	@echo
 	exec $(RELEASE)/chukan serve --config config/demo.yaml

@@ -1,0 +1,81 @@
+import ChukanCore
+import ChukanProto
+import ChukanRPC
+import Foundation
+import Testing
+
+/// A live server's data round-trips through `chukanctl snapshot` create (online), verify,
+/// restore and a restart; tenants recover in the background; Admin is for admins only.
+@Suite(.serialized) struct TenantServerTests {
+    func ctl(_ args: [String]) throws -> String {
+        let (rc, out) = try runProcess(builtProduct("chukanctl"), args)
+        guard rc == 0 else { throw RPCError.internal("chukanctl \(args.joined(separator: " ")) failed: \(out)") }
+        return out
+    }
+
+    @Test func snapshotRoundTripThroughALiveServer() async throws {
+        let pki = TestPKI.shared
+        let root = NSTemporaryDirectory() + "chukan-live-\(UUID().uuidString)"
+        let store = ["--data", "\(root)/data", "--keys", "\(root)/keys", "--tenant", "012041"]
+        _ = try ctl(["tenant", "add"] + store)
+        _ = try ctl(["data", "generate", "--count", "3000", "--seed", "9", "--out", "\(root)/residents.bin", "--json"])
+        let imported = try ctl(["data", "import", "\(root)/residents.bin", "--json"] + store)
+        #expect(imported.contains("\"accepted\":3000"))
+
+        func serve(data: String) throws -> ServerProcess {
+            try ServerProcess([
+                "--port", "0", "--metrics-port", "0", "--log-level", "error", "--cert", "\(pki.dir)/server.crt", "--key", "\(pki.dir)/server.key",
+                "--client-ca", pki.caPath, "--data", data, "--keys", "\(root)/keys", "--admin", "admin",
+            ])
+        }
+        func waitServing(_ c: RPCClient) async throws {
+            for _ in 0..<200 {
+                let s = try await c.unary(service: "chukan.v1.Health", method: "Check", request: HealthCheckRequest(tenant: "012041"), as: HealthCheckResponse.self)
+                if s.status == .serving { return }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            Issue.record("tenant never became SERVING")
+        }
+        let server = try serve(data: "\(root)/data")
+        defer { if server.process.isRunning { server.signal(SIGKILL) } }
+        let admin = try await RPCClient.connect(host: "127.0.0.1", port: server.port, tls: pki.clientTLS("admin"))
+        try await waitServing(admin)
+        let list = try await admin.unary(service: "chukan.v1.Admin", method: "ListTenants", request: ListTenantsRequest(), as: ListTenantsResponse.self)
+        #expect(list.tenants.map(\.tenant) == ["012041"])
+        let records = list.tenants[0].records
+        #expect(records == 3000)
+        // Not an admin: refused.
+        let gateway = try await RPCClient.connect(host: "127.0.0.1", port: server.port, tls: pki.clientTLS("gateway"))
+        #expect(await statusCode { _ = try await gateway.unary(service: "chukan.v1.Admin", method: "ListTenants", request: ListTenantsRequest(), as: ListTenantsResponse.self) } == .permissionDenied)
+        #expect(await statusCode { _ = try await gateway.unary(service: "chukan.v1.Health", method: "Check", request: HealthCheckRequest(tenant: "131016"), as: HealthCheckResponse.self) } == .notFound)
+        await gateway.close()
+        await admin.close()
+
+        // Create (through the running server), verify without and with the key.
+        let created = try ctl(["snapshot", "create", "--online", "--json", "--server", "127.0.0.1:\(server.port)", "--ca", pki.caPath,
+                               "--cert", "\(pki.dir)/admin.crt", "--key", "\(pki.dir)/admin.key"] + store)
+        let path = try #require((try JSONSerialization.jsonObject(with: Data(created.utf8)) as? [String: Any])?["path"] as? String)
+        #expect(try ctl(["snapshot", "verify", path]).contains("checksums ok"))
+        #expect(try ctl(["snapshot", "verify", path, "--with-key", "--keys", "\(root)/keys"]).contains("decrypts and loads"))
+        let inspected = try ctl(["snapshot", "inspect", path, "--json"])
+        #expect(inspected.contains("\"records\":3000") && !inspected.contains("旭川"))
+        server.signal(SIGTERM)
+        #expect(try await server.wait(timeout: .seconds(10)) == 0)
+
+        // Restore into a fresh data directory and serve from it.
+        let restoredStore = ["--data", "\(root)/restored", "--keys", "\(root)/keys", "--tenant", "012041"]
+        _ = try ctl(["snapshot", "restore", path] + restoredStore)
+        let second = try serve(data: "\(root)/restored")
+        defer { if second.process.isRunning { second.signal(SIGKILL) } }
+        let again = try await RPCClient.connect(host: "127.0.0.1", port: second.port, tls: pki.clientTLS("admin"))
+        try await waitServing(again)
+        let after = try await again.unary(service: "chukan.v1.Admin", method: "ListTenants", request: ListTenantsRequest(), as: ListTenantsResponse.self)
+        #expect(after.tenants.first?.records == records)
+        await again.close()
+        second.signal(SIGTERM)
+        #expect(try await second.wait(timeout: .seconds(10)) == 0)
+        // A restore over existing data needs --force.
+        let (rc, out) = try runProcess(builtProduct("chukanctl"), ["snapshot", "restore", path] + restoredStore)
+        #expect(rc != 0 && out.contains("use --force"))
+    }
+}
