@@ -32,6 +32,9 @@ public final class TenantDatabase: Sendable {
     private struct Writer {
         var pending: RegisterState
         var nextSequence: UInt64
+        /// Bumped at each reset after a failed write; a failure reported for an older
+        /// generation was already dealt with.
+        var generation: UInt64 = 0
     }
 
     public let tenant: String
@@ -128,6 +131,7 @@ public final class TenantDatabase: Sendable {
             do {
                 try writer.withLock { w in
                     let sequence = w.nextSequence
+                    let generation = w.generation
                     let next = try w.pending.applying(event, sequence: sequence)
                     w.pending = next
                     w.nextSequence += 1
@@ -137,12 +141,15 @@ public final class TenantDatabase: Sendable {
                             published.withLock { if next.sequence > $0.sequence { $0 = next } }
                             continuation.resume(returning: sequence)
                         case let .failure(error):
-                            // Forget everything not yet durable: what was queued behind
-                            // this write fails too (the log refuses out-of-order sequences).
-                            let durable = published.withLock { $0 }
+                            // The log failed this write and everything queued behind it, and
+                            // is blocked. Forget what is not durable, then let writes in again.
                             writer.withLock { w in
+                                guard w.generation == generation else { return }
+                                let durable = published.withLock { $0 }
                                 w.pending = durable
                                 w.nextSequence = durable.sequence + 1
+                                w.generation += 1
+                                log.unblock()
                             }
                             continuation.resume(throwing: RPCError.unavailable("the write was not made durable: \(error)"))
                         }
@@ -166,7 +173,9 @@ public final class TenantDatabase: Sendable {
     /// Removes snapshots beyond `keepSnapshots`, and log segments wholly before the oldest kept.
     public func prune() throws {
         let all = Snapshots.list(directory: snapshotDirectory, fs: fs)
+        guard options.keepSnapshots >= 1 else { return }
         for old in all.dropFirst(options.keepSnapshots) { try fs.remove(old) }
+        try fs.syncDirectory(snapshotDirectory)
         guard let oldest = all.prefix(options.keepSnapshots).last,
               let header = SnapshotFormat.Header.decode(try fs.read(oldest).prefix(SnapshotFormat.headerSize))
         else { return }

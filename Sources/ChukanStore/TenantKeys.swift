@@ -53,16 +53,29 @@ public struct TenantKeyRing: Sendable {
         return TenantKeyRing(tenant: tenant, keys: keys)
     }
 
-    /// Writes a new random key version (mode 0600) and returns its version.
+    /// Writes a new random key version (mode 0600, synced) after the highest one present,
+    /// and returns its version. Never overwrites a key file.
     @discardableResult
     public static func addVersion(tenant: String, directory: String) throws -> UInt32 {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let existing = (try? load(tenant: tenant, directory: directory))?.currentVersion ?? 0
+        let fs = PosixFileSystem()
+        try fs.createDirectory(directory)
+        let names = (try? fs.list(directory)) ?? []
+        let existing = names.compactMap { name -> UInt32? in
+            guard name.hasPrefix("\(tenant).v"), name.hasSuffix(".key") else { return nil }
+            return UInt32(name.dropFirst(tenant.count + 2).dropLast(4))
+        }.max() ?? 0
         let version = existing + 1
         let path = "\(directory)/\(fileName(tenant: tenant, version: version))"
-        guard FileManager.default.createFile(atPath: path, contents: Data(secureRandomBytes(AESGCM.keySize)), attributes: [.posixPermissions: 0o600]) else {
-            throw KeyError("cannot write key file \(path)")
-        }
+        let file = try fs.createNew(path)  // O_EXCL, mode 0600
+        defer { file.close() }
+        try secureRandomBytes(AESGCM.keySize).withUnsafeBytes { try file.append($0) }
+        try file.sync()
+        try fs.syncDirectory(directory)
         return version
+    }
+
+    /// Whether `directory` holds any key file of `tenant` (valid or not).
+    public static func hasAnyKey(tenant: String, directory: String) -> Bool {
+        ((try? PosixFileSystem().list(directory)) ?? []).contains { $0.hasPrefix("\(tenant).v") && $0.hasSuffix(".key") }
     }
 }

@@ -1,7 +1,7 @@
 import Dispatch
 import Foundation
 
-/// Why a write was not acknowledged. The write is not durable and will not be replayed.
+/// Why a write was not acknowledged. See `WriteAheadLog` for what recovery does with it.
 public struct WALWriteError: Error, Equatable, Sendable, CustomStringConvertible {
     public var description: String
     public init(_ d: String) { description = d }
@@ -11,11 +11,17 @@ public struct WALWriteError: Error, Equatable, Sendable, CustomStringConvertible
 /// by one writer thread that makes every batch durable with a single fdatasync (group
 /// commit). `append` returns only after its record is durable.
 ///
-/// After a failed write or sync the segment is abandoned (cut back if possible, never
-/// written again) and the next batch starts a new segment whose header records the last
-/// acknowledged sequence, so recovery drops anything after it. A segment is never
-/// reopened for writing, so an AES-GCM nonce (the sequence number) never repeats under
-/// one segment key.
+/// After a failed write or sync the segment is abandoned: cut back to what was
+/// acknowledged (and synced, if the disk still allows), never written again, and a new
+/// segment is started at once whose header records the last acknowledged sequence, so
+/// recovery drops anything after it. Only if the disk refuses even that, and the process
+/// dies before a later write starts a segment, can a failed write reappear on restart
+/// (docs/STORAGE.md). A segment is never reopened for writing, so an AES-GCM nonce (the
+/// sequence number) never repeats under one segment key.
+///
+/// After a failure the log is blocked: everything queued and everything appended fails,
+/// until the owner has reset its own pending state and calls `unblock()`. That keeps a
+/// write validated against a state that included a failed one out of the log.
 public final class WriteAheadLog: @unchecked Sendable {
     public struct Options: Sendable {
         /// A new segment is started once the current one reaches this size.
@@ -46,6 +52,7 @@ public final class WriteAheadLog: @unchecked Sendable {
     private let condition = NSCondition()
     private var queue: [Pending] = []
     private var stopping = false
+    private var blocked = false
     private var lastAcknowledgedShared: UInt64
 
     // Owned by the writer thread.
@@ -71,7 +78,14 @@ public final class WriteAheadLog: @unchecked Sendable {
         replayAfter: UInt64 = 0, onRecord: (WALRecord) throws -> Void
     ) throws -> (WriteAheadLog, WALRecoveryReport) {
         try fs.createDirectory(directory)
-        let report = try recover(directory: directory, keyRing: keyRing, fs: fs, replayAfter: replayAfter, onRecord: onRecord)
+        var report = try recover(directory: directory, keyRing: keyRing, fs: fs, replayAfter: replayAfter, onRecord: onRecord)
+        if report.lastSequence < replayAfter {
+            // The log ends before the snapshot that was loaded (a restored snapshot): every
+            // segment it has is covered by the snapshot. Start after the snapshot.
+            for name in try segmentFiles(directory, fs: fs) { try fs.remove("\(directory)/\(name)") }
+            try fs.syncDirectory(directory)
+            report.lastSequence = replayAfter
+        }
         let log = WriteAheadLog(directory: directory, keyRing: keyRing, fs: fs, options: options, lastSequence: report.lastSequence)
         let thread = Thread { [log] in log.writerLoop() }
         thread.name = "chukan-wal-\(keyRing.tenant)"
@@ -143,15 +157,30 @@ public final class WriteAheadLog: @unchecked Sendable {
     /// so a caller that validated writes against its own pending state never sees a later
     /// write land without an earlier one.
     public func append(sequence: UInt64? = nil, type: UInt8, payload: [UInt8], done: @escaping @Sendable (Result<UInt64, WALWriteError>) -> Void) {
+        guard payload.count + AESGCM.tagSize <= WALFormat.maxRecordData else {
+            Self.failLater(done, "a record of \(payload.count) bytes exceeds the log's \(WALFormat.maxRecordData)-byte limit")
+            return
+        }
         condition.lock()
-        if stopping {
+        if stopping || blocked {
+            let why = stopping ? "the log is closed" : "an earlier write failed; the log takes writes again once its owner has caught up"
             condition.unlock()
-            done(.failure(WALWriteError("the log is closed")))
+            // Never call back on the caller's thread: it may hold the lock its callback takes.
+            Self.failLater(done, why)
             return
         }
         queue.append(Pending(expected: sequence, type: type, payload: payload, done: done))
         condition.signal()
         condition.unlock()
+    }
+
+    private static func failLater(_ done: @escaping @Sendable (Result<UInt64, WALWriteError>) -> Void, _ why: String) {
+        DispatchQueue.global().async { done(.failure(WALWriteError(why))) }
+    }
+
+    /// Lets writes in again after a failure (see the type's comment).
+    public func unblock() {
+        condition.withLock { blocked = false }
     }
 
     /// Appends a record and returns its sequence number once it is durable.
@@ -218,14 +247,24 @@ public final class WriteAheadLog: @unchecked Sendable {
             for (i, p) in written.enumerated() { p.done(.success(first + UInt64(i))) }
         } catch {
             // Never retry on this file: cut it back to what was acknowledged, if we can,
-            // and let the next batch start a segment that records where acknowledged ended.
+            // and start a segment that records where acknowledged writes ended.
             if let s = segment {
                 try? s.file.truncate(to: s.size)
+                try? s.file.sync()
                 s.file.close()
             }
             segment = nil
+            try? startSegment()
             let failure = WALWriteError("the write-ahead log could not make the write durable: \(error)")
+            // Block, and fail everything queued behind this batch: it was validated
+            // against a state that included these writes.
+            let queued: [Pending] = condition.withLock {
+                blocked = true
+                defer { queue.removeAll() }
+                return queue
+            }
             for (i, p) in batch.enumerated() where !skipped.contains(i) { p.done(.failure(failure)) }
+            for p in queued { p.done(.failure(failure)) }
         }
     }
 

@@ -20,9 +20,10 @@ struct TenantCommand: ParsableCommand {
                 throw ValidationError("tenant \(store.tenant) already exists in \(store.data)")
             }
             try PosixFileSystem().createDirectory(store.tenantDirectory)
+            // An existing key (even one that does not load) is never replaced.
             let version: UInt32
-            if let existing = try? store.keyRing() {
-                version = existing.currentVersion
+            if TenantKeyRing.hasAnyKey(tenant: store.tenant, directory: store.keys) {
+                version = try store.keyRing().currentVersion
             } else {
                 version = try TenantKeyRing.addVersion(tenant: store.tenant, directory: store.keys)
             }

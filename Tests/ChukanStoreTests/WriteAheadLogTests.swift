@@ -140,12 +140,27 @@ func payload(_ i: Int) -> [UInt8] { Array("record \(i) 旭川市".utf8) }
         #expect(try await log.append(type: 1, payload: [1]) == 1)
         faults.failNextSync.store(true, ordering: .relaxed)
         await #expect(throws: WALWriteError.self) { _ = try await log.append(type: 1, payload: [2]) }
+        // Blocked until the owner has caught up.
+        await #expect(throws: WALWriteError.self) { _ = try await log.append(type: 1, payload: [9]) }
+        log.unblock()
         #expect(try await log.append(type: 1, payload: [3]) == 2)
         log.close()
         let (_, report, records) = try f.open()
         #expect(records.map(\.payload) == [[1], [3]])
         #expect(records.map(\.sequence) == [1, 2])
         #expect(report.lastSequence == 2)
+    }
+}
+
+@Suite struct WriteAheadLogLimitTests {
+    @Test func oversizedRecordsAreRefusedBeforeTheyReachTheLog() async throws {
+        let f = try LogFixture()
+        let (log, _, _) = try f.open()
+        await #expect(throws: WALWriteError.self) { _ = try await log.append(type: 1, payload: [UInt8](repeating: 0, count: 16 << 20)) }
+        #expect(try await log.append(type: 1, payload: [1]) == 1)
+        log.close()
+        // Appending after close fails (asynchronously), it does not hang or crash.
+        await #expect(throws: WALWriteError.self) { _ = try await log.append(type: 1, payload: [2]) }
     }
 }
 

@@ -111,7 +111,7 @@ public final class TenantManager: Sendable {
         if let p = Identifiers.localGovernmentCodeProblem(tenant) { throw RPCError.invalidArgument("tenant: \(p)") }
         guard slots.withLock({ $0[tenant] }) == nil else { throw RPCError(.alreadyExists, "tenant \(tenant) exists") }
         try PosixFileSystem().createDirectory("\(configuration.dataDirectory)/\(tenant)")
-        if (try? TenantKeyRing.load(tenant: tenant, directory: configuration.keyDirectory)) == nil {
+        if !TenantKeyRing.hasAnyKey(tenant: tenant, directory: configuration.keyDirectory) {
             try TenantKeyRing.addVersion(tenant: tenant, directory: configuration.keyDirectory)
         }
         startRecovery(tenant)
