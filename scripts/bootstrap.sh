@@ -6,6 +6,7 @@ set -euo pipefail
 
 packages=(
   pkg-config                          # SwiftPM finds the C libraries through it
+  python3                             # generated Swift wrappers, benchmark reports
   libprotobuf-c-dev protobuf-c-compiler   # protobuf-c runtime; protoc-c for scripts/generate-protos.sh
   libssl-dev openssl                  # OpenSSL 3: TLS, and the CLI behind `chukanctl certs`
   golang-go golang-github-containerd-ttrpc-dev   # containerd's Go ttrpc: interop test, benchmark peer

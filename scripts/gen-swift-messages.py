@@ -5,8 +5,8 @@ and from the protoc-c structs, so Swift code never touches protobuf-c memory dir
     scripts/gen-swift-messages.py Protos/chukan/v1/resident.proto Sources/ChukanProto/Generated/Resident.swift
 
 Handles the subset of proto3 that Chukan's schemas use: scalar fields (string, bytes,
-bool, int32, int64, uint32, uint64), enums (top-level and nested), message fields, and
-repeated string. Called by scripts/generate-protos.sh; the output is committed.
+bool, int32, int64, uint32, uint64, double, float), enums (top-level and nested), message
+fields, repeated string and repeated messages. Called by scripts/generate-protos.sh; the output is committed.
 """
 import re, sys
 

@@ -1,6 +1,5 @@
 import ChukanCore
 import ChukanProto
-import Foundation
 import HashTreeCollections
 
 /// One entry of a person's 異動履歴.
@@ -94,8 +93,25 @@ public struct RegisterState: Sendable, Equatable {
     static func kanaBirthKey(kana: String, birth: CalendarDate) -> String { KanaKey.normalize(kana) + "|" + birth.key }
 
     static func kanaAddressKey(kana: String, address: String) -> String {
-        let folded = address.precomposedStringWithCompatibilityMapping.unicodeScalars.filter { !$0.properties.isWhitespace }
-        return KanaKey.normalize(kana) + "|" + String(String.UnicodeScalarView(folded))
+        KanaKey.normalize(kana) + "|" + foldAddress(address)
+    }
+
+    /// Addresses compare without spaces and with full-width ASCII (０-９, Ａ-Ｚ, －) folded
+    /// to half width. A plain scalar loop: full NFKC costs more than the whole lookup.
+    static func foldAddress(_ s: String) -> String {
+        var out = String.UnicodeScalarView()
+        for u in s.unicodeScalars {
+            let v = u.value
+            if v == 0x20 || v == 0x3000 || v == 0x09 { continue }
+            if (0xFF01...0xFF5E).contains(v) {
+                out.append(Unicode.Scalar(v - 0xFEE0)!)
+            } else if v == 0x2212 {  // minus sign, as in 1−2−3
+                out.append("-")
+            } else {
+                out.append(u)
+            }
+        }
+        return String(out)
     }
 
     // MARK: writes

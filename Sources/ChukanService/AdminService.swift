@@ -29,16 +29,21 @@ public struct AdminService: RPCService {
 
     public var methods: [String: MethodHandler] {
         [
-            "ListTenants": .unary(ListTenantsRequest.self) { _, context in
+            // These scan registers and touch the disk: never on the event loop.
+            "ListTenants": .unaryAsync(ListTenantsRequest.self) { _, context in
                 try authorize(context)
-                var r = ListTenantsResponse()
-                r.tenants = tenants.tenants.compactMap { tenants.status($0) }
-                return r
+                return try await Self.offLoop {
+                    var r = ListTenantsResponse()
+                    r.tenants = tenants.tenants.compactMap { tenants.status($0) }
+                    return r
+                }
             },
-            "AddTenant": .unary(TenantRequest.self) { request, context in
+            "AddTenant": .unaryAsync(TenantRequest.self) { request, context in
                 try authorize(context)
-                try tenants.add(request.tenant)
-                return tenants.status(request.tenant) ?? TenantStatus()
+                return try await Self.offLoop {
+                    try tenants.add(request.tenant)
+                    return tenants.status(request.tenant) ?? TenantStatus()
+                }
             },
             "RemoveTenant": .unaryAsync(TenantRequest.self) { request, context in
                 try authorize(context)

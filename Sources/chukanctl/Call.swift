@@ -90,13 +90,23 @@ struct Tenants: AsyncParsableCommand {
             try await client.unary(service: "chukan.v1.Admin", method: "ListTenants", request: ListTenantsRequest(), as: ListTenantsResponse.self, timeout: connection.duration)
         }
         if json {
-            printJSON(["tenants": r.tenants.map { ["tenant": $0.tenant, "state": "\($0.state)", "records": Int($0.records), "sequence": Int($0.sequence), "purge_due": Int($0.purgeDue), "detail": $0.detail] }])
+            printJSON(["tenants": r.tenants.map { ["tenant": $0.tenant, "state": stateName($0.state), "records": Int($0.records), "sequence": Int($0.sequence), "purge_due": Int($0.purgeDue), "detail": $0.detail] }])
             return
         }
         print("TENANT  STATE       RECORDS   SEQUENCE  PURGE-DUE")
         for t in r.tenants {
-            print("\(t.tenant)  \("\(t.state)".padding(toLength: 10, withPad: " ", startingAt: 0))  \(t.records)  \(t.sequence)  \(t.purgeDue)\(t.detail.isEmpty ? "" : "  \(t.detail)")")
+            print("\(t.tenant)  \(stateName(t.state).padding(toLength: 10, withPad: " ", startingAt: 0))  \(t.records)  \(t.sequence)  \(t.purgeDue)\(t.detail.isEmpty ? "" : "  \(t.detail)")")
         }
+    }
+}
+
+/// The proto's name for a tenant state, e.g. "SERVING".
+func stateName(_ s: TenantStatusState) -> String {
+    switch s {
+    case .stateUnspecified: "STATE_UNSPECIFIED"
+    case .recovering: "RECOVERING"
+    case .serving: "SERVING"
+    case .failed: "FAILED"
     }
 }
 

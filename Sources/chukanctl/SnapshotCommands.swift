@@ -23,7 +23,7 @@ struct SnapshotCommand: AsyncParsableCommand {
                 var request = TenantRequest()
                 request.tenant = store.tenant
                 let r = try await runCall(closing: client) {
-                    try await client.unary(service: "chukan.v1.Admin", method: "CreateSnapshot", request: request, as: SnapshotResponse.self, timeout: .seconds(3600))
+                    try await client.unary(service: "chukan.v1.Admin", method: "CreateSnapshot", request: request, as: SnapshotResponse.self, timeout: max(connection.duration, .seconds(3600)))
                 }
                 if json {
                     printJSON(["path": r.path, "sequence": Int(r.sequence), "records": Int(r.records), "bytes": Int(r.bytes), "seconds": r.seconds])
@@ -148,7 +148,10 @@ struct SnapshotCommand: AsyncParsableCommand {
             let fs = PosixFileSystem()
             try fs.createDirectory("\(dir)/snapshots")
             let target = "\(dir)/snapshots/\(SnapshotFormat.fileName(sequence: info.header.sequence))"
-            try fm.copyItem(atPath: file, toPath: target)
+            let copy = try fs.createNew(target)
+            try fs.read(file).withUnsafeBytes { try copy.append($0) }
+            try copy.sync()
+            copy.close()
             try fs.syncDirectory("\(dir)/snapshots")
             print("snapshot: restored \(store.tenant) to sequence \(info.header.sequence) (\(info.header.recordCount) records)\(kept.map { "; previous data kept in \($0)" } ?? "")")
         }
@@ -161,6 +164,9 @@ struct SnapshotCommand: AsyncParsableCommand {
 
         func run() throws {
             guard keep >= 1 else { throw ValidationError("--keep must be at least 1") }
+            guard FileManager.default.fileExists(atPath: store.tenantDirectory) else {
+                throw ValidationError("no tenant \(store.tenant) in \(store.data)")
+            }
             var options = TenantDatabase.Options()
             options.keepSnapshots = keep
             let db = try TenantDatabase.open(directory: store.tenantDirectory, keyRing: store.keyRing(), options: options)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ChukanProto
 import ChukanRegister
 import ChukanStore
 import Foundation
@@ -30,7 +31,9 @@ struct StoreOptions: ParsableArguments {
 func tokyoToday(_ override: String?) throws -> (UInt32, UInt32, UInt32) {
     if let override {
         let parts = override.split(separator: "-").compactMap { UInt32($0) }
-        guard parts.count == 3 else { throw ValidationError("--today must be YYYY-MM-DD") }
+        guard parts.count == 3, ResidentValidation.dateProblem(CalendarDate(parts[0], parts[1], parts[2])) == nil else {
+            throw ValidationError("--today must be a real date, YYYY-MM-DD")
+        }
         return (parts[0], parts[1], parts[2])
     }
     var calendar = Calendar(identifier: .gregorian)

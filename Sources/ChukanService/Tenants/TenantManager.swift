@@ -56,7 +56,13 @@ public final class TenantManager: Sendable {
                     "replayed": "\(r.replayed)", "torn_tails_cut": "\(r.wal.truncated.count)",
                     "skipped_snapshots": "\(r.skippedSnapshots.count)", "seconds": "\(String(format: "%.2f", r.seconds))",
                 ])
-                slots.withLock { $0[tenant] = .serving(db) }
+                // closeAll() may have run meanwhile: then close what was just opened.
+                let kept = slots.withLock { s -> Bool in
+                    guard case .recovering? = s[tenant] else { return false }
+                    s[tenant] = .serving(db)
+                    return true
+                }
+                if !kept { db.close() }
             } catch {
                 logger.critical("tenant failed to recover; it will not serve", metadata: ["tenant": "\(tenant)", "error": "\(error)"])
                 slots.withLock { $0[tenant] = .failed("\(error)") }
