@@ -83,7 +83,7 @@ let package = Package(
         .target(
             name: "ChukanRegister",
             dependencies: [
-                "ChukanCore", "ChukanProto",
+                "ChukanCore", "ChukanProto", "ChukanProtoC", "CProtobufC",
                 .product(name: "HashTreeCollections", package: "swift-collections"),
             ]
         ),

@@ -226,7 +226,7 @@ public struct RegisterState: Sendable, Equatable {
                 guard entry.isRemoved else { throw RPCError(.failedPrecondition, "event.persons: only 除票 can be purged") }
             }
             for id in e.persons {
-                unindex(id, try persons[id]!.resident())
+                unindex(id, try IndexKeys(encoded: persons[id]!.record))
                 persons[id] = nil
             }
         case .kindUnspecified:
@@ -265,7 +265,7 @@ public struct RegisterState: Sendable, Equatable {
     private mutating func replace(_ id: String, with r: Resident, entry: HistoryEntry) throws {
         var history: [HistoryEntry] = []
         if let existing = persons[id] {
-            unindex(id, try existing.resident())
+            unindex(id, try IndexKeys(encoded: existing.record))
             history = existing.history
         }
         history.append(entry)
@@ -274,23 +274,26 @@ public struct RegisterState: Sendable, Equatable {
         index(id, r)
     }
 
-    private mutating func index(_ id: String, _ r: Resident) {
-        indexes.byAtena[r.atenaNumber] = id
-        indexes.byJuminhyo[r.juminhyoCode] = id
+    private mutating func index(_ id: String, _ r: Resident) { index(id, IndexKeys(r)) }
+    private mutating func unindex(_ id: String, _ r: Resident) { unindex(id, IndexKeys(r)) }
+
+    private mutating func index(_ id: String, _ r: IndexKeys) {
+        indexes.byAtena[r.atena] = id
+        indexes.byJuminhyo[r.juminhyo] = id
         for k in [r.kojinBango] + r.formerKojinBango { indexes.byKojinBango[k] = id }
         // Multi-valued entries stay sorted, so a version's value does not depend on the
         // order its records were written or loaded in.
-        indexes.byHousehold[r.householdNumber, default: []].insertSorted(id)
+        indexes.byHousehold[r.household, default: []].insertSorted(id)
         for key in searchKeys(r) {
             if key.birth { indexes.byKanaAndBirth[key.key, default: []].insertSorted(id) } else { indexes.byKanaAndAddress[key.key, default: []].insertSorted(id) }
         }
     }
 
-    private mutating func unindex(_ id: String, _ r: Resident) {
-        indexes.byAtena[r.atenaNumber] = nil
-        indexes.byJuminhyo[r.juminhyoCode] = nil
+    private mutating func unindex(_ id: String, _ r: IndexKeys) {
+        indexes.byAtena[r.atena] = nil
+        indexes.byJuminhyo[r.juminhyo] = nil
         for k in [r.kojinBango] + r.formerKojinBango { indexes.byKojinBango[k] = nil }
-        Self.remove(id, from: &indexes.byHousehold, key: r.householdNumber)
+        Self.remove(id, from: &indexes.byHousehold, key: r.household)
         for key in searchKeys(r) {
             if key.birth { Self.remove(id, from: &indexes.byKanaAndBirth, key: key.key) } else { Self.remove(id, from: &indexes.byKanaAndAddress, key: key.key) }
         }
@@ -302,11 +305,11 @@ public struct RegisterState: Sendable, Equatable {
         index[key] = ids.isEmpty ? nil : ids
     }
 
-    private func searchKeys(_ r: Resident) -> [(birth: Bool, key: String)] {
-        guard let kana = r.name?.kana, !kana.isEmpty else { return [] }
+    private func searchKeys(_ r: IndexKeys) -> [(birth: Bool, key: String)] {
+        guard !r.kana.isEmpty else { return [] }
         var keys: [(Bool, String)] = []
-        if let b = r.birthDate { keys.append((true, Self.kanaBirthKey(kana: kana, birth: b))) }
-        if let a = r.address?.address, !a.text.isEmpty { keys.append((false, Self.kanaAddressKey(kana: kana, address: a.substitute.isEmpty ? a.text : a.substitute))) }
+        if let b = r.birth { keys.append((true, Self.kanaBirthKey(kana: r.kana, birth: b))) }
+        if !r.address.isEmpty { keys.append((false, Self.kanaAddressKey(kana: r.kana, address: r.address))) }
         return keys
     }
 
@@ -315,10 +318,39 @@ public struct RegisterState: Sendable, Equatable {
     public func rebuiltIndexes() throws -> Indexes {
         var scratch = RegisterState(tenant: tenant)
         for (id, entry) in persons {
-            scratch.index(id, try entry.resident())
+            scratch.index(id, try IndexKeys(encoded: entry.record))
         }
         scratch.indexes.byFugo = indexes.byFugo
         return scratch.indexes
+    }
+
+    /// A record read back from storage with its index keys already decoded, so that
+    /// decoding can run on several threads and only index insertion is sequential.
+    public struct LoadedEntry: @unchecked Sendable {
+        public let id: String
+        let entry: PersonEntry
+        let keys: IndexKeys
+
+        public init(id: String, entry: PersonEntry) throws {
+            self.id = id
+            var e = entry
+            keys = try IndexKeys(encoded: entry.record)
+            e.isRemoved = keys.removed
+            e.removedOn = keys.removedOn
+            self.entry = e
+        }
+    }
+
+    /// Loads prepared records (from a snapshot) and rebuilds every index.
+    public static func rebuilding(tenant: String, sequence: UInt64, loaded: [LoadedEntry], fugo: TreeDictionary<String, String> = [:]) -> RegisterState {
+        var s = RegisterState(tenant: tenant)
+        s.sequence = sequence
+        for l in loaded {
+            s.persons[l.id] = l.entry
+            s.index(l.id, l.keys)
+        }
+        s.indexes.byFugo = fugo
+        return s
     }
 
     /// Loads records (from a snapshot) and rebuilds every index; `isRemoved` and
@@ -327,11 +359,11 @@ public struct RegisterState: Sendable, Equatable {
         var s = RegisterState(tenant: tenant)
         s.sequence = sequence
         for (id, var entry) in persons {
-            let r = try entry.resident()
-            entry.isRemoved = r.removalReason != .reasonUnspecified
-            entry.removedOn = r.removedOn
+            let keys = try IndexKeys(encoded: entry.record)
+            entry.isRemoved = keys.removed
+            entry.removedOn = keys.removedOn
             s.persons[id] = entry
-            s.index(id, r)
+            s.index(id, keys)
         }
         s.indexes.byFugo = fugo
         return s

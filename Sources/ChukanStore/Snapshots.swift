@@ -1,3 +1,4 @@
+import Dispatch
 import ChukanProto
 import ChukanRegister
 import Foundation
@@ -14,6 +15,12 @@ public struct SnapshotInfo: Equatable, Sendable {
     public var header: SnapshotFormat.Header
     public var chunks: UInt64
     public var size: Int
+}
+
+/// Hands a buffer to `concurrentPerform`'s iterations, each writing its own element.
+struct UnsafeSendable<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
 }
 
 /// Writes and reads snapshots (SnapshotFormat). Writing reads only an immutable
@@ -104,35 +111,46 @@ public enum Snapshots {
         guard info.header.tenant == keyRing.tenant else { throw SnapshotError("\(path): snapshot of tenant \(info.header.tenant)") }
         let tenantKey: [UInt8]
         do { tenantKey = try keyRing.key(version: info.header.keyVersion) } catch { throw SnapshotError("\(path): \(error)") }
-        let cipher = try AESGCM(key: SnapshotFormat.key(tenantKey: tenantKey, header: info.header))
         let headerBytes = Array(bytes[0..<SnapshotFormat.headerSize])
-        var entries: [(String, PersonEntry)] = []
-        entries.reserveCapacity(Int(min(info.header.recordCount, 50_000_000)))
-        for (i, range) in chunks.enumerated() {
-            let plain: [UInt8]
-            do {
-                plain = try bytes[range].withUnsafeBytes { s in
-                    try SnapshotFormat.aad(header: headerBytes, chunk: UInt64(i)).withUnsafeBytes { a in
-                        try cipher.open(nonce: SnapshotFormat.nonce(chunk: UInt64(i)), ciphertextAndTag: s, aad: a)
+        let tenantKeyForChunks = try SnapshotFormat.key(tenantKey: tenantKey, header: info.header)
+        // Decrypt, parse and decode index keys chunk by chunk on every core; only the
+        // index insertion that follows is sequential.
+        let results = UnsafeMutableBufferPointer<Result<[RegisterState.LoadedEntry], SnapshotError>>.allocate(capacity: chunks.count)
+        results.initialize(repeating: .success([]))
+        defer { results.deallocate() }
+        let shared = UnsafeSendable(results)
+        DispatchQueue.concurrentPerform(iterations: chunks.count) { i in
+            shared.value[i] = Result {
+                let chunkCipher: AESGCM
+                do { chunkCipher = try AESGCM(key: tenantKeyForChunks) } catch { throw SnapshotError("\(path): \(error)") }
+                let plain: [UInt8]
+                do {
+                    plain = try bytes[chunks[i]].withUnsafeBytes { s in
+                        try SnapshotFormat.aad(header: headerBytes, chunk: UInt64(i)).withUnsafeBytes { a in
+                            try chunkCipher.open(nonce: SnapshotFormat.nonce(chunk: UInt64(i)), ciphertextAndTag: s, aad: a)
+                        }
+                    }
+                } catch {
+                    throw SnapshotError("\(path): chunk \(i) does not decrypt (wrong key or changed bytes)")
+                }
+                var reader = SnapshotFormat.EntryReader(b: plain)
+                var out: [RegisterState.LoadedEntry] = []
+                while !reader.atEnd {
+                    guard let (id, entry) = reader.entry() else { throw SnapshotError("\(path): chunk \(i) holds a malformed entry") }
+                    do { out.append(try RegisterState.LoadedEntry(id: id, entry: entry)) } catch {
+                        throw SnapshotError("\(path): chunk \(i) holds a record that does not decode")
                     }
                 }
-            } catch {
-                throw SnapshotError("\(path): chunk \(i) does not decrypt (wrong key or changed bytes)")
-            }
-            var reader = SnapshotFormat.EntryReader(b: plain)
-            while !reader.atEnd {
-                guard let e = reader.entry() else { throw SnapshotError("\(path): chunk \(i) holds a malformed entry") }
-                entries.append(e)
-            }
+                return out
+            }.mapError { $0 as? SnapshotError ?? SnapshotError("\(path): \($0)") }
         }
-        guard UInt64(entries.count) == info.header.recordCount else {
-            throw SnapshotError("\(path): header says \(info.header.recordCount) records, file holds \(entries.count)")
+        var loaded: [RegisterState.LoadedEntry] = []
+        loaded.reserveCapacity(Int(min(info.header.recordCount, 50_000_000)))
+        for r in results { loaded += try r.get() }
+        guard UInt64(loaded.count) == info.header.recordCount else {
+            throw SnapshotError("\(path): header says \(info.header.recordCount) records, file holds \(loaded.count)")
         }
-        do {
-            return try RegisterState.rebuilding(tenant: info.header.tenant, sequence: info.header.sequence, persons: entries)
-        } catch {
-            throw SnapshotError("\(path): a record does not decode")
-        }
+        return RegisterState.rebuilding(tenant: info.header.tenant, sequence: info.header.sequence, loaded: loaded)
     }
 
     /// Parses header, chunk frames and trailer, checking every CRC.
