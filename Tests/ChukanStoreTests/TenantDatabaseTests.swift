@@ -242,3 +242,60 @@ struct DatabaseFixture {
         again.close()
     }
 }
+
+@Suite struct RetentionAndKeyRotationTests {
+    /// 除票 are due 150 years after 消除年月日 (counted in Asia/Tokyo days by the caller),
+    /// and a purge is one logged event that survives a restart.
+    @Test func purgeDeletesOnlyWhatIsDue() async throws {
+        let f = try DatabaseFixture(people: 3)
+        let db = try f.open()
+        for r in f.people { try await db.apply(f.record(r)) }
+        var remove = RegisterEvent()
+        remove.kind = .remove
+        remove.reason = .shibou
+        remove.person = f.people[0].integratedAtenaNumber
+        remove.eventDate = CalendarDate(1875, 5, 1)
+        try await db.apply(remove)
+        #expect(db.purgeDue(today: CalendarDate(2025, 4, 30)).isEmpty)
+        #expect(db.purgeDue(today: CalendarDate(2025, 5, 1)) == [f.people[0].integratedAtenaNumber])
+        #expect(try await db.purge(today: CalendarDate(2025, 4, 30)) == 0)
+        #expect(try await db.purge(today: CalendarDate(2025, 5, 1)) == 1)
+        #expect(db.current.count == 2 && db.current.person(f.people[0].integratedAtenaNumber) == nil)
+        db.close()
+        let again = try f.open()
+        #expect(again.current.count == 2)
+        again.close()
+        // 29 February: due on 1 March of the 150th year after.
+        var leap = CalendarDate(1876, 2, 29)
+        leap.precision = .full
+        #expect(Retention.purgeableFrom(removedOn: leap) == CalendarDate(2026, 3, 1))
+    }
+
+    /// A new key version: new segments and snapshots use it, files under the old one
+    /// stay readable.
+    @Test func keyRotationKeepsOldFilesReadable() async throws {
+        let f = try DatabaseFixture(people: 40)
+        let db = try f.open()
+        for r in f.people.prefix(20) { try await db.apply(f.record(r)) }
+        db.close()
+        let keyDir = f.dir + "-keys"
+        #expect(try TenantKeyRing.addVersion(tenant: "012041", directory: keyDir) == 2)
+        let rotated = try TenantKeyRing.load(tenant: "012041", directory: keyDir)
+        let db2 = try TenantDatabase.open(directory: f.dir, keyRing: rotated)
+        #expect(db2.current.count == 20)
+        for r in f.people.dropFirst(20) { try await db2.apply(f.record(r)) }
+        // The log now holds a segment under each key version, and both replay.
+        let segments = try PosixFileSystem().list(db2.walDirectory).filter { $0.hasSuffix(".wal") }
+        let versions = try segments.map { try WALFormat.SegmentHeader.decode(PosixFileSystem().read("\(db2.walDirectory)/\($0)")[...])!.keyVersion }
+        #expect(versions.contains(1) && versions.contains(2))
+        db2.close()
+        let replayed = try TenantDatabase.open(directory: f.dir, keyRing: rotated)
+        #expect(replayed.current.count == 40)
+        let info = try replayed.snapshot()
+        #expect(info.header.keyVersion == 2)
+        replayed.close()
+        let again = try TenantDatabase.open(directory: f.dir, keyRing: rotated)
+        #expect(again.current.count == 40)
+        again.close()
+    }
+}
