@@ -117,7 +117,10 @@ public enum Snapshots {
         // index insertion that follows is sequential.
         let results = UnsafeMutableBufferPointer<Result<[RegisterState.LoadedEntry], SnapshotError>>.allocate(capacity: chunks.count)
         results.initialize(repeating: .success([]))
-        defer { results.deallocate() }
+        defer {
+            _ = results.deinitialize()  // the per-chunk arrays, then the buffer
+            results.deallocate()
+        }
         let shared = UnsafeSendable(results)
         DispatchQueue.concurrentPerform(iterations: chunks.count) { i in
             shared.value[i] = Result {
