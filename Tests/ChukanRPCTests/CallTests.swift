@@ -24,14 +24,14 @@ import Testing
         let s = try await TestServer.start()
         let c = try await s.client()
         let finished = try await withThrowingTaskGroup(of: Int.self) { group in
-            for ms in [400, 300, 200, 100] {
+            for ms in [1200, 900, 600, 300] {
                 group.addTask { _ = try await c.slow("Sleep", millis: ms); return ms }
             }
             var order: [Int] = []
             for try await ms in group { order.append(ms) }
             return order
         }
-        #expect(finished == [100, 200, 300, 400])
+        #expect(finished == [300, 600, 900, 1200])
         // And many concurrent echoes with distinct payloads.
         try await withThrowingTaskGroup(of: Void.self) { group in
             for i in 0..<500 {

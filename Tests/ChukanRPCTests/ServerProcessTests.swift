@@ -64,7 +64,7 @@ final class ServerProcess: @unchecked Sendable {
         server.signal(SIGHUP)
         // The reload is asynchronous: poll until a new victim connection is refused.
         var refused = false
-        for _ in 0..<100 where !refused {
+        for _ in 0..<300 where !refused {
             try await Task.sleep(for: .milliseconds(30))
             do {
                 let c = try await connect("victim")
