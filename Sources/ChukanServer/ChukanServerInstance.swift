@@ -88,7 +88,7 @@ public final class ChukanServerInstance: Sendable {
                 await healthOnly?.shutdown()
                 throw error
             }
-            logger.info("metrics endpoint", metadata: ["address": "\(metricsEndpoint!.localAddress.map { "\($0)" } ?? "?")"])
+            logger.info("metrics endpoint", metadata: ["endpoint": "\(metricsEndpoint!.localAddress.map { "\($0)" } ?? "?")"])
         }
         return ChukanServerInstance(rpc: rpc, healthOnly: healthOnly, metricsEndpoint: metricsEndpoint, health: health, tenants: tenants, logger: logger)
     }

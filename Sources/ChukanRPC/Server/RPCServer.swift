@@ -89,7 +89,7 @@ public final class RPCServer: Service, Sendable {
             .bind(host: configuration.host, port: configuration.port)
             .get()
         state.withLock { $0.serverChannel = channel }
-        logger.info("listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
+        logger.info("listening", metadata: ["endpoint": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
         return channel.localAddress!
     }
 
