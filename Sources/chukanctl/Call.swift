@@ -10,8 +10,8 @@ import NIOCore
 struct ConnectionOptions: ParsableArguments {
     @Option(help: "Server address, HOST:PORT.") var server = "127.0.0.1:7443"
     @Option(help: "CA bundle the server's certificate must chain to.") var ca = "demo/certs/ca.crt"
-    @Option(help: "Client certificate (PEM).") var cert = "demo/certs/admin.crt"
-    @Option(help: "Client private key (PEM).") var key = "demo/certs/admin.key"
+    @Option(help: "Client certificate (PEM); '' for none (the health-only listener).") var cert = "demo/certs/admin.crt"
+    @Option(help: "Client private key (PEM); '' for none.") var key = "demo/certs/admin.key"
     @Option(name: .customLong("server-name"), help: "Name to verify in the server certificate (default: the host).") var serverName: String?
     @Option(help: "Seconds to wait for an answer.") var timeout: Double = 10
 
@@ -22,7 +22,8 @@ struct ConnectionOptions: ParsableArguments {
         var host = String(server[..<colon])
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         let tls = try TLSContext(.client(
-            trustRootsPath: ca, serverHostname: serverName ?? host, certificateChainPath: cert, privateKeyPath: key))
+            trustRootsPath: ca, serverHostname: serverName ?? host,
+            certificateChainPath: cert.isEmpty ? nil : cert, privateKeyPath: cert.isEmpty ? nil : key))
         return try await RPCClient.connect(host: host, port: port, tls: tls)
     }
 
