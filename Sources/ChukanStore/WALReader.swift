@@ -40,13 +40,10 @@ public struct WALRecoveryReport: Equatable, Sendable {
     public var lastSequence: UInt64 = 0
     /// Torn tails cut: file and the offset it was cut back to.
     public var truncated: [(file: String, offset: Int)] = []
-    /// Records dropped because a later segment says they were never acknowledged.
-    public var unacknowledgedDropped = 0
 
     public static func == (a: Self, b: Self) -> Bool {
         a.segments == b.segments && a.records == b.records && a.lastSequence == b.lastSequence
             && a.truncated.map(\.file) == b.truncated.map(\.file) && a.truncated.map(\.offset) == b.truncated.map(\.offset)
-            && a.unacknowledgedDropped == b.unacknowledgedDropped
     }
 }
 
@@ -62,8 +59,10 @@ enum WALReader {
     }
 
     /// Parses one segment. A bad record followed by a good one is a hard error; a bad
-    /// record at the end (a torn write) is reported through `tornAt`.
-    static func read(_ bytes: [UInt8], file: String, keyRing: TenantKeyRing, after minimumSequence: UInt64 = 0) throws -> Segment {
+    /// record at the end (a torn write) is reported through `tornAt`. With `lastAcknowledged`
+    /// (an abandoned segment: the next segment's header says where acknowledged writes
+    /// ended) reading stops there: what follows was never acknowledged, damaged or not.
+    static func read(_ bytes: [UInt8], file: String, keyRing: TenantKeyRing, lastAcknowledged: UInt64? = nil) throws -> Segment {
         guard let header = WALFormat.SegmentHeader.decode(bytes[...]) else { throw WALError.badHeader(file: file) }
         guard header.tenant == keyRing.tenant else { throw WALError.wrongTenant(file: file, found: header.tenant) }
         let tenantKey: [UInt8]
@@ -73,6 +72,7 @@ enum WALReader {
         var offset = WALFormat.headerSize
         var expected = header.firstSequence
         while offset < bytes.count {
+            if let last = lastAcknowledged, expected > last { break }
             switch parseRecord(bytes, at: offset) {
             case let .ok(type, sequence, dataRange, end):
                 guard sequence == expected else {

@@ -112,7 +112,9 @@ public final class WriteAheadLog: @unchecked Sendable {
         var expected: UInt64? = nil
         for (i, bytes) in contents.enumerated() {
             let file = "\(directory)/\(names[i])"
-            var segment = try WALReader.read(bytes, file: file, keyRing: keyRing)
+            // A later segment's header says where acknowledged writes ended in this one.
+            let nextHeader = i + 1 < contents.count ? WALFormat.SegmentHeader.decode(contents[i + 1][...]) : nil
+            let segment = try WALReader.read(bytes, file: file, keyRing: keyRing, lastAcknowledged: nextHeader?.previousLastAcknowledged)
             if let e = expected, segment.header.firstSequence != e {
                 throw WALError.sequenceGap(file: file, offset: 0, expected: e, found: segment.header.firstSequence)
             }
@@ -123,9 +125,6 @@ public final class WriteAheadLog: @unchecked Sendable {
                 }
                 // The next segment says where acknowledged writes ended in this one.
                 let cut = next.previousLastAcknowledged
-                let before = segment.records.count
-                segment.records.removeAll { $0.sequence > cut }
-                report.unacknowledgedDropped += before - segment.records.count
                 let reached = segment.records.last?.sequence ?? (segment.header.firstSequence - 1)
                 guard reached == cut else {
                     throw WALError.sequenceGap(file: file, offset: segment.goodEnd, expected: cut, found: reached)

@@ -150,6 +150,43 @@ func payload(_ i: Int) -> [UInt8] { Array("record \(i) 旭川市".utf8) }
         #expect(records.map(\.sequence) == [1, 2])
         #expect(report.lastSequence == 2)
     }
+
+    /// A failed sync whose cut also failed leaves never-acknowledged records in the
+    /// abandoned segment; damage there must not stop recovery.
+    @Test func damageAfterTheCutOfAnAbandonedSegmentIsIgnored() async throws {
+        let f = try LogFixture()
+        let faults = FaultyFileSystem()
+        let (log, _, _) = try f.open(fs: faults)
+        for i in 0..<2 { _ = try await log.append(type: 1, payload: payload(i)) }
+        // Hold the writer inside the sync of record 3, queue records 4 and 5 behind it so
+        // they form one batch, and make that batch's sync and cut fail: both stay in the
+        // first segment, never acknowledged.
+        faults.holdSync.store(true, ordering: .relaxed)
+        let done = Atomic<Int>(0)
+        log.append(type: 1, payload: payload(2)) { _ in done.add(1, ordering: .relaxed) }
+        try await Task.sleep(for: .milliseconds(100))
+        log.append(type: 1, payload: payload(3)) { _ in done.add(1, ordering: .relaxed) }
+        log.append(type: 1, payload: payload(4)) { _ in done.add(1, ordering: .relaxed) }
+        faults.failNextSync.store(true, ordering: .relaxed)
+        faults.failTruncate.store(true, ordering: .relaxed)
+        faults.holdSync.store(false, ordering: .relaxed)
+        while done.load(ordering: .relaxed) < 3 { try await Task.sleep(for: .milliseconds(5)) }
+        faults.failTruncate.store(false, ordering: .relaxed)
+        log.unblock()
+        let after = try await log.append(type: 1, payload: payload(9))
+        log.close()
+        let first = "\(f.walDir)/\(try f.segments()[0])"
+        var bytes = try PosixFileSystem().read(first)
+        let recordSize = WALFormat.recordHeaderSize + payload(0).count + 16
+        let acknowledgedEnd = WALFormat.headerSize + 3 * recordSize
+        // Records 4 and 5 are still there; damage 4, leave 5 valid behind it.
+        try #require(bytes.count == acknowledgedEnd + 2 * recordSize)
+        bytes[acknowledgedEnd + WALFormat.recordHeaderSize + 1] ^= 0xFF
+        try Data(bytes).write(to: URL(fileURLWithPath: first))
+        let (_, _, records) = try f.open()
+        #expect(records.map(\.sequence) == Array(1...3) + [after])
+        #expect(records.last?.payload == payload(9))
+    }
 }
 
 @Suite struct WriteAheadLogLimitTests {
@@ -168,6 +205,9 @@ func payload(_ i: Int) -> [UInt8] { Array("record \(i) 旭川市".utf8) }
 final class FaultyFileSystem: StoreFileSystem, @unchecked Sendable {
     let real = PosixFileSystem()
     let failNextSync = Atomic<Bool>(false)
+    let failTruncate = Atomic<Bool>(false)
+    /// While set, each fdatasync waits (after deciding whether to fail) until it is cleared.
+    let holdSync = Atomic<Bool>(false)
 
     final class File: AppendFile {
         let inner: any AppendFile
@@ -179,10 +219,15 @@ final class FaultyFileSystem: StoreFileSystem, @unchecked Sendable {
         var path: String { inner.path }
         func append(_ bytes: UnsafeRawBufferPointer) throws { try inner.append(bytes) }
         func sync() throws {
-            if owner.failNextSync.exchange(false, ordering: .relaxed) { throw StoreIOError("fdatasync", path, errno: EIO) }
+            let fail = owner.failNextSync.exchange(false, ordering: .relaxed)
+            while owner.holdSync.load(ordering: .relaxed) { usleep(1000) }
+            if fail { throw StoreIOError("fdatasync", path, errno: EIO) }
             try inner.sync()
         }
-        func truncate(to size: Int) throws { try inner.truncate(to: size) }
+        func truncate(to size: Int) throws {
+            if owner.failTruncate.load(ordering: .relaxed) { throw StoreIOError("truncate", path, errno: EIO) }
+            try inner.truncate(to: size)
+        }
         func close() { inner.close() }
     }
 
