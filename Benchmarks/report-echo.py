@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Turns Benchmarks/out/echo-*.json into the echo section of Benchmarks/RESULTS.md."""
-import datetime, glob, json, os, platform, re, subprocess, sys
+import datetime, glob, json, os, sys
+
+from report_common import machine_line, replace_section
 
 out, command = sys.argv[1], sys.argv[2]
 rows = {}
@@ -8,11 +10,6 @@ for path in glob.glob(os.path.join(out, "echo-*.json")):
     r = json.load(open(path))
     rows[(r["label"], r["in_flight"])] = r
 
-def cpu():
-    for line in open("/proc/cpuinfo"):
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 points = sorted({k[1] for k in rows})
 lines = []
@@ -20,7 +17,7 @@ lines.append("<!-- echo:begin -->")
 lines.append("## Echo over TLS 1.3: Chukan beside containerd's Go ttrpc server")
 lines.append("")
 lines.append(f"- Date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}")
-lines.append(f"- Machine: {os.cpu_count()} cores ({cpu()}), {round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30)} GiB, {platform.system()} {platform.release()}")
+lines.append(machine_line())
 lines.append(f"- Command: `{command}` (release builds; client and server share the machine)")
 any_row = next(iter(rows.values()))
 lines.append(f"- Load: `chukan-bench`, {any_row['connections']} connections, {any_row['payload_bytes']}-byte payload, "
@@ -44,11 +41,5 @@ for n in points:
 lines.append("<!-- echo:end -->")
 section = "\n".join(lines)
 
-path = "Benchmarks/RESULTS.md"
-text = open(path).read() if os.path.exists(path) else "# Benchmark results\n\nFigures measured by the scripts in `Benchmarks/`; each section says how to reproduce it.\n"
-if "<!-- echo:begin -->" in text:
-    text = re.sub(r"<!-- echo:begin -->.*<!-- echo:end -->", lambda _: section, text, flags=re.S)
-else:
-    text = text.rstrip() + "\n\n" + section + "\n"
-open(path, "w").write(text)
+replace_section("echo", section)
 print(section)

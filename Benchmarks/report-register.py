@@ -1,16 +1,13 @@
 #!/usr/bin/env python3
 """Turns Benchmarks/out/register*.json into the register section of Benchmarks/RESULTS.md."""
-import datetime, json, os, platform, re, sys
+import datetime, json, os, sys
+
+from report_common import machine_line, replace_section
 
 out, command = sys.argv[1], sys.argv[2]
 r = json.load(open(os.path.join(out, "register.json")))
 redis = json.load(open(os.path.join(out, "register-redis.json")))
 
-def cpu():
-    for line in open("/proc/cpuinfo"):
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 def row(what, value, target=""):
     return f"| {what} | {value} | {target} |"
@@ -18,7 +15,7 @@ def row(what, value, target=""):
 n = r["residents"]
 lines = ["<!-- register:begin -->", f"## The register: {n:,} synthetic residents in one tenant", ""]
 lines.append(f"- Date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}")
-lines.append(f"- Machine: {os.cpu_count()} cores ({cpu()}), {round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30)} GiB, {platform.system()} {platform.release()}")
+lines.append(machine_line())
 lines.append(f"- Command: `{command}` (release build)")
 lines.append("")
 lines.append("| measure | value | target |")
@@ -49,11 +46,5 @@ lines.append("")
 lines.append("Chukan's snapshot is encrypted and authenticated (AES-256-GCM) and holds the full record and its history; its load decrypts, decodes every record with protobuf-c and rebuilds seven indexes. Redis's RDB is plaintext and its load rebuilds only the key space.")
 lines.append("<!-- register:end -->")
 section = "\n".join(lines)
-path = "Benchmarks/RESULTS.md"
-text = open(path).read()
-if "<!-- register:begin -->" in text:
-    text = re.sub(r"<!-- register:begin -->.*<!-- register:end -->", lambda _: section, text, flags=re.S)
-else:
-    text = text.rstrip() + "\n\n" + section + "\n"
-open(path, "w").write(text)
+replace_section("register", section)
 print(section)

@@ -34,29 +34,20 @@ public enum SnapshotFormat {
         public var salt: [UInt8]
 
         public func encoded() -> [UInt8] {
-            var b = magic
-            b.appendBE(version)
-            b.appendBE(UInt16(0))
-            b += Array(tenant.utf8.prefix(6)) + Array(repeating: 0x20, count: max(0, 6 - tenant.utf8.count))
-            b.appendBE(UInt16(0))
+            var b = FileHeaderCodec.begin(magic: magic, version: version, tenant: tenant)
             b.appendBE(keyVersion)
             b.appendBE(sequence)
             b.appendBE(recordCount)
             b.appendBE(createdAt)
             b += salt
-            b.appendBE(CRC32C.checksum(b))
-            b.appendBE(UInt32(0))
+            FileHeaderCodec.finish(&b)
             return b
         }
 
         public static func decode(_ b: ArraySlice<UInt8>) -> Header? {
-            guard b.count >= headerSize else { return nil }
-            let h = Array(b.prefix(headerSize))
-            guard Array(h[0..<8]) == magic, h.readBE(UInt16.self, at: 8) == version,
-                  h.readBE(UInt32.self, at: 64) == CRC32C.checksum(h[0..<64])
-            else { return nil }
+            guard let h = FileHeaderCodec.open(b, magic: magic, version: version, size: headerSize) else { return nil }
             return Header(
-                tenant: String(decoding: h[12..<18], as: UTF8.self).trimmingCharacters(in: " "),
+                tenant: FileHeaderCodec.tenant(h),
                 keyVersion: h.readBE(UInt32.self, at: 20), sequence: h.readBE(UInt64.self, at: 24),
                 recordCount: h.readBE(UInt64.self, at: 32), createdAt: h.readBE(UInt64.self, at: 40), salt: Array(h[48..<64]))
         }

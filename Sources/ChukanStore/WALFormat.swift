@@ -39,27 +39,18 @@ public enum WALFormat {
         }
 
         public func encoded() -> [UInt8] {
-            var b = magic
-            b.appendBE(version)
-            b.appendBE(UInt16(0))
-            b += Array(tenant.utf8.prefix(6)) + Array(repeating: 0x20, count: max(0, 6 - tenant.utf8.count))
-            b.appendBE(UInt16(0))
+            var b = FileHeaderCodec.begin(magic: magic, version: version, tenant: tenant)
             b.appendBE(keyVersion)
             b.appendBE(firstSequence)
             b.appendBE(previousLastAcknowledged)
             b += salt
-            b.appendBE(CRC32C.checksum(b))
-            b.appendBE(UInt32(0))
+            FileHeaderCodec.finish(&b)
             return b
         }
 
         public static func decode(_ b: ArraySlice<UInt8>) -> SegmentHeader? {
-            guard b.count >= headerSize else { return nil }
-            let h = Array(b.prefix(headerSize))
-            guard Array(h[0..<8]) == magic, h.readBE(UInt16.self, at: 8) == version,
-                  h.readBE(UInt32.self, at: 56) == CRC32C.checksum(h[0..<56])
-            else { return nil }
-            let tenant = String(decoding: h[12..<18], as: UTF8.self).trimmingCharacters(in: " ")
+            guard let h = FileHeaderCodec.open(b, magic: magic, version: version, size: headerSize) else { return nil }
+            let tenant = FileHeaderCodec.tenant(h)
             return SegmentHeader(
                 tenant: tenant, keyVersion: h.readBE(UInt32.self, at: 20), firstSequence: h.readBE(UInt64.self, at: 24),
                 previousLastAcknowledged: h.readBE(UInt64.self, at: 32), salt: Array(h[40..<56]))
@@ -91,6 +82,40 @@ public enum WALFormat {
         b += [type, 0, 0, 0]
         b.appendBE(sequence)
         return b
+    }
+}
+
+/// The layout the WAL segment and snapshot headers share: magic (8 bytes) · version u16 ·
+/// reserved u16 · tenant (6 ASCII, space-padded) · reserved u16 · the format's own fields ·
+/// CRC-32C of every byte before it u32 · reserved u32.
+enum FileHeaderCodec {
+    static func begin(magic: [UInt8], version: UInt16, tenant: String) -> [UInt8] {
+        var b = magic
+        b.appendBE(version)
+        b.appendBE(UInt16(0))
+        b += Array(tenant.utf8.prefix(6)) + Array(repeating: 0x20, count: max(0, 6 - tenant.utf8.count))
+        b.appendBE(UInt16(0))
+        return b
+    }
+
+    static func finish(_ b: inout [UInt8]) {
+        b.appendBE(CRC32C.checksum(b))
+        b.appendBE(UInt32(0))
+    }
+
+    /// The header's bytes, if magic, version and checksum are right.
+    static func open(_ b: ArraySlice<UInt8>, magic: [UInt8], version: UInt16, size: Int) -> [UInt8]? {
+        guard b.count >= size else { return nil }
+        let h = Array(b.prefix(size))
+        let crcAt = size - 8
+        guard Array(h[0..<8]) == magic, h.readBE(UInt16.self, at: 8) == version,
+              h.readBE(UInt32.self, at: crcAt) == CRC32C.checksum(h[0..<crcAt])
+        else { return nil }
+        return h
+    }
+
+    static func tenant(_ h: [UInt8]) -> String {
+        String(decoding: h[12..<18], as: UTF8.self).trimmingCharacters(in: " ")
     }
 }
 
