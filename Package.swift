@@ -35,6 +35,8 @@ let package = Package(
             pkgConfig: "openssl",
             providers: [.apt(["libssl-dev"])]
         ),
+        // CRC-32C with the SSE 4.2 instruction (Swift cannot reach it portably).
+        .target(name: "CChukanCRC"),
         // protoc-c output for Protos/ (committed; scripts/generate-protos.sh).
         .target(name: "ChukanProtoC", dependencies: ["CProtobufC"]),
 
@@ -88,7 +90,7 @@ let package = Package(
             ]
         ),
         // Durable storage: write-ahead log, snapshots, at-rest encryption (OpenSSL).
-        .target(name: "ChukanStore", dependencies: ["COpenSSL", "ChukanRegister", "ChukanProto", "ChukanCore"]),
+        .target(name: "ChukanStore", dependencies: ["COpenSSL", "CChukanCRC", "ChukanRegister", "ChukanProto", "ChukanCore"]),
         // The RPC services.
         .target(
             name: "ChukanService",

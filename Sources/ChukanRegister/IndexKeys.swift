@@ -5,27 +5,30 @@ import ChukanProtoC
 /// The fields of a record that the indexes use, read straight from protobuf-c's struct:
 /// rebuilding the indexes of a snapshot needs these, not the whole `Resident`, and
 /// building the whole value for a million records costs more than all the rest of a load.
+/// Identifiers are packed (`PackedID`) and search keys hashed (`SearchKey`) here, once.
 struct IndexKeys {
-    var atena = ""
-    var juminhyo = ""
-    var kojinBango = ""
-    var formerKojinBango: [String] = []
-    var household = ""
-    var kana = ""
-    var birth: CalendarDate?
-    var address = ""
+    var atena: PackedID?
+    var juminhyo: PackedID?
+    var kojinBango: PackedID?
+    var formerKojinBango: [PackedID] = []
+    var household: PackedID?
+    /// 清音化 kana + birth date, and kana + folded address; nil without a kana name.
+    var kanaBirthString: String?
+    var kanaAddressString: String?
+    var kanaBirth: SearchKey? { kanaBirthString.map(SearchKey.init) }
+    var kanaAddress: SearchKey? { kanaAddressString.map(SearchKey.init) }
     var removed = false
     var removedOn: CalendarDate?
 
     init(_ r: Resident) {
-        atena = r.atenaNumber
-        juminhyo = r.juminhyoCode
-        kojinBango = r.kojinBango
-        formerKojinBango = r.formerKojinBango
-        household = r.householdNumber
-        kana = r.name?.kana ?? ""
-        birth = r.birthDate
+        atena = PackedID(r.atenaNumber)
+        juminhyo = PackedID(r.juminhyoCode)
+        kojinBango = PackedID(r.kojinBango)
+        formerKojinBango = r.formerKojinBango.compactMap(PackedID.init)
+        household = PackedID(r.householdNumber)
+        var address = ""
         if let a = r.address?.address { address = a.substitute.isEmpty ? a.text : a.substitute }
+        setSearchKeys(kana: r.name?.kana ?? "", birth: r.birthDate, address: address)
         removed = r.removalReason != .reasonUnspecified
         removedOn = r.removedOn
     }
@@ -37,23 +40,33 @@ struct IndexKeys {
                                        bytes: raw, limit: ProtobufC.defaultDecodeLimit) { p in
                 let m = p.pointee
                 var k = IndexKeys()
-                k.atena = m.atena_number.protoString
-                k.juminhyo = m.juminhyo_code.protoString
-                k.kojinBango = m.kojin_bango.protoString
-                k.formerKojinBango = (0..<m.n_former_kojin_bango).map { m.former_kojin_bango[$0].protoString }
-                k.household = m.household_number.protoString
-                k.kana = m.name?.pointee.kana.protoString ?? ""
-                k.birth = m.birth_date.map { Self.date($0.pointee) }
+                k.atena = PackedID(cString: m.atena_number)
+                k.juminhyo = PackedID(cString: m.juminhyo_code)
+                k.kojinBango = PackedID(cString: m.kojin_bango)
+                k.formerKojinBango = (0..<m.n_former_kojin_bango).compactMap { PackedID(cString: m.former_kojin_bango[$0]) }
+                k.household = PackedID(cString: m.household_number)
+                var address = ""
                 if let a = m.address?.pointee.address?.pointee {
                     let substitute = a.substitute.protoString
-                    k.address = substitute.isEmpty ? a.text.protoString : substitute
+                    address = substitute.isEmpty ? a.text.protoString : substitute
                 }
+                k.setSearchKeys(kana: m.name?.pointee.kana.protoString ?? "", birth: m.birth_date.map { Self.date($0.pointee) }, address: address)
                 k.removed = m.removal_reason.rawValue != 0
                 k.removedOn = m.removed_on.map { Self.date($0.pointee) }
                 return k
             }
         }
     }
+
+    private mutating func setSearchKeys(kana: String, birth: CalendarDate?, address: String) {
+        guard !kana.isEmpty else { return }
+        let normalized = KanaKey.normalize(kana)
+        if let birth { kanaBirthString = RegisterState.kanaBirthKey(normalizedKana: normalized, birth: birth) }
+        if !address.isEmpty { kanaAddressString = RegisterState.kanaAddressKey(normalizedKana: normalized, address: address) }
+    }
+
+    /// Every 個人番号 the person is found by: current and former.
+    var allKojinBango: [PackedID] { (kojinBango.map { [$0] } ?? []) + formerKojinBango }
 
     private init() {}
 

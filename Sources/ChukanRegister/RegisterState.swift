@@ -43,28 +43,30 @@ public struct PersonEntry: Sendable, Equatable {
 /// One tenant's register at one sequence number: an immutable value. Readers hold a
 /// version for as long as they like; a write makes a new version that shares all but
 /// the changed paths of the hash tries (swift-collections' `TreeDictionary`), so holding
-/// a version costs nothing and a write never copies the tenant.
+/// a version costs nothing and a write never copies the tenant. A writer that owns its
+/// copy alone (recovery, a batch of writes) changes it in place with `apply`.
 public struct RegisterState: Sendable, Equatable {
     public let tenant: String
     /// The WAL sequence this version includes.
     public private(set) var sequence: UInt64 = 0
 
     /// By 団体内統合宛名番号: one per person, ever.
-    public private(set) var persons: TreeDictionary<String, PersonEntry> = [:]
+    public private(set) var persons: TreeDictionary<PackedID, PersonEntry> = [:]
     public private(set) var indexes = Indexes()
 
-    /// Every index, derived from `persons` and updated by the same write.
+    /// Every index, derived from `persons` and updated by the same write. Keys and
+    /// single values are plain 16-byte identifiers (see `PackedID`).
     public struct Indexes: Sendable, Equatable {
-        public var byAtena: TreeDictionary<String, String> = [:]
-        public var byJuminhyo: TreeDictionary<String, String> = [:]
+        public var byAtena: TreeDictionary<PackedID, PackedID> = [:]
+        public var byJuminhyo: TreeDictionary<PackedID, PackedID> = [:]
         /// Current and former 個人番号.
-        public var byKojinBango: TreeDictionary<String, String> = [:]
-        public var byHousehold: TreeDictionary<String, [String]> = [:]
+        public var byKojinBango: TreeDictionary<PackedID, PackedID> = [:]
+        public var byHousehold: TreeDictionary<PackedID, [PackedID]> = [:]
         /// 符号 → person: filled by the code-management service (Services I).
-        public var byFugo: TreeDictionary<String, String> = [:]
+        public var byFugo: TreeDictionary<String, PackedID> = [:]
         /// 4情報 search: normalised kana name with birth date, and with address.
-        public var byKanaAndBirth: TreeDictionary<String, [String]> = [:]
-        public var byKanaAndAddress: TreeDictionary<String, [String]> = [:]
+        public var byKanaAndBirth: TreeDictionary<SearchKey, [PackedID]> = [:]
+        public var byKanaAndAddress: TreeDictionary<SearchKey, [PackedID]> = [:]
     }
 
     public init(tenant: String) { self.tenant = tenant }
@@ -73,28 +75,48 @@ public struct RegisterState: Sendable, Equatable {
 
     // MARK: reads
 
-    public func person(_ id: String) -> PersonEntry? { persons[id] }
-    public func byAtena(_ n: String) -> PersonEntry? { indexes.byAtena[n].flatMap { persons[$0] } }
-    public func byJuminhyo(_ c: String) -> PersonEntry? { indexes.byJuminhyo[c].flatMap { persons[$0] } }
-    public func byKojinBango(_ k: String) -> PersonEntry? { indexes.byKojinBango[k].flatMap { persons[$0] } }
+    public func person(_ id: String) -> PersonEntry? { PackedID(id).flatMap { persons[$0] } }
+    public func person(_ id: PackedID) -> PersonEntry? { persons[id] }
+    public func byAtena(_ n: String) -> PersonEntry? { lookup(indexes.byAtena, n) }
+    public func byJuminhyo(_ c: String) -> PersonEntry? { lookup(indexes.byJuminhyo, c) }
+    public func byKojinBango(_ k: String) -> PersonEntry? { lookup(indexes.byKojinBango, k) }
     public func byFugo(_ f: String) -> PersonEntry? { indexes.byFugo[f].flatMap { persons[$0] } }
-    public func household(_ n: String) -> [PersonEntry] { (indexes.byHousehold[n] ?? []).compactMap { persons[$0] } }
+    public func household(_ n: String) -> [PersonEntry] {
+        guard let key = PackedID(n) else { return [] }
+        return (indexes.byHousehold[key] ?? []).compactMap { persons[$0] }
+    }
 
-    /// 4情報 search with name and birth date (DOMAIN.md §4: at least two facts besides sex).
+    private func lookup(_ index: TreeDictionary<PackedID, PackedID>, _ key: String) -> PersonEntry? {
+        guard let k = PackedID(key), let id = index[k] else { return nil }
+        return persons[id]
+    }
+
+    /// 4情報 search with name and birth date (DOMAIN.md §4: at least two facts besides
+    /// sex): the 団体内統合宛名番号 of every match.
     public func search(kana: String, birthDate: CalendarDate) -> [String] {
-        indexes.byKanaAndBirth[Self.kanaBirthKey(kana: kana, birth: birthDate)] ?? []
+        let key = Self.kanaBirthKey(normalizedKana: KanaKey.normalize(kana), birth: birthDate)
+        return matches(indexes.byKanaAndBirth, key) { $0.kanaBirthString }
     }
 
     /// 4情報 search with name and address.
     public func search(kana: String, address: String) -> [String] {
-        indexes.byKanaAndAddress[Self.kanaAddressKey(kana: kana, address: address)] ?? []
+        let key = Self.kanaAddressKey(normalizedKana: KanaKey.normalize(kana), address: address)
+        return matches(indexes.byKanaAndAddress, key) { $0.kanaAddressString }
     }
 
-    static func kanaBirthKey(kana: String, birth: CalendarDate) -> String { KanaKey.normalize(kana) + "|" + birth.key }
-
-    static func kanaAddressKey(kana: String, address: String) -> String {
-        KanaKey.normalize(kana) + "|" + foldAddress(address)
+    /// The index is keyed by a hash of `key`; each candidate's own key is checked so that
+    /// a hash collision never returns the wrong person.
+    private func matches(_ index: TreeDictionary<SearchKey, [PackedID]>, _ key: String, _ keyOf: (IndexKeys) -> String?) -> [String] {
+        guard let candidates = index[SearchKey(key)] else { return [] }
+        return candidates.filter { id in
+            guard let entry = persons[id], let keys = try? IndexKeys(encoded: entry.record) else { return false }
+            return keyOf(keys) == key
+        }.map(\.string)
     }
+
+    static func kanaBirthKey(normalizedKana: String, birth: CalendarDate) -> String { normalizedKana + "|" + birth.key }
+
+    static func kanaAddressKey(normalizedKana: String, address: String) -> String { normalizedKana + "|" + foldAddress(address) }
 
     /// Addresses compare without spaces and with full-width ASCII (０-９, Ａ-Ｚ, －) folded
     /// to half width. A plain scalar loop: full NFKC costs more than the whole lookup.
@@ -125,7 +147,11 @@ public struct RegisterState: Sendable, Equatable {
         return next
     }
 
-    mutating func apply(_ e: RegisterEvent, sequence: UInt64) throws {
+    /// Validates `event` and applies it as `sequence`, in place: all checks come before
+    /// the first change, so a refused event leaves `self` as it was. In place means no
+    /// path copying while this value is the only owner of its tries (a loader, or a
+    /// writer's working copy between publications).
+    public mutating func apply(_ e: RegisterEvent, sequence: UInt64) throws {
         func history(before: [UInt8]?) -> HistoryEntry {
             HistoryEntry(sequence: sequence, kind: e.kind, reason: e.reason, eventDate: e.eventDate, notifiedOn: e.notifiedOn, before: before)
         }
@@ -136,28 +162,31 @@ public struct RegisterState: Sendable, Equatable {
                 throw RPCError.invalidArgument("event.resident: a new record cannot be a 除票")
             }
             try ResidentValidation.validate(r)
-            if let id = indexes.byKojinBango[r.kojinBango], let existing = persons[id] {
+            guard let integrated = PackedID(r.integratedAtenaNumber) else {
+                throw RPCError.invalidArgument("resident.integrated_atena_number: must be 1-16 ASCII letters or digits")
+            }
+            if let kojin = PackedID(r.kojinBango), let id = indexes.byKojinBango[kojin], let existing = persons[id] {
                 guard existing.isRemoved else {
                     throw RPCError(.failedPrecondition, "the person is already resident; 記載 refused")
                 }
                 // A former resident moving back: the same person, with their old 宛名番号.
                 let old = try existing.resident()
-                r.integratedAtenaNumber = id
+                r.integratedAtenaNumber = id.string
                 r.atenaNumber = old.atenaNumber
                 r.formerKojinBango = old.formerKojinBango
                 try ensureUnique(r, for: id)
                 try replace(id, with: r, entry: history(before: existing.record))
             } else {
-                guard persons[r.integratedAtenaNumber] == nil else {
+                guard persons[integrated] == nil else {
                     throw RPCError(.alreadyExists, "resident.integrated_atena_number: already assigned to another person")
                 }
-                try ensureUnique(r, for: r.integratedAtenaNumber)
-                try replace(r.integratedAtenaNumber, with: r, entry: history(before: nil))
+                try ensureUnique(r, for: integrated)
+                try replace(integrated, with: r, entry: history(before: nil))
             }
         case .correct, .moveWithin:
             guard let r = e.resident else { throw RPCError.invalidArgument("event.resident: is required") }
             try ResidentValidation.validate(r)
-            let (existing, old) = try current(r.integratedAtenaNumber, mustBeResident: e.kind == .moveWithin)
+            let (id, existing, old) = try current(r.integratedAtenaNumber, mustBeResident: e.kind == .moveWithin)
             guard r.kojinBango == old.kojinBango else {
                 throw RPCError(.failedPrecondition, "resident.kojin_bango: changes only through CHANGE_KOJIN_BANGO")
             }
@@ -172,10 +201,10 @@ public struct RegisterState: Sendable, Equatable {
                     throw RPCError(.failedPrecondition, "転居 may change only the address, previous address, address_set_on and processing fields")
                 }
             }
-            try ensureUnique(r, for: r.integratedAtenaNumber)
-            try replace(r.integratedAtenaNumber, with: r, entry: history(before: existing.record))
+            try ensureUnique(r, for: id)
+            try replace(id, with: r, entry: history(before: existing.record))
         case .planMoveOut, .confirmMoveOut:
-            let (existing, old) = try current(e.person, mustBeResident: true)
+            let (id, existing, old) = try current(e.person, mustBeResident: true)
             guard let address = e.address, !(address.address?.text.isEmpty ?? true) else {
                 throw RPCError.invalidArgument("event.address: is required")
             }
@@ -191,42 +220,44 @@ public struct RegisterState: Sendable, Equatable {
                 r.removalReason = .tenshutsu
                 r.removedOn = date
             }
-            try replace(e.person, with: r, entry: history(before: existing.record))
+            try replace(id, with: r, entry: history(before: existing.record))
         case .remove:
-            let (existing, old) = try current(e.person, mustBeResident: true)
+            let (id, existing, old) = try current(e.person, mustBeResident: true)
             guard [.tenshutsu, .shibou, .shokkenShojo].contains(e.reason) else {
                 throw RPCError.invalidArgument("event.reason: a 消除 needs 転出, 死亡 or 職権消除")
             }
             var r = old
             r.removalReason = e.reason
             r.removedOn = try requiredDate(e.eventDate, "event.event_date")
-            try replace(e.person, with: r, entry: history(before: existing.record))
+            try replace(id, with: r, entry: history(before: existing.record))
         case .changeKojinBango:
-            let (existing, old) = try current(e.person, mustBeResident: false)
+            let (id, existing, old) = try current(e.person, mustBeResident: false)
             if let p = Identifiers.myNumberProblem(e.kojinBango) { throw RPCError.invalidArgument("event.kojin_bango: \(p)") }
-            guard indexes.byKojinBango[e.kojinBango] == nil else {
+            guard let newNumber = PackedID(e.kojinBango), indexes.byKojinBango[newNumber] == nil else {
                 throw RPCError(.alreadyExists, "event.kojin_bango: already held by a person of this register")
             }
             var r = old
             r.formerKojinBango.append(old.kojinBango)
             r.kojinBango = e.kojinBango
-            try replace(e.person, with: r, entry: history(before: existing.record))
+            try replace(id, with: r, entry: history(before: existing.record))
         case .changeHousehold:
-            let (existing, old) = try current(e.person, mustBeResident: true)
+            let (id, existing, old) = try current(e.person, mustBeResident: true)
             if let p = Identifiers.internalNumberProblem(e.householdNumber) { throw RPCError.invalidArgument("event.household_number: \(p)") }
             guard !e.relationship.isEmpty else { throw RPCError.invalidArgument("event.relationship: is required") }
             var r = old
             r.householdNumber = e.householdNumber
             r.relationship = e.relationship
-            try replace(e.person, with: r, entry: history(before: existing.record))
+            try replace(id, with: r, entry: history(before: existing.record))
         case .purge:
             guard !e.persons.isEmpty else { throw RPCError.invalidArgument("event.persons: is required") }
-            for id in e.persons {
-                guard let entry = persons[id] else { throw RPCError(.notFound, "event.persons: no such person") }
+            var purged: [(PackedID, IndexKeys)] = []
+            for name in e.persons {
+                guard let id = PackedID(name), let entry = persons[id] else { throw RPCError(.notFound, "event.persons: no such person") }
                 guard entry.isRemoved else { throw RPCError(.failedPrecondition, "event.persons: only 除票 can be purged") }
+                purged.append((id, try IndexKeys(encoded: entry.record)))
             }
-            for id in e.persons {
-                unindex(id, try IndexKeys(encoded: persons[id]!.record))
+            for (id, keys) in purged {
+                unindex(id, keys)
                 persons[id] = nil
             }
         case .kindUnspecified:
@@ -235,11 +266,11 @@ public struct RegisterState: Sendable, Equatable {
         self.sequence = sequence
     }
 
-    private func current(_ id: String, mustBeResident: Bool) throws -> (PersonEntry, Resident) {
-        guard !id.isEmpty else { throw RPCError.invalidArgument("event.person: is required") }
-        guard let entry = persons[id] else { throw RPCError(.notFound, "no person with that 団体内統合宛名番号") }
+    private func current(_ name: String, mustBeResident: Bool) throws -> (PackedID, PersonEntry, Resident) {
+        guard !name.isEmpty else { throw RPCError.invalidArgument("event.person: is required") }
+        guard let id = PackedID(name), let entry = persons[id] else { throw RPCError(.notFound, "no person with that 団体内統合宛名番号") }
         if mustBeResident && entry.isRemoved { throw RPCError(.failedPrecondition, "the person's record is a 除票") }
-        return (entry, try entry.resident())
+        return (id, entry, try entry.resident())
     }
 
     private func requiredDate(_ d: CalendarDate?, _ field: String) throws -> CalendarDate {
@@ -250,67 +281,52 @@ public struct RegisterState: Sendable, Equatable {
     }
 
     /// 宛名番号, 住民票コード and 個人番号 each name one person.
-    private func ensureUnique(_ r: Resident, for id: String) throws {
-        if let other = indexes.byAtena[r.atenaNumber], other != id {
+    private func ensureUnique(_ r: Resident, for id: PackedID) throws {
+        if let k = PackedID(r.atenaNumber), let other = indexes.byAtena[k], other != id {
             throw RPCError(.alreadyExists, "resident.atena_number: already assigned to another person")
         }
-        if let other = indexes.byJuminhyo[r.juminhyoCode], other != id {
+        if let k = PackedID(r.juminhyoCode), let other = indexes.byJuminhyo[k], other != id {
             throw RPCError(.alreadyExists, "resident.juminhyo_code: already assigned to another person")
         }
-        if let other = indexes.byKojinBango[r.kojinBango], other != id {
+        if let k = PackedID(r.kojinBango), let other = indexes.byKojinBango[k], other != id {
             throw RPCError(.alreadyExists, "resident.kojin_bango: already held by another person")
         }
     }
 
-    private mutating func replace(_ id: String, with r: Resident, entry: HistoryEntry) throws {
-        var history: [HistoryEntry] = []
-        if let existing = persons[id] {
-            unindex(id, try IndexKeys(encoded: existing.record))
-            history = existing.history
-        }
+    /// Replaces (or adds) a person's record; nothing after the first line can fail, so
+    /// the caller's checks plus this make the event all-or-nothing.
+    private mutating func replace(_ id: PackedID, with r: Resident, entry: HistoryEntry) throws {
+        let oldKeys = try persons[id].map { try IndexKeys(encoded: $0.record) }
+        var history = persons[id]?.history ?? []
+        if let oldKeys { unindex(id, oldKeys) }
         history.append(entry)
         let removed = r.removalReason != .reasonUnspecified
         persons[id] = PersonEntry(record: r.encodedBytes, history: history, isRemoved: removed, removedOn: r.removedOn)
-        index(id, r)
+        index(id, IndexKeys(r))
     }
 
-    private mutating func index(_ id: String, _ r: Resident) { index(id, IndexKeys(r)) }
-    private mutating func unindex(_ id: String, _ r: Resident) { unindex(id, IndexKeys(r)) }
-
-    private mutating func index(_ id: String, _ r: IndexKeys) {
-        indexes.byAtena[r.atena] = id
-        indexes.byJuminhyo[r.juminhyo] = id
-        for k in [r.kojinBango] + r.formerKojinBango { indexes.byKojinBango[k] = id }
-        // Multi-valued entries stay sorted, so a version's value does not depend on the
-        // order its records were written or loaded in.
-        indexes.byHousehold[r.household, default: []].insertSorted(id)
-        for key in searchKeys(r) {
-            if key.birth { indexes.byKanaAndBirth[key.key, default: []].insertSorted(id) } else { indexes.byKanaAndAddress[key.key, default: []].insertSorted(id) }
-        }
+    private mutating func index(_ id: PackedID, _ r: IndexKeys) {
+        if let k = r.atena { indexes.byAtena[k] = id }
+        if let k = r.juminhyo { indexes.byJuminhyo[k] = id }
+        for k in r.allKojinBango { indexes.byKojinBango[k] = id }
+        if let k = r.household { indexes.byHousehold[k, default: []].insertSorted(id) }
+        if let k = r.kanaBirth { indexes.byKanaAndBirth[k, default: []].insertSorted(id) }
+        if let k = r.kanaAddress { indexes.byKanaAndAddress[k, default: []].insertSorted(id) }
     }
 
-    private mutating func unindex(_ id: String, _ r: IndexKeys) {
-        indexes.byAtena[r.atena] = nil
-        indexes.byJuminhyo[r.juminhyo] = nil
-        for k in [r.kojinBango] + r.formerKojinBango { indexes.byKojinBango[k] = nil }
-        Self.remove(id, from: &indexes.byHousehold, key: r.household)
-        for key in searchKeys(r) {
-            if key.birth { Self.remove(id, from: &indexes.byKanaAndBirth, key: key.key) } else { Self.remove(id, from: &indexes.byKanaAndAddress, key: key.key) }
-        }
+    private mutating func unindex(_ id: PackedID, _ r: IndexKeys) {
+        if let k = r.atena { indexes.byAtena[k] = nil }
+        if let k = r.juminhyo { indexes.byJuminhyo[k] = nil }
+        for k in r.allKojinBango { indexes.byKojinBango[k] = nil }
+        if let k = r.household { Self.remove(id, from: &indexes.byHousehold, key: k) }
+        if let k = r.kanaBirth { Self.remove(id, from: &indexes.byKanaAndBirth, key: k) }
+        if let k = r.kanaAddress { Self.remove(id, from: &indexes.byKanaAndAddress, key: k) }
     }
 
-    private static func remove(_ id: String, from index: inout TreeDictionary<String, [String]>, key: String) {
+    private static func remove<K: Hashable>(_ id: PackedID, from index: inout TreeDictionary<K, [PackedID]>, key: K) {
         guard var ids = index[key] else { return }
         ids.removeAll { $0 == id }
         index[key] = ids.isEmpty ? nil : ids
-    }
-
-    private func searchKeys(_ r: IndexKeys) -> [(birth: Bool, key: String)] {
-        guard !r.kana.isEmpty else { return [] }
-        var keys: [(Bool, String)] = []
-        if let b = r.birth { keys.append((true, Self.kanaBirthKey(kana: r.kana, birth: b))) }
-        if !r.address.isEmpty { keys.append((false, Self.kanaAddressKey(kana: r.kana, address: r.address))) }
-        return keys
     }
 
     /// The indexes rebuilt from the records alone; equal to `indexes` unless a bug lurks.
@@ -327,12 +343,13 @@ public struct RegisterState: Sendable, Equatable {
     /// A record read back from storage with its index keys already decoded, so that
     /// decoding can run on several threads and only index insertion is sequential.
     public struct LoadedEntry: @unchecked Sendable {
-        public let id: String
+        public let id: PackedID
         let entry: PersonEntry
         let keys: IndexKeys
 
         public init(id: String, entry: PersonEntry) throws {
-            self.id = id
+            guard let packed = PackedID(id) else { throw RPCError.invalidArgument("entry id: must be 1-16 ASCII letters or digits") }
+            self.id = packed
             var e = entry
             keys = try IndexKeys(encoded: entry.record)
             e.isRemoved = keys.removed
@@ -342,7 +359,7 @@ public struct RegisterState: Sendable, Equatable {
     }
 
     /// Loads prepared records (from a snapshot) and rebuilds every index.
-    public static func rebuilding(tenant: String, sequence: UInt64, loaded: [LoadedEntry], fugo: TreeDictionary<String, String> = [:]) -> RegisterState {
+    public static func rebuilding(tenant: String, sequence: UInt64, loaded: [LoadedEntry], fugo: TreeDictionary<String, PackedID> = [:]) -> RegisterState {
         var s = RegisterState(tenant: tenant)
         s.sequence = sequence
         for l in loaded {
@@ -351,32 +368,5 @@ public struct RegisterState: Sendable, Equatable {
         }
         s.indexes.byFugo = fugo
         return s
-    }
-
-    /// Loads records (from a snapshot) and rebuilds every index; `isRemoved` and
-    /// `removedOn` are taken from the records themselves.
-    public static func rebuilding(tenant: String, sequence: UInt64, persons: [(String, PersonEntry)], fugo: TreeDictionary<String, String> = [:]) throws -> RegisterState {
-        var s = RegisterState(tenant: tenant)
-        s.sequence = sequence
-        for (id, var entry) in persons {
-            let keys = try IndexKeys(encoded: entry.record)
-            entry.isRemoved = keys.removed
-            entry.removedOn = keys.removedOn
-            s.persons[id] = entry
-            s.index(id, keys)
-        }
-        s.indexes.byFugo = fugo
-        return s
-    }
-}
-
-extension Array where Element == String {
-    mutating func insertSorted(_ s: String) {
-        var lo = 0, hi = count
-        while lo < hi {
-            let mid = (lo + hi) / 2
-            if self[mid] < s { lo = mid + 1 } else { hi = mid }
-        }
-        insert(s, at: lo)
     }
 }

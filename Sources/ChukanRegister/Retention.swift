@@ -21,7 +21,7 @@ extension RegisterState {
         for (id, entry) in persons where entry.isRemoved {
             guard let removed = entry.removedOn else { continue }
             let from = Retention.purgeableFrom(removedOn: removed)
-            if from.key <= today.key { due.append((removed.key, id)) }
+            if from.key <= today.key { due.append((removed.key, id.string)) }
         }
         return due.sorted { $0 < $1 }.map(\.1)
     }

@@ -69,7 +69,7 @@ public enum Snapshots {
                 plain.removeAll(keepingCapacity: true)
             }
             for (id, entry) in state.persons {
-                SnapshotFormat.encode(id: id, entry: entry, into: &plain)
+                SnapshotFormat.encode(id: id.string, entry: entry, into: &plain)
                 if plain.count >= SnapshotFormat.chunkPlaintext { try seal() }
             }
             if !plain.isEmpty || chunk == 0 { try seal() }

@@ -20,6 +20,12 @@ public struct TenantRecovery: Sendable {
 /// writer that validates each event against the latest accepted state, logs it, and
 /// publishes the new version once the log says it is durable.
 ///
+/// Group commit reaches up to the register: while one batch is being made durable, new
+/// events are validated and applied in place to the writer's working copy and wait in
+/// `staged`; when the batch is durable its version is published and everything staged
+/// goes to the log as the next batch, with one version for all of it. So a version (and
+/// the path copying a new version costs) is made per fdatasync, not per write.
+///
 /// Layout under the tenant's data directory: `wal/` (segments) and `snapshots/`.
 public final class TenantDatabase: Sendable {
     public struct Options: Sendable {
@@ -29,12 +35,17 @@ public final class TenantDatabase: Sendable {
         public init() {}
     }
 
+    private typealias Staged = (sequence: UInt64, payload: [UInt8], continuation: CheckedContinuation<UInt64, Error>)
+
+    /// Owned by `writerQueue` (the mutex is never contended; it makes the state Sendable).
     private struct Writer {
-        var pending: RegisterState
+        /// Every accepted event applied, durable or not. Changed in place.
+        var working: RegisterState
         var nextSequence: UInt64
-        /// Bumped at each reset after a failed write; a failure reported for an older
-        /// generation was already dealt with.
-        var generation: UInt64 = 0
+        /// Accepted events waiting for the batch in flight to finish.
+        var staged: [Staged] = []
+        /// A batch is with the log; at most one is.
+        var inFlight = false
     }
 
     public let tenant: String
@@ -46,6 +57,13 @@ public final class TenantDatabase: Sendable {
     private let log: WriteAheadLog
     private let published: Mutex<RegisterState>
     private let writer: Mutex<Writer>
+    /// Events handed in by callers, waiting for `writerQueue`.
+    private struct Incoming {
+        var events: [(RegisterEvent, [UInt8], CheckedContinuation<UInt64, Error>)] = []
+        var scheduled = false
+    }
+    private let incoming = Mutex(Incoming())
+    private let writerQueue = DispatchQueue(label: "chukan.tenant.writer")
 
     private let lock: DirectoryLock
 
@@ -59,7 +77,7 @@ public final class TenantDatabase: Sendable {
         self.fs = fs
         self.log = log
         self.published = Mutex(state)
-        self.writer = Mutex(Writer(pending: state, nextSequence: state.sequence + 1))
+        self.writer = Mutex(Writer(working: state, nextSequence: state.sequence + 1))
     }
 
     public var walDirectory: String { "\(directory)/wal" }
@@ -102,7 +120,7 @@ public final class TenantDatabase: Sendable {
             do { event = try RegisterEvent(protobuf: record.payload) } catch {
                 throw WALError.corruptRecord(file: "\(directory)/wal", offset: 0, reason: "record \(record.sequence) is not a RegisterEvent")
             }
-            do { state = try state.applying(event, sequence: record.sequence) } catch {
+            do { try state.apply(event, sequence: record.sequence) } catch {
                 throw WALError.corruptRecord(file: "\(directory)/wal", offset: 0, reason: "record \(record.sequence) does not apply: \(error)")
             }
             replayed += 1
@@ -127,37 +145,92 @@ public final class TenantDatabase: Sendable {
     /// neither visible nor replayed.
     @discardableResult
     public func apply(_ event: RegisterEvent) async throws -> UInt64 {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<UInt64, Error>) in
-            do {
-                try writer.withLock { w in
-                    let sequence = w.nextSequence
-                    let generation = w.generation
-                    let next = try w.pending.applying(event, sequence: sequence)
-                    w.pending = next
-                    w.nextSequence += 1
-                    log.append(sequence: sequence, type: 1, payload: event.encodedBytes) { [self] result in
-                        switch result {
-                        case .success:
-                            published.withLock { if next.sequence > $0.sequence { $0 = next } }
-                            continuation.resume(returning: sequence)
-                        case let .failure(error):
-                            // The log failed this write and everything queued behind it, and
-                            // is blocked. Forget what is not durable, then let writes in again.
-                            writer.withLock { w in
-                                guard w.generation == generation else { return }
-                                let durable = published.withLock { $0 }
-                                w.pending = durable
-                                w.nextSequence = durable.sequence + 1
-                                w.generation += 1
-                                log.unblock()
-                            }
-                            continuation.resume(throwing: RPCError.unavailable("the write was not made durable: \(error)"))
-                        }
-                    }
-                }
-            } catch {
-                continuation.resume(throwing: error)
+        // Encoded here, on the caller's thread, to keep the single writer's work short.
+        let payload = event.encodedBytes
+        // Checked before it joins a batch, so that it cannot make the whole batch fail.
+        guard payload.count + AESGCM.tagSize <= WALFormat.maxRecordData else {
+            throw RPCError(.resourceExhausted, "the event is \(payload.count) bytes; the log takes at most \(WALFormat.maxRecordData - AESGCM.tagSize)")
+        }
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<UInt64, Error>) in
+            let schedule = incoming.withLock { i in
+                i.events.append((event, payload, continuation))
+                defer { i.scheduled = true }
+                return !i.scheduled
             }
+            if schedule { writerQueue.async { self.drainIncoming() } }
+        }
+    }
+
+    // The writer's state is touched only on `writerQueue`: validation, the log's
+    // completions and the flushes they start take turns there, so no lock is held while
+    // an event is validated and the log's thread never waits for one.
+
+    /// Validates what has arrived, in arrival order, into the working copy.
+    private func drainIncoming() {
+        let events = incoming.withLock { i -> [(RegisterEvent, [UInt8], CheckedContinuation<UInt64, Error>)] in
+            i.scheduled = false
+            defer { i.events.removeAll(keepingCapacity: true) }
+            return i.events
+        }
+        var refused: [(CheckedContinuation<UInt64, Error>, Error)] = []
+        writer.withLock { w in
+            for (event, payload, continuation) in events {
+                let sequence = w.nextSequence
+                do { try w.working.apply(event, sequence: sequence) } catch {
+                    refused.append((continuation, error))
+                    continue
+                }
+                w.nextSequence += 1
+                w.staged.append((sequence, payload, continuation))
+            }
+            if !w.inFlight { flush(&w) }
+        }
+        for (continuation, error) in refused { continuation.resume(throwing: error) }
+    }
+
+    /// Sends everything staged to the log as one batch, with the version that includes it.
+    private func flush(_ w: inout Writer) {
+        guard !w.staged.isEmpty else { return }
+        let batch = w.staged
+        w.staged.removeAll(keepingCapacity: true)
+        w.inFlight = true
+        let version = w.working
+        log.append(batch: batch.map { (sequence: $0.sequence, type: UInt8(1), payload: $0.payload) }) { [self] result in
+            writerQueue.async { self.finished(batch, version: version, result: result) }
+        }
+    }
+
+    /// The log has made `batch` durable, or failed it.
+    private func finished(_ batch: [Staged], version: RegisterState, result: Result<UInt64, WALWriteError>) {
+        switch result {
+        case .success:
+            // The version it replaces is freed elsewhere: releasing the nodes only it held
+            // is work the writer need not wait for (the other core does it).
+            let replaced = published.withLock { p in
+                defer { p = version }
+                return p
+            }
+            DispatchQueue.global().async { withExtendedLifetime(replaced) {} }
+            writer.withLock { w in
+                w.inFlight = false
+                flush(&w)
+            }
+            for item in batch { item.continuation.resume(returning: item.sequence) }
+        case let .failure(error):
+            // The log failed this batch and is blocked. What is staged was validated
+            // against a state that included the failed writes: forget all of it, then let
+            // writes in again.
+            let durable = published.withLock { $0 }
+            let dropped = writer.withLock { w -> [Staged] in
+                w.inFlight = false
+                w.working = durable
+                w.nextSequence = durable.sequence + 1
+                defer { w.staged.removeAll() }
+                return w.staged
+            }
+            log.unblock()
+            let unavailable = RPCError.unavailable("the write was not made durable: \(error)")
+            for item in batch + dropped { item.continuation.resume(throwing: unavailable) }
         }
     }
 

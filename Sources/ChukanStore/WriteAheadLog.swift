@@ -156,8 +156,26 @@ public final class WriteAheadLog: @unchecked Sendable {
     /// so a caller that validated writes against its own pending state never sees a later
     /// write land without an earlier one.
     public func append(sequence: UInt64? = nil, type: UInt8, payload: [UInt8], done: @escaping @Sendable (Result<UInt64, WALWriteError>) -> Void) {
-        guard payload.count + AESGCM.tagSize <= WALFormat.maxRecordData else {
-            Self.failLater(done, "a record of \(payload.count) bytes exceeds the log's \(WALFormat.maxRecordData)-byte limit")
+        enqueue([Pending(expected: sequence, type: type, payload: payload, done: done)], failing: done)
+    }
+
+    /// Appends consecutive records that become durable together: they enter the queue at
+    /// once, so the writer thread puts them in one group commit, and `done` runs once, with
+    /// the last sequence, when all are durable — or with the failure, when none is.
+    public func append(batch: [(sequence: UInt64, type: UInt8, payload: [UInt8])], done: @escaping @Sendable (Result<UInt64, WALWriteError>) -> Void) {
+        var pending: [Pending] = []
+        pending.reserveCapacity(batch.count)
+        for (i, r) in batch.enumerated() {
+            var callback: @Sendable (Result<UInt64, WALWriteError>) -> Void = { _ in }
+            if i == batch.count - 1 { callback = done }
+            pending.append(Pending(expected: r.sequence, type: r.type, payload: r.payload, done: callback))
+        }
+        enqueue(pending, failing: done)
+    }
+
+    private func enqueue(_ records: [Pending], failing done: @escaping @Sendable (Result<UInt64, WALWriteError>) -> Void) {
+        for r in records where r.payload.count + AESGCM.tagSize > WALFormat.maxRecordData {
+            Self.failLater(done, "a record of \(r.payload.count) bytes exceeds the log's \(WALFormat.maxRecordData)-byte limit")
             return
         }
         condition.lock()
@@ -168,7 +186,7 @@ public final class WriteAheadLog: @unchecked Sendable {
             Self.failLater(done, why)
             return
         }
-        queue.append(Pending(expected: sequence, type: type, payload: payload, done: done))
+        queue += records
         condition.signal()
         condition.unlock()
     }

@@ -16,6 +16,16 @@ func recordEvent(_ r: Resident, reason: EventReason = .tennyu) -> RegisterEvent 
     event(.record) { $0.resident = r; $0.reason = reason }
 }
 
+/// Synthetic residents, all current (the generator makes some 除票).
+func currentResidents(_ count: Int, seed: UInt64) -> [Resident] {
+    Array(SyntheticResidents(count: count, seed: seed)).map {
+        var r = $0
+        r.removalReason = .reasonUnspecified
+        r.removedOn = nil
+        return r
+    }
+}
+
 func code(_ body: () throws -> Void) -> StatusCode? {
     do {
         try body()
@@ -28,12 +38,7 @@ func code(_ body: () throws -> Void) -> StatusCode? {
 }
 
 @Suite struct RegisterRuleTests {
-    let people: [Resident] = Array(SyntheticResidents(count: 20, seed: 3)).map {
-        var r = $0
-        r.removalReason = .reasonUnspecified
-        r.removedOn = nil
-        return r
-    }
+    let people = currentResidents(20, seed: 3)
 
     func loaded() throws -> RegisterState {
         var s = RegisterState(tenant: "012041")
@@ -156,5 +161,54 @@ func code(_ body: () throws -> Void) -> StatusCode? {
         #expect(v1.person(people[0].integratedAtenaNumber)?.isRemoved == false)
         #expect(v2.person(people[0].integratedAtenaNumber)?.isRemoved == true)
         #expect(v1.sequence == 20 && v2.sequence == 21)
+    }
+}
+
+@Suite struct InPlaceApplyTests {
+    let people = currentResidents(12, seed: 5)
+
+    /// `apply` changes the value in place, so every check must come before the first
+    /// change: a refused event of each kind leaves the register exactly as it was.
+    @Test func aRefusedEventChangesNothing() throws {
+        var s = RegisterState(tenant: "012041")
+        for (i, r) in people.enumerated() { try s.apply(recordEvent(r), sequence: UInt64(i + 1)) }
+        try s.apply(event(.remove) { $0.person = people[0].integratedAtenaNumber; $0.reason = .shibou }, sequence: 13)
+        var duplicateAtena = people[1]
+        duplicateAtena.atenaNumber = people[2].atenaNumber
+        var movedAndRenamed = people[3]
+        movedAndRenamed.name?.kanji?.text = "別名"
+        let refused: [RegisterEvent] = [
+            recordEvent(people[1]),  // already resident
+            event(.correct) { $0.resident = duplicateAtena },  // 宛名番号 of another person
+            event(.moveWithin) { $0.resident = movedAndRenamed },  // 転居 changing a name
+            event(.changeKojinBango) { $0.person = people[4].integratedAtenaNumber; $0.kojinBango = people[5].kojinBango },
+            event(.changeHousehold) { $0.person = people[6].integratedAtenaNumber; $0.householdNumber = "" },
+            // One 除票 and one current record: the whole purge is refused, the 除票 stays.
+            event(.purge) { $0.persons = [people[0].integratedAtenaNumber, people[7].integratedAtenaNumber] },
+            event(.purge) { $0.persons = [people[0].integratedAtenaNumber, "NOSUCHPERSON"] },
+            event(.remove) { $0.person = people[8].integratedAtenaNumber; $0.reason = .tennyu },
+        ]
+        for e in refused {
+            var copy = s
+            #expect(code { try copy.apply(e, sequence: 14) } != nil)
+            #expect(copy == s, "a refused \(e.kind) changed the register")
+            #expect(try copy.rebuiltIndexes() == copy.indexes)
+        }
+    }
+}
+
+@Suite struct PackedIDTests {
+    @Test func roundTripsAndKeepsTheStringOrder() {
+        let ids = ["1", "0000000000000001", "A12", "a12", "123456789012", "ZZZZZZZZZZZZZZZZ", "20240101", "2024010"]
+        for s in ids { #expect(PackedID(s)?.string == s) }
+        let packed = ids.map { PackedID($0)! }
+        #expect(packed.sorted().map(\.string) == ids.sorted())
+        #expect(Set(packed).count == ids.count)
+    }
+
+    @Test func refusesWhatIsNotAnIdentifier() {
+        for bad in ["", "12345678901234567", "12-3", "１２３", "a b", "\u{0}1"] { #expect(PackedID(bad) == nil, "\(bad)") }
+        "42".withCString { #expect(PackedID(cString: $0)?.string == "42") }
+        "12345678901234567".withCString { #expect(PackedID(cString: $0) == nil) }
     }
 }

@@ -48,7 +48,7 @@ import Testing
             #expect(missing.isEmpty, "cycle \(cycle): \(missing.count) acknowledged writes lost")
             var whole = true
             for (id, entry) in state.persons {
-                if (try? entry.resident()) != expected[id] { whole = false }
+                if (try? entry.resident()) != expected[id.string] { whole = false }
             }
             #expect(whole, "cycle \(cycle): a record is not exactly what was written")
             let consistent = try state.rebuiltIndexes() == state.indexes

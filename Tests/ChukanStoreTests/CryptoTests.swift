@@ -6,6 +6,26 @@ import Testing
     @Test func crc32cKnownVector() {
         #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)
         #expect(CRC32C.checksum([UInt8]()) == 0)
+        #expect(Array("123456789".utf8).withUnsafeBytes { CRC32C.softwareChecksum($0) } == 0xE306_9283)
+    }
+
+    /// The instruction path and the table path agree at every length and alignment, and
+    /// a checksum continued piece by piece equals the one over the whole.
+    @Test func crc32cPathsAgree() {
+        var rng = SystemRandomNumberGenerator()
+        let bytes = (0..<4099).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        bytes.withUnsafeBytes { all in
+            for start in 0..<9 {
+                for length in [0, 1, 7, 8, 9, 63, 64, 65, 1000, 4090 - start] {
+                    let slice = UnsafeRawBufferPointer(rebasing: all[start..<(start + length)])
+                    #expect(CRC32C.checksum(slice) == CRC32C.softwareChecksum(slice), "start \(start) length \(length)")
+                }
+            }
+            let split = 1234
+            let whole = CRC32C.checksum(all)
+            let pieces = CRC32C.update(CRC32C.checksum(UnsafeRawBufferPointer(rebasing: all[..<split])), UnsafeRawBufferPointer(rebasing: all[split...]))
+            #expect(whole == pieces)
+        }
     }
 
     /// RFC 5869, test case 1.

@@ -170,6 +170,56 @@ struct DatabaseFixture {
         again.close()
     }
 
+    /// Writes that arrive while a batch is with the log are validated against a state that
+    /// includes that batch. When the batch fails they fail too — even one that depends on
+    /// it (a 修正 of a person the failed batch added) — and none of them is visible, now or
+    /// after a restart.
+    @Test func writesStagedBehindAFailedBatchFailWithIt() async throws {
+        let f = try DatabaseFixture(people: 10)
+        let faults = FaultyFileSystem()
+        let db = try f.open(fs: faults)
+        try await db.apply(f.record(f.people[0]))
+        faults.holdSync.store(true, ordering: .relaxed)
+        faults.failNextSync.store(true, ordering: .relaxed)
+        var correction = RegisterEvent()
+        correction.kind = .correct
+        correction.reason = .shusei
+        var corrected = f.people[1]
+        corrected.relationship = "妻"
+        correction.resident = corrected
+        let events = [f.record(f.people[1]), f.record(f.people[2]), correction, f.record(f.people[3])]
+        let outcomes = await withTaskGroup(of: StatusCode?.self) { group in
+            for (i, e) in events.enumerated() {
+                group.addTask {
+                    do {
+                        try await db.apply(e)
+                        return nil
+                    } catch let error as RPCError {
+                        return error.code
+                    } catch {
+                        return .unknown
+                    }
+                }
+                // The first is with the log (held in its fdatasync); the rest wait behind it.
+                if i == 0 { try? await Task.sleep(for: .milliseconds(100)) }
+            }
+            try? await Task.sleep(for: .milliseconds(100))
+            faults.holdSync.store(false, ordering: .relaxed)
+            var codes: [StatusCode?] = []
+            for await c in group { codes.append(c) }
+            return codes
+        }
+        #expect(outcomes.count == 4 && outcomes.allSatisfy { $0 == .unavailable }, "\(outcomes)")
+        #expect(db.current.count == 1)
+        // The writer starts again from the durable state: the same records are accepted.
+        #expect(try await db.apply(f.record(f.people[1])) == 2)
+        db.close()
+        let again = try f.open()
+        #expect(again.current.count == 2)
+        #expect(try again.current.person(f.people[1].integratedAtenaNumber)?.resident() == f.people[1])
+        again.close()
+    }
+
     /// A snapshot restored alone (no log): writes continue after its sequence.
     @Test func aRestoredSnapshotWithoutItsLogTakesWrites() async throws {
         let f = try DatabaseFixture(people: 30)

@@ -1,0 +1,100 @@
+/// A register identifier — 宛名番号, 団体内統合宛名番号, 世帯番号 (1-16 ASCII letters or
+/// digits), 住民票コード (11 digits), 個人番号 (12 digits) — packed into 16 bytes.
+///
+/// The tries of a register version hold these instead of `String`s because a write
+/// copies the path of trie nodes it changes: with plain 16-byte keys and values that
+/// copy is a memory copy, where strings cost a reference-count update per item (the
+/// profile of a million-resident load said so). Bytes are stored big-endian and padded
+/// with zeros, which no identifier contains, so the order is the strings' order.
+public struct PackedID: Hashable, Comparable, Sendable, CustomStringConvertible {
+    @usableFromInline let hi: UInt64
+    @usableFromInline let lo: UInt64
+
+    /// nil unless `s` is 1-16 ASCII letters or digits.
+    @inlinable public init?(_ s: String) {
+        var s = s
+        guard let packed = s.withUTF8({ Self.pack($0) }) else { return nil }
+        self = packed
+    }
+
+    /// From a NUL-terminated C string (protobuf-c's `char *` fields), without making a `String`.
+    @inlinable public init?(cString p: UnsafePointer<CChar>?) {
+        guard let p else { return nil }
+        var n = 0
+        while n <= 16 && p[n] != 0 { n += 1 }
+        guard let packed = p.withMemoryRebound(to: UInt8.self, capacity: n, { Self.pack(UnsafeBufferPointer(start: $0, count: n)) }) else {
+            return nil
+        }
+        self = packed
+    }
+
+    @inlinable init(hi: UInt64, lo: UInt64) {
+        self.hi = hi
+        self.lo = lo
+    }
+
+    @inlinable static func pack(_ bytes: UnsafeBufferPointer<UInt8>) -> PackedID? {
+        guard (1...16).contains(bytes.count) else { return nil }
+        var hi: UInt64 = 0, lo: UInt64 = 0
+        for i in 0..<16 {
+            var b: UInt64 = 0
+            if i < bytes.count {
+                let c = bytes[i]
+                guard (48...57).contains(c) || (65...90).contains(c) || (97...122).contains(c) else { return nil }
+                b = UInt64(c)
+            }
+            if i < 8 { hi = hi << 8 | b } else { lo = lo << 8 | b }
+        }
+        return PackedID(hi: hi, lo: lo)
+    }
+
+    public var string: String {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(16)
+        for word in [hi, lo] {
+            for shift in stride(from: 56, through: 0, by: -8) {
+                let b = UInt8(truncatingIfNeeded: word >> UInt64(shift))
+                if b != 0 { bytes.append(b) }
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    public var description: String { string }
+
+    @inlinable public static func < (a: PackedID, b: PackedID) -> Bool { (a.hi, a.lo) < (b.hi, b.lo) }
+
+    @inlinable public func hash(into hasher: inout Hasher) {
+        hasher.combine(hi)
+        hasher.combine(lo)
+    }
+}
+
+/// The key of a 4情報 search index entry: a 64-bit FNV-1a hash of the normalised key
+/// string. Two keys may collide, so a search checks each candidate's record.
+public struct SearchKey: Hashable, Sendable {
+    @usableFromInline let value: UInt64
+
+    public init(_ s: String) {
+        var h: UInt64 = 0xCBF2_9CE4_8422_2325
+        for b in s.utf8 {
+            h ^= UInt64(b)
+            h = h &* 0x0000_0100_0000_01B3
+        }
+        value = h
+    }
+}
+
+extension Array where Element == PackedID {
+    /// Keeps a multi-valued index entry sorted, so a version's value does not depend on
+    /// the order its records were written or loaded in.
+    mutating func insertSorted(_ id: PackedID) {
+        var lo = 0, hi = count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if self[mid] < id { lo = mid + 1 } else { hi = mid }
+        }
+        if lo < count && self[lo] == id { return }
+        insert(id, at: lo)
+    }
+}
