@@ -1,4 +1,5 @@
 import ChukanCore
+import Dispatch
 import ChukanProto
 import HashTreeCollections
 
@@ -358,15 +359,53 @@ public struct RegisterState: Sendable, Equatable {
         }
     }
 
-    /// Loads prepared records (from a snapshot) and rebuilds every index.
+    /// Loads prepared records (from a snapshot) and rebuilds every index. The tries do
+    /// not depend on each other, so they are built side by side, one group per core.
     public static func rebuilding(tenant: String, sequence: UInt64, loaded: [LoadedEntry], fugo: TreeDictionary<String, PackedID> = [:]) -> RegisterState {
+        let built = TrieBuild()
+        DispatchQueue.concurrentPerform(iterations: 3) { group in
+            switch group {
+            case 0:
+                var persons = TreeDictionary<PackedID, PersonEntry>()
+                for l in loaded { persons[l.id] = l.entry }
+                built.persons = persons
+            case 1:
+                var atena = TreeDictionary<PackedID, PackedID>(), juminhyo = atena, kojin = atena
+                for l in loaded {
+                    if let k = l.keys.atena { atena[k] = l.id }
+                    if let k = l.keys.juminhyo { juminhyo[k] = l.id }
+                    for k in l.keys.allKojinBango { kojin[k] = l.id }
+                }
+                (built.atena, built.juminhyo, built.kojin) = (atena, juminhyo, kojin)
+            default:
+                var household = TreeDictionary<PackedID, [PackedID]>()
+                var kanaBirth = TreeDictionary<SearchKey, [PackedID]>(), kanaAddress = kanaBirth
+                for l in loaded {
+                    if let k = l.keys.household { household[k, default: []].insertSorted(l.id) }
+                    if let k = l.keys.kanaBirth { kanaBirth[k, default: []].insertSorted(l.id) }
+                    if let k = l.keys.kanaAddress { kanaAddress[k, default: []].insertSorted(l.id) }
+                }
+                (built.household, built.kanaBirth, built.kanaAddress) = (household, kanaBirth, kanaAddress)
+            }
+        }
         var s = RegisterState(tenant: tenant)
         s.sequence = sequence
-        for l in loaded {
-            s.persons[l.id] = l.entry
-            s.index(l.id, l.keys)
-        }
-        s.indexes.byFugo = fugo
+        s.persons = built.persons
+        s.indexes = Indexes(
+            byAtena: built.atena, byJuminhyo: built.juminhyo, byKojinBango: built.kojin, byHousehold: built.household,
+            byFugo: fugo, byKanaAndBirth: built.kanaBirth, byKanaAndAddress: built.kanaAddress)
         return s
     }
+}
+
+/// The tries of a load, each written by one thread of `rebuilding` and read after all
+/// have finished (`concurrentPerform` returns only then).
+private final class TrieBuild: @unchecked Sendable {
+    var persons = TreeDictionary<PackedID, PersonEntry>()
+    var atena = TreeDictionary<PackedID, PackedID>()
+    var juminhyo = TreeDictionary<PackedID, PackedID>()
+    var kojin = TreeDictionary<PackedID, PackedID>()
+    var household = TreeDictionary<PackedID, [PackedID]>()
+    var kanaBirth = TreeDictionary<SearchKey, [PackedID]>()
+    var kanaAddress = TreeDictionary<SearchKey, [PackedID]>()
 }
