@@ -20,7 +20,9 @@ release: bootstrap
 
 demo/certs/ca.crt:
 	@mkdir -p demo
-	$(RELEASE)/chukanctl certs init demo/certs --client admin --client gateway
+	$(RELEASE)/chukanctl certs init demo/certs --client admin --client gateway --client asahikawa-admin \
+	  --client resident-system --client code-manager --client addressee-system --client number-system \
+	  --client approver --client auditor --client terminal-1
 
 # The demo tenant: Asahikawa (012041), 100,000 synthetic residents, made on first run;
 # later runs recover it from its snapshot and log.

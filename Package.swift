@@ -95,8 +95,9 @@ let package = Package(
         .target(
             name: "ChukanService",
             dependencies: [
-                "ChukanCore", "ChukanProto", "ChukanRPC", "ChukanStore", "ChukanRegister",
+                "ChukanCore", "ChukanProto", "ChukanRPC", "ChukanStore", "ChukanRegister", "ChukanTLS",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
             ]
         ),
         // Server configuration file and flags, shared by chukan and its tests.
@@ -125,7 +126,7 @@ let package = Package(
         .executableTarget(
             name: "chukanctl",
             dependencies: [
-                "ChukanRPC", "ChukanDev", "ChukanStore", "ChukanRegister", "ChukanProto", "ChukanTLS",
+                "ChukanRPC", "ChukanDev", "ChukanStore", "ChukanRegister", "ChukanProto", "ChukanTLS", "ChukanService",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

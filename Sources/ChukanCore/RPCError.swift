@@ -22,3 +22,16 @@ public struct RPCError: Error, Hashable, Sendable, CustomStringConvertible {
     public static func unauthenticated(_ m: String) -> RPCError { .init(.unauthenticated, m) }
     public static func `internal`(_ m: String) -> RPCError { .init(.internal, m) }
 }
+
+extension RPCError {
+    /// The status any error reaches the caller as (the server's mapping): an `RPCError`
+    /// as it is, a cancellation as CANCELLED, anything else as INTERNAL without its text,
+    /// which may quote data.
+    public static func from(_ error: Error) -> RPCError {
+        switch error {
+        case let e as RPCError: e
+        case is CancellationError: RPCError(.cancelled, "the call was cancelled")
+        default: RPCError(.internal, "internal error")
+        }
+    }
+}

@@ -17,10 +17,15 @@ public final class ChukanServerInstance: Sendable {
     public let metricsEndpoint: MetricsEndpoint?
     public let health: HealthService
     public let tenants: TenantManager?
+    public let access: AccessControl?
     private let logger: Logger
 
-    private init(rpc: RPCServer, healthOnly: RPCServer?, metricsEndpoint: MetricsEndpoint?, health: HealthService, tenants: TenantManager?, logger: Logger) {
+    private init(
+        rpc: RPCServer, healthOnly: RPCServer?, metricsEndpoint: MetricsEndpoint?, health: HealthService, tenants: TenantManager?,
+        access: AccessControl?, logger: Logger
+    ) {
         self.tenants = tenants
+        self.access = access
         self.rpc = rpc
         self.healthOnly = healthOnly
         self.metricsEndpoint = metricsEndpoint
@@ -29,9 +34,9 @@ public final class ChukanServerInstance: Sendable {
     }
 
     /// The services every mutual-TLS listener serves.
-    public static func makeRouter(health: HealthService, tenants: TenantManager?, admins: Set<String>) -> RPCRouter {
+    public static func makeRouter(health: HealthService, tenants: TenantManager?, access: AccessControl?) -> RPCRouter {
         var services: [any RPCService] = [health, EchoService()]
-        if let tenants { services.append(AdminService(tenants: tenants, principals: admins)) }
+        if let tenants, let access { services.append(AdminService(tenants: tenants, access: access)) }
         return RPCRouter(services)
     }
 
@@ -56,8 +61,16 @@ public final class ChukanServerInstance: Sendable {
             try PosixFileSystem().createDirectory(dir)
             tenants = TenantManager(configuration: c, logger: logger)
         }
+        var access: AccessControl?
+        if let tenants {
+            let policy: Policy
+            do { policy = try config.policy.map(Policy.load(path:)) ?? Policy(principals: []) } catch { throw ConfigError("\(error)") }
+            access = AccessControl(policy: policy, policyPath: config.policy, audit: try AuditTrail(tenants: tenants))
+        } else if config.policy != nil {
+            throw ConfigError("a policy needs data.directory and data.keys: the audit trail lives there")
+        }
         let health = HealthService(tenants: tenants)
-        let router = makeRouter(health: health, tenants: tenants, admins: Set(config.admin?.principals ?? []))
+        let router = makeRouter(health: health, tenants: tenants, access: access)
         let rpc = RPCServer(configuration: rpcConfiguration, tls: tls, router: router, group: group, metrics: metrics, logger: logger)
         var healthOnly: RPCServer?
         if let endpoint = config.healthListen {
@@ -90,7 +103,8 @@ public final class ChukanServerInstance: Sendable {
             }
             logger.info("metrics endpoint", metadata: ["endpoint": "\(metricsEndpoint!.localAddress.map { "\($0)" } ?? "?")"])
         }
-        return ChukanServerInstance(rpc: rpc, healthOnly: healthOnly, metricsEndpoint: metricsEndpoint, health: health, tenants: tenants, logger: logger)
+        return ChukanServerInstance(
+            rpc: rpc, healthOnly: healthOnly, metricsEndpoint: metricsEndpoint, health: health, tenants: tenants, access: access, logger: logger)
     }
 
     /// Re-reads certificates, keys, CA bundle and CRL. On any error the old files stay
@@ -111,6 +125,21 @@ public final class ChukanServerInstance: Sendable {
         }
     }
 
+    /// Re-reads the policy file, if the server has one; a file that fails to validate is
+    /// refused whole and the policy in force stays.
+    @discardableResult
+    public func reloadPolicy() -> Error? {
+        guard let access, access.policyPath != nil else { return nil }
+        do {
+            let p = try access.reload()
+            logger.notice("policy reloaded", metadata: ["principals": "\(p.principals.count)"])
+            return nil
+        } catch {
+            logger.error("policy reload failed; keeping the policy in force", metadata: ["error": "\(error)"])
+            return error
+        }
+    }
+
     /// Reports NOT_SERVING, drains both listeners, closes the metrics endpoint.
     public func shutdown() async {
         health.setServing(false)
@@ -119,6 +148,7 @@ public final class ChukanServerInstance: Sendable {
         _ = await (a, b)
         await metricsEndpoint?.close()
         tenants?.closeAll()
+        access?.audit.close()
     }
 }
 
@@ -133,7 +163,10 @@ public struct ChukanServerService: Service {
         let hangups = await UnixSignalsSequence(trapping: .sighup)
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
-                for await _ in hangups.cancelOnGracefulShutdown() { instance.reloadTLS() }
+                for await _ in hangups.cancelOnGracefulShutdown() {
+                    instance.reloadTLS()
+                    instance.reloadPolicy()
+                }
             }
             // The daily retention job: list the 除票 whose 150 years have passed.
             group.addTask {

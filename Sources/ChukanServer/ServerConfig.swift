@@ -1,4 +1,5 @@
 import ChukanRPC
+import ChukanService
 import ChukanTLS
 import Foundation
 import NIOCore
@@ -69,14 +70,10 @@ public struct ServerConfig: Codable, Sendable, Equatable {
         public init() {}
     }
 
-    public struct AdminSection: Codable, Sendable, Equatable {
-        /// Certificate CNs that may call chukan.v1.Admin (until roles land).
-        public var principals: [String]?
-        public init() {}
-    }
-
     public var data: DataSection?
-    public var admin: AdminSection?
+    /// The policy file: which certificates are which principals, with which roles
+    /// (docs/SECURITY.md). Without one, no call that needs a role is allowed.
+    public var policy: String?
 
     /// The mutual-TLS listener for every service.
     public var listen: Endpoint?
@@ -90,7 +87,7 @@ public struct ServerConfig: Codable, Sendable, Equatable {
     public var logLevel: String?
 
     enum CodingKeys: String, CodingKey {
-        case listen, tls, limits, data, admin
+        case listen, tls, limits, data, policy
         case healthListen = "health_listen"
         case metricsListen = "metrics_listen"
         case logLevel = "log_level"
@@ -100,21 +97,12 @@ public struct ServerConfig: Codable, Sendable, Equatable {
 
     /// Reads a YAML file; errors name the file and the key, never a value.
     public static func load(path: String) throws -> ServerConfig {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw ConfigError("configuration file \(path) is missing or unreadable")
-        }
-        guard let text = String(data: data, encoding: .utf8) else {
-            throw ConfigError("configuration file \(path) is not UTF-8")
-        }
-        // A misspelt key would silently leave a default in force: refuse unknown keys.
-        let node: Any?
+        let text: String
         do {
-            node = try Yams.load(yaml: text)
-        } catch {
-            throw ConfigError("configuration file \(path) is not valid YAML")
-        }
-        if let unknown = unknownKeys(node, allowed: Self.schema, at: "").first {
-            throw ConfigError("configuration file \(path): unknown key \(unknown)")
+            _ = try StrictYAML.load(path: path, allowed: Self.schema, what: "configuration file")
+            text = try StrictYAML.read(path: path, what: "configuration file")
+        } catch let e as YAMLFileError {
+            throw ConfigError(e.description)
         }
         do {
             return try YAMLDecoder().decode(ServerConfig.self, from: text)
@@ -132,23 +120,12 @@ public struct ServerConfig: Codable, Sendable, Equatable {
         let endpoint: [String: Any] = ["host": true, "port": true]
         return [
             "listen": endpoint, "health_listen": endpoint, "metrics_listen": endpoint, "log_level": true,
-            "data": ["directory": true, "keys": true, "keep_snapshots": true], "admin": ["principals": true],
+            "data": ["directory": true, "keys": true, "keep_snapshots": true], "policy": true,
             "tls": ["certificate": true, "key": true, "client_ca": true, "crl": true, "min_version": true, "handshake_timeout_seconds": true],
             "limits": ["max_connections": true, "max_concurrent_streams": true, "max_message_bytes": true,
                        "idle_timeout_seconds": true, "drain_timeout_seconds": true],
         ]
     }()
-
-    private static func unknownKeys(_ node: Any?, allowed: [String: Any], at prefix: String) -> [String] {
-        guard let map = node as? [String: Any] else { return [] }
-        var out: [String] = []
-        for (key, value) in map.sorted(by: { $0.key < $1.key }) {
-            let path = prefix.isEmpty ? key : "\(prefix).\(key)"
-            guard let rule = allowed[key] else { out.append(path); continue }
-            if let nested = rule as? [String: Any] { out += unknownKeys(value, allowed: nested, at: path) }
-        }
-        return out
-    }
 
     /// Seconds from the file as a TimeAmount; finite, not negative, at most a day.
     static func seconds(_ v: Double, _ key: String) throws -> TimeAmount {

@@ -115,3 +115,19 @@ public func secureRandomBytes(_ count: Int) -> [UInt8] {
     precondition(RAND_bytes(&out, Int32(count)) == 1, "OpenSSL's RAND_bytes failed")
     return out
 }
+
+public enum SHA256 {
+    public static let size = 32
+
+    public static func hash(_ bytes: UnsafeRawBufferPointer) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: size)
+        var length: UInt32 = 0
+        let ok = out.withUnsafeMutableBufferPointer { o in
+            EVP_Digest(bytes.baseAddress, bytes.count, o.baseAddress, &length, EVP_sha256(), nil)
+        }
+        precondition(ok == 1 && length == UInt32(size), "EVP_Digest(SHA-256) failed")
+        return out
+    }
+
+    public static func hash(_ bytes: [UInt8]) -> [UInt8] { bytes.withUnsafeBytes { hash($0) } }
+}

@@ -55,6 +55,8 @@ public final class TenantDatabase: Sendable {
     private let options: Options
     private let fs: any StoreFileSystem
     private let log: WriteAheadLog
+    /// The tenant's audit trail (`audit/`): its own hash-chained log, same key.
+    public let audit: AuditLog
     private let published: Mutex<RegisterState>
     private let writer: Mutex<Writer>
     /// Events handed in by callers, waiting for `writerQueue`.
@@ -67,7 +69,11 @@ public final class TenantDatabase: Sendable {
 
     private let lock: DirectoryLock
 
-    private init(tenant: String, directory: String, keyRing: TenantKeyRing, recovery: TenantRecovery, options: Options, fs: any StoreFileSystem, log: WriteAheadLog, state: RegisterState, lock: DirectoryLock) {
+    private init(
+        tenant: String, directory: String, keyRing: TenantKeyRing, recovery: TenantRecovery, options: Options, fs: any StoreFileSystem,
+        log: WriteAheadLog, audit: AuditLog, state: RegisterState, lock: DirectoryLock
+    ) {
+        self.audit = audit
         self.lock = lock
         self.tenant = tenant
         self.directory = directory
@@ -133,7 +139,12 @@ public final class TenantDatabase: Sendable {
         recovery.replayed = replayed
         recovery.records = state.count
         recovery.seconds = Date().timeIntervalSince(started)
-        return TenantDatabase(tenant: tenant, directory: directory, keyRing: keyRing, recovery: recovery, options: options, fs: fs, log: log, state: state, lock: lock)
+        let audit: AuditLog
+        do { audit = try AuditLog.open(directory: "\(directory)/audit", keyRing: keyRing, fs: fs) } catch {
+            log.close()
+            throw error
+        }
+        return TenantDatabase(tenant: tenant, directory: directory, keyRing: keyRing, recovery: recovery, options: options, fs: fs, log: log, audit: audit, state: state, lock: lock)
     }
 
     /// The latest durable version. Holding it costs nothing; it never changes.
@@ -279,6 +290,7 @@ public final class TenantDatabase: Sendable {
 
     public func close() {
         log.close()
+        audit.close()
         lock.release()
     }
 }

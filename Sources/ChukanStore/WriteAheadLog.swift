@@ -97,15 +97,24 @@ public final class WriteAheadLog: @unchecked Sendable {
         try fs.list(directory).filter { $0.hasSuffix(".wal") }.sorted()
     }
 
+    /// Reads every record of the log in `directory` without changing a file (a torn tail is
+    /// reported, not cut): what `chukanctl` uses to inspect a log that may be in use.
+    public static func read(
+        directory: String, keyRing: TenantKeyRing, fs: any StoreFileSystem = PosixFileSystem(), onRecord: (WALRecord) throws -> Void
+    ) throws -> WALRecoveryReport {
+        try recover(directory: directory, keyRing: keyRing, fs: fs, replayAfter: 0, readOnly: true, onRecord: onRecord)
+    }
+
     private static func recover(
-        directory: String, keyRing: TenantKeyRing, fs: any StoreFileSystem, replayAfter: UInt64, onRecord: (WALRecord) throws -> Void
+        directory: String, keyRing: TenantKeyRing, fs: any StoreFileSystem, replayAfter: UInt64, readOnly: Bool = false,
+        onRecord: (WALRecord) throws -> Void
     ) throws -> WALRecoveryReport {
         var report = WALRecoveryReport()
         let names = try segmentFiles(directory, fs: fs)
         var contents = try names.map { try fs.read("\(directory)/\($0)") }
         // A last segment whose header never became durable holds nothing acknowledged.
         if let last = contents.last, WALFormat.SegmentHeader.decode(last[...]) == nil, last.count < WALFormat.headerSize || last.allSatisfy({ $0 == 0 }) {
-            try fs.remove("\(directory)/\(names.last!)")
+            if !readOnly { try fs.remove("\(directory)/\(names.last!)") }
             report.truncated.append((file: names.last!, offset: 0))
             contents.removeLast()
         }
@@ -132,7 +141,7 @@ public final class WriteAheadLog: @unchecked Sendable {
                 expected = cut + 1
             } else {
                 if let torn = segment.tornAt {
-                    try fs.truncate(file, to: torn)
+                    if !readOnly { try fs.truncate(file, to: torn) }
                     report.truncated.append((file: file, offset: torn))
                 }
                 expected = (segment.records.last?.sequence ?? (segment.header.firstSequence - 1)) + 1

@@ -43,7 +43,7 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("drain-timeout"), help: "Seconds a shutdown waits for calls in flight (default 30).") var drainTimeout: Double?
     @Option(help: "Data directory: one folder per tenant (enables the register and chukan.v1.Admin).") var data: String?
     @Option(help: "Tenant key directory (TENANT.vN.key, mode 0600), apart from the data.") var keys: String?
-    @Option(name: .customLong("admin"), help: "A certificate CN that may call chukan.v1.Admin (repeatable).") var admins: [String] = []
+    @Option(help: "The policy file: certificates, principals, tenants and roles (YAML; docs/SECURITY.md). Reloaded on SIGHUP.") var policy: String?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (default info).") var logLevel: String?
 
     func merged() throws -> ServerConfig {
@@ -76,11 +76,7 @@ struct Serve: AsyncParsableCommand {
             if let keys { d.keys = keys }
             c.data = d
         }
-        if !admins.isEmpty {
-            var a = c.admin ?? .init()
-            a.principals = admins
-            c.admin = a
-        }
+        if let policy { c.policy = policy }
         return c
     }
 

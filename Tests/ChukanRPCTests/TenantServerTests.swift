@@ -22,10 +22,18 @@ import Testing
         let imported = try ctl(["data", "import", "\(root)/residents.bin", "--json"] + store)
         #expect(imported.contains("\"accepted\":3000"))
 
+        let policy = "\(root)/policy.yaml"
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        try """
+            version: 1
+            principals:
+              - { name: admin, kind: system, certificate_cn: admin, roles: [platform-operator] }
+              - { name: gateway, kind: system, tenant: "012041", certificate_cn: gateway, roles: [network-gateway] }
+            """.write(toFile: policy, atomically: true, encoding: .utf8)
         func serve(data: String) throws -> ServerProcess {
             try ServerProcess([
                 "--port", "0", "--metrics-port", "0", "--log-level", "error", "--cert", "\(pki.dir)/server.crt", "--key", "\(pki.dir)/server.key",
-                "--client-ca", pki.caPath, "--data", data, "--keys", "\(root)/keys", "--admin", "admin",
+                "--client-ca", pki.caPath, "--data", data, "--keys", "\(root)/keys", "--policy", policy,
             ])
         }
         func waitServing(_ c: RPCClient) async throws {
@@ -44,7 +52,7 @@ import Testing
         #expect(list.tenants.map(\.tenant) == ["012041"])
         let records = list.tenants[0].records
         #expect(records == 3000)
-        // Not an admin: refused.
+        // Not the platform operator nor a tenant administrator: refused.
         let gateway = try await RPCClient.connect(host: "127.0.0.1", port: server.port, tls: pki.clientTLS("gateway"))
         #expect(await statusCode { _ = try await gateway.unary(service: "chukan.v1.Admin", method: "ListTenants", request: ListTenantsRequest(), as: ListTenantsResponse.self) } == .permissionDenied)
         #expect(await statusCode { _ = try await gateway.unary(service: "chukan.v1.Health", method: "Check", request: HealthCheckRequest(tenant: "131016"), as: HealthCheckResponse.self) } == .notFound)

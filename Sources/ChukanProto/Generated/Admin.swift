@@ -209,3 +209,66 @@ public struct SnapshotResponse: ProtoMessage, Equatable {
         }
     }
 }
+
+public struct ReloadPolicyRequest: ProtoMessage, Equatable {
+    public static let protoName = "chukan.v1.ReloadPolicyRequest"
+    nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__ReloadPolicyRequest.self, chukan__v1__reload_policy_request__init)
+
+
+    public init() {}
+
+    init(c m: Chukan__V1__ReloadPolicyRequest) {
+    }
+
+    func c(_ arena: inout CArena) -> Chukan__V1__ReloadPolicyRequest {
+        var m = Chukan__V1__ReloadPolicyRequest()
+        chukan__v1__reload_policy_request__init(&m)
+        return m
+    }
+
+    public func encode(into buffer: inout ByteBuffer) {
+        withArena { arena in
+            var m = c(&arena)
+            withMessageBase(&m) { _ = ProtobufC.pack($0, into: &buffer) }
+        }
+    }
+
+    public init(protobuf bytes: UnsafeRawBufferPointer, limit: Int) throws {
+        self = try ProtobufC.withUnpacked(Self.descriptor, as: Chukan__V1__ReloadPolicyRequest.self, name: Self.protoName, bytes: bytes, limit: limit) {
+            ReloadPolicyRequest(c: $0.pointee)
+        }
+    }
+}
+
+public struct ReloadPolicyResponse: ProtoMessage, Equatable {
+    public static let protoName = "chukan.v1.ReloadPolicyResponse"
+    nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__ReloadPolicyResponse.self, chukan__v1__reload_policy_response__init)
+
+    public var principals: UInt32 = 0
+
+    public init() {}
+
+    init(c m: Chukan__V1__ReloadPolicyResponse) {
+        principals = m.principals
+    }
+
+    func c(_ arena: inout CArena) -> Chukan__V1__ReloadPolicyResponse {
+        var m = Chukan__V1__ReloadPolicyResponse()
+        chukan__v1__reload_policy_response__init(&m)
+        m.principals = principals
+        return m
+    }
+
+    public func encode(into buffer: inout ByteBuffer) {
+        withArena { arena in
+            var m = c(&arena)
+            withMessageBase(&m) { _ = ProtobufC.pack($0, into: &buffer) }
+        }
+    }
+
+    public init(protobuf bytes: UnsafeRawBufferPointer, limit: Int) throws {
+        self = try ProtobufC.withUnpacked(Self.descriptor, as: Chukan__V1__ReloadPolicyResponse.self, name: Self.protoName, bytes: bytes, limit: limit) {
+            ReloadPolicyResponse(c: $0.pointee)
+        }
+    }
+}

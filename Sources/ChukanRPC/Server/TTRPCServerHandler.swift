@@ -312,16 +312,11 @@ final class TTRPCServerHandler: ChannelInboundHandler {
     }
 
     private func status(for error: Error, logger: Logger) -> RPCStatus {
-        switch error {
-        case let e as RPCError:
-            return RPCStatus(e)
-        case is CancellationError:
-            return RPCStatus(code: .cancelled, message: "the call was cancelled")
-        default:
+        if !(error is RPCError) && !(error is CancellationError) {
             // The error's text may quote data; log its type only.
             logger.error("handler failed", metadata: ["error_type": "\(type(of: error))"])
-            return RPCStatus(code: .internal, message: "internal error")
         }
+        return RPCStatus(RPCError.from(error))
     }
 
     private func scheduleFlush(context: ChannelHandlerContext) {

@@ -232,6 +232,96 @@ void   chukan__v1__snapshot_response__free_unpacked
   assert(message->base.descriptor == &chukan__v1__snapshot_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   chukan__v1__reload_policy_request__init
+                     (Chukan__V1__ReloadPolicyRequest         *message)
+{
+  static const Chukan__V1__ReloadPolicyRequest init_value = CHUKAN__V1__RELOAD_POLICY_REQUEST__INIT;
+  *message = init_value;
+}
+size_t chukan__v1__reload_policy_request__get_packed_size
+                     (const Chukan__V1__ReloadPolicyRequest *message)
+{
+  assert(message->base.descriptor == &chukan__v1__reload_policy_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t chukan__v1__reload_policy_request__pack
+                     (const Chukan__V1__ReloadPolicyRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &chukan__v1__reload_policy_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t chukan__v1__reload_policy_request__pack_to_buffer
+                     (const Chukan__V1__ReloadPolicyRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &chukan__v1__reload_policy_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Chukan__V1__ReloadPolicyRequest *
+       chukan__v1__reload_policy_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Chukan__V1__ReloadPolicyRequest *)
+     protobuf_c_message_unpack (&chukan__v1__reload_policy_request__descriptor,
+                                allocator, len, data);
+}
+void   chukan__v1__reload_policy_request__free_unpacked
+                     (Chukan__V1__ReloadPolicyRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &chukan__v1__reload_policy_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   chukan__v1__reload_policy_response__init
+                     (Chukan__V1__ReloadPolicyResponse         *message)
+{
+  static const Chukan__V1__ReloadPolicyResponse init_value = CHUKAN__V1__RELOAD_POLICY_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t chukan__v1__reload_policy_response__get_packed_size
+                     (const Chukan__V1__ReloadPolicyResponse *message)
+{
+  assert(message->base.descriptor == &chukan__v1__reload_policy_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t chukan__v1__reload_policy_response__pack
+                     (const Chukan__V1__ReloadPolicyResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &chukan__v1__reload_policy_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t chukan__v1__reload_policy_response__pack_to_buffer
+                     (const Chukan__V1__ReloadPolicyResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &chukan__v1__reload_policy_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Chukan__V1__ReloadPolicyResponse *
+       chukan__v1__reload_policy_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Chukan__V1__ReloadPolicyResponse *)
+     protobuf_c_message_unpack (&chukan__v1__reload_policy_response__descriptor,
+                                allocator, len, data);
+}
+void   chukan__v1__reload_policy_response__free_unpacked
+                     (Chukan__V1__ReloadPolicyResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &chukan__v1__reload_policy_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor chukan__v1__tenant_request__field_descriptors[2] =
 {
   {
@@ -564,17 +654,75 @@ const ProtobufCMessageDescriptor chukan__v1__snapshot_response__descriptor =
   (ProtobufCMessageInit) chukan__v1__snapshot_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCMethodDescriptor chukan__v1__admin__method_descriptors[4] =
+#define chukan__v1__reload_policy_request__field_descriptors NULL
+#define chukan__v1__reload_policy_request__field_indices_by_name NULL
+#define chukan__v1__reload_policy_request__number_ranges NULL
+const ProtobufCMessageDescriptor chukan__v1__reload_policy_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "chukan.v1.ReloadPolicyRequest",
+  "ReloadPolicyRequest",
+  "Chukan__V1__ReloadPolicyRequest",
+  "chukan.v1",
+  sizeof(Chukan__V1__ReloadPolicyRequest),
+  0,
+  chukan__v1__reload_policy_request__field_descriptors,
+  chukan__v1__reload_policy_request__field_indices_by_name,
+  0,  chukan__v1__reload_policy_request__number_ranges,
+  (ProtobufCMessageInit) chukan__v1__reload_policy_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor chukan__v1__reload_policy_response__field_descriptors[1] =
+{
+  {
+    "principals",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__ReloadPolicyResponse, principals),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned chukan__v1__reload_policy_response__field_indices_by_name[] = {
+  0,   /* field[0] = principals */
+};
+static const ProtobufCIntRange chukan__v1__reload_policy_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor chukan__v1__reload_policy_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "chukan.v1.ReloadPolicyResponse",
+  "ReloadPolicyResponse",
+  "Chukan__V1__ReloadPolicyResponse",
+  "chukan.v1",
+  sizeof(Chukan__V1__ReloadPolicyResponse),
+  1,
+  chukan__v1__reload_policy_response__field_descriptors,
+  chukan__v1__reload_policy_response__field_indices_by_name,
+  1,  chukan__v1__reload_policy_response__number_ranges,
+  (ProtobufCMessageInit) chukan__v1__reload_policy_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCMethodDescriptor chukan__v1__admin__method_descriptors[5] =
 {
   { "ListTenants", &chukan__v1__list_tenants_request__descriptor, &chukan__v1__list_tenants_response__descriptor },
   { "AddTenant", &chukan__v1__tenant_request__descriptor, &chukan__v1__tenant_status__descriptor },
   { "RemoveTenant", &chukan__v1__tenant_request__descriptor, &chukan__v1__tenant_status__descriptor },
   { "CreateSnapshot", &chukan__v1__tenant_request__descriptor, &chukan__v1__snapshot_response__descriptor },
+  { "ReloadPolicy", &chukan__v1__reload_policy_request__descriptor, &chukan__v1__reload_policy_response__descriptor },
 };
 const unsigned chukan__v1__admin__method_indices_by_name[] = {
   1,        /* AddTenant */
   3,        /* CreateSnapshot */
   0,        /* ListTenants */
+  4,        /* ReloadPolicy */
   2         /* RemoveTenant */
 };
 const ProtobufCServiceDescriptor chukan__v1__admin__descriptor =
@@ -584,7 +732,7 @@ const ProtobufCServiceDescriptor chukan__v1__admin__descriptor =
   "Admin",
   "Chukan__V1__Admin",
   "chukan.v1",
-  4,
+  5,
   chukan__v1__admin__method_descriptors,
   chukan__v1__admin__method_indices_by_name
 };
@@ -619,6 +767,14 @@ void chukan__v1__admin__create_snapshot(ProtobufCService *service,
 {
   assert(service->descriptor == &chukan__v1__admin__descriptor);
   service->invoke(service, 3, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void chukan__v1__admin__reload_policy(ProtobufCService *service,
+                                      const Chukan__V1__ReloadPolicyRequest *input,
+                                      Chukan__V1__ReloadPolicyResponse_Closure closure,
+                                      void *closure_data)
+{
+  assert(service->descriptor == &chukan__v1__admin__descriptor);
+  service->invoke(service, 4, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void chukan__v1__admin__init (Chukan__V1__Admin_Service *service,
                               Chukan__V1__Admin_ServiceDestroy destroy)

@@ -20,6 +20,8 @@ typedef struct Chukan__V1__TenantStatus Chukan__V1__TenantStatus;
 typedef struct Chukan__V1__ListTenantsRequest Chukan__V1__ListTenantsRequest;
 typedef struct Chukan__V1__ListTenantsResponse Chukan__V1__ListTenantsResponse;
 typedef struct Chukan__V1__SnapshotResponse Chukan__V1__SnapshotResponse;
+typedef struct Chukan__V1__ReloadPolicyRequest Chukan__V1__ReloadPolicyRequest;
+typedef struct Chukan__V1__ReloadPolicyResponse Chukan__V1__ReloadPolicyResponse;
 
 
 /* --- enums --- */
@@ -107,6 +109,28 @@ struct  Chukan__V1__SnapshotResponse
 #define CHUKAN__V1__SNAPSHOT_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&chukan__v1__snapshot_response__descriptor) \
     , (char *)protobuf_c_empty_string, 0, 0, 0, 0 }
+
+
+struct  Chukan__V1__ReloadPolicyRequest
+{
+  ProtobufCMessage base;
+};
+#define CHUKAN__V1__RELOAD_POLICY_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&chukan__v1__reload_policy_request__descriptor) \
+     }
+
+
+struct  Chukan__V1__ReloadPolicyResponse
+{
+  ProtobufCMessage base;
+  /*
+   * how many the new policy names
+   */
+  uint32_t principals;
+};
+#define CHUKAN__V1__RELOAD_POLICY_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&chukan__v1__reload_policy_response__descriptor) \
+    , 0 }
 
 
 /* Chukan__V1__TenantRequest methods */
@@ -204,6 +228,44 @@ Chukan__V1__SnapshotResponse *
 void   chukan__v1__snapshot_response__free_unpacked
                      (Chukan__V1__SnapshotResponse *message,
                       ProtobufCAllocator *allocator);
+/* Chukan__V1__ReloadPolicyRequest methods */
+void   chukan__v1__reload_policy_request__init
+                     (Chukan__V1__ReloadPolicyRequest         *message);
+size_t chukan__v1__reload_policy_request__get_packed_size
+                     (const Chukan__V1__ReloadPolicyRequest   *message);
+size_t chukan__v1__reload_policy_request__pack
+                     (const Chukan__V1__ReloadPolicyRequest   *message,
+                      uint8_t             *out);
+size_t chukan__v1__reload_policy_request__pack_to_buffer
+                     (const Chukan__V1__ReloadPolicyRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Chukan__V1__ReloadPolicyRequest *
+       chukan__v1__reload_policy_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   chukan__v1__reload_policy_request__free_unpacked
+                     (Chukan__V1__ReloadPolicyRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Chukan__V1__ReloadPolicyResponse methods */
+void   chukan__v1__reload_policy_response__init
+                     (Chukan__V1__ReloadPolicyResponse         *message);
+size_t chukan__v1__reload_policy_response__get_packed_size
+                     (const Chukan__V1__ReloadPolicyResponse   *message);
+size_t chukan__v1__reload_policy_response__pack
+                     (const Chukan__V1__ReloadPolicyResponse   *message,
+                      uint8_t             *out);
+size_t chukan__v1__reload_policy_response__pack_to_buffer
+                     (const Chukan__V1__ReloadPolicyResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Chukan__V1__ReloadPolicyResponse *
+       chukan__v1__reload_policy_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   chukan__v1__reload_policy_response__free_unpacked
+                     (Chukan__V1__ReloadPolicyResponse *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Chukan__V1__TenantRequest_Closure)
@@ -220,6 +282,12 @@ typedef void (*Chukan__V1__ListTenantsResponse_Closure)
                   void *closure_data);
 typedef void (*Chukan__V1__SnapshotResponse_Closure)
                  (const Chukan__V1__SnapshotResponse *message,
+                  void *closure_data);
+typedef void (*Chukan__V1__ReloadPolicyRequest_Closure)
+                 (const Chukan__V1__ReloadPolicyRequest *message,
+                  void *closure_data);
+typedef void (*Chukan__V1__ReloadPolicyResponse_Closure)
+                 (const Chukan__V1__ReloadPolicyResponse *message,
                   void *closure_data);
 
 /* --- services --- */
@@ -244,6 +312,10 @@ struct Chukan__V1__Admin_Service
                           const Chukan__V1__TenantRequest *input,
                           Chukan__V1__SnapshotResponse_Closure closure,
                           void *closure_data);
+  void (*reload_policy)(Chukan__V1__Admin_Service *service,
+                        const Chukan__V1__ReloadPolicyRequest *input,
+                        Chukan__V1__ReloadPolicyResponse_Closure closure,
+                        void *closure_data);
 };
 typedef void (*Chukan__V1__Admin_ServiceDestroy)(Chukan__V1__Admin_Service *);
 void chukan__v1__admin__init (Chukan__V1__Admin_Service *service,
@@ -255,7 +327,8 @@ void chukan__v1__admin__init (Chukan__V1__Admin_Service *service,
       function_prefix__ ## list_tenants,\
       function_prefix__ ## add_tenant,\
       function_prefix__ ## remove_tenant,\
-      function_prefix__ ## create_snapshot  }
+      function_prefix__ ## create_snapshot,\
+      function_prefix__ ## reload_policy  }
 void chukan__v1__admin__list_tenants(ProtobufCService *service,
                                      const Chukan__V1__ListTenantsRequest *input,
                                      Chukan__V1__ListTenantsResponse_Closure closure,
@@ -272,6 +345,10 @@ void chukan__v1__admin__create_snapshot(ProtobufCService *service,
                                         const Chukan__V1__TenantRequest *input,
                                         Chukan__V1__SnapshotResponse_Closure closure,
                                         void *closure_data);
+void chukan__v1__admin__reload_policy(ProtobufCService *service,
+                                      const Chukan__V1__ReloadPolicyRequest *input,
+                                      Chukan__V1__ReloadPolicyResponse_Closure closure,
+                                      void *closure_data);
 
 /* --- descriptors --- */
 
@@ -281,6 +358,8 @@ extern const ProtobufCEnumDescriptor    chukan__v1__tenant_status__state__descri
 extern const ProtobufCMessageDescriptor chukan__v1__list_tenants_request__descriptor;
 extern const ProtobufCMessageDescriptor chukan__v1__list_tenants_response__descriptor;
 extern const ProtobufCMessageDescriptor chukan__v1__snapshot_response__descriptor;
+extern const ProtobufCMessageDescriptor chukan__v1__reload_policy_request__descriptor;
+extern const ProtobufCMessageDescriptor chukan__v1__reload_policy_response__descriptor;
 extern const ProtobufCServiceDescriptor chukan__v1__admin__descriptor;
 
 PROTOBUF_C__END_DECLS

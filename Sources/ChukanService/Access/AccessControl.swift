@@ -1,0 +1,132 @@
+import ChukanCore
+import ChukanProto
+import ChukanRPC
+import ChukanRegister
+import Foundation
+import Synchronization
+
+/// Who is calling, as the policy resolved it.
+public struct Caller: Sendable, Equatable {
+    public var principal: String
+    public var kind: Policy.Kind
+    /// nil only for the platform operator.
+    public var tenant: String?
+    public var roles: Set<Role>
+    /// The certificate's CN, or its fingerprint when it has none.
+    public var certificate: String
+    /// Staff id, once staff sign in (terminals).
+    public var staff: String?
+
+    public var isPlatformOperator: Bool { roles.contains(.platformOperator) }
+}
+
+/// Checks every call against the policy before the call does anything: a certificate
+/// the policy names, the tenant the principal belongs to, one of the roles the call
+/// needs. Every denial and every outcome is recorded in the audit trail, durably,
+/// before the answer leaves (see `perform`).
+public final class AccessControl: Sendable {
+    private let policy: Mutex<Policy>
+    /// Where `reload` reads the policy from; nil for a policy given in code (tests).
+    public let policyPath: String?
+    public let audit: AuditTrail
+
+    public init(policy: Policy, policyPath: String?, audit: AuditTrail) {
+        self.policy = Mutex(policy)
+        self.policyPath = policyPath
+        self.audit = audit
+    }
+
+    public var current: Policy { policy.withLock { $0 } }
+
+    /// Reads the policy file again; a file that does not validate is refused whole and the
+    /// policy in force stays.
+    @discardableResult
+    public func reload() throws -> Policy {
+        guard let policyPath else { throw RPCError(.failedPrecondition, "this server was started without a policy file") }
+        let fresh: Policy
+        do { fresh = try Policy.load(path: policyPath) } catch {
+            throw RPCError(.failedPrecondition, "policy not reloaded: \(error)")
+        }
+        policy.withLock { $0 = fresh }
+        return fresh
+    }
+
+    /// Runs `body` for a caller the policy allows: `tenant` is the tenant the request names
+    /// (nil for calls that name none), `roles` the roles of which the caller needs one.
+    /// A denial is recorded and thrown (UNAUTHENTICATED or PERMISSION_DENIED); otherwise
+    /// the outcome of `body` is recorded — in the tenant's stream, or the platform's for
+    /// the platform operator — before it is returned or thrown.
+    public func perform<T: Sendable>(
+        _ context: ServerCallContext, tenant: String?, roles: Set<Role>, subject: String = "",
+        _ body: @Sendable (Caller) async throws -> T
+    ) async throws -> T {
+        let caller = try await authorize(context, tenant: tenant, roles: roles, subject: subject)
+        let outcome: Result<T, Error>
+        do { outcome = .success(try await body(caller)) } catch { outcome = .failure(error) }
+        var record = Self.record(context, caller: caller, subject: subject)
+        if case let .failure(error) = outcome {
+            let status = RPCError.from(error)
+            record.outcomeCode = UInt32(status.code.rawValue)
+            record.outcomeDetail = status.message
+        }
+        if caller.isPlatformOperator {
+            try await audit.recordPlatform(record, tenant: tenant)
+        } else {
+            try await audit.record(record, tenant: caller.tenant)
+        }
+        return try outcome.get()
+    }
+
+    /// The caller, when the policy allows this call; else records the denial and throws it.
+    public func authorize(_ context: ServerCallContext, tenant: String?, roles: Set<Role>, subject: String = "") async throws -> Caller {
+        let (caller, denial) = decide(context, tenant: tenant, roles: roles)
+        if let denial {
+            var record = Self.record(context, caller: caller, subject: subject)
+            record.certificate = context.peer.map { $0.commonName ?? $0.fingerprintSHA256 } ?? ""
+            record.outcomeCode = UInt32(denial.code.rawValue)
+            record.outcomeDetail = denial.message
+            // A denial that names a serving tenant goes to that tenant's stream: its
+            // auditor should see attempts on it. Anything else to the platform's.
+            let named = tenant.flatMap { Identifiers.localGovernmentCodeProblem($0) == nil ? $0 : nil }
+            try await audit.record(record, tenant: named)
+            context.logger.notice("call denied", metadata: ["principal": "\(record.principal)", "code": "\(denial.code)"])
+            throw denial
+        }
+        return caller!
+    }
+
+    /// The decision alone, without recording it (the rules in one place).
+    func decide(_ context: ServerCallContext, tenant: String?, roles: Set<Role>) -> (Caller?, RPCError?) {
+        guard let peer = context.peer else {
+            return (nil, RPCError.unauthenticated("this call needs a client certificate"))
+        }
+        guard let p = current.principal(commonName: peer.commonName, fingerprintSHA256: peer.fingerprintSHA256) else {
+            return (nil, RPCError.unauthenticated("the client certificate is not in the server's policy"))
+        }
+        let caller = Caller(
+            principal: p.name, kind: p.kind, tenant: p.tenant, roles: p.roles,
+            certificate: peer.commonName ?? peer.fingerprintSHA256, staff: nil)
+        if p.kind == .terminal {
+            return (caller, RPCError.permissionDenied("a terminal acts only through a signed-in staff member"))
+        }
+        if let own = p.tenant, let tenant, tenant != own {
+            return (caller, RPCError.permissionDenied("principal \(p.name) may act only for its own tenant"))
+        }
+        guard !p.roles.isDisjoint(with: roles) else {
+            let needed = roles.sorted().map(\.rawValue).joined(separator: " or ")
+            return (caller, RPCError.permissionDenied("\(context.service)/\(context.method) needs the role \(needed)"))
+        }
+        return (caller, nil)
+    }
+
+    static func record(_ context: ServerCallContext, caller: Caller?, subject: String) -> AuditRecord {
+        var r = AuditRecord()
+        r.principal = caller?.principal ?? ""
+        r.certificate = caller?.certificate ?? ""
+        r.staff = caller?.staff ?? ""
+        r.terminal = caller?.kind == .terminal ? caller?.principal ?? "" : ""
+        r.operation = "\(context.service)/\(context.method)"
+        r.subject = subject
+        return r
+    }
+}

@@ -1,0 +1,53 @@
+import ChukanCore
+import ChukanProto
+import ChukanStore
+import Foundation
+
+/// Where audit records go: a tenant's own stream (in its data folder, under its key)
+/// for everything done in that tenant, and the platform stream (`<data>/_platform/audit`,
+/// under the platform's key `000000.vN.key`) for operator actions and for denials that
+/// name no tenant that is serving.
+public final class AuditTrail: Sendable {
+    /// The key-ring name and WAL header tag of the platform stream (no municipality has it).
+    public static let platformStream = "000000"
+
+    let platform: AuditLog
+    let tenants: TenantManager
+
+    /// Opens the platform stream, creating its key on first start.
+    public init(tenants: TenantManager) throws {
+        self.tenants = tenants
+        let keys = tenants.configuration.keyDirectory
+        if !TenantKeyRing.hasAnyKey(tenant: Self.platformStream, directory: keys) {
+            try TenantKeyRing.addVersion(tenant: Self.platformStream, directory: keys)
+        }
+        let ring = try TenantKeyRing.load(tenant: Self.platformStream, directory: keys)
+        platform = try AuditLog.open(directory: Self.platformDirectory(dataDirectory: tenants.configuration.dataDirectory), keyRing: ring)
+    }
+
+    public static func platformDirectory(dataDirectory: String) -> String { "\(dataDirectory)/_platform/audit" }
+
+    /// Records `record` in the tenant's stream when `tenant` is serving, else in the
+    /// platform stream; returns once it is durable.
+    public func record(_ record: AuditRecord, tenant: String?) async throws {
+        var r = record
+        r.timeUnixMs = Int64(Date().timeIntervalSince1970 * 1000)
+        if let tenant, let db = try? tenants.database(tenant) {
+            r.tenant = tenant
+            try await db.audit.record(r)
+        } else {
+            r.tenant = tenant ?? ""
+            try await platform.record(r)
+        }
+    }
+
+    /// Records in the platform stream whatever the tenant (operator actions).
+    public func recordPlatform(_ record: AuditRecord, tenant: String?) async throws {
+        var r = record
+        r.timeUnixMs = Int64(Date().timeIntervalSince1970 * 1000)
+        r.tenant = tenant ?? ""
+        try await platform.record(r)
+    }
+
+    public func close() { platform.close() }
+}

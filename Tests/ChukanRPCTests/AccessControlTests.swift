@@ -1,0 +1,182 @@
+import ChukanCore
+import ChukanProto
+import ChukanRPC
+import ChukanService
+import ChukanStore
+import ChukanTLS
+import Foundation
+import Logging
+import NIOPosix
+import Testing
+
+/// Every Admin call against every kind of principal, over mutual TLS: the policy decides,
+/// and every decision lands in the right audit stream, durably, chain intact.
+@Suite(.serialized) struct AccessControlTests {
+    static let pki = try! TestPKI.make(clients: [
+        "operator", "admin-asahikawa", "admin-chiyoda", "registrar-asahikawa", "terminal-asahikawa", "stranger",
+    ])
+    static let asahikawa = "012041", chiyoda = "131016"
+
+    static func policy() -> Policy {
+        func p(_ name: String, _ kind: Policy.Kind, _ tenant: String?, _ roles: Set<Role>) -> Policy.Principal {
+            Policy.Principal(name: name, kind: kind, tenant: tenant, roles: roles, certificateCN: name, certificateSHA256: nil)
+        }
+        return Policy(principals: [
+            p("operator", .system, nil, [.platformOperator]),
+            p("admin-asahikawa", .system, asahikawa, [.tenantAdmin]),
+            p("admin-chiyoda", .system, chiyoda, [.tenantAdmin]),
+            p("registrar-asahikawa", .system, asahikawa, [.registrar]),
+            p("terminal-asahikawa", .terminal, asahikawa, []),
+        ])
+    }
+
+    struct Fixture {
+        let root: String
+        let tenants: TenantManager
+        let access: AccessControl
+        let server: RPCServer
+        let port: Int
+
+        func client(_ name: String) async throws -> RPCClient {
+            try await RPCClient.connect(host: "127.0.0.1", port: port, tls: AccessControlTests.pki.clientTLS(name))
+        }
+
+        func stop() async {
+            await server.shutdown()
+            tenants.closeAll()
+            access.audit.close()
+        }
+
+        var keys: String { "\(root)/keys" }
+    }
+
+    func start() async throws -> Fixture {
+        let root = NSTemporaryDirectory() + "chukan-access-\(UUID().uuidString)"
+        let tenants = TenantManager(configuration: .init(dataDirectory: "\(root)/data", keyDirectory: "\(root)/keys"))
+        try FileManager.default.createDirectory(atPath: "\(root)/data", withIntermediateDirectories: true)
+        for t in [Self.asahikawa, Self.chiyoda] { try tenants.add(t) }
+        for _ in 0..<400 where tenants.tenants.contains(where: { tenants.state($0) != .serving }) { try await Task.sleep(for: .milliseconds(10)) }
+        let access = AccessControl(policy: Self.policy(), policyPath: nil, audit: try AuditTrail(tenants: tenants))
+        var c = RPCServerConfiguration()
+        c.port = 0
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let server = RPCServer(
+            configuration: c, tls: try ReloadableTLSContext(Self.pki.serverTLS()),
+            router: RPCRouter([HealthService(tenants: tenants), AdminService(tenants: tenants, access: access)]),
+            group: MultiThreadedEventLoopGroup.singleton, logger: logger)
+        let address = try await server.start()
+        return Fixture(root: root, tenants: tenants, access: access, server: server, port: address.port!)
+    }
+
+    enum Call: CaseIterable {
+        case list, snapshotOwn, snapshotOther, addInvalid, removeUnknown, reloadPolicy
+    }
+
+    func invoke(_ call: Call, as client: RPCClient) async -> StatusCode? {
+        await statusCode {
+            switch call {
+            case .list: _ = try await client.unary(service: "chukan.v1.Admin", method: "ListTenants", request: ListTenantsRequest(), as: ListTenantsResponse.self)
+            case .snapshotOwn, .snapshotOther:
+                var r = TenantRequest()
+                r.tenant = call == .snapshotOwn ? Self.asahikawa : Self.chiyoda
+                _ = try await client.unary(service: "chukan.v1.Admin", method: "CreateSnapshot", request: r, as: SnapshotResponse.self)
+            case .addInvalid:
+                var r = TenantRequest()
+                r.tenant = "012040"  // wrong check digit
+                _ = try await client.unary(service: "chukan.v1.Admin", method: "AddTenant", request: r, as: TenantStatus.self)
+            case .removeUnknown:
+                var r = TenantRequest()
+                r.tenant = "462012"
+                _ = try await client.unary(service: "chukan.v1.Admin", method: "RemoveTenant", request: r, as: TenantStatus.self)
+            case .reloadPolicy:
+                _ = try await client.unary(service: "chukan.v1.Admin", method: "ReloadPolicy", request: ReloadPolicyRequest(), as: ReloadPolicyResponse.self)
+            }
+        }
+    }
+
+    @Test func roleByCallMatrix() async throws {
+        let f = try await start()
+        let denied = StatusCode.permissionDenied
+        // nil: the call was allowed and succeeded; a code: what came back.
+        let expected: [String: [Call: StatusCode?]] = [
+            // The operator is allowed everything; the calls then fail on their own merits.
+            "operator": [.list: nil, .snapshotOwn: nil, .snapshotOther: nil, .addInvalid: .invalidArgument, .removeUnknown: .notFound, .reloadPolicy: .failedPrecondition],
+            "admin-asahikawa": [.list: nil, .snapshotOwn: nil, .snapshotOther: denied, .addInvalid: denied, .removeUnknown: denied, .reloadPolicy: denied],
+            "admin-chiyoda": [.list: nil, .snapshotOwn: denied, .snapshotOther: nil, .addInvalid: denied, .removeUnknown: denied, .reloadPolicy: denied],
+            "registrar-asahikawa": Dictionary(uniqueKeysWithValues: Call.allCases.map { ($0, denied) }),
+            "terminal-asahikawa": Dictionary(uniqueKeysWithValues: Call.allCases.map { ($0, denied) }),
+            "stranger": Dictionary(uniqueKeysWithValues: Call.allCases.map { ($0, .unauthenticated) }),
+        ]
+        for (name, calls) in expected.sorted(by: { $0.key < $1.key }) {
+            let client = try await f.client(name)
+            for call in Call.allCases {
+                let got = await invoke(call, as: client)
+                #expect(got == calls[call]!, "\(name) \(call): got \(String(describing: got))")
+            }
+            await client.close()
+        }
+        // A tenant administrator lists its own tenant only.
+        let admin = try await f.client("admin-asahikawa")
+        let list = try await admin.unary(service: "chukan.v1.Admin", method: "ListTenants", request: ListTenantsRequest(), as: ListTenantsResponse.self)
+        #expect(list.tenants.map(\.tenant) == [Self.asahikawa])
+        await admin.close()
+        await f.stop()
+
+        // Every call is in the trail: operator actions and strangers on the platform stream,
+        // the rest in the tenant's stream — including attempts on it by other tenants' principals.
+        let platform = try AuditLog.read(directory: AuditTrail.platformDirectory(dataDirectory: "\(f.root)/data"),
+                                         keyRing: TenantKeyRing.load(tenant: AuditTrail.platformStream, directory: f.keys))
+        let asahikawa = try AuditLog.read(directory: "\(f.root)/data/\(Self.asahikawa)/audit", keyRing: TenantKeyRing.load(tenant: Self.asahikawa, directory: f.keys))
+        let chiyoda = try AuditLog.read(directory: "\(f.root)/data/\(Self.chiyoda)/audit", keyRing: TenantKeyRing.load(tenant: Self.chiyoda, directory: f.keys))
+        let all = platform + asahikawa + chiyoda
+        #expect(all.count == Call.allCases.count * expected.count + 1)
+        #expect(platform.filter { $0.principal == "operator" }.count == Call.allCases.count)
+        #expect(platform.filter { $0.certificate == "stranger" && $0.outcomeCode == UInt32(StatusCode.unauthenticated.rawValue) }.count
+                == Call.allCases.count - 2, "stranger's calls naming a serving tenant go to that tenant")
+        #expect(asahikawa.contains { $0.principal == "admin-chiyoda" && $0.operation == "chukan.v1.Admin/CreateSnapshot"
+                                     && $0.outcomeCode == UInt32(denied.rawValue) })
+        #expect(asahikawa.contains { $0.principal == "terminal-asahikawa" && $0.terminal == "terminal-asahikawa" })
+        #expect(chiyoda.contains { $0.principal == "admin-chiyoda" && $0.outcomeCode == 0 && $0.operation == "chukan.v1.Admin/CreateSnapshot" })
+        for stream in [AuditTrail.platformDirectory(dataDirectory: "\(f.root)/data"), "\(f.root)/data/\(Self.asahikawa)/audit"] {
+            let tenant = stream.contains("_platform") ? AuditTrail.platformStream : Self.asahikawa
+            let v = try AuditLog.verify(directory: stream, keyRing: TenantKeyRing.load(tenant: tenant, directory: f.keys))
+            #expect(v.firstBad == nil && v.records > 0)
+        }
+    }
+
+    @Test func policyFilesAreValidatedWhole() throws {
+        let dir = NSTemporaryDirectory() + "chukan-policy-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        func load(_ text: String) -> String? {
+            let path = "\(dir)/p.yaml"
+            FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
+            do {
+                _ = try Policy.load(path: path)
+                return nil
+            } catch { return "\(error)" }
+        }
+        let good = """
+            version: 1
+            principals:
+              - {name: op, kind: system, certificate_cn: op, roles: [platform-operator]}
+              - {name: clerk-terminal, kind: terminal, tenant: "012041", certificate_sha256: "\(String(repeating: "ab", count: 32))"}
+              - {name: gw, kind: system, tenant: "012041", certificate_cn: gw, roles: [network-gateway]}
+            """
+        #expect(load(good) == nil)
+        let cases: [(String, String)] = [
+            (good.replacingOccurrences(of: "\"012041\", certificate_sha256", with: "012041, certificate_sha256"), "quoted"),
+            (good.replacingOccurrences(of: "network-gateway", with: "superuser"), "unknown role"),
+            (good.replacingOccurrences(of: "certificate_cn: gw", with: "certificate_cn: op"), "used twice"),
+            (good.replacingOccurrences(of: "kind: system, certificate_cn: op", with: "kind: system, tenant: \"012041\", certificate_cn: op"), "platform-operator"),
+            (good.replacingOccurrences(of: "tenant: \"012041\", certificate_cn: gw", with: "tenant: \"012040\", certificate_cn: gw"), "tenant"),
+            (good.replacingOccurrences(of: "version: 1", with: "version: 1\nadmins: []"), "unknown key admins"),
+            (good.replacingOccurrences(of: "[network-gateway]}", with: "[network-gateway], colour: blue}"), "unknown key principals[2].colour"),
+            (good.replacingOccurrences(of: "[network-gateway]", with: "[]").replacingOccurrences(of: "kind: terminal", with: "kind: terminal, roles: [clerk]"), "terminal has no roles"),
+        ]
+        for (text, why) in cases {
+            let error = load(text)
+            #expect(error?.contains(why) == true, "expected a refusal mentioning \(why), got \(String(describing: error))")
+        }
+    }
+}

@@ -1,0 +1,99 @@
+import ChukanCore
+import ChukanProto
+import ChukanStore
+import Foundation
+import Testing
+
+/// The audit trail's chain: intact across restarts and failed syncs; a forged, dropped,
+/// reordered or changed record is named by `verify`.
+@Suite struct AuditLogTests {
+    let dir = NSTemporaryDirectory() + "chukan-audit-\(UUID().uuidString)"
+    let keys: TenantKeyRing
+
+    init() throws {
+        try TenantKeyRing.addVersion(tenant: "012041", directory: dir + "-keys")
+        keys = try TenantKeyRing.load(tenant: "012041", directory: dir + "-keys")
+    }
+
+    func entry(_ i: Int) -> AuditRecord {
+        var r = AuditRecord()
+        r.principal = "clerk-\(i)"
+        r.operation = "chukan.v1.Inquiry/Lookup"
+        r.subject = "P\(i)"
+        return r
+    }
+
+    /// Appends a record straight to the log, as someone holding the key could.
+    func forge(_ r: AuditRecord) async throws {
+        let (log, _) = try WriteAheadLog.open(directory: dir, keyRing: keys) { _ in }
+        _ = try await log.append(type: AuditLog.recordType, payload: r.encodedBytes)
+        log.close()
+    }
+
+    @Test func theChainHoldsAcrossRestartsAndNamesAForgedRecord() async throws {
+        var audit = try AuditLog.open(directory: dir, keyRing: keys)
+        for i in 1...3 { #expect(try await audit.record(entry(i)) == UInt64(i)) }
+        audit.close()
+        audit = try AuditLog.open(directory: dir, keyRing: keys)
+        for i in 4...5 { try await audit.record(entry(i)) }
+        audit.close()
+        let records = try AuditLog.read(directory: dir, keyRing: keys)
+        #expect(records.map(\.subject) == (1...5).map { "P\($0)" })
+        #expect(try AuditLog.verify(directory: dir, keyRing: keys).firstBad == nil)
+
+        // A record rewritten by someone with the key: its predecessor's hash is not the real one.
+        var forged = entry(6)
+        forged.sequence = 6
+        forged.previousHash = records[3].encodedBytes.withUnsafeBytes { SHA256.hash($0) }  // record 4's, not 5's
+        try await forge(forged)
+        let v = try AuditLog.verify(directory: dir, keyRing: keys)
+        #expect(v.records == 5)
+        #expect(v.firstBad?.contains("record 6 does not follow record 5") == true, "\(v.firstBad ?? "nil")")
+        // And the server refuses to build on a broken chain.
+        #expect(throws: (any Error).self) { _ = try AuditLog.open(directory: dir, keyRing: keys) }
+    }
+
+    @Test func aDroppedRecordAndAChangedByteAreNamed() async throws {
+        let audit = try AuditLog.open(directory: dir, keyRing: keys)
+        for i in 1...3 { try await audit.record(entry(i)) }
+        audit.close()
+        let records = try AuditLog.read(directory: dir, keyRing: keys)
+        // Record 4 "dropped": what follows claims to be record 5.
+        var skipping = entry(5)
+        skipping.sequence = 5
+        skipping.previousHash = SHA256.hash(records[2].encodedBytes)
+        try await forge(skipping)
+        #expect(try AuditLog.verify(directory: dir, keyRing: keys).firstBad?.contains("out of order") == true)
+
+        // A changed byte fails the record's checksum or tag: named with file and offset.
+        let other = dir + "-b"
+        let second = try AuditLog.open(directory: other, keyRing: keys)
+        for i in 1...3 { try await second.record(entry(i)) }
+        second.close()
+        let segment = try #require(try FileManager.default.contentsOfDirectory(atPath: other).first { $0.hasSuffix(".wal") })
+        var bytes = try PosixFileSystem().read("\(other)/\(segment)")
+        bytes[bytes.count - 40] ^= 0x01
+        try Data(bytes).write(to: URL(fileURLWithPath: "\(other)/\(segment)"))
+        let v = try AuditLog.verify(directory: other, keyRing: keys)
+        #expect(v.firstBad?.contains(segment) == true, "\(v.firstBad ?? "nil")")
+        #expect(v.records < 3)
+    }
+
+    @Test func aFailedSyncIsUnavailableAndTheChainGoesOn() async throws {
+        let faults = FaultyFileSystem()
+        let audit = try AuditLog.open(directory: dir, keyRing: keys, fs: faults)
+        try await audit.record(entry(1))
+        faults.failNextSync.store(true, ordering: .relaxed)
+        do {
+            try await audit.record(entry(2))
+            Issue.record("a record whose sync failed was acknowledged")
+        } catch let e as RPCError {
+            #expect(e.code == .unavailable)
+        }
+        #expect(try await audit.record(entry(3)) == 2)
+        audit.close()
+        let records = try AuditLog.read(directory: dir, keyRing: keys)
+        #expect(records.map(\.subject) == ["P1", "P3"])
+        #expect(try AuditLog.verify(directory: dir, keyRing: keys).firstBad == nil)
+    }
+}
