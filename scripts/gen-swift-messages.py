@@ -41,29 +41,39 @@ def blocks(body):
         yield m.group(1), m.group(2), body[m.end():j - 1]
         i = j
 
+def parse(text, enums, messages):
+    for kind, name, inner in blocks(text):
+        if kind == "enum":
+            cases = re.findall(r"(\w+)\s*=\s*(\d+);", inner)
+            enums[name] = (cprefix + name, (cprefix + name).upper().replace("__", "__"), cases)
+        else:
+            nested_names = []
+            for k2, n2, in2 in blocks(inner):
+                if k2 == "enum":
+                    cases = re.findall(r"(\w+)\s*=\s*(\d+);", in2)
+                    enums[name + "." + n2] = (cprefix + name + "__" + n2, None, cases)
+                    nested_names.append(n2)
+            flat = re.sub(r"\b(message|enum)\s+\w+\s*\{[^{}]*\}", "", inner)
+            fields = re.findall(r"(repeated\s+)?([\w.]+)\s+(\w+)\s*=\s*(\d+);", flat)
+            resolved = []
+            for rep, ftype, fname, num in fields:
+                if ftype in nested_names:
+                    ftype = name + "." + ftype
+                resolved.append((bool(rep), ftype, fname, int(num)))
+            messages.append((name, cprefix + name, fprefix + snake(name) + "__init", resolved))
+
 enums = {}      # swift name -> (c type, c value prefix, [(case, number)])
 messages = []   # (swift name, c type, c init fn, [fields])
-for kind, name, inner in blocks(text):
-    if kind == "enum":
-        cases = re.findall(r"(\w+)\s*=\s*(\d+);", inner)
-        enums[name] = (cprefix + name, (cprefix + name).upper().replace("__", "__"), cases)
-    else:
-        nested_names = []
-        for k2, n2, in2 in blocks(inner):
-            if k2 == "enum":
-                cases = re.findall(r"(\w+)\s*=\s*(\d+);", in2)
-                enums[name + "." + n2] = (cprefix + name + "__" + n2, None, cases)
-                nested_names.append(n2)
-        flat = re.sub(r"\b(message|enum)\s+\w+\s*\{[^{}]*\}", "", inner)
-        fields = re.findall(r"(repeated\s+)?([\w.]+)\s+(\w+)\s*=\s*(\d+);", flat)
-        resolved = []
-        for rep, ftype, fname, num in fields:
-            if ftype in nested_names:
-                ftype = name + "." + ftype
-            resolved.append((bool(rep), ftype, fname, int(num)))
-        messages.append((name, cprefix + name, fprefix + snake(name) + "__init", resolved))
+parse(text, enums, messages)
+emitted_enums = dict(enums)
+# Types of imported files (same package, same Swift module) are referenced, not emitted.
+imported_messages = []
+root = src[: src.index("chukan/")] if "chukan/" in src else ""
+for imp in re.findall(r'import\s+"([^"]+)";', text):
+    imported_text = re.sub(r"//[^\n]*", "", open(root + imp).read())
+    parse(imported_text, enums, imported_messages)
 
-message_names = {m[0] for m in messages}
+message_names = {m[0] for m in messages} | {m[0] for m in imported_messages}
 scalars = {"string": "String", "bytes": "[UInt8]", "bool": "Bool", "int32": "Int32", "double": "Double", "float": "Float",
            "int64": "Int64", "uint32": "UInt32", "uint64": "UInt64"}
 
@@ -82,7 +92,7 @@ w("import CProtobufC")
 w("import ChukanProtoC")
 w("import NIOCore")
 w("")
-for qualified, (ctype, _, cases) in enums.items():
+for qualified, (ctype, _, cases) in emitted_enums.items():
     sname = swift_enum_name(qualified)
     w(f"public enum {sname}: Int32, Sendable, CaseIterable {{")
     for case, num in cases:

@@ -62,6 +62,21 @@ public struct PackedID: Hashable, Comparable, Sendable, CustomStringConvertible 
 
     public var description: String { string }
 
+    /// The 16 bytes, big-endian, zero-padded (what `init?(bytes:)` takes back).
+    public var bytes: [UInt8] {
+        (0..<16).map { i in UInt8(truncatingIfNeeded: (i < 8 ? hi : lo) >> UInt64(56 - 8 * (i % 8))) }
+    }
+
+    /// From the 16 bytes of `bytes`; nil unless they are an identifier (letters and digits,
+    /// then zeros only).
+    public init?(bytes: [UInt8]) {
+        guard bytes.count == 16 else { return nil }
+        let length = bytes.firstIndex(of: 0) ?? 16
+        guard bytes[length...].allSatisfy({ $0 == 0 }) else { return nil }
+        guard let packed = bytes.withUnsafeBufferPointer({ Self.pack(UnsafeBufferPointer(rebasing: $0[0..<length])) }) else { return nil }
+        self = packed
+    }
+
     @inlinable public static func < (a: PackedID, b: PackedID) -> Bool { (a.hi, a.lo) < (b.hi, b.lo) }
 
     @inlinable public func hash(into hasher: inout Hasher) {

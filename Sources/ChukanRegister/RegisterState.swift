@@ -63,8 +63,6 @@ public struct RegisterState: Sendable, Equatable {
         /// Current and former 個人番号.
         public var byKojinBango: TreeDictionary<PackedID, PackedID> = [:]
         public var byHousehold: TreeDictionary<PackedID, [PackedID]> = [:]
-        /// 符号 → person: filled by the code-management service (Services I).
-        public var byFugo: TreeDictionary<String, PackedID> = [:]
         /// 4情報 search: normalised kana name with birth date, and with address.
         public var byKanaAndBirth: TreeDictionary<SearchKey, [PackedID]> = [:]
         public var byKanaAndAddress: TreeDictionary<SearchKey, [PackedID]> = [:]
@@ -81,7 +79,6 @@ public struct RegisterState: Sendable, Equatable {
     public func byAtena(_ n: String) -> PersonEntry? { lookup(indexes.byAtena, n) }
     public func byJuminhyo(_ c: String) -> PersonEntry? { lookup(indexes.byJuminhyo, c) }
     public func byKojinBango(_ k: String) -> PersonEntry? { lookup(indexes.byKojinBango, k) }
-    public func byFugo(_ f: String) -> PersonEntry? { indexes.byFugo[f].flatMap { persons[$0] } }
     public func household(_ n: String) -> [PersonEntry] {
         guard let key = PackedID(n) else { return [] }
         return (indexes.byHousehold[key] ?? []).compactMap { persons[$0] }
@@ -337,7 +334,6 @@ public struct RegisterState: Sendable, Equatable {
         for (id, entry) in persons {
             scratch.index(id, try IndexKeys(encoded: entry.record))
         }
-        scratch.indexes.byFugo = indexes.byFugo
         return scratch.indexes
     }
 
@@ -361,7 +357,7 @@ public struct RegisterState: Sendable, Equatable {
 
     /// Loads prepared records (from a snapshot) and rebuilds every index. The tries do
     /// not depend on each other, so they are built side by side, one group per core.
-    public static func rebuilding(tenant: String, sequence: UInt64, loaded: [LoadedEntry], fugo: TreeDictionary<String, PackedID> = [:]) -> RegisterState {
+    public static func rebuilding(tenant: String, sequence: UInt64, loaded: [LoadedEntry]) -> RegisterState {
         let built = TrieBuild()
         DispatchQueue.concurrentPerform(iterations: 3) { group in
             switch group {
@@ -393,7 +389,7 @@ public struct RegisterState: Sendable, Equatable {
         s.persons = built.persons
         s.indexes = Indexes(
             byAtena: built.atena, byJuminhyo: built.juminhyo, byKojinBango: built.kojin, byHousehold: built.household,
-            byFugo: fugo, byKanaAndBirth: built.kanaBirth, byKanaAndAddress: built.kanaAddress)
+            byKanaAndBirth: built.kanaBirth, byKanaAndAddress: built.kanaAddress)
         return s
     }
 }

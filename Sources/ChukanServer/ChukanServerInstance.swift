@@ -36,7 +36,13 @@ public final class ChukanServerInstance: Sendable {
     /// The services every mutual-TLS listener serves.
     public static func makeRouter(health: HealthService, tenants: TenantManager?, access: AccessControl?) -> RPCRouter {
         var services: [any RPCService] = [health, EchoService()]
-        if let tenants, let access { services.append(AdminService(tenants: tenants, access: access)) }
+        if let tenants, let access {
+            let codes = CodeIssuers(keyDirectory: tenants.configuration.keyDirectory)
+            services += [
+                AdminService(tenants: tenants, access: access), InquiryService(tenants: tenants, access: access, codes: codes),
+                CodesService(tenants: tenants, access: access, codes: codes),
+            ]
+        }
         return RPCRouter(services)
     }
 

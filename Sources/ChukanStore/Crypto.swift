@@ -2,6 +2,7 @@ import COpenSSL
 
 #if canImport(Glibc)
 import Glibc
+import Synchronization
 #endif
 
 /// Why encryption or decryption failed. Never carries key material or plaintext.
@@ -130,4 +131,39 @@ public enum SHA256 {
     }
 
     public static func hash(_ bytes: [UInt8]) -> [UInt8] { bytes.withUnsafeBytes { hash($0) } }
+}
+
+/// AES-256 on single 16-byte blocks: a keyed permutation of 128-bit values (used for
+/// 符号, where every block must map to exactly one other, and back).
+public final class AESBlockPermutation: @unchecked Sendable {
+    private let encrypt: OpaquePointer
+    private let decrypt: OpaquePointer
+    private let lock = Mutex(())  // an EVP context is not safe to share between threads
+
+    public init(key: [UInt8]) throws {
+        guard key.count == 32 else { throw CryptoError.openSSL("an AES-256 key is 32 bytes") }
+        guard let e = EVP_CIPHER_CTX_new(), let d = EVP_CIPHER_CTX_new() else { throw CryptoError.openSSL("EVP_CIPHER_CTX_new failed") }
+        encrypt = e
+        decrypt = d
+        guard EVP_EncryptInit_ex(e, EVP_aes_256_ecb(), nil, key, nil) == 1, EVP_CIPHER_CTX_set_padding(e, 0) == 1,
+              EVP_DecryptInit_ex(d, EVP_aes_256_ecb(), nil, key, nil) == 1, EVP_CIPHER_CTX_set_padding(d, 0) == 1
+        else { throw CryptoError.openSSL("AES-256 block init") }
+    }
+
+    deinit {
+        EVP_CIPHER_CTX_free(encrypt)
+        EVP_CIPHER_CTX_free(decrypt)
+    }
+
+    public func forward(_ block: [UInt8]) -> [UInt8] { run(encrypt, block) }
+    public func backward(_ block: [UInt8]) -> [UInt8] { run(decrypt, block) }
+
+    private func run(_ ctx: OpaquePointer, _ block: [UInt8]) -> [UInt8] {
+        precondition(block.count == 16, "AES works on 16-byte blocks")
+        var out = [UInt8](repeating: 0, count: 32)
+        var n: Int32 = 0
+        let ok = lock.withLock { _ in EVP_CipherUpdate(ctx, &out, &n, block, 16) == 1 && n == 16 }
+        precondition(ok, "AES block operation failed")
+        return Array(out.prefix(16))
+    }
 }

@@ -39,15 +39,7 @@ public struct TenantKeyRing: Sendable {
         for name in names where name.hasPrefix("\(tenant).v") && name.hasSuffix(".key") {
             let v = name.dropFirst(tenant.count + 2).dropLast(4)
             guard let version = UInt32(v), version > 0 else { continue }
-            let path = "\(directory)/\(name)"
-            let attributes = try fm.attributesOfItem(atPath: path)
-            if let mode = attributes[.posixPermissions] as? Int, mode & 0o077 != 0 {
-                throw KeyError("key file \(path) must be readable by its owner only (mode 0600)")
-            }
-            guard let data = fm.contents(atPath: path), data.count == AESGCM.keySize else {
-                throw KeyError("key file \(path) must hold exactly 32 bytes")
-            }
-            keys[version] = Array(data)
+            keys[version] = try readKeyFile("\(directory)/\(name)")
         }
         guard !keys.isEmpty else { throw KeyError("no key for tenant \(tenant) in \(directory)") }
         return TenantKeyRing(tenant: tenant, keys: keys)
@@ -65,13 +57,45 @@ public struct TenantKeyRing: Sendable {
             return UInt32(name.dropFirst(tenant.count + 2).dropLast(4))
         }.max() ?? 0
         let version = existing + 1
-        let path = "\(directory)/\(fileName(tenant: tenant, version: version))"
-        let file = try fs.createNew(path)  // O_EXCL, mode 0600
+        try writeNewKeyFile("\(directory)/\(fileName(tenant: tenant, version: version))", directory: directory)
+        return version
+    }
+
+    /// Reads a 32-byte key file that only its owner may read.
+    static func readKeyFile(_ path: String) throws -> [UInt8] {
+        let fm = FileManager.default
+        let attributes = try fm.attributesOfItem(atPath: path)
+        if let mode = attributes[.posixPermissions] as? Int, mode & 0o077 != 0 {
+            throw KeyError("key file \(path) must be readable by its owner only (mode 0600)")
+        }
+        guard let data = fm.contents(atPath: path), data.count == AESGCM.keySize else {
+            throw KeyError("key file \(path) must hold exactly 32 bytes")
+        }
+        return Array(data)
+    }
+
+    /// Writes a new random 32-byte key file (O_EXCL, mode 0600, synced); never overwrites.
+    static func writeNewKeyFile(_ path: String, directory: String) throws {
+        let fs = PosixFileSystem()
+        let file = try fs.createNew(path)
         defer { file.close() }
         try secureRandomBytes(AESGCM.keySize).withUnsafeBytes { try file.append($0) }
         try file.sync()
         try fs.syncDirectory(directory)
-        return version
+    }
+
+    /// The tenant's 符号 key, `<tenant>.code.key`: the secret behind its codes. Unlike data
+    /// keys it is never rotated — a new one would give every person a new 符号 — so it is
+    /// made once, on first use, and must be backed up with the data keys.
+    public static func codeKey(tenant: String, directory: String) throws -> [UInt8] {
+        let path = "\(directory)/\(tenant).code.key"
+        if !FileManager.default.fileExists(atPath: path) {
+            try PosixFileSystem().createDirectory(directory)
+            do { try writeNewKeyFile(path, directory: directory) } catch where FileManager.default.fileExists(atPath: path) {
+                // Another process made it first: use theirs.
+            }
+        }
+        return try readKeyFile(path)
     }
 
     /// Whether `directory` holds any key file of `tenant` (valid or not).

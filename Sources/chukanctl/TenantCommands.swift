@@ -27,6 +27,8 @@ struct TenantCommand: ParsableCommand {
             } else {
                 version = try TenantKeyRing.addVersion(tenant: store.tenant, directory: store.keys)
             }
+            // The 符号 key: made once, never rotated (a new one would change every 符号).
+            _ = try TenantKeyRing.codeKey(tenant: store.tenant, directory: store.keys)
             if json { printJSON(["tenant": store.tenant, "key_version": Int(version)]) } else {
                 print("tenant: added \(store.tenant) (data \(store.tenantDirectory), key version \(version) in \(store.keys))")
             }

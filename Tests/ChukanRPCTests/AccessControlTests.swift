@@ -19,7 +19,7 @@ import Testing
 
     static func policy() -> Policy {
         func p(_ name: String, _ kind: Policy.Kind, _ tenant: String?, _ roles: Set<Role>) -> Policy.Principal {
-            Policy.Principal(name: name, kind: kind, tenant: tenant, roles: roles, certificateCN: name, certificateSHA256: nil)
+            policyPrincipal(name, kind, tenant: tenant, roles)
         }
         return Policy(principals: [
             p("operator", .system, nil, [.platformOperator]),
@@ -30,43 +30,8 @@ import Testing
         ])
     }
 
-    struct Fixture {
-        let root: String
-        let tenants: TenantManager
-        let access: AccessControl
-        let server: RPCServer
-        let port: Int
-
-        func client(_ name: String) async throws -> RPCClient {
-            try await RPCClient.connect(host: "127.0.0.1", port: port, tls: AccessControlTests.pki.clientTLS(name))
-        }
-
-        func stop() async {
-            await server.shutdown()
-            tenants.closeAll()
-            access.audit.close()
-        }
-
-        var keys: String { "\(root)/keys" }
-    }
-
-    func start() async throws -> Fixture {
-        let root = NSTemporaryDirectory() + "chukan-access-\(UUID().uuidString)"
-        let tenants = TenantManager(configuration: .init(dataDirectory: "\(root)/data", keyDirectory: "\(root)/keys"))
-        try FileManager.default.createDirectory(atPath: "\(root)/data", withIntermediateDirectories: true)
-        for t in [Self.asahikawa, Self.chiyoda] { try tenants.add(t) }
-        for _ in 0..<400 where tenants.tenants.contains(where: { tenants.state($0) != .serving }) { try await Task.sleep(for: .milliseconds(10)) }
-        let access = AccessControl(policy: Self.policy(), policyPath: nil, audit: try AuditTrail(tenants: tenants))
-        var c = RPCServerConfiguration()
-        c.port = 0
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
-        let server = RPCServer(
-            configuration: c, tls: try ReloadableTLSContext(Self.pki.serverTLS()),
-            router: RPCRouter([HealthService(tenants: tenants), AdminService(tenants: tenants, access: access)]),
-            group: MultiThreadedEventLoopGroup.singleton, logger: logger)
-        let address = try await server.start()
-        return Fixture(root: root, tenants: tenants, access: access, server: server, port: address.port!)
+    func start() async throws -> ServiceFixture {
+        try await ServiceFixture.start(pki: Self.pki, policy: Self.policy(), tenants: [Self.asahikawa, Self.chiyoda])
     }
 
     enum Call: CaseIterable {

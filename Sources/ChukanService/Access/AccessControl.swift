@@ -56,14 +56,17 @@ public final class AccessControl: Sendable {
     /// A denial is recorded and thrown (UNAUTHENTICATED or PERMISSION_DENIED); otherwise
     /// the outcome of `body` is recorded — in the tenant's stream, or the platform's for
     /// the platform operator — before it is returned or thrown.
+    /// `subjectOf` names the subject from the answer when the request alone does not
+    /// (an inquiry by 宛名番号 is recorded under the 団体内統合宛名番号 it found).
     public func perform<T: Sendable>(
         _ context: ServerCallContext, tenant: String?, roles: Set<Role>, subject: String = "",
-        _ body: @Sendable (Caller) async throws -> T
+        subjectOf: (@Sendable (T) -> String)? = nil, _ body: @Sendable (Caller) async throws -> T
     ) async throws -> T {
         let caller = try await authorize(context, tenant: tenant, roles: roles, subject: subject)
         let outcome: Result<T, Error>
         do { outcome = .success(try await body(caller)) } catch { outcome = .failure(error) }
         var record = Self.record(context, caller: caller, subject: subject)
+        if case let .success(value) = outcome, let subjectOf { record.subject = subjectOf(value) }
         if case let .failure(error) = outcome {
             let status = RPCError.from(error)
             record.outcomeCode = UInt32(status.code.rawValue)

@@ -1,0 +1,122 @@
+import ChukanCore
+import ChukanProto
+import ChukanRPC
+import ChukanRegister
+
+/// chukan.v1.Inquiry: 照会 in the tenant's own replica, for clerks (no 個人番号) and
+/// number-clerks (with it). Every inquiry is recorded under the internal ids it found.
+public struct InquiryService: RPCService {
+    public static let name = "chukan.v1.Inquiry"
+    public let serviceName = InquiryService.name
+    static let readers: Set<Role> = [.clerk, .numberClerk]
+    let tenants: TenantManager
+    let access: AccessControl
+    let codes: CodeIssuers
+
+    public init(tenants: TenantManager, access: AccessControl, codes: CodeIssuers) {
+        self.tenants = tenants
+        self.access = access
+        self.codes = codes
+    }
+
+    public var methods: [String: MethodHandler] {
+        [
+            "Lookup": .unaryAsync(LookupRequest.self) { request, context in
+                try await access.perform(context, tenant: request.tenant, roles: Self.readers, subjectOf: { $0.person?.integratedAtenaNumber ?? "" }) { caller in
+                    let state = try tenants.database(request.tenant).current
+                    let entry: PersonEntry?
+                    switch request.keyKind {
+                    case .atenaNumber: entry = state.byAtena(try Self.identifier(request.key))
+                    case .integratedAtenaNumber: entry = state.person(try Self.identifier(request.key))
+                    case .juminhyoCode: entry = state.byJuminhyo(try Self.identifier(request.key))
+                    case .fugo: entry = try codes.issuer(request.tenant).person(for: request.key).flatMap { state.person($0) }
+                    case .kojinBango:
+                        guard caller.roles.contains(.numberClerk) else {
+                            throw RPCError.permissionDenied("an inquiry by 個人番号 needs the role number-clerk")
+                        }
+                        entry = state.byKojinBango(try Self.identifier(request.key))
+                    case .keyKindUnspecified:
+                        throw RPCError.invalidArgument("key_kind: is required")
+                    }
+                    guard let entry else { throw RPCError(.notFound, "no person with that key") }
+                    var r = LookupResponse()
+                    r.person = try Self.view(entry, for: caller)
+                    return r
+                }
+            },
+            "Household": .unaryAsync(HouseholdRequest.self) { request, context in
+                try await access.perform(context, tenant: request.tenant, roles: Self.readers, subjectOf: Self.subjects) { caller in
+                    let state = try tenants.database(request.tenant).current
+                    let members = state.household(try Self.identifier(request.householdNumber, field: "household_number"))
+                    guard !members.isEmpty else { throw RPCError(.notFound, "no household with that 世帯番号") }
+                    return try Self.page(members, size: request.pageSize, token: request.pageToken, for: caller)
+                }
+            },
+            "Search": .unaryAsync(SearchRequest.self) { request, context in
+                try await access.perform(context, tenant: request.tenant, roles: Self.readers, subjectOf: Self.subjects) { caller in
+                    // 4情報 (DOMAIN.md §4): a name and at least one more fact besides sex.
+                    guard !request.kana.isEmpty, request.birthDate != nil || !request.address.isEmpty else {
+                        throw RPCError.invalidArgument("a 4情報 search needs a kana name and a birth date or an address")
+                    }
+                    if let d = request.birthDate, let p = ResidentValidation.dateProblem(d) { throw RPCError.invalidArgument("birth_date: \(p)") }
+                    let state = try tenants.database(request.tenant).current
+                    var ids: [String] = []
+                    if let d = request.birthDate { ids = state.search(kana: request.kana, birthDate: d) }
+                    if !request.address.isEmpty {
+                        let byAddress = state.search(kana: request.kana, address: request.address)
+                        // Both given: both must match.
+                        ids = request.birthDate == nil ? byAddress : ids.filter(Set(byAddress).contains)
+                    }
+                    return try Self.page(ids.compactMap { state.person($0) }, size: request.pageSize, token: request.pageToken, for: caller)
+                }
+            },
+            "RequestNetworkInquiry": .unaryAsync(NetworkInquiryRequest.self) { request, context in
+                try await access.perform(context, tenant: request.tenant, roles: Self.readers) { _ -> NetworkInquiryResponse in
+                    // The resident register's own work uses its own data: no 情報照会 has a legal basis here.
+                    throw RPCError(.failedPrecondition, "resident-register work has no legal basis for an information inquiry through the network")
+                }
+            },
+        ]
+    }
+
+    static func identifier(_ key: String, field: String = "key") throws -> String {
+        guard PackedID(key) != nil else { throw RPCError.invalidArgument("\(field): must be 1-16 ASCII letters or digits") }
+        return key
+    }
+
+    /// The record as the caller may see it: the 個人番号 only for a number-clerk.
+    static func view(_ entry: PersonEntry, for caller: Caller) throws -> PersonView {
+        var resident = try entry.resident()
+        if !caller.roles.contains(.numberClerk) {
+            resident.kojinBango = ""
+            resident.formerKojinBango = []
+        }
+        var v = PersonView()
+        v.integratedAtenaNumber = resident.integratedAtenaNumber
+        v.removed = entry.isRemoved
+        v.resident = resident
+        return v
+    }
+
+    static func page(_ entries: [PersonEntry], size: UInt32, token: String, for caller: Caller) throws -> PersonPage {
+        let pageSize = size == 0 ? 20 : Int(size)
+        guard (1...100).contains(pageSize) else { throw RPCError.invalidArgument("page_size: must be 1-100") }
+        let start: Int
+        if token.isEmpty {
+            start = 0
+        } else {
+            guard let n = Int(token), n > 0, n < entries.count else { throw RPCError.invalidArgument("page_token: not a token of this result") }
+            start = n
+        }
+        var p = PersonPage()
+        p.total = UInt32(entries.count)
+        p.people = try entries[start..<min(start + pageSize, entries.count)].map { try view($0, for: caller) }
+        if start + pageSize < entries.count { p.nextPageToken = String(start + pageSize) }
+        return p
+    }
+
+    /// Audit subject of a page: the internal ids it returned.
+    @Sendable static func subjects(_ page: PersonPage) -> String {
+        page.people.map(\.integratedAtenaNumber).joined(separator: ",")
+    }
+}

@@ -1,0 +1,75 @@
+import ChukanCore
+import ChukanProto
+import ChukanRPC
+import ChukanRegister
+import ChukanService
+import ChukanStore
+import ChukanTLS
+import Foundation
+import Logging
+import NIOPosix
+
+/// A server with the tenant services (Admin, Inquiry, Codes) on a loopback port, its
+/// tenants serving, a policy given in code, and the audit trail in a temporary folder.
+struct ServiceFixture {
+    let root: String
+    let pki: TestPKI
+    let tenants: TenantManager
+    let access: AccessControl
+    let server: RPCServer
+    let port: Int
+
+    static func start(pki: TestPKI, policy: Policy, tenants names: [String], residents: [String: [Resident]] = [:]) async throws -> ServiceFixture {
+        let root = NSTemporaryDirectory() + "chukan-services-\(UUID().uuidString)"
+        let tenants = TenantManager(configuration: .init(dataDirectory: "\(root)/data", keyDirectory: "\(root)/keys"))
+        try FileManager.default.createDirectory(atPath: "\(root)/data", withIntermediateDirectories: true)
+        for t in names { try tenants.add(t) }
+        for _ in 0..<500 where tenants.tenants.contains(where: { tenants.state($0) != .serving }) { try await Task.sleep(for: .milliseconds(10)) }
+        for (t, people) in residents {
+            let db = try tenants.database(t)
+            for r in people {
+                var e = RegisterEvent()
+                e.kind = .record
+                e.reason = .tennyu
+                e.resident = r
+                try await db.apply(e)
+            }
+        }
+        let access = AccessControl(policy: policy, policyPath: nil, audit: try AuditTrail(tenants: tenants))
+        var c = RPCServerConfiguration()
+        c.port = 0
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let codes = CodeIssuers(keyDirectory: "\(root)/keys")
+        let server = RPCServer(
+            configuration: c, tls: try ReloadableTLSContext(pki.serverTLS()),
+            router: RPCRouter([
+                HealthService(tenants: tenants), AdminService(tenants: tenants, access: access),
+                InquiryService(tenants: tenants, access: access, codes: codes), CodesService(tenants: tenants, access: access, codes: codes),
+            ]),
+            group: MultiThreadedEventLoopGroup.singleton, logger: logger)
+        let address = try await server.start()
+        return ServiceFixture(root: root, pki: pki, tenants: tenants, access: access, server: server, port: address.port!)
+    }
+
+    func client(_ name: String) async throws -> RPCClient {
+        try await RPCClient.connect(host: "127.0.0.1", port: port, tls: pki.clientTLS(name))
+    }
+
+    func stop() async {
+        await server.shutdown()
+        tenants.closeAll()
+        access.audit.close()
+    }
+
+    var keys: String { "\(root)/keys" }
+
+    /// A tenant's audit records, read back from disk.
+    func auditRecords(_ tenant: String) throws -> [AuditRecord] {
+        try AuditLog.read(directory: "\(root)/data/\(tenant)/audit", keyRing: TenantKeyRing.load(tenant: tenant, directory: keys))
+    }
+}
+
+func policyPrincipal(_ name: String, _ kind: Policy.Kind = .system, tenant: String?, _ roles: Set<Role>) -> Policy.Principal {
+    Policy.Principal(name: name, kind: kind, tenant: tenant, roles: roles, certificateCN: name, certificateSHA256: nil)
+}
