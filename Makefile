@@ -44,6 +44,14 @@ run: release demo/certs/ca.crt demo/.data-ready
 	@echo "  $(RELEASE)/chukanctl call health --tenant 012041"
 	@echo "  $(RELEASE)/chukanctl call tenants"
 	@echo "  $(RELEASE)/chukanctl snapshot create --online"
+	@echo "As the tenant's systems (demo/certs/<name>.crt; roles in config/demo-policy.yaml):"
+	@echo "  $(RELEASE)/chukanctl call lookup --cert demo/certs/addressee-system.crt --key demo/certs/addressee-system.key A000000001"
+	@echo "  $(RELEASE)/chukanctl call household --cert demo/certs/addressee-system.crt --key demo/certs/addressee-system.key H000000001"
+	@echo "  $(RELEASE)/chukanctl call acquire-code --cert demo/certs/code-manager.crt --key demo/certs/code-manager.key T000000001"
+	@echo "  $(RELEASE)/chukanctl call lookup --by kojin --cert demo/certs/addressee-system.crt --key demo/certs/addressee-system.key 123456789018   # refused: clerk"
+	@echo "Then the audit trail (read-only, while the server runs):"
+	@echo "  $(RELEASE)/chukanctl audit verify --tenant 012041"
+	@echo "  $(RELEASE)/chukanctl audit query --tenant 012041 --operation Lookup"
 	@echo "Stop with Ctrl-C (drains calls in flight)."
 	@echo
 	exec $(RELEASE)/chukan serve --config config/demo.yaml

@@ -33,7 +33,7 @@ struct ConnectionOptions: ParsableArguments {
 struct Call: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Call the server's RPCs.",
-        subcommands: [Health.self, Echo.self, Tenants.self])
+        subcommands: [Health.self, Echo.self, Tenants.self, Lookup.self, Search.self, Household.self, AcquireCode.self, ReloadPolicy.self])
 
     struct Health: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "chukan.v1.Health/Check: is the server serving?")

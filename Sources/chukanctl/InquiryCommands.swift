@@ -1,0 +1,144 @@
+import ArgumentParser
+import ChukanCore
+import ChukanProto
+import ChukanRPC
+import Foundation
+
+/// 照会 and 符号 as a client: what a clerk's or code manager's system would send.
+struct Lookup: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "chukan.v1.Inquiry/Lookup: one person by 宛名番号, 統合宛名番号, 住民票コード, 符号 or 個人番号 (number-clerk).")
+    enum Key: String, ExpressibleByArgument, CaseIterable { case atena, integrated, juminhyo, fugo, kojin }
+    @OptionGroup var connection: ConnectionOptions
+    @Option(help: "Tenant (地方公共団体コード).") var tenant = "012041"
+    @Option(help: "Which key: \(Key.allCases.map(\.rawValue).joined(separator: ", ")).") var by: Key = .atena
+    @Argument(help: "The key's value.") var key: String
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() async throws {
+        var r = LookupRequest()
+        r.tenant = tenant
+        r.key = key
+        r.keyKind = switch by {
+        case .atena: .atenaNumber
+        case .integrated: .integratedAtenaNumber
+        case .juminhyo: .juminhyoCode
+        case .fugo: .fugo
+        case .kojin: .kojinBango
+        }
+        let client = try await connection.connect()
+        let response = try await runCall(closing: client) {
+            try await client.unary(service: "chukan.v1.Inquiry", method: "Lookup", request: r, as: LookupResponse.self, timeout: connection.duration)
+        }
+        printPeople(response.person.map { [$0] } ?? [], total: 1, next: "", json: json)
+    }
+}
+
+struct Search: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "chukan.v1.Inquiry/Search: 4情報 search — a kana name and a birth date or an address (or both).")
+    @OptionGroup var connection: ConnectionOptions
+    @Option(help: "Tenant (地方公共団体コード).") var tenant = "012041"
+    @Option(help: "Name in kana (any width, hiragana or katakana).") var kana: String
+    @Option(help: "Birth date, YYYY-MM-DD.") var birth: String?
+    @Option(help: "Address as registered (spaces and full-width digits do not matter).") var address: String?
+    @Option(help: "Results per page (1-100).") var pageSize: UInt32 = 20
+    @Option(help: "Token from the previous page.") var page = ""
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() async throws {
+        var r = SearchRequest()
+        r.tenant = tenant
+        r.kana = kana
+        r.address = address ?? ""
+        r.pageSize = pageSize
+        r.pageToken = page
+        if let birth {
+            let parts = birth.split(separator: "-").compactMap { UInt32($0) }
+            guard parts.count == 3 else { throw ValidationError("--birth must be YYYY-MM-DD") }
+            r.birthDate = CalendarDate(parts[0], parts[1], parts[2])
+        }
+        let client = try await connection.connect()
+        let p = try await runCall(closing: client) {
+            try await client.unary(service: "chukan.v1.Inquiry", method: "Search", request: r, as: PersonPage.self, timeout: connection.duration)
+        }
+        printPeople(p.people, total: Int(p.total), next: p.nextPageToken, json: json)
+    }
+}
+
+struct Household: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "chukan.v1.Inquiry/Household: the members of a household (世帯番号).")
+    @OptionGroup var connection: ConnectionOptions
+    @Option(help: "Tenant (地方公共団体コード).") var tenant = "012041"
+    @Argument(help: "世帯番号.") var household: String
+    @Option(help: "Results per page (1-100).") var pageSize: UInt32 = 20
+    @Option(help: "Token from the previous page.") var page = ""
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() async throws {
+        var r = HouseholdRequest()
+        r.tenant = tenant
+        r.householdNumber = household
+        r.pageSize = pageSize
+        r.pageToken = page
+        let client = try await connection.connect()
+        let p = try await runCall(closing: client) {
+            try await client.unary(service: "chukan.v1.Inquiry", method: "Household", request: r, as: PersonPage.self, timeout: connection.duration)
+        }
+        printPeople(p.people, total: Int(p.total), next: p.nextPageToken, json: json)
+    }
+}
+
+struct AcquireCode: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "acquire-code", abstract: "chukan.v1.Codes/AcquireCode: the person's 符号 in this tenant (code-manager).")
+    @OptionGroup var connection: ConnectionOptions
+    @Option(help: "Tenant (地方公共団体コード).") var tenant = "012041"
+    @Argument(help: "団体内統合宛名番号.") var person: String
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() async throws {
+        var r = AcquireCodeRequest()
+        r.tenant = tenant
+        r.integratedAtenaNumber = person
+        let client = try await connection.connect()
+        let c = try await runCall(closing: client) {
+            try await client.unary(service: "chukan.v1.Codes", method: "AcquireCode", request: r, as: CodeResponse.self, timeout: connection.duration)
+        }
+        if json { printJSON(["fugo": c.fugo, "integrated_atena_number": c.integratedAtenaNumber]) } else { print(c.fugo) }
+    }
+}
+
+struct ReloadPolicy: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reload-policy", abstract: "chukan.v1.Admin/ReloadPolicy: read the policy file again (platform operator).")
+    @OptionGroup var connection: ConnectionOptions
+
+    func run() async throws {
+        let client = try await connection.connect()
+        let r = try await runCall(closing: client) {
+            try await client.unary(service: "chukan.v1.Admin", method: "ReloadPolicy", request: ReloadPolicyRequest(), as: ReloadPolicyResponse.self, timeout: connection.duration)
+        }
+        print("policy reloaded: \(r.principals) principals")
+    }
+}
+
+/// People as a table, or JSON; the 個人番号 shows only where the server sent it.
+func printPeople(_ people: [PersonView], total: Int, next: String, json: Bool) {
+    func date(_ d: CalendarDate?) -> String { d.map { String(format: "%04d-%02d-%02d", $0.year, $0.month, $0.day) } ?? "" }
+    if json {
+        printJSON(["total": total, "next_page_token": next, "people": people.map { v -> [String: Any] in
+            let r = v.resident
+            return ["integrated_atena_number": v.integratedAtenaNumber, "removed": v.removed, "atena_number": r?.atenaNumber ?? "",
+                    "kana": r?.name?.kana ?? "", "name": r?.name?.kanji?.text ?? "", "birth_date": date(r?.birthDate),
+                    "household_number": r?.householdNumber ?? "", "address": r?.address?.address?.text ?? "", "kojin_bango": r?.kojinBango ?? ""]
+        }])
+        return
+    }
+    for v in people {
+        let r = v.resident
+        let number = (r?.kojinBango ?? "").isEmpty ? "(個人番号 masked)" : r!.kojinBango
+        print("\(v.integratedAtenaNumber)\(v.removed ? " [除票]" : "")  \(r?.name?.kanji?.text ?? "") (\(r?.name?.kana ?? ""))  \(date(r?.birthDate))  世帯 \(r?.householdNumber ?? "")  \(r?.address?.address?.text ?? "")  \(number)")
+    }
+    print("\(people.count) shown of \(total)\(next.isEmpty ? "" : "; next page: --page \(next)")")
+}
