@@ -54,6 +54,8 @@ public struct RegisterState: Sendable, Equatable {
     /// By 団体内統合宛名番号: one per person, ever.
     public private(set) var persons: TreeDictionary<PackedID, PersonEntry> = [:]
     public private(set) var indexes = Indexes()
+    /// Writes made with an idempotency key, by key (chukan.v1.Register).
+    public private(set) var idempotency: TreeDictionary<String, IdempotentWrite> = [:]
 
     /// Every index, derived from `persons` and updated by the same write. Keys and
     /// single values are plain 16-byte identifiers (see `PackedID`).
@@ -149,7 +151,10 @@ public struct RegisterState: Sendable, Equatable {
     /// the first change, so a refused event leaves `self` as it was. In place means no
     /// path copying while this value is the only owner of its tries (a loader, or a
     /// writer's working copy between publications).
-    public mutating func apply(_ e: RegisterEvent, sequence: UInt64) throws {
+    /// Returns the 団体内統合宛名番号 of the person written (empty for a purge).
+    @discardableResult
+    public mutating func apply(_ e: RegisterEvent, sequence: UInt64) throws -> String {
+        var person = ""
         func history(before: [UInt8]?) -> HistoryEntry {
             HistoryEntry(sequence: sequence, kind: e.kind, reason: e.reason, eventDate: e.eventDate, notifiedOn: e.notifiedOn, before: before)
         }
@@ -173,13 +178,13 @@ public struct RegisterState: Sendable, Equatable {
                 r.atenaNumber = old.atenaNumber
                 r.formerKojinBango = old.formerKojinBango
                 try ensureUnique(r, for: id)
-                try replace(id, with: r, entry: history(before: existing.record))
+                person = try replace(id, with: r, entry: history(before: existing.record))
             } else {
                 guard persons[integrated] == nil else {
                     throw RPCError(.alreadyExists, "resident.integrated_atena_number: already assigned to another person")
                 }
                 try ensureUnique(r, for: integrated)
-                try replace(integrated, with: r, entry: history(before: nil))
+                person = try replace(integrated, with: r, entry: history(before: nil))
             }
         case .correct, .moveWithin:
             guard let r = e.resident else { throw RPCError.invalidArgument("event.resident: is required") }
@@ -200,7 +205,7 @@ public struct RegisterState: Sendable, Equatable {
                 }
             }
             try ensureUnique(r, for: id)
-            try replace(id, with: r, entry: history(before: existing.record))
+            person = try replace(id, with: r, entry: history(before: existing.record))
         case .planMoveOut, .confirmMoveOut:
             let (id, existing, old) = try current(e.person, mustBeResident: true)
             guard let address = e.address, !(address.address?.text.isEmpty ?? true) else {
@@ -218,7 +223,7 @@ public struct RegisterState: Sendable, Equatable {
                 r.removalReason = .tenshutsu
                 r.removedOn = date
             }
-            try replace(id, with: r, entry: history(before: existing.record))
+            person = try replace(id, with: r, entry: history(before: existing.record))
         case .remove:
             let (id, existing, old) = try current(e.person, mustBeResident: true)
             guard [.tenshutsu, .shibou, .shokkenShojo].contains(e.reason) else {
@@ -227,7 +232,7 @@ public struct RegisterState: Sendable, Equatable {
             var r = old
             r.removalReason = e.reason
             r.removedOn = try requiredDate(e.eventDate, "event.event_date")
-            try replace(id, with: r, entry: history(before: existing.record))
+            person = try replace(id, with: r, entry: history(before: existing.record))
         case .changeKojinBango:
             let (id, existing, old) = try current(e.person, mustBeResident: false)
             if let p = Identifiers.myNumberProblem(e.kojinBango) { throw RPCError.invalidArgument("event.kojin_bango: \(p)") }
@@ -237,7 +242,7 @@ public struct RegisterState: Sendable, Equatable {
             var r = old
             r.formerKojinBango.append(old.kojinBango)
             r.kojinBango = e.kojinBango
-            try replace(id, with: r, entry: history(before: existing.record))
+            person = try replace(id, with: r, entry: history(before: existing.record))
         case .changeHousehold:
             let (id, existing, old) = try current(e.person, mustBeResident: true)
             if let p = Identifiers.internalNumberProblem(e.householdNumber) { throw RPCError.invalidArgument("event.household_number: \(p)") }
@@ -245,7 +250,7 @@ public struct RegisterState: Sendable, Equatable {
             var r = old
             r.householdNumber = e.householdNumber
             r.relationship = e.relationship
-            try replace(id, with: r, entry: history(before: existing.record))
+            person = try replace(id, with: r, entry: history(before: existing.record))
         case .purge:
             guard !e.persons.isEmpty else { throw RPCError.invalidArgument("event.persons: is required") }
             var purged: [(PackedID, IndexKeys)] = []
@@ -261,7 +266,22 @@ public struct RegisterState: Sendable, Equatable {
         case .kindUnspecified:
             throw RPCError.invalidArgument("event.kind: is required")
         }
+        if !e.idempotencyKey.isEmpty {
+            var w = IdempotentWrite()
+            w.key = e.idempotencyKey
+            w.sequence = sequence
+            w.acceptedUnixMs = e.acceptedUnixMs
+            w.requestDigest = e.requestDigest
+            w.person = person
+            idempotency[e.idempotencyKey] = w
+        }
         self.sequence = sequence
+        return person
+    }
+
+    /// Forgets writes accepted before `cutoffUnixMs` (they are remembered at least 24 hours).
+    public mutating func forgetIdempotentWrites(acceptedBefore cutoffUnixMs: Int64) {
+        idempotency = idempotency.filter { $0.value.acceptedUnixMs >= cutoffUnixMs }
     }
 
     private func current(_ name: String, mustBeResident: Bool) throws -> (PackedID, PersonEntry, Resident) {
@@ -293,7 +313,7 @@ public struct RegisterState: Sendable, Equatable {
 
     /// Replaces (or adds) a person's record; nothing after the first line can fail, so
     /// the caller's checks plus this make the event all-or-nothing.
-    private mutating func replace(_ id: PackedID, with r: Resident, entry: HistoryEntry) throws {
+    private mutating func replace(_ id: PackedID, with r: Resident, entry: HistoryEntry) throws -> String {
         let oldKeys = try persons[id].map { try IndexKeys(encoded: $0.record) }
         var history = persons[id]?.history ?? []
         if let oldKeys { unindex(id, oldKeys) }
@@ -301,6 +321,7 @@ public struct RegisterState: Sendable, Equatable {
         let removed = r.removalReason != .reasonUnspecified
         persons[id] = PersonEntry(record: r.encodedBytes, history: history, isRemoved: removed, removedOn: r.removedOn)
         index(id, IndexKeys(r))
+        return id.string
     }
 
     private mutating func index(_ id: PackedID, _ r: IndexKeys) {
@@ -357,7 +378,7 @@ public struct RegisterState: Sendable, Equatable {
 
     /// Loads prepared records (from a snapshot) and rebuilds every index. The tries do
     /// not depend on each other, so they are built side by side, one group per core.
-    public static func rebuilding(tenant: String, sequence: UInt64, loaded: [LoadedEntry]) -> RegisterState {
+    public static func rebuilding(tenant: String, sequence: UInt64, loaded: [LoadedEntry], idempotency: [IdempotentWrite] = []) -> RegisterState {
         let built = TrieBuild()
         DispatchQueue.concurrentPerform(iterations: 3) { group in
             switch group {
@@ -387,6 +408,7 @@ public struct RegisterState: Sendable, Equatable {
         var s = RegisterState(tenant: tenant)
         s.sequence = sequence
         s.persons = built.persons
+        for w in idempotency { s.idempotency[w.key] = w }
         s.indexes = Indexes(
             byAtena: built.atena, byJuminhyo: built.juminhyo, byKojinBango: built.kojin, byHousehold: built.household,
             byKanaAndBirth: built.kanaBirth, byKanaAndAddress: built.kanaAddress)

@@ -40,7 +40,7 @@ public final class ChukanServerInstance: Sendable {
             let codes = CodeIssuers(keyDirectory: tenants.configuration.keyDirectory)
             services += [
                 AdminService(tenants: tenants, access: access), InquiryService(tenants: tenants, access: access, codes: codes),
-                CodesService(tenants: tenants, access: access, codes: codes),
+                CodesService(tenants: tenants, access: access, codes: codes), RegisterService(tenants: tenants, access: access),
             ]
         }
         return RPCRouter(services)

@@ -78,6 +78,12 @@ public enum SnapshotFormat {
 
     // MARK: entries
 
+    /// Entries whose id starts with this hold a remembered idempotent write
+    /// (`chukan.v1.IdempotentWrite` in the record field), not a person.
+    static let idempotencyPrefix = "#idem:"
+    /// Idempotent writes are kept in snapshots for two days (promised: at least one).
+    static let idempotencyRetentionMs: Int64 = 48 * 3_600_000
+
     static func encode(id: String, entry: PersonEntry, into b: inout [UInt8]) {
         appendBytes(Array(id.utf8), &b)
         appendBytes(entry.record, &b)

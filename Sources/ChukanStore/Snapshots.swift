@@ -17,6 +17,12 @@ public struct SnapshotInfo: Equatable, Sendable {
     public var size: Int
 }
 
+/// What one chunk of a snapshot holds.
+struct ChunkContents: @unchecked Sendable {
+    var persons: [RegisterState.LoadedEntry] = []
+    var idempotency: [IdempotentWrite] = []
+}
+
 /// Hands a buffer to `concurrentPerform`'s iterations, each writing its own element.
 struct UnsafeSendable<T>: @unchecked Sendable {
     let value: T
@@ -72,6 +78,13 @@ public enum Snapshots {
                 SnapshotFormat.encode(id: id.string, entry: entry, into: &plain)
                 if plain.count >= SnapshotFormat.chunkPlaintext { try seal() }
             }
+            // Then the tenant's other state, as entries whose id no person can have.
+            let cutoff = Int64(now) * 1000 - SnapshotFormat.idempotencyRetentionMs
+            for (key, write) in state.idempotency where write.acceptedUnixMs >= cutoff {
+                let meta = PersonEntry(record: write.encodedBytes, history: [], isRemoved: false, removedOn: nil)
+                SnapshotFormat.encode(id: SnapshotFormat.idempotencyPrefix + key, entry: meta, into: &plain)
+                if plain.count >= SnapshotFormat.chunkPlaintext { try seal() }
+            }
             if !plain.isEmpty || chunk == 0 { try seal() }
             var trailer = SnapshotFormat.trailerMagic
             trailer.appendBE(chunk)
@@ -115,8 +128,8 @@ public enum Snapshots {
         let tenantKeyForChunks = try SnapshotFormat.key(tenantKey: tenantKey, header: info.header)
         // Decrypt, parse and decode index keys chunk by chunk on every core; only the
         // index insertion that follows is sequential.
-        let results = UnsafeMutableBufferPointer<Result<[RegisterState.LoadedEntry], SnapshotError>>.allocate(capacity: chunks.count)
-        results.initialize(repeating: .success([]))
+        let results = UnsafeMutableBufferPointer<Result<ChunkContents, SnapshotError>>.allocate(capacity: chunks.count)
+        results.initialize(repeating: .success(ChunkContents()))
         defer {
             _ = results.deinitialize()  // the per-chunk arrays, then the buffer
             results.deallocate()
@@ -137,10 +150,17 @@ public enum Snapshots {
                     throw SnapshotError("\(path): chunk \(i) does not decrypt (wrong key or changed bytes)")
                 }
                 var reader = SnapshotFormat.EntryReader(b: plain)
-                var out: [RegisterState.LoadedEntry] = []
+                var out = ChunkContents()
                 while !reader.atEnd {
                     guard let (id, entry) = reader.entry() else { throw SnapshotError("\(path): chunk \(i) holds a malformed entry") }
-                    do { out.append(try RegisterState.LoadedEntry(id: id, entry: entry)) } catch {
+                    if id.hasPrefix(SnapshotFormat.idempotencyPrefix) {
+                        guard let w = try? IdempotentWrite(protobuf: entry.record) else {
+                            throw SnapshotError("\(path): chunk \(i) holds an idempotency entry that does not decode")
+                        }
+                        out.idempotency.append(w)
+                        continue
+                    }
+                    do { out.persons.append(try RegisterState.LoadedEntry(id: id, entry: entry)) } catch {
                         throw SnapshotError("\(path): chunk \(i) holds a record that does not decode")
                     }
                 }
@@ -148,12 +168,17 @@ public enum Snapshots {
             }.mapError { $0 as? SnapshotError ?? SnapshotError("\(path): \($0)") }
         }
         var loaded: [RegisterState.LoadedEntry] = []
+        var idempotency: [IdempotentWrite] = []
         loaded.reserveCapacity(Int(min(info.header.recordCount, 50_000_000)))
-        for r in results { loaded += try r.get() }
+        for r in results {
+            let contents = try r.get()
+            loaded += contents.persons
+            idempotency += contents.idempotency
+        }
         guard UInt64(loaded.count) == info.header.recordCount else {
             throw SnapshotError("\(path): header says \(info.header.recordCount) records, file holds \(loaded.count)")
         }
-        return RegisterState.rebuilding(tenant: info.header.tenant, sequence: info.header.sequence, loaded: loaded)
+        return RegisterState.rebuilding(tenant: info.header.tenant, sequence: info.header.sequence, loaded: loaded, idempotency: idempotency)
     }
 
     /// Parses header, chunk frames and trailer, checking every CRC.

@@ -35,7 +35,8 @@ public final class TenantDatabase: Sendable {
         public init() {}
     }
 
-    private typealias Staged = (sequence: UInt64, payload: [UInt8], continuation: CheckedContinuation<UInt64, Error>)
+    private typealias Waiter = CheckedContinuation<WriteResult, Error>
+    private typealias Staged = (result: WriteResult, payload: [UInt8], continuation: Waiter)
 
     /// Owned by `writerQueue` (the mutex is never contended; it makes the state Sendable).
     private struct Writer {
@@ -46,6 +47,8 @@ public final class TenantDatabase: Sendable {
         var staged: [Staged] = []
         /// A batch is with the log; at most one is.
         var inFlight = false
+        /// Retries of idempotent writes not yet durable, answered when they are.
+        var retries: [(WriteResult, Waiter)] = []
     }
 
     public let tenant: String
@@ -61,7 +64,7 @@ public final class TenantDatabase: Sendable {
     private let writer: Mutex<Writer>
     /// Events handed in by callers, waiting for `writerQueue`.
     private struct Incoming {
-        var events: [(RegisterEvent, [UInt8], CheckedContinuation<UInt64, Error>)] = []
+        var events: [(RegisterEvent, [UInt8], Waiter)] = []
         var scheduled = false
     }
     private let incoming = Mutex(Incoming())
@@ -135,6 +138,8 @@ public final class TenantDatabase: Sendable {
             log.close()
             throw WALError.sequenceGap(file: "\(directory)/wal", offset: 0, expected: state.sequence + 1, found: walReport.lastSequence)
         }
+        // Idempotency keys are promised for a day; two are kept, then forgotten here.
+        state.forgetIdempotentWrites(acceptedBefore: Int64(Date().timeIntervalSince1970 * 1000) - SnapshotFormat.idempotencyRetentionMs)
         recovery.wal = walReport
         recovery.replayed = replayed
         recovery.records = state.count
@@ -155,14 +160,28 @@ public final class TenantDatabase: Sendable {
     /// ALREADY_EXISTS) is never logged; a log failure is UNAVAILABLE and the event is
     /// neither visible nor replayed.
     @discardableResult
-    public func apply(_ event: RegisterEvent) async throws -> UInt64 {
+    public func apply(_ event: RegisterEvent) async throws -> UInt64 { try await write(event).sequence }
+
+    /// What a write did.
+    public struct WriteResult: Sendable, Equatable {
+        public var sequence: UInt64
+        /// 団体内統合宛名番号 of the person written (empty for a purge).
+        public var person: String
+        /// The event carried an idempotency key already used: this is the first write's result.
+        public var replayed = false
+    }
+
+    /// `apply`, with what the write did. An event with an idempotency key that this tenant
+    /// has seen (within the retention) is not applied again: the answer is the first
+    /// write's, once that is durable; the same key with another request digest is refused.
+    public func write(_ event: RegisterEvent) async throws -> WriteResult {
         // Encoded here, on the caller's thread, to keep the single writer's work short.
         let payload = event.encodedBytes
         // Checked before it joins a batch, so that it cannot make the whole batch fail.
         guard payload.count + AESGCM.tagSize <= WALFormat.maxRecordData else {
             throw RPCError(.resourceExhausted, "the event is \(payload.count) bytes; the log takes at most \(WALFormat.maxRecordData - AESGCM.tagSize)")
         }
-        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<UInt64, Error>) in
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<WriteResult, Error>) in
             let schedule = incoming.withLock { i in
                 i.events.append((event, payload, continuation))
                 defer { i.scheduled = true }
@@ -178,25 +197,37 @@ public final class TenantDatabase: Sendable {
 
     /// Validates what has arrived, in arrival order, into the working copy.
     private func drainIncoming() {
-        let events = incoming.withLock { i -> [(RegisterEvent, [UInt8], CheckedContinuation<UInt64, Error>)] in
+        let events = incoming.withLock { i -> [(RegisterEvent, [UInt8], Waiter)] in
             i.scheduled = false
             defer { i.events.removeAll(keepingCapacity: true) }
             return i.events
         }
-        var refused: [(CheckedContinuation<UInt64, Error>, Error)] = []
+        let durable = published.withLock { $0.sequence }
+        var answers: [(Waiter, Result<WriteResult, Error>)] = []
         writer.withLock { w in
             for (event, payload, continuation) in events {
+                if !event.idempotencyKey.isEmpty, let earlier = w.working.idempotency[event.idempotencyKey] {
+                    guard earlier.requestDigest == event.requestDigest else {
+                        answers.append((continuation, .failure(RPCError(.failedPrecondition, "idempotency_key: already used for a different write"))))
+                        continue
+                    }
+                    let result = WriteResult(sequence: earlier.sequence, person: earlier.person, replayed: true)
+                    // A retry of a write still on its way to the disk waits for it.
+                    if earlier.sequence <= durable { answers.append((continuation, .success(result))) } else { w.retries.append((result, continuation)) }
+                    continue
+                }
                 let sequence = w.nextSequence
-                do { try w.working.apply(event, sequence: sequence) } catch {
-                    refused.append((continuation, error))
+                let person: String
+                do { person = try w.working.apply(event, sequence: sequence) } catch {
+                    answers.append((continuation, .failure(error)))
                     continue
                 }
                 w.nextSequence += 1
-                w.staged.append((sequence, payload, continuation))
+                w.staged.append((WriteResult(sequence: sequence, person: person), payload, continuation))
             }
             if !w.inFlight { flush(&w) }
         }
-        for (continuation, error) in refused { continuation.resume(throwing: error) }
+        for (continuation, result) in answers { continuation.resume(with: result) }
     }
 
     /// Sends everything staged to the log as one batch, with the version that includes it.
@@ -206,7 +237,7 @@ public final class TenantDatabase: Sendable {
         w.staged.removeAll(keepingCapacity: true)
         w.inFlight = true
         let version = w.working
-        log.append(batch: batch.map { (sequence: $0.sequence, type: UInt8(1), payload: $0.payload) }) { [self] result in
+        log.append(batch: batch.map { (sequence: $0.result.sequence, type: UInt8(1), payload: $0.payload) }) { [self] result in
             writerQueue.async { self.finished(batch, version: version, result: result) }
         }
     }
@@ -222,26 +253,34 @@ public final class TenantDatabase: Sendable {
                 return p
             }
             DispatchQueue.global().async { withExtendedLifetime(replaced) {} }
-            writer.withLock { w in
+            let retries = writer.withLock { w -> [(WriteResult, Waiter)] in
                 w.inFlight = false
                 flush(&w)
+                let ready = w.retries.filter { $0.0.sequence <= version.sequence }
+                w.retries.removeAll { $0.0.sequence <= version.sequence }
+                return ready
             }
-            for item in batch { item.continuation.resume(returning: item.sequence) }
+            for item in batch { item.continuation.resume(returning: item.result) }
+            for (result, continuation) in retries { continuation.resume(returning: result) }
         case let .failure(error):
             // The log failed this batch and is blocked. What is staged was validated
             // against a state that included the failed writes: forget all of it, then let
-            // writes in again.
+            // writes in again. Retries waiting for a failed write fail with it.
             let durable = published.withLock { $0 }
-            let dropped = writer.withLock { w -> [Staged] in
+            let (dropped, retries) = writer.withLock { w -> ([Staged], [(WriteResult, Waiter)]) in
                 w.inFlight = false
                 w.working = durable
                 w.nextSequence = durable.sequence + 1
-                defer { w.staged.removeAll() }
-                return w.staged
+                defer {
+                    w.staged.removeAll()
+                    w.retries.removeAll()
+                }
+                return (w.staged, w.retries)
             }
             log.unblock()
             let unavailable = RPCError.unavailable("the write was not made durable: \(error)")
             for item in batch + dropped { item.continuation.resume(throwing: unavailable) }
+            for (_, continuation) in retries { continuation.resume(throwing: unavailable) }
         }
     }
 

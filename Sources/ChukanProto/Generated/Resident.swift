@@ -691,6 +691,9 @@ public struct RegisterEvent: ProtoMessage, Equatable {
     public var householdNumber: String = ""
     public var relationship: String = ""
     public var persons: [String] = []
+    public var idempotencyKey: String = ""
+    public var acceptedUnixMs: Int64 = 0
+    public var requestDigest: [UInt8] = []
 
     public init() {}
 
@@ -706,6 +709,9 @@ public struct RegisterEvent: ProtoMessage, Equatable {
         householdNumber = m.household_number.protoString
         relationship = m.relationship.protoString
         persons = (0..<m.n_persons).map { m.persons[$0].protoString }
+        idempotencyKey = m.idempotency_key.protoString
+        acceptedUnixMs = m.accepted_unix_ms
+        requestDigest = m.request_digest.bytes
     }
 
     func c(_ arena: inout CArena) -> Chukan__V1__RegisterEvent {
@@ -727,6 +733,9 @@ public struct RegisterEvent: ProtoMessage, Equatable {
             m.n_persons = strings.count
             m.persons = arena.array(strings)
         }
+        if !idempotencyKey.isEmpty { m.idempotency_key = arena.cString(idempotencyKey) }
+        m.accepted_unix_ms = acceptedUnixMs
+        m.request_digest = arena.binary(requestDigest)
         return m
     }
 
@@ -740,6 +749,51 @@ public struct RegisterEvent: ProtoMessage, Equatable {
     public init(protobuf bytes: UnsafeRawBufferPointer, limit: Int) throws {
         self = try ProtobufC.withUnpacked(Self.descriptor, as: Chukan__V1__RegisterEvent.self, name: Self.protoName, bytes: bytes, limit: limit) {
             RegisterEvent(c: $0.pointee)
+        }
+    }
+}
+
+public struct IdempotentWrite: ProtoMessage, Equatable {
+    public static let protoName = "chukan.v1.IdempotentWrite"
+    nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__IdempotentWrite.self, chukan__v1__idempotent_write__init)
+
+    public var key: String = ""
+    public var sequence: UInt64 = 0
+    public var acceptedUnixMs: Int64 = 0
+    public var requestDigest: [UInt8] = []
+    public var person: String = ""
+
+    public init() {}
+
+    init(c m: Chukan__V1__IdempotentWrite) {
+        key = m.key.protoString
+        sequence = m.sequence
+        acceptedUnixMs = m.accepted_unix_ms
+        requestDigest = m.request_digest.bytes
+        person = m.person.protoString
+    }
+
+    func c(_ arena: inout CArena) -> Chukan__V1__IdempotentWrite {
+        var m = Chukan__V1__IdempotentWrite()
+        chukan__v1__idempotent_write__init(&m)
+        if !key.isEmpty { m.key = arena.cString(key) }
+        m.sequence = sequence
+        m.accepted_unix_ms = acceptedUnixMs
+        m.request_digest = arena.binary(requestDigest)
+        if !person.isEmpty { m.person = arena.cString(person) }
+        return m
+    }
+
+    public func encode(into buffer: inout ByteBuffer) {
+        withArena { arena in
+            var m = c(&arena)
+            withMessageBase(&m) { _ = ProtobufC.pack($0, into: &buffer) }
+        }
+    }
+
+    public init(protobuf bytes: UnsafeRawBufferPointer, limit: Int) throws {
+        self = try ProtobufC.withUnpacked(Self.descriptor, as: Chukan__V1__IdempotentWrite.self, name: Self.protoName, bytes: bytes, limit: limit) {
+            IdempotentWrite(c: $0.pointee)
         }
     }
 }

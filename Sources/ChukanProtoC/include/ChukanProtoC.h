@@ -5,5 +5,6 @@
 #include "chukan/v1/echo.pb-c.h"
 #include "chukan/v1/health.pb-c.h"
 #include "chukan/v1/inquiry.pb-c.h"
+#include "chukan/v1/register.pb-c.h"
 #include "chukan/v1/resident.pb-c.h"
 #include "ttrpc/ttrpc.pb-c.h"

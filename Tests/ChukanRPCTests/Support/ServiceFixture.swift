@@ -19,11 +19,14 @@ struct ServiceFixture {
     let server: RPCServer
     let port: Int
 
-    static func start(pki: TestPKI, policy: Policy, tenants names: [String], residents: [String: [Resident]] = [:]) async throws -> ServiceFixture {
-        let root = NSTemporaryDirectory() + "chukan-services-\(UUID().uuidString)"
+    /// With `reusing`, the server starts on an earlier fixture's data (a restart).
+    static func start(
+        pki: TestPKI, policy: Policy, tenants names: [String], residents: [String: [Resident]] = [:], reusing: String? = nil
+    ) async throws -> ServiceFixture {
+        let root = reusing ?? NSTemporaryDirectory() + "chukan-services-\(UUID().uuidString)"
         let tenants = TenantManager(configuration: .init(dataDirectory: "\(root)/data", keyDirectory: "\(root)/keys"))
         try FileManager.default.createDirectory(atPath: "\(root)/data", withIntermediateDirectories: true)
-        for t in names { try tenants.add(t) }
+        if reusing == nil { for t in names { try tenants.add(t) } } else { tenants.startAll() }
         for _ in 0..<500 where tenants.tenants.contains(where: { tenants.state($0) != .serving }) { try await Task.sleep(for: .milliseconds(10)) }
         for (t, people) in residents {
             let db = try tenants.database(t)
@@ -46,6 +49,7 @@ struct ServiceFixture {
             router: RPCRouter([
                 HealthService(tenants: tenants), AdminService(tenants: tenants, access: access),
                 InquiryService(tenants: tenants, access: access, codes: codes), CodesService(tenants: tenants, access: access, codes: codes),
+                RegisterService(tenants: tenants, access: access),
             ]),
             group: MultiThreadedEventLoopGroup.singleton, logger: logger)
         let address = try await server.start()

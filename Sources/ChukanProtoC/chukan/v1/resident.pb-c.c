@@ -502,6 +502,51 @@ void   chukan__v1__register_event__free_unpacked
   assert(message->base.descriptor == &chukan__v1__register_event__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   chukan__v1__idempotent_write__init
+                     (Chukan__V1__IdempotentWrite         *message)
+{
+  static const Chukan__V1__IdempotentWrite init_value = CHUKAN__V1__IDEMPOTENT_WRITE__INIT;
+  *message = init_value;
+}
+size_t chukan__v1__idempotent_write__get_packed_size
+                     (const Chukan__V1__IdempotentWrite *message)
+{
+  assert(message->base.descriptor == &chukan__v1__idempotent_write__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t chukan__v1__idempotent_write__pack
+                     (const Chukan__V1__IdempotentWrite *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &chukan__v1__idempotent_write__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t chukan__v1__idempotent_write__pack_to_buffer
+                     (const Chukan__V1__IdempotentWrite *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &chukan__v1__idempotent_write__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Chukan__V1__IdempotentWrite *
+       chukan__v1__idempotent_write__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Chukan__V1__IdempotentWrite *)
+     protobuf_c_message_unpack (&chukan__v1__idempotent_write__descriptor,
+                                allocator, len, data);
+}
+void   chukan__v1__idempotent_write__free_unpacked
+                     (Chukan__V1__IdempotentWrite *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &chukan__v1__idempotent_write__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCEnumValue chukan__v1__calendar_date__precision__enum_values_by_number[4] =
 {
   { "FULL", "CHUKAN__V1__CALENDAR_DATE__PRECISION__FULL", 0 },
@@ -2069,7 +2114,7 @@ const ProtobufCEnumDescriptor chukan__v1__register_event__kind__descriptor =
   chukan__v1__register_event__kind__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCFieldDescriptor chukan__v1__register_event__field_descriptors[11] =
+static const ProtobufCFieldDescriptor chukan__v1__register_event__field_descriptors[14] =
 {
   {
     "kind",
@@ -2203,11 +2248,49 @@ static const ProtobufCFieldDescriptor chukan__v1__register_event__field_descript
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "idempotency_key",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__RegisterEvent, idempotency_key),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "accepted_unix_ms",
+    13,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__RegisterEvent, accepted_unix_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "request_digest",
+    14,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__RegisterEvent, request_digest),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned chukan__v1__register_event__field_indices_by_name[] = {
+  12,   /* field[12] = accepted_unix_ms */
   6,   /* field[6] = address */
   2,   /* field[2] = event_date */
   8,   /* field[8] = household_number */
+  11,   /* field[11] = idempotency_key */
   0,   /* field[0] = kind */
   7,   /* field[7] = kojin_bango */
   3,   /* field[3] = notified_on */
@@ -2215,12 +2298,13 @@ static const unsigned chukan__v1__register_event__field_indices_by_name[] = {
   10,   /* field[10] = persons */
   1,   /* field[1] = reason */
   9,   /* field[9] = relationship */
+  13,   /* field[13] = request_digest */
   4,   /* field[4] = resident */
 };
 static const ProtobufCIntRange chukan__v1__register_event__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 11 }
+  { 0, 14 }
 };
 const ProtobufCMessageDescriptor chukan__v1__register_event__descriptor =
 {
@@ -2230,11 +2314,101 @@ const ProtobufCMessageDescriptor chukan__v1__register_event__descriptor =
   "Chukan__V1__RegisterEvent",
   "chukan.v1",
   sizeof(Chukan__V1__RegisterEvent),
-  11,
+  14,
   chukan__v1__register_event__field_descriptors,
   chukan__v1__register_event__field_indices_by_name,
   1,  chukan__v1__register_event__number_ranges,
   (ProtobufCMessageInit) chukan__v1__register_event__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor chukan__v1__idempotent_write__field_descriptors[5] =
+{
+  {
+    "key",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__IdempotentWrite, key),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "sequence",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__IdempotentWrite, sequence),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "accepted_unix_ms",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__IdempotentWrite, accepted_unix_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "request_digest",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__IdempotentWrite, request_digest),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "person",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__IdempotentWrite, person),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned chukan__v1__idempotent_write__field_indices_by_name[] = {
+  2,   /* field[2] = accepted_unix_ms */
+  0,   /* field[0] = key */
+  4,   /* field[4] = person */
+  3,   /* field[3] = request_digest */
+  1,   /* field[1] = sequence */
+};
+static const ProtobufCIntRange chukan__v1__idempotent_write__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor chukan__v1__idempotent_write__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "chukan.v1.IdempotentWrite",
+  "IdempotentWrite",
+  "Chukan__V1__IdempotentWrite",
+  "chukan.v1",
+  sizeof(Chukan__V1__IdempotentWrite),
+  5,
+  chukan__v1__idempotent_write__field_descriptors,
+  chukan__v1__idempotent_write__field_indices_by_name,
+  1,  chukan__v1__idempotent_write__number_ranges,
+  (ProtobufCMessageInit) chukan__v1__idempotent_write__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCEnumValue chukan__v1__sex__enum_values_by_number[3] =

@@ -26,6 +26,7 @@ typedef struct Chukan__V1__FormerSurname Chukan__V1__FormerSurname;
 typedef struct Chukan__V1__Processing Chukan__V1__Processing;
 typedef struct Chukan__V1__Resident Chukan__V1__Resident;
 typedef struct Chukan__V1__RegisterEvent Chukan__V1__RegisterEvent;
+typedef struct Chukan__V1__IdempotentWrite Chukan__V1__IdempotentWrite;
 
 
 /* --- enums --- */
@@ -725,10 +726,43 @@ struct  Chukan__V1__RegisterEvent
   char *relationship;
   size_t n_persons;
   char **persons;
+  /*
+   * Set by the server for writes through chukan.v1.Register: a retry with the same key
+   * gets the first write's result instead of a second write (docs/PROTOCOL.md).
+   */
+  char *idempotency_key;
+  /*
+   * when the server accepted the write
+   */
+  int64_t accepted_unix_ms;
+  /*
+   * SHA-256 of the request: the same key with another request is refused
+   */
+  ProtobufCBinaryData request_digest;
 };
 #define CHUKAN__V1__REGISTER_EVENT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&chukan__v1__register_event__descriptor) \
-    , CHUKAN__V1__REGISTER_EVENT__KIND__KIND_UNSPECIFIED, CHUKAN__V1__EVENT_REASON__REASON_UNSPECIFIED, NULL, NULL, NULL, (char *)protobuf_c_empty_string, NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL }
+    , CHUKAN__V1__REGISTER_EVENT__KIND__KIND_UNSPECIFIED, CHUKAN__V1__EVENT_REASON__REASON_UNSPECIFIED, NULL, NULL, NULL, (char *)protobuf_c_empty_string, NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string, 0, {0,NULL} }
+
+
+/*
+ * A write made with an idempotency key, remembered (in snapshots too) for at least 24 hours.
+ */
+struct  Chukan__V1__IdempotentWrite
+{
+  ProtobufCMessage base;
+  char *key;
+  uint64_t sequence;
+  int64_t accepted_unix_ms;
+  ProtobufCBinaryData request_digest;
+  /*
+   * 団体内統合宛名番号 the write concerned
+   */
+  char *person;
+};
+#define CHUKAN__V1__IDEMPOTENT_WRITE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&chukan__v1__idempotent_write__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0, {0,NULL}, (char *)protobuf_c_empty_string }
 
 
 /* Chukan__V1__CalendarDate methods */
@@ -940,6 +974,25 @@ Chukan__V1__RegisterEvent *
 void   chukan__v1__register_event__free_unpacked
                      (Chukan__V1__RegisterEvent *message,
                       ProtobufCAllocator *allocator);
+/* Chukan__V1__IdempotentWrite methods */
+void   chukan__v1__idempotent_write__init
+                     (Chukan__V1__IdempotentWrite         *message);
+size_t chukan__v1__idempotent_write__get_packed_size
+                     (const Chukan__V1__IdempotentWrite   *message);
+size_t chukan__v1__idempotent_write__pack
+                     (const Chukan__V1__IdempotentWrite   *message,
+                      uint8_t             *out);
+size_t chukan__v1__idempotent_write__pack_to_buffer
+                     (const Chukan__V1__IdempotentWrite   *message,
+                      ProtobufCBuffer     *buffer);
+Chukan__V1__IdempotentWrite *
+       chukan__v1__idempotent_write__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   chukan__v1__idempotent_write__free_unpacked
+                     (Chukan__V1__IdempotentWrite *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Chukan__V1__CalendarDate_Closure)
@@ -975,6 +1028,9 @@ typedef void (*Chukan__V1__Resident_Closure)
 typedef void (*Chukan__V1__RegisterEvent_Closure)
                  (const Chukan__V1__RegisterEvent *message,
                   void *closure_data);
+typedef void (*Chukan__V1__IdempotentWrite_Closure)
+                 (const Chukan__V1__IdempotentWrite *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -999,6 +1055,7 @@ extern const ProtobufCMessageDescriptor chukan__v1__processing__descriptor;
 extern const ProtobufCMessageDescriptor chukan__v1__resident__descriptor;
 extern const ProtobufCMessageDescriptor chukan__v1__register_event__descriptor;
 extern const ProtobufCEnumDescriptor    chukan__v1__register_event__kind__descriptor;
+extern const ProtobufCMessageDescriptor chukan__v1__idempotent_write__descriptor;
 
 PROTOBUF_C__END_DECLS
 

@@ -1,0 +1,97 @@
+import ChukanCore
+import ChukanProto
+import ChukanRPC
+import ChukanRegister
+import ChukanService
+import ChukanStore
+import Foundation
+import Testing
+
+/// 副本 sync over mutual TLS: the registrar writes, each operation by its own method; a
+/// retried write with the same idempotency key is applied once, across a restart too.
+@Suite(.serialized) struct RegisterServiceTests {
+    static let pki = try! TestPKI.make(clients: ["registrar", "clerk"])
+    static let tenant = "012041"
+    static let people: [Resident] = Array(SyntheticResidents(count: 10, seed: 31)).map {
+        var r = $0
+        r.removalReason = .reasonUnspecified
+        r.removedOn = nil
+        return r
+    }
+    static let policy = Policy(principals: [
+        policyPrincipal("registrar", tenant: tenant, [.registrar]), policyPrincipal("clerk", tenant: tenant, [.clerk]),
+    ])
+
+    func write(_ c: RPCClient, _ method: String, key: String = "", _ configure: (inout RegisterEvent) -> Void) async throws -> WriteResponse {
+        var e = RegisterEvent()
+        e.eventDate = CalendarDate(2026, 11, 1)
+        e.notifiedOn = CalendarDate(2026, 11, 2)
+        configure(&e)
+        var r = WriteRequest()
+        r.tenant = Self.tenant
+        r.idempotencyKey = key
+        r.event = e
+        return try await c.unary(service: "chukan.v1.Register", method: method, request: r, as: WriteResponse.self)
+    }
+
+    @Test func writesAreAppliedOnceAcrossRetriesAndRestarts() async throws {
+        let f = try await ServiceFixture.start(pki: Self.pki, policy: Self.policy, tenants: [Self.tenant])
+        let registrar = try await f.client("registrar")
+        let p = Self.people[0]
+        let first = try await write(registrar, "Record", key: "rec-0001") { $0.reason = .tennyu; $0.resident = p }
+        #expect(first.person == p.integratedAtenaNumber && !first.replayed)
+        // The same request again: the first write's answer, nothing applied twice.
+        let retry = try await write(registrar, "Record", key: "rec-0001") { $0.reason = .tennyu; $0.resident = p }
+        #expect(retry.sequence == first.sequence && retry.replayed)
+        // The same key for another request is refused.
+        #expect(await statusCode { _ = try await write(registrar, "Record", key: "rec-0001") { $0.reason = .tennyu; $0.resident = Self.people[1] } } == .failedPrecondition)
+        // Without a key a second 記載 of the same person is the rule's refusal.
+        #expect(await statusCode { _ = try await write(registrar, "Record") { $0.reason = .tennyu; $0.resident = p } } == .failedPrecondition)
+        // Each method writes its own kind only.
+        #expect(await statusCode { _ = try await write(registrar, "Correct") { $0.kind = .record; $0.resident = p } } == .invalidArgument)
+        // 転居 through its method; then a clerk reads it back at once.
+        var moved = p
+        moved.address = Self.people[5].address
+        let move = try await write(registrar, "MoveWithin", key: "move-1") { $0.reason = .tenkyo; $0.resident = moved }
+        #expect(move.sequence == first.sequence + 1)
+        let clerk = try await f.client("clerk")
+        var look = LookupRequest()
+        look.tenant = Self.tenant
+        look.keyKind = .integratedAtenaNumber
+        look.key = p.integratedAtenaNumber
+        #expect(try await clerk.unary(service: "chukan.v1.Inquiry", method: "Lookup", request: look, as: LookupResponse.self).person?.resident?.address == moved.address)
+        // A clerk may not write; a bad record names its field.
+        #expect(await statusCode { _ = try await write(clerk, "Record") { $0.reason = .tennyu; $0.resident = Self.people[2] } } == .permissionDenied)
+        var broken = Self.people[3]
+        broken.kojinBango = "123"
+        do {
+            _ = try await write(registrar, "Record") { $0.reason = .tennyu; $0.resident = broken }
+            Issue.record("an invalid record was written")
+        } catch let e as RPCError {
+            #expect(e.code == .invalidArgument && e.message.contains("kojin_bango") && !e.message.contains("123"))
+        }
+        await registrar.close()
+        await clerk.close()
+        await f.stop()
+
+        // After a restart the key is still remembered.
+        let again = try await ServiceFixture.start(pki: Self.pki, policy: Self.policy, tenants: [Self.tenant], reusing: f.root)
+        let r2 = try await again.client("registrar")
+        let late = try await write(r2, "MoveWithin", key: "move-1") { $0.reason = .tenkyo; $0.resident = moved }
+        #expect(late.sequence == move.sequence && late.replayed)
+        // And after a snapshot and another restart, too.
+        _ = try again.tenants.database(Self.tenant).snapshot()
+        await r2.close()
+        await again.stop()
+        let third = try await ServiceFixture.start(pki: Self.pki, policy: Self.policy, tenants: [Self.tenant], reusing: f.root)
+        let r3 = try await third.client("registrar")
+        #expect(try await write(r3, "Record", key: "rec-0001") { $0.reason = .tennyu; $0.resident = p }.sequence == first.sequence)
+        #expect(try third.tenants.database(Self.tenant).current.person(p.integratedAtenaNumber)?.history.count == 2)
+        await r3.close()
+        await third.stop()
+        // Every write is in the audit trail under the person's internal id.
+        let writes = try third.auditRecords(Self.tenant).filter { $0.operation.hasPrefix("chukan.v1.Register/") }
+        #expect(writes.filter { $0.outcomeCode == 0 }.allSatisfy { $0.subject == p.integratedAtenaNumber })
+        #expect(writes.count == 10)
+    }
+}
