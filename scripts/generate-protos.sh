@@ -31,7 +31,7 @@ printf 'module ChukanProtoC {\n    header "ChukanProtoC.h"\n    export *\n}\n' >
 # wrapped by hand in Sources/ChukanWire and Sources/ChukanProto/Messages).
 swift_out=Sources/ChukanProto/Generated
 mkdir -p "$tmp/swift"
-for p in chukan/v1/resident.proto chukan/v1/admin.proto chukan/v1/audit.proto chukan/v1/inquiry.proto chukan/v1/codes.proto chukan/v1/register.proto; do
+for p in chukan/v1/resident.proto chukan/v1/admin.proto chukan/v1/audit.proto chukan/v1/inquiry.proto chukan/v1/codes.proto chukan/v1/register.proto chukan/v1/staff.proto; do
   base=$(basename "$p" .proto)
   name="$(echo "${base:0:1}" | tr a-z A-Z)${base:1}"
   python3 scripts/gen-swift-messages.py "Protos/$p" "$tmp/swift/$name.swift" >/dev/null

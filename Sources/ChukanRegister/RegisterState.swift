@@ -54,6 +54,8 @@ public struct RegisterState: Sendable, Equatable {
     /// By 団体内統合宛名番号: one per person, ever.
     public private(set) var persons: TreeDictionary<PackedID, PersonEntry> = [:]
     public private(set) var indexes = Indexes()
+    /// Staff accounts by staff id (chukan.v1.Staff).
+    public private(set) var staff: TreeDictionary<String, StaffAccount> = [:]
     /// Writes made with an idempotency key, by key (chukan.v1.Register).
     public private(set) var idempotency: TreeDictionary<String, IdempotentWrite> = [:]
 
@@ -263,6 +265,16 @@ public struct RegisterState: Sendable, Equatable {
                 unindex(id, keys)
                 persons[id] = nil
             }
+        case .staffAdd, .staffUpdate:
+            guard let account = e.staff else { throw RPCError.invalidArgument("event.staff: is required") }
+            if let p = Self.staffIDProblem(account.staffId) { throw RPCError.invalidArgument("staff.staff_id: \(p)") }
+            if e.kind == .staffAdd {
+                guard staff[account.staffId] == nil else { throw RPCError(.alreadyExists, "staff.staff_id: the account exists") }
+            } else {
+                guard staff[account.staffId] != nil else { throw RPCError(.notFound, "staff.staff_id: no such account") }
+            }
+            staff[account.staffId] = account
+            person = account.staffId
         case .kindUnspecified:
             throw RPCError.invalidArgument("event.kind: is required")
         }
@@ -277,6 +289,14 @@ public struct RegisterState: Sendable, Equatable {
         }
         self.sequence = sequence
         return person
+    }
+
+    /// 1-32 of A-Z a-z 0-9 - _ .
+    public static func staffIDProblem(_ id: String) -> String? {
+        guard (1...32).contains(id.utf8.count), id.utf8.allSatisfy({ (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0) || $0 == 45 || $0 == 95 || $0 == 46 }) else {
+            return "must be 1-32 of A-Z a-z 0-9 - _ ."
+        }
+        return nil
     }
 
     /// Forgets writes accepted before `cutoffUnixMs` (they are remembered at least 24 hours).
@@ -378,7 +398,7 @@ public struct RegisterState: Sendable, Equatable {
 
     /// Loads prepared records (from a snapshot) and rebuilds every index. The tries do
     /// not depend on each other, so they are built side by side, one group per core.
-    public static func rebuilding(tenant: String, sequence: UInt64, loaded: [LoadedEntry], idempotency: [IdempotentWrite] = []) -> RegisterState {
+    public static func rebuilding(tenant: String, sequence: UInt64, loaded: [LoadedEntry], idempotency: [IdempotentWrite] = [], staff: [StaffAccount] = []) -> RegisterState {
         let built = TrieBuild()
         DispatchQueue.concurrentPerform(iterations: 3) { group in
             switch group {
@@ -409,6 +429,7 @@ public struct RegisterState: Sendable, Equatable {
         s.sequence = sequence
         s.persons = built.persons
         for w in idempotency { s.idempotency[w.key] = w }
+        for a in staff { s.staff[a.staffId] = a }
         s.indexes = Indexes(
             byAtena: built.atena, byJuminhyo: built.juminhyo, byKojinBango: built.kojin, byHousehold: built.household,
             byKanaAndBirth: built.kanaBirth, byKanaAndAddress: built.kanaAddress)

@@ -41,6 +41,7 @@ public final class ChukanServerInstance: Sendable {
             services += [
                 AdminService(tenants: tenants, access: access), InquiryService(tenants: tenants, access: access, codes: codes),
                 CodesService(tenants: tenants, access: access, codes: codes), RegisterService(tenants: tenants, access: access),
+                StaffService(tenants: tenants, access: access),
             ]
         }
         return RPCRouter(services)

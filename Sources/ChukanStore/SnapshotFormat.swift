@@ -81,6 +81,8 @@ public enum SnapshotFormat {
     /// Entries whose id starts with this hold a remembered idempotent write
     /// (`chukan.v1.IdempotentWrite` in the record field), not a person.
     static let idempotencyPrefix = "#idem:"
+    /// Entries whose id starts with this hold a staff account (`chukan.v1.StaffAccount`).
+    static let staffPrefix = "#staff:"
     /// Idempotent writes are kept in snapshots for two days (promised: at least one).
     static let idempotencyRetentionMs: Int64 = 48 * 3_600_000
 

@@ -21,6 +21,7 @@ public struct SnapshotInfo: Equatable, Sendable {
 struct ChunkContents: @unchecked Sendable {
     var persons: [RegisterState.LoadedEntry] = []
     var idempotency: [IdempotentWrite] = []
+    var staff: [StaffAccount] = []
 }
 
 /// Hands a buffer to `concurrentPerform`'s iterations, each writing its own element.
@@ -80,6 +81,11 @@ public enum Snapshots {
             }
             // Then the tenant's other state, as entries whose id no person can have.
             let cutoff = Int64(now) * 1000 - SnapshotFormat.idempotencyRetentionMs
+            for (id, account) in state.staff {
+                let meta = PersonEntry(record: account.encodedBytes, history: [], isRemoved: false, removedOn: nil)
+                SnapshotFormat.encode(id: SnapshotFormat.staffPrefix + id, entry: meta, into: &plain)
+                if plain.count >= SnapshotFormat.chunkPlaintext { try seal() }
+            }
             for (key, write) in state.idempotency where write.acceptedUnixMs >= cutoff {
                 let meta = PersonEntry(record: write.encodedBytes, history: [], isRemoved: false, removedOn: nil)
                 SnapshotFormat.encode(id: SnapshotFormat.idempotencyPrefix + key, entry: meta, into: &plain)
@@ -160,6 +166,13 @@ public enum Snapshots {
                         out.idempotency.append(w)
                         continue
                     }
+                    if id.hasPrefix(SnapshotFormat.staffPrefix) {
+                        guard let a = try? StaffAccount(protobuf: entry.record) else {
+                            throw SnapshotError("\(path): chunk \(i) holds a staff entry that does not decode")
+                        }
+                        out.staff.append(a)
+                        continue
+                    }
                     do { out.persons.append(try RegisterState.LoadedEntry(id: id, entry: entry)) } catch {
                         throw SnapshotError("\(path): chunk \(i) holds a record that does not decode")
                     }
@@ -169,16 +182,18 @@ public enum Snapshots {
         }
         var loaded: [RegisterState.LoadedEntry] = []
         var idempotency: [IdempotentWrite] = []
+        var staff: [StaffAccount] = []
         loaded.reserveCapacity(Int(min(info.header.recordCount, 50_000_000)))
         for r in results {
             let contents = try r.get()
             loaded += contents.persons
             idempotency += contents.idempotency
+            staff += contents.staff
         }
         guard UInt64(loaded.count) == info.header.recordCount else {
             throw SnapshotError("\(path): header says \(info.header.recordCount) records, file holds \(loaded.count)")
         }
-        return RegisterState.rebuilding(tenant: info.header.tenant, sequence: info.header.sequence, loaded: loaded, idempotency: idempotency)
+        return RegisterState.rebuilding(tenant: info.header.tenant, sequence: info.header.sequence, loaded: loaded, idempotency: idempotency, staff: staff)
     }
 
     /// Parses header, chunk frames and trailer, checking every CRC.

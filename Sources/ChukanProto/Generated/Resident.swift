@@ -87,6 +87,8 @@ public enum RegisterEventKind: Int32, Sendable, CaseIterable {
     case changeKojinBango = 7
     case changeHousehold = 8
     case purge = 9
+    case staffAdd = 10
+    case staffUpdate = 11
 
     init(c: Chukan__V1__RegisterEvent__Kind) { self = RegisterEventKind(rawValue: Int32(bitPattern: c.rawValue)) ?? .kindUnspecified }
     var c: Chukan__V1__RegisterEvent__Kind { Chukan__V1__RegisterEvent__Kind(rawValue: UInt32(bitPattern: rawValue)) }
@@ -694,6 +696,7 @@ public struct RegisterEvent: ProtoMessage, Equatable {
     public var idempotencyKey: String = ""
     public var acceptedUnixMs: Int64 = 0
     public var requestDigest: [UInt8] = []
+    public var staff: StaffAccount?
 
     public init() {}
 
@@ -712,6 +715,7 @@ public struct RegisterEvent: ProtoMessage, Equatable {
         idempotencyKey = m.idempotency_key.protoString
         acceptedUnixMs = m.accepted_unix_ms
         requestDigest = m.request_digest.bytes
+        staff = m.staff.map { StaffAccount(c: $0.pointee) }
     }
 
     func c(_ arena: inout CArena) -> Chukan__V1__RegisterEvent {
@@ -736,6 +740,7 @@ public struct RegisterEvent: ProtoMessage, Equatable {
         if !idempotencyKey.isEmpty { m.idempotency_key = arena.cString(idempotencyKey) }
         m.accepted_unix_ms = acceptedUnixMs
         m.request_digest = arena.binary(requestDigest)
+        if let v = staff { m.staff = arena.make(v.c(&arena)) }
         return m
     }
 
@@ -749,6 +754,62 @@ public struct RegisterEvent: ProtoMessage, Equatable {
     public init(protobuf bytes: UnsafeRawBufferPointer, limit: Int) throws {
         self = try ProtobufC.withUnpacked(Self.descriptor, as: Chukan__V1__RegisterEvent.self, name: Self.protoName, bytes: bytes, limit: limit) {
             RegisterEvent(c: $0.pointee)
+        }
+    }
+}
+
+public struct StaffAccount: ProtoMessage, Equatable {
+    public static let protoName = "chukan.v1.StaffAccount"
+    nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__StaffAccount.self, chukan__v1__staff_account__init)
+
+    public var staffId: String = ""
+    public var passwordHash: String = ""
+    public var roles: [String] = []
+    public var disabled: Bool = false
+    public var passwordChangedUnixMs: Int64 = 0
+    public var mustChangePassword: Bool = false
+    public var grantsRenewedOn: CalendarDate?
+
+    public init() {}
+
+    init(c m: Chukan__V1__StaffAccount) {
+        staffId = m.staff_id.protoString
+        passwordHash = m.password_hash.protoString
+        roles = (0..<m.n_roles).map { m.roles[$0].protoString }
+        disabled = m.disabled != 0
+        passwordChangedUnixMs = m.password_changed_unix_ms
+        mustChangePassword = m.must_change_password != 0
+        grantsRenewedOn = m.grants_renewed_on.map { CalendarDate(c: $0.pointee) }
+    }
+
+    func c(_ arena: inout CArena) -> Chukan__V1__StaffAccount {
+        var m = Chukan__V1__StaffAccount()
+        chukan__v1__staff_account__init(&m)
+        if !staffId.isEmpty { m.staff_id = arena.cString(staffId) }
+        if !passwordHash.isEmpty { m.password_hash = arena.cString(passwordHash) }
+        if !roles.isEmpty {
+            var strings: [UnsafeMutablePointer<CChar>?] = []
+            for s in roles { strings.append(arena.cString(s)) }
+            m.n_roles = strings.count
+            m.roles = arena.array(strings)
+        }
+        m.disabled = disabled ? 1 : 0
+        m.password_changed_unix_ms = passwordChangedUnixMs
+        m.must_change_password = mustChangePassword ? 1 : 0
+        if let v = grantsRenewedOn { m.grants_renewed_on = arena.make(v.c(&arena)) }
+        return m
+    }
+
+    public func encode(into buffer: inout ByteBuffer) {
+        withArena { arena in
+            var m = c(&arena)
+            withMessageBase(&m) { _ = ProtobufC.pack($0, into: &buffer) }
+        }
+    }
+
+    public init(protobuf bytes: UnsafeRawBufferPointer, limit: Int) throws {
+        self = try ProtobufC.withUnpacked(Self.descriptor, as: Chukan__V1__StaffAccount.self, name: Self.protoName, bytes: bytes, limit: limit) {
+            StaffAccount(c: $0.pointee)
         }
     }
 }

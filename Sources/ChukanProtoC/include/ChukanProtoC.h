@@ -7,4 +7,5 @@
 #include "chukan/v1/inquiry.pb-c.h"
 #include "chukan/v1/register.pb-c.h"
 #include "chukan/v1/resident.pb-c.h"
+#include "chukan/v1/staff.pb-c.h"
 #include "ttrpc/ttrpc.pb-c.h"

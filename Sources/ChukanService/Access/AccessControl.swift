@@ -29,12 +29,20 @@ public final class AccessControl: Sendable {
     /// Where `reload` reads the policy from; nil for a policy given in code (tests).
     public let policyPath: String?
     public let audit: AuditTrail
+    public let rules: StaffRules
+    /// The clock (tests move it to check expiry, lockout and the yearly lapse).
+    let now: @Sendable () -> Date
+    let sessions = SessionStore()
 
-    public init(policy: Policy, policyPath: String?, audit: AuditTrail) {
+    public init(policy: Policy, policyPath: String?, audit: AuditTrail, rules: StaffRules = StaffRules(), now: @escaping @Sendable () -> Date = { Date() }) {
         self.policy = Mutex(policy)
         self.policyPath = policyPath
         self.audit = audit
+        self.rules = rules
+        self.now = now
     }
+
+    var tenants: TenantManager { audit.tenants }
 
     public var current: Policy { policy.withLock { $0 } }
 
@@ -59,10 +67,10 @@ public final class AccessControl: Sendable {
     /// `subjectOf` names the subject from the answer when the request alone does not
     /// (an inquiry by 宛名番号 is recorded under the 団体内統合宛名番号 it found).
     public func perform<T: Sendable>(
-        _ context: ServerCallContext, tenant: String?, roles: Set<Role>, subject: String = "",
+        _ context: ServerCallContext, tenant: String?, roles: Set<Role>, subject: String = "", allowStale: Bool = false,
         subjectOf: (@Sendable (T) -> String)? = nil, _ body: @Sendable (Caller) async throws -> T
     ) async throws -> T {
-        let caller = try await authorize(context, tenant: tenant, roles: roles, subject: subject)
+        let caller = try await authorize(context, tenant: tenant, roles: roles, subject: subject, allowStale: allowStale)
         let outcome: Result<T, Error>
         do { outcome = .success(try await body(caller)) } catch { outcome = .failure(error) }
         var record = Self.record(context, caller: caller, subject: subject)
@@ -81,8 +89,10 @@ public final class AccessControl: Sendable {
     }
 
     /// The caller, when the policy allows this call; else records the denial and throws it.
-    public func authorize(_ context: ServerCallContext, tenant: String?, roles: Set<Role>, subject: String = "") async throws -> Caller {
-        let (caller, denial) = decide(context, tenant: tenant, roles: roles)
+    /// `allowStale`: the call works for a signed-in member whose password has expired or
+    /// whose grants have lapsed (ChangePassword, Logout).
+    public func authorize(_ context: ServerCallContext, tenant: String?, roles: Set<Role>, subject: String = "", allowStale: Bool = false) async throws -> Caller {
+        let (caller, denial) = decide(context, tenant: tenant, roles: roles, allowStale: allowStale)
         if let denial {
             var record = Self.record(context, caller: caller, subject: subject)
             record.certificate = context.peer.map { $0.commonName ?? $0.fingerprintSHA256 } ?? ""
@@ -99,27 +109,59 @@ public final class AccessControl: Sendable {
     }
 
     /// The decision alone, without recording it (the rules in one place).
-    func decide(_ context: ServerCallContext, tenant: String?, roles: Set<Role>) -> (Caller?, RPCError?) {
+    func decide(_ context: ServerCallContext, tenant: String?, roles: Set<Role>, allowStale: Bool = false) -> (Caller?, RPCError?) {
         guard let peer = context.peer else {
             return (nil, RPCError.unauthenticated("this call needs a client certificate"))
         }
         guard let p = current.principal(commonName: peer.commonName, fingerprintSHA256: peer.fingerprintSHA256) else {
             return (nil, RPCError.unauthenticated("the client certificate is not in the server's policy"))
         }
-        let caller = Caller(
+        var caller = Caller(
             principal: p.name, kind: p.kind, tenant: p.tenant, roles: p.roles,
             certificate: peer.commonName ?? peer.fingerprintSHA256, staff: nil)
-        if p.kind == .terminal {
-            return (caller, RPCError.permissionDenied("a terminal acts only through a signed-in staff member"))
-        }
         if let own = p.tenant, let tenant, tenant != own {
             return (caller, RPCError.permissionDenied("principal \(p.name) may act only for its own tenant"))
         }
-        guard !p.roles.isDisjoint(with: roles) else {
+        if p.kind == .terminal {
+            // A terminal acts through the member signed in on it, with the member's grants.
+            guard let token = Self.bearerToken(context.metadata) else {
+                return (caller, RPCError.permissionDenied("a terminal acts only through a signed-in staff member"))
+            }
+            let now = now()
+            guard let session = sessions.session(token, now: now), session.terminal == p.name, session.tenant == p.tenant else {
+                return (caller, RPCError.unauthenticated("the sign-in is unknown or has expired; sign in again"))
+            }
+            caller.staff = session.staff
+            guard let account = try? tenants.database(session.tenant).current.staff[session.staff], !account.disabled else {
+                return (caller, RPCError.unauthenticated("the staff account is disabled"))
+            }
+            caller.roles = Set(account.roles.compactMap(Role.init(rawValue:)))
+            if !allowStale {
+                if rules.passwordExpired(account, now: now) {
+                    return (caller, RPCError.permissionDenied("the password has expired or was reset: change it first (ChangePassword)"))
+                }
+                if rules.grantsLapsed(account, today: StaffRules.tokyoDate(now)) {
+                    return (caller, RPCError.permissionDenied("the staff member's grants lapsed on the yearly date; a tenant administrator must renew them"))
+                }
+            }
+        }
+        guard roles.isEmpty || !caller.roles.isDisjoint(with: roles) else {
             let needed = roles.sorted().map(\.rawValue).joined(separator: " or ")
             return (caller, RPCError.permissionDenied("\(context.service)/\(context.method) needs the role \(needed)"))
         }
         return (caller, nil)
+    }
+
+    /// The policy's principal for the call's verified certificate, if any.
+    func principal(_ context: ServerCallContext) -> Policy.Principal? {
+        context.peer.flatMap { current.principal(commonName: $0.commonName, fingerprintSHA256: $0.fingerprintSHA256) }
+    }
+
+    /// The session token of `authorization: Bearer <token>`.
+    static func bearerToken(_ m: Metadata) -> String? {
+        guard let v = m["authorization"], v.hasPrefix("Bearer ") else { return nil }
+        let token = String(v.dropFirst(7))
+        return token.isEmpty ? nil : token
     }
 
     static func record(_ context: ServerCallContext, caller: Caller?, subject: String) -> AuditRecord {

@@ -8,6 +8,7 @@ import ChukanTLS
 import Foundation
 import Logging
 import NIOPosix
+import Synchronization
 
 /// A server with the tenant services (Admin, Inquiry, Codes) on a loopback port, its
 /// tenants serving, a policy given in code, and the audit trail in a temporary folder.
@@ -21,7 +22,8 @@ struct ServiceFixture {
 
     /// With `reusing`, the server starts on an earlier fixture's data (a restart).
     static func start(
-        pki: TestPKI, policy: Policy, tenants names: [String], residents: [String: [Resident]] = [:], reusing: String? = nil
+        pki: TestPKI, policy: Policy, tenants names: [String], residents: [String: [Resident]] = [:], reusing: String? = nil,
+        rules: StaffRules = ServiceFixture.fastRules, now: @escaping @Sendable () -> Date = { Date() }
     ) async throws -> ServiceFixture {
         let root = reusing ?? NSTemporaryDirectory() + "chukan-services-\(UUID().uuidString)"
         let tenants = TenantManager(configuration: .init(dataDirectory: "\(root)/data", keyDirectory: "\(root)/keys"))
@@ -38,7 +40,7 @@ struct ServiceFixture {
                 try await db.apply(e)
             }
         }
-        let access = AccessControl(policy: policy, policyPath: nil, audit: try AuditTrail(tenants: tenants))
+        let access = AccessControl(policy: policy, policyPath: nil, audit: try AuditTrail(tenants: tenants), rules: rules, now: now)
         var c = RPCServerConfiguration()
         c.port = 0
         var logger = Logger(label: "test")
@@ -49,12 +51,19 @@ struct ServiceFixture {
             router: RPCRouter([
                 HealthService(tenants: tenants), AdminService(tenants: tenants, access: access),
                 InquiryService(tenants: tenants, access: access, codes: codes), CodesService(tenants: tenants, access: access, codes: codes),
-                RegisterService(tenants: tenants, access: access),
+                RegisterService(tenants: tenants, access: access), StaffService(tenants: tenants, access: access),
             ]),
             group: MultiThreadedEventLoopGroup.singleton, logger: logger)
         let address = try await server.start()
         return ServiceFixture(root: root, pki: pki, tenants: tenants, access: access, server: server, port: address.port!)
     }
+
+    /// Staff rules with a cheap password hash: the tests sign in often.
+    static let fastRules: StaffRules = {
+        var r = StaffRules()
+        r.passwordIterations = 1000
+        return r
+    }()
 
     func client(_ name: String) async throws -> RPCClient {
         try await RPCClient.connect(host: "127.0.0.1", port: port, tls: pki.clientTLS(name))
@@ -76,4 +85,12 @@ struct ServiceFixture {
 
 func policyPrincipal(_ name: String, _ kind: Policy.Kind = .system, tenant: String?, _ roles: Set<Role>) -> Policy.Principal {
     Policy.Principal(name: name, kind: kind, tenant: tenant, roles: roles, certificateCN: name, certificateSHA256: nil)
+}
+
+/// A clock the test moves.
+final class TestClock: Sendable {
+    private let current: Mutex<Date>
+    init(_ start: Date) { current = Mutex(start) }
+    var now: Date { current.withLock { $0 } }
+    func advance(_ seconds: Double) { current.withLock { $0 = $0.addingTimeInterval(seconds) } }
 }

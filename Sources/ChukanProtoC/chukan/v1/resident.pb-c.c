@@ -502,6 +502,51 @@ void   chukan__v1__register_event__free_unpacked
   assert(message->base.descriptor == &chukan__v1__register_event__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   chukan__v1__staff_account__init
+                     (Chukan__V1__StaffAccount         *message)
+{
+  static const Chukan__V1__StaffAccount init_value = CHUKAN__V1__STAFF_ACCOUNT__INIT;
+  *message = init_value;
+}
+size_t chukan__v1__staff_account__get_packed_size
+                     (const Chukan__V1__StaffAccount *message)
+{
+  assert(message->base.descriptor == &chukan__v1__staff_account__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t chukan__v1__staff_account__pack
+                     (const Chukan__V1__StaffAccount *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &chukan__v1__staff_account__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t chukan__v1__staff_account__pack_to_buffer
+                     (const Chukan__V1__StaffAccount *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &chukan__v1__staff_account__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Chukan__V1__StaffAccount *
+       chukan__v1__staff_account__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Chukan__V1__StaffAccount *)
+     protobuf_c_message_unpack (&chukan__v1__staff_account__descriptor,
+                                allocator, len, data);
+}
+void   chukan__v1__staff_account__free_unpacked
+                     (Chukan__V1__StaffAccount *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &chukan__v1__staff_account__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   chukan__v1__idempotent_write__init
                      (Chukan__V1__IdempotentWrite         *message)
 {
@@ -2070,7 +2115,7 @@ const ProtobufCMessageDescriptor chukan__v1__resident__descriptor =
   (ProtobufCMessageInit) chukan__v1__resident__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCEnumValue chukan__v1__register_event__kind__enum_values_by_number[10] =
+static const ProtobufCEnumValue chukan__v1__register_event__kind__enum_values_by_number[12] =
 {
   { "KIND_UNSPECIFIED", "CHUKAN__V1__REGISTER_EVENT__KIND__KIND_UNSPECIFIED", 0 },
   { "RECORD", "CHUKAN__V1__REGISTER_EVENT__KIND__RECORD", 1 },
@@ -2082,11 +2127,13 @@ static const ProtobufCEnumValue chukan__v1__register_event__kind__enum_values_by
   { "CHANGE_KOJIN_BANGO", "CHUKAN__V1__REGISTER_EVENT__KIND__CHANGE_KOJIN_BANGO", 7 },
   { "CHANGE_HOUSEHOLD", "CHUKAN__V1__REGISTER_EVENT__KIND__CHANGE_HOUSEHOLD", 8 },
   { "PURGE", "CHUKAN__V1__REGISTER_EVENT__KIND__PURGE", 9 },
+  { "STAFF_ADD", "CHUKAN__V1__REGISTER_EVENT__KIND__STAFF_ADD", 10 },
+  { "STAFF_UPDATE", "CHUKAN__V1__REGISTER_EVENT__KIND__STAFF_UPDATE", 11 },
 };
 static const ProtobufCIntRange chukan__v1__register_event__kind__value_ranges[] = {
-{0, 0},{0, 10}
+{0, 0},{0, 12}
 };
-static const ProtobufCEnumValueIndex chukan__v1__register_event__kind__enum_values_by_name[10] =
+static const ProtobufCEnumValueIndex chukan__v1__register_event__kind__enum_values_by_name[12] =
 {
   { "CHANGE_HOUSEHOLD", 8 },
   { "CHANGE_KOJIN_BANGO", 7 },
@@ -2098,6 +2145,8 @@ static const ProtobufCEnumValueIndex chukan__v1__register_event__kind__enum_valu
   { "PURGE", 9 },
   { "RECORD", 1 },
   { "REMOVE", 6 },
+  { "STAFF_ADD", 10 },
+  { "STAFF_UPDATE", 11 },
 };
 const ProtobufCEnumDescriptor chukan__v1__register_event__kind__descriptor =
 {
@@ -2106,15 +2155,15 @@ const ProtobufCEnumDescriptor chukan__v1__register_event__kind__descriptor =
   "Kind",
   "Chukan__V1__RegisterEvent__Kind",
   "chukan.v1",
-  10,
+  12,
   chukan__v1__register_event__kind__enum_values_by_number,
-  10,
+  12,
   chukan__v1__register_event__kind__enum_values_by_name,
   1,
   chukan__v1__register_event__kind__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCFieldDescriptor chukan__v1__register_event__field_descriptors[14] =
+static const ProtobufCFieldDescriptor chukan__v1__register_event__field_descriptors[15] =
 {
   {
     "kind",
@@ -2284,6 +2333,18 @@ static const ProtobufCFieldDescriptor chukan__v1__register_event__field_descript
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "staff",
+    15,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__RegisterEvent, staff),
+    &chukan__v1__staff_account__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned chukan__v1__register_event__field_indices_by_name[] = {
   12,   /* field[12] = accepted_unix_ms */
@@ -2300,11 +2361,12 @@ static const unsigned chukan__v1__register_event__field_indices_by_name[] = {
   9,   /* field[9] = relationship */
   13,   /* field[13] = request_digest */
   4,   /* field[4] = resident */
+  14,   /* field[14] = staff */
 };
 static const ProtobufCIntRange chukan__v1__register_event__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 14 }
+  { 0, 15 }
 };
 const ProtobufCMessageDescriptor chukan__v1__register_event__descriptor =
 {
@@ -2314,11 +2376,127 @@ const ProtobufCMessageDescriptor chukan__v1__register_event__descriptor =
   "Chukan__V1__RegisterEvent",
   "chukan.v1",
   sizeof(Chukan__V1__RegisterEvent),
-  14,
+  15,
   chukan__v1__register_event__field_descriptors,
   chukan__v1__register_event__field_indices_by_name,
   1,  chukan__v1__register_event__number_ranges,
   (ProtobufCMessageInit) chukan__v1__register_event__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor chukan__v1__staff_account__field_descriptors[7] =
+{
+  {
+    "staff_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__StaffAccount, staff_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "password_hash",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__StaffAccount, password_hash),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "roles",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Chukan__V1__StaffAccount, n_roles),
+    offsetof(Chukan__V1__StaffAccount, roles),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "disabled",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__StaffAccount, disabled),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "password_changed_unix_ms",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__StaffAccount, password_changed_unix_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "must_change_password",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__StaffAccount, must_change_password),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "grants_renewed_on",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__StaffAccount, grants_renewed_on),
+    &chukan__v1__calendar_date__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned chukan__v1__staff_account__field_indices_by_name[] = {
+  3,   /* field[3] = disabled */
+  6,   /* field[6] = grants_renewed_on */
+  5,   /* field[5] = must_change_password */
+  4,   /* field[4] = password_changed_unix_ms */
+  1,   /* field[1] = password_hash */
+  2,   /* field[2] = roles */
+  0,   /* field[0] = staff_id */
+};
+static const ProtobufCIntRange chukan__v1__staff_account__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 7 }
+};
+const ProtobufCMessageDescriptor chukan__v1__staff_account__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "chukan.v1.StaffAccount",
+  "StaffAccount",
+  "Chukan__V1__StaffAccount",
+  "chukan.v1",
+  sizeof(Chukan__V1__StaffAccount),
+  7,
+  chukan__v1__staff_account__field_descriptors,
+  chukan__v1__staff_account__field_indices_by_name,
+  1,  chukan__v1__staff_account__number_ranges,
+  (ProtobufCMessageInit) chukan__v1__staff_account__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor chukan__v1__idempotent_write__field_descriptors[5] =

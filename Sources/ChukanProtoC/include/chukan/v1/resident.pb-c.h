@@ -26,6 +26,7 @@ typedef struct Chukan__V1__FormerSurname Chukan__V1__FormerSurname;
 typedef struct Chukan__V1__Processing Chukan__V1__Processing;
 typedef struct Chukan__V1__Resident Chukan__V1__Resident;
 typedef struct Chukan__V1__RegisterEvent Chukan__V1__RegisterEvent;
+typedef struct Chukan__V1__StaffAccount Chukan__V1__StaffAccount;
 typedef struct Chukan__V1__IdempotentWrite Chukan__V1__IdempotentWrite;
 
 
@@ -103,7 +104,15 @@ typedef enum _Chukan__V1__RegisterEvent__Kind {
   /*
    * retention: 除票 past 150 years deleted
    */
-  CHUKAN__V1__REGISTER_EVENT__KIND__PURGE = 9
+  CHUKAN__V1__REGISTER_EVENT__KIND__PURGE = 9,
+  /*
+   * a staff account (職員) is created: `staff` holds it
+   */
+  CHUKAN__V1__REGISTER_EVENT__KIND__STAFF_ADD = 10,
+  /*
+   * a staff account changes: `staff` holds its new state
+   */
+  CHUKAN__V1__REGISTER_EVENT__KIND__STAFF_UPDATE = 11
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(CHUKAN__V1__REGISTER_EVENT__KIND)
 } Chukan__V1__RegisterEvent__Kind;
 typedef enum _Chukan__V1__Sex {
@@ -739,10 +748,50 @@ struct  Chukan__V1__RegisterEvent
    * SHA-256 of the request: the same key with another request is refused
    */
   ProtobufCBinaryData request_digest;
+  /*
+   * STAFF_ADD, STAFF_UPDATE
+   */
+  Chukan__V1__StaffAccount *staff;
 };
 #define CHUKAN__V1__REGISTER_EVENT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&chukan__v1__register_event__descriptor) \
-    , CHUKAN__V1__REGISTER_EVENT__KIND__KIND_UNSPECIFIED, CHUKAN__V1__EVENT_REASON__REASON_UNSPECIFIED, NULL, NULL, NULL, (char *)protobuf_c_empty_string, NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string, 0, {0,NULL} }
+    , CHUKAN__V1__REGISTER_EVENT__KIND__KIND_UNSPECIFIED, CHUKAN__V1__EVENT_REASON__REASON_UNSPECIFIED, NULL, NULL, NULL, (char *)protobuf_c_empty_string, NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string, 0, {0,NULL}, NULL }
+
+
+/*
+ * A staff member of the tenant (職員認証・権限管理). Kept in the tenant's durable state
+ * (WAL and snapshots), managed through chukan.v1.Staff; never in the policy file.
+ */
+struct  Chukan__V1__StaffAccount
+{
+  ProtobufCMessage base;
+  /*
+   * 1-32 of A-Z a-z 0-9 - _ .
+   */
+  char *staff_id;
+  /*
+   * pbkdf2-sha256$<iterations>$<salt hex>$<hash hex>
+   */
+  char *password_hash;
+  /*
+   * role names, as in the policy file
+   */
+  size_t n_roles;
+  char **roles;
+  protobuf_c_boolean disabled;
+  int64_t password_changed_unix_ms;
+  /*
+   * set by a reset: no work until the member changes it
+   */
+  protobuf_c_boolean must_change_password;
+  /*
+   * grants lapse on the first yearly lapse date after this
+   */
+  Chukan__V1__CalendarDate *grants_renewed_on;
+};
+#define CHUKAN__V1__STAFF_ACCOUNT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&chukan__v1__staff_account__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0, 0, 0, NULL }
 
 
 /*
@@ -974,6 +1023,25 @@ Chukan__V1__RegisterEvent *
 void   chukan__v1__register_event__free_unpacked
                      (Chukan__V1__RegisterEvent *message,
                       ProtobufCAllocator *allocator);
+/* Chukan__V1__StaffAccount methods */
+void   chukan__v1__staff_account__init
+                     (Chukan__V1__StaffAccount         *message);
+size_t chukan__v1__staff_account__get_packed_size
+                     (const Chukan__V1__StaffAccount   *message);
+size_t chukan__v1__staff_account__pack
+                     (const Chukan__V1__StaffAccount   *message,
+                      uint8_t             *out);
+size_t chukan__v1__staff_account__pack_to_buffer
+                     (const Chukan__V1__StaffAccount   *message,
+                      ProtobufCBuffer     *buffer);
+Chukan__V1__StaffAccount *
+       chukan__v1__staff_account__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   chukan__v1__staff_account__free_unpacked
+                     (Chukan__V1__StaffAccount *message,
+                      ProtobufCAllocator *allocator);
 /* Chukan__V1__IdempotentWrite methods */
 void   chukan__v1__idempotent_write__init
                      (Chukan__V1__IdempotentWrite         *message);
@@ -1028,6 +1096,9 @@ typedef void (*Chukan__V1__Resident_Closure)
 typedef void (*Chukan__V1__RegisterEvent_Closure)
                  (const Chukan__V1__RegisterEvent *message,
                   void *closure_data);
+typedef void (*Chukan__V1__StaffAccount_Closure)
+                 (const Chukan__V1__StaffAccount *message,
+                  void *closure_data);
 typedef void (*Chukan__V1__IdempotentWrite_Closure)
                  (const Chukan__V1__IdempotentWrite *message,
                   void *closure_data);
@@ -1055,6 +1126,7 @@ extern const ProtobufCMessageDescriptor chukan__v1__processing__descriptor;
 extern const ProtobufCMessageDescriptor chukan__v1__resident__descriptor;
 extern const ProtobufCMessageDescriptor chukan__v1__register_event__descriptor;
 extern const ProtobufCEnumDescriptor    chukan__v1__register_event__kind__descriptor;
+extern const ProtobufCMessageDescriptor chukan__v1__staff_account__descriptor;
 extern const ProtobufCMessageDescriptor chukan__v1__idempotent_write__descriptor;
 
 PROTOBUF_C__END_DECLS

@@ -1,0 +1,116 @@
+import ChukanProto
+import ChukanRegister
+import ChukanStore
+import Foundation
+import Synchronization
+
+/// The rules for staff sign-in: how long a sign-in lasts, when an account locks, when a
+/// password expires, and the yearly date on which every grant lapses until a tenant
+/// administrator renews it. Dates are Asia/Tokyo dates.
+public struct StaffRules: Sendable, Equatable {
+    public var sessionSeconds: Double = 8 * 3600
+    /// Failed sign-ins in a row that lock an account, and for how long.
+    public var lockAfterFailures = 5
+    public var lockSeconds: Double = 15 * 60
+    /// A password older than this blocks work until it is changed; 0: never.
+    public var passwordMaxAgeDays = 180
+    public var minimumPasswordLength = 12
+    /// Grants lapse each year on this month and day (1 April: the start of the fiscal year).
+    public var grantsLapseMonth: UInt32 = 4
+    public var grantsLapseDay: UInt32 = 1
+    /// PBKDF2 iterations for new hashes (each hash records its own count).
+    public var passwordIterations = PasswordHash.defaultIterations
+
+    public init() {}
+
+    /// The last lapse date on or before `today`.
+    public func lastLapse(onOrBefore today: CalendarDate) -> CalendarDate {
+        let thisYear = CalendarDate(today.year, grantsLapseMonth, grantsLapseDay)
+        return thisYear.key <= today.key ? thisYear : CalendarDate(today.year - 1, grantsLapseMonth, grantsLapseDay)
+    }
+
+    public func grantsLapsed(_ a: StaffAccount, today: CalendarDate) -> Bool {
+        guard let renewed = a.grantsRenewedOn else { return true }
+        return renewed.key < lastLapse(onOrBefore: today).key
+    }
+
+    public func passwordExpired(_ a: StaffAccount, now: Date) -> Bool {
+        if a.mustChangePassword { return true }
+        guard passwordMaxAgeDays > 0 else { return false }
+        return now.timeIntervalSince1970 * 1000 - Double(a.passwordChangedUnixMs) > Double(passwordMaxAgeDays) * 86_400_000
+    }
+
+    public func passwordProblem(_ password: String) -> String? {
+        password.count >= minimumPasswordLength ? nil : "must be at least \(minimumPasswordLength) characters"
+    }
+
+    public static func tokyoDate(_ d: Date) -> CalendarDate {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "Asia/Tokyo")!
+        let c = calendar.dateComponents([.year, .month, .day], from: d)
+        return CalendarDate(UInt32(c.year!), UInt32(c.month!), UInt32(c.day!))
+    }
+}
+
+/// Signed-in staff, and sign-in failures: kept in memory. A restart signs everyone out and
+/// clears temporary locks (the audit trail keeps every attempt).
+final class SessionStore: Sendable {
+    struct Session: Sendable {
+        var tenant: String
+        var staff: String
+        var terminal: String
+        var expires: Date
+    }
+
+    private let sessions = Mutex<[String: Session]>([:])
+    private let failures = Mutex<[String: (count: Int, lockedUntil: Date?)]>([:])
+
+    func open(_ s: Session) -> String {
+        let token = secureRandomHex(32)
+        sessions.withLock { all in
+            all = all.filter { $0.value.expires > Date() }  // drop the expired while here
+            all[token] = s
+        }
+        return token
+    }
+
+    func session(_ token: String, now: Date) -> Session? {
+        sessions.withLock { all in
+            guard let s = all[token] else { return nil }
+            if s.expires <= now {
+                all[token] = nil
+                return nil
+            }
+            return s
+        }
+    }
+
+    func close(_ token: String) { sessions.withLock { $0[token] = nil } }
+
+    /// Ends every sign-in of a member (disabled, reset).
+    func closeAll(tenant: String, staff: String) {
+        sessions.withLock { all in all = all.filter { !($0.value.tenant == tenant && $0.value.staff == staff) } }
+    }
+
+    func isLocked(_ key: String, now: Date) -> Bool {
+        failures.withLock { f in
+            guard let until = f[key]?.lockedUntil else { return false }
+            if until > now { return true }
+            f[key] = nil
+            return false
+        }
+    }
+
+    func failed(_ key: String, now: Date, rules: StaffRules) {
+        failures.withLock { f in
+            var entry = f[key] ?? (0, nil)
+            entry.count += 1
+            if entry.count >= rules.lockAfterFailures { entry = (0, now.addingTimeInterval(rules.lockSeconds)) }
+            f[key] = entry
+        }
+    }
+
+    func succeeded(_ key: String) { failures.withLock { $0[key] = nil } }
+}
+
+func secureRandomHex(_ bytes: Int) -> String { secureRandomBytes(bytes).map { String(format: "%02x", $0) }.joined() }

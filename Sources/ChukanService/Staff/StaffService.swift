@@ -1,0 +1,190 @@
+import ChukanCore
+import ChukanProto
+import ChukanRPC
+import ChukanRegister
+import ChukanStore
+import Foundation
+
+/// chukan.v1.Staff: staff sign-in on terminals, and the tenant administrator's management
+/// of staff accounts. Accounts change through register events (STAFF_ADD, STAFF_UPDATE),
+/// so they are in the tenant's WAL and snapshots like its residents.
+public struct StaffService: RPCService {
+    public static let name = "chukan.v1.Staff"
+    public let serviceName = StaffService.name
+    let tenants: TenantManager
+    let access: AccessControl
+
+    /// Roles a staff member may hold: those of the tenant's own work.
+    static let staffRoles: Set<Role> = [.registrar, .codeManager, .clerk, .numberClerk, .approver, .auditor, .tenantAdmin]
+
+    public init(tenants: TenantManager, access: AccessControl) {
+        self.tenants = tenants
+        self.access = access
+    }
+
+    public var methods: [String: MethodHandler] {
+        [
+            "Login": .unaryAsync(LoginRequest.self) { request, context in try await login(request, context) },
+            "Logout": .unaryAsync(LogoutRequest.self) { _, context in
+                try await access.perform(context, tenant: nil, roles: [], allowStale: true) { caller in
+                    guard caller.staff != nil, let token = AccessControl.bearerToken(context.metadata) else {
+                        throw RPCError(.failedPrecondition, "no staff member is signed in on this call")
+                    }
+                    access.sessions.close(token)
+                    return LogoutResponse()
+                }
+            },
+            "ChangePassword": .unaryAsync(ChangePasswordRequest.self) { request, context in
+                try await access.perform(context, tenant: request.tenant, roles: [], allowStale: true) { caller in
+                    guard let staff = caller.staff else { throw RPCError(.failedPrecondition, "sign in on a terminal to change a password") }
+                    let db = try tenants.database(request.tenant)
+                    guard var account = db.current.staff[staff], PasswordHash.verify(request.oldPassword, against: account.passwordHash) else {
+                        throw RPCError.unauthenticated("the old password is wrong")
+                    }
+                    if let p = access.rules.passwordProblem(request.newPassword) { throw RPCError.invalidArgument("new_password: \(p)") }
+                    guard request.newPassword != request.oldPassword else { throw RPCError.invalidArgument("new_password: must differ from the old one") }
+                    account.passwordHash = PasswordHash.make(request.newPassword, iterations: access.rules.passwordIterations)
+                    account.passwordChangedUnixMs = Int64(access.now().timeIntervalSince1970 * 1000)
+                    account.mustChangePassword = false
+                    try await Self.save(account, kind: .staffUpdate, db)
+                    return ChangePasswordResponse()
+                }
+            },
+            "AddStaff": manage { request, db, now in
+                if let p = RegisterState.staffIDProblem(request.staffId) { throw RPCError.invalidArgument("staff_id: \(p)") }
+                if let p = access.rules.passwordProblem(request.password) { throw RPCError.invalidArgument("password: \(p)") }
+                var a = StaffAccount()
+                a.staffId = request.staffId
+                a.roles = try Self.roles(request.roles)
+                a.passwordHash = PasswordHash.make(request.password, iterations: access.rules.passwordIterations)
+                a.passwordChangedUnixMs = Int64(now.timeIntervalSince1970 * 1000)
+                a.mustChangePassword = true  // an initial password is the administrator's, not the member's
+                a.grantsRenewedOn = StaffRules.tokyoDate(now)
+                return (a, .staffAdd)
+            },
+            "DisableStaff": manage { request, db, _ in
+                var a = try Self.account(request, db)
+                a.disabled = true
+                return (a, .staffUpdate)
+            },
+            "GrantRoles": manage { request, db, _ in
+                var a = try Self.account(request, db)
+                a.roles = try Self.roles(request.roles)
+                return (a, .staffUpdate)
+            },
+            "RenewGrants": manage { request, db, now in
+                var a = try Self.account(request, db)
+                a.grantsRenewedOn = StaffRules.tokyoDate(now)
+                return (a, .staffUpdate)
+            },
+            "ResetPassword": manage { request, db, now in
+                var a = try Self.account(request, db)
+                if let p = access.rules.passwordProblem(request.password) { throw RPCError.invalidArgument("password: \(p)") }
+                a.passwordHash = PasswordHash.make(request.password, iterations: access.rules.passwordIterations)
+                a.passwordChangedUnixMs = Int64(now.timeIntervalSince1970 * 1000)
+                a.mustChangePassword = true
+                a.disabled = false
+                return (a, .staffUpdate)
+            },
+            "ListStaff": .unaryAsync(ListStaffRequest.self) { request, context in
+                try await access.perform(context, tenant: request.tenant, roles: [.tenantAdmin, .auditor]) { _ in
+                    var r = ListStaffResponse()
+                    r.staff = try tenants.database(request.tenant).current.staff.values.sorted { $0.staffId < $1.staffId }.map { view($0) }
+                    return r
+                }
+            },
+        ]
+    }
+
+    /// A tenant administrator's change to one account, logged as a register event.
+    private func manage(_ change: @escaping @Sendable (StaffRequest, TenantDatabase, Date) throws -> (StaffAccount, RegisterEventKind)) -> MethodHandler {
+        .unaryAsync(StaffRequest.self) { request, context in
+            try await access.perform(context, tenant: request.tenant, roles: [.tenantAdmin], subject: request.staffId) { _ in
+                let db = try tenants.database(request.tenant)
+                let (account, kind) = try change(request, db, access.now())
+                try await Self.save(account, kind: kind, db)
+                if account.disabled || account.mustChangePassword { access.sessions.closeAll(tenant: request.tenant, staff: account.staffId) }
+                return view(account)
+            }
+        }
+    }
+
+    private func login(_ request: LoginRequest, _ context: ServerCallContext) async throws -> LoginResponse {
+        // Only a terminal of this tenant may sign a member in; the decision and every
+        // failure are recorded like any other call.
+        let terminal = access.principal(context)
+        var caller: Caller?
+        if let terminal {
+            caller = Caller(principal: terminal.name, kind: terminal.kind, tenant: terminal.tenant, roles: [], certificate: "", staff: nil)
+        }
+        var record = AccessControl.record(context, caller: caller, subject: request.staffId)
+        record.certificate = context.peer.map { $0.commonName ?? $0.fingerprintSHA256 } ?? ""
+        record.staff = RegisterState.staffIDProblem(request.staffId) == nil ? request.staffId : ""
+        let now = access.now()
+        let key = "\(request.tenant)/\(request.staffId)"
+        let outcome: Result<LoginResponse, RPCError> = {
+            guard let terminal else { return .failure(RPCError.unauthenticated("the client certificate is not in the server's policy")) }
+            guard terminal.kind == .terminal, terminal.tenant == request.tenant else {
+                return .failure(RPCError.permissionDenied("staff sign in on a terminal of their tenant named in the policy"))
+            }
+            if access.sessions.isLocked(key, now: now) {
+                return .failure(RPCError.unauthenticated("too many failed sign-ins: the account is locked for a while"))
+            }
+            guard let db = try? tenants.database(request.tenant) else { return .failure(RPCError.unavailable("tenant \(request.tenant) is not serving")) }
+            guard let account = db.current.staff[request.staffId], !account.disabled,
+                  PasswordHash.verify(request.password, against: account.passwordHash)
+            else {
+                access.sessions.failed(key, now: now, rules: access.rules)
+                return .failure(RPCError.unauthenticated("staff id or password is wrong, or the account is disabled"))
+            }
+            access.sessions.succeeded(key)
+            var r = LoginResponse()
+            let expires = now.addingTimeInterval(access.rules.sessionSeconds)
+            r.token = access.sessions.open(.init(tenant: request.tenant, staff: account.staffId, terminal: terminal.name, expires: expires))
+            r.expiresUnixMs = Int64(expires.timeIntervalSince1970 * 1000)
+            r.roles = account.roles
+            r.mustChangePassword = access.rules.passwordExpired(account, now: now)
+            return .success(r)
+        }()
+        if case let .failure(e) = outcome {
+            record.outcomeCode = UInt32(e.code.rawValue)
+            record.outcomeDetail = e.message
+        }
+        try await access.audit.record(record, tenant: Identifiers.localGovernmentCodeProblem(request.tenant) == nil ? request.tenant : nil)
+        return try outcome.get()
+    }
+
+    func view(_ a: StaffAccount) -> StaffView {
+        var v = StaffView()
+        v.staffId = a.staffId
+        v.roles = a.roles
+        v.disabled = a.disabled
+        v.mustChangePassword = a.mustChangePassword
+        v.passwordExpired = access.rules.passwordExpired(a, now: access.now())
+        v.grantsLapsed = access.rules.grantsLapsed(a, today: StaffRules.tokyoDate(access.now()))
+        v.grantsRenewedOn = a.grantsRenewedOn?.key ?? ""
+        return v
+    }
+
+    static func account(_ request: StaffRequest, _ db: TenantDatabase) throws -> StaffAccount {
+        guard let a = db.current.staff[request.staffId] else { throw RPCError(.notFound, "no staff account \(request.staffId)") }
+        return a
+    }
+
+    static func roles(_ names: [String]) throws -> [String] {
+        var out: Set<Role> = []
+        for n in names {
+            guard let r = Role(rawValue: n) else { throw RPCError.invalidArgument("roles: unknown role \(n)") }
+            guard staffRoles.contains(r) else { throw RPCError.invalidArgument("roles: \(n) is not a staff role") }
+            out.insert(r)
+        }
+        return out.sorted().map(\.rawValue)
+    }
+
+    static func save(_ account: StaffAccount, kind: RegisterEventKind, _ db: TenantDatabase) async throws {
+        var e = RegisterEvent()
+        e.kind = kind
+        e.staff = account
+        try await db.apply(e)
+    }
+}

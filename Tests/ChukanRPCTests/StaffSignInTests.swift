@@ -1,0 +1,140 @@
+import ChukanCore
+import ChukanProto
+import ChukanRPC
+import ChukanRegister
+import ChukanService
+import ChukanStore
+import Foundation
+import Testing
+
+/// Staff sign-in on terminals, end to end over TLS, with a clock the test moves: a terminal
+/// does nothing until a member signs in, then works with the member's grants; lockout,
+/// reset, password expiry, the yearly lapse, disabling, session expiry and logout.
+@Suite(.serialized) struct StaffSignInTests {
+    static let pki = try! TestPKI.make(clients: ["tenant-admin", "terminal-1", "terminal-2", "stranger"])
+    static let tenant = "012041"
+    static let people: [Resident] = Array(SyntheticResidents(count: 5, seed: 41)).map {
+        var r = $0
+        r.removalReason = .reasonUnspecified
+        r.removedOn = nil
+        return r
+    }
+    static let policy = Policy(principals: [
+        policyPrincipal("tenant-admin", tenant: tenant, [.tenantAdmin]),
+        policyPrincipal("terminal-1", .terminal, tenant: tenant, []),
+        policyPrincipal("terminal-2", .terminal, tenant: tenant, []),
+    ])
+
+    func staff(_ c: RPCClient, _ method: String, _ id: String, password: String = "", roles: [String] = []) async throws -> StaffView {
+        var r = StaffRequest()
+        r.tenant = Self.tenant
+        r.staffId = id
+        r.password = password
+        r.roles = roles
+        return try await c.unary(service: "chukan.v1.Staff", method: method, request: r, as: StaffView.self)
+    }
+
+    func login(_ c: RPCClient, _ id: String, _ password: String) async throws -> LoginResponse {
+        var r = LoginRequest()
+        r.tenant = Self.tenant
+        r.staffId = id
+        r.password = password
+        return try await c.unary(service: "chukan.v1.Staff", method: "Login", request: r, as: LoginResponse.self)
+    }
+
+    func lookup(_ c: RPCClient, token: String?, by kind: LookupRequestKeyKind = .atenaNumber, _ key: String = people[0].atenaNumber) async throws -> PersonView {
+        var r = LookupRequest()
+        r.tenant = Self.tenant
+        r.keyKind = kind
+        r.key = key
+        let m: Metadata = token.map { ["authorization": "Bearer \($0)"] } ?? [:]
+        return try await c.unary(service: "chukan.v1.Inquiry", method: "Lookup", request: r, as: LookupResponse.self, metadata: m).person!
+    }
+
+    func changePassword(_ c: RPCClient, token: String, from old: String, to new: String) async throws {
+        var r = ChangePasswordRequest()
+        r.tenant = Self.tenant
+        r.oldPassword = old
+        r.newPassword = new
+        _ = try await c.unary(service: "chukan.v1.Staff", method: "ChangePassword", request: r, as: ChangePasswordResponse.self, metadata: ["authorization": "Bearer \(token)"])
+    }
+
+    @Test func aTerminalWorksOnlyThroughASignedInMember() async throws {
+        // 2026-11-30 10:00 in Tokyo.
+        let clock = TestClock(Date(timeIntervalSince1970: 1_796_000_400))
+        let f = try await ServiceFixture.start(pki: Self.pki, policy: Self.policy, tenants: [Self.tenant], residents: [Self.tenant: Self.people], now: { clock.now })
+        let admin = try await f.client("tenant-admin"), t1 = try await f.client("terminal-1"), t2 = try await f.client("terminal-2")
+        let initial = "initial-password-1", mine = "my-own-password-2"
+        #expect(await statusCode { _ = try await staff(admin, "AddStaff", "s001", password: "short", roles: ["clerk"]) } == .invalidArgument)
+        #expect(await statusCode { _ = try await staff(admin, "AddStaff", "s001", password: initial, roles: ["platform-operator"]) } == .invalidArgument)
+        let added = try await staff(admin, "AddStaff", "s001", password: initial, roles: ["clerk"])
+        #expect(added.mustChangePassword && added.roles == ["clerk"])
+        #expect(await statusCode { _ = try await staff(admin, "AddStaff", "s001", password: initial, roles: ["clerk"]) } == .alreadyExists)
+
+        // Nothing without a member; a certificate outside the policy cannot sign anyone in.
+        #expect(await statusCode { _ = try await lookup(t1, token: nil) } == .permissionDenied)
+        let stranger = try await f.client("stranger")
+        #expect(await statusCode { _ = try await login(stranger, "s001", initial) } == .unauthenticated)
+        #expect(await statusCode { _ = try await login(admin, "s001", initial) } == .permissionDenied, "a system principal is not a terminal")
+
+        // Signed in with the administrator's password: only a password change works.
+        var session = try await login(t1, "s001", initial)
+        #expect(session.mustChangePassword)
+        #expect(await statusCode { _ = try await lookup(t1, token: session.token) } == .permissionDenied)
+        #expect(await statusCode { try await changePassword(t1, token: session.token, from: "wrong-password-x", to: mine) } == .unauthenticated)
+        try await changePassword(t1, token: session.token, from: initial, to: mine)
+        let seen = try await lookup(t1, token: session.token)
+        #expect(seen.integratedAtenaNumber == Self.people[0].integratedAtenaNumber && seen.resident?.kojinBango == "")
+        // A clerk's grants: no inquiry by 個人番号 — until the administrator grants it.
+        #expect(await statusCode { _ = try await lookup(t1, token: session.token, by: .kojinBango, Self.people[0].kojinBango) } == .permissionDenied)
+        _ = try await staff(admin, "GrantRoles", "s001", roles: ["number-clerk"])
+        #expect(try await lookup(t1, token: session.token, by: .kojinBango, Self.people[0].kojinBango).resident?.kojinBango == Self.people[0].kojinBango)
+        // The token is bound to the terminal it was issued on.
+        #expect(await statusCode { _ = try await lookup(t2, token: session.token) } == .unauthenticated)
+        #expect(await statusCode { _ = try await lookup(t1, token: "0123456789abcdef") } == .unauthenticated)
+
+        // Lockout: five wrong passwords lock the account, even against the right one, for a while.
+        for _ in 0..<5 { #expect(await statusCode { _ = try await login(t2, "s001", "not-my-password") } == .unauthenticated) }
+        #expect(await statusCode { _ = try await login(t2, "s001", mine) } == .unauthenticated)
+        clock.advance(16 * 60)
+        session = try await login(t2, "s001", mine)
+        #expect(!session.mustChangePassword)
+
+        // The yearly lapse (1 April): grants stop until renewed.
+        clock.advance(122 * 86_400)  // 2027-04-01
+        #expect(await statusCode { _ = try await lookup(t2, token: session.token) } == .unauthenticated, "the 8-hour sign-in has expired")
+        session = try await login(t2, "s001", mine)
+        #expect(await statusCode { _ = try await lookup(t2, token: session.token) } == .permissionDenied)
+        #expect(try await staff(admin, "RenewGrants", "s001").grantsLapsed == false)
+        _ = try await lookup(t2, token: session.token)
+
+        // A password older than 180 days blocks work until it is changed.
+        clock.advance(181 * 86_400 - 9 * 3600)
+        session = try await login(t2, "s001", mine)
+        #expect(session.mustChangePassword)
+        #expect(await statusCode { _ = try await lookup(t2, token: session.token) } == .permissionDenied)
+        try await changePassword(t2, token: session.token, from: mine, to: "another-password-3")
+        _ = try await lookup(t2, token: session.token)
+
+        // Logout ends the sign-in; disabling ends every sign-in of the member.
+        _ = try await t2.unary(service: "chukan.v1.Staff", method: "Logout", request: LogoutRequest(), as: LogoutResponse.self, metadata: ["authorization": "Bearer \(session.token)"])
+        #expect(await statusCode { _ = try await lookup(t2, token: session.token) } == .unauthenticated)
+        session = try await login(t1, "s001", "another-password-3")
+        _ = try await staff(admin, "DisableStaff", "s001")
+        #expect(await statusCode { _ = try await lookup(t1, token: session.token) } == .unauthenticated)
+        #expect(await statusCode { _ = try await login(t1, "s001", "another-password-3") } == .unauthenticated)
+        for c in [admin, t1, t2, stranger] { await c.close() }
+        await f.stop()
+
+        // The account and its state are durable; every attempt is in the trail.
+        let again = try await ServiceFixture.start(pki: Self.pki, policy: Self.policy, tenants: [Self.tenant], reusing: f.root, now: { clock.now })
+        let account = try #require(try again.tenants.database(Self.tenant).current.staff["s001"])
+        #expect(account.disabled && account.roles == ["number-clerk"])
+        await again.stop()
+        let records = try f.auditRecords(Self.tenant)
+        let logins = records.filter { $0.operation == "chukan.v1.Staff/Login" }
+        #expect(logins.filter { $0.outcomeCode == UInt32(StatusCode.unauthenticated.rawValue) && $0.staff == "s001" }.count >= 7)
+        #expect(records.contains { $0.operation == "chukan.v1.Inquiry/Lookup" && $0.staff == "s001" && $0.terminal == "terminal-1" && $0.outcomeCode == 0 })
+        #expect(!records.contains { [$0.outcomeDetail, $0.subject].contains { $0.contains("password-") } }, "no password in the trail")
+    }
+}
