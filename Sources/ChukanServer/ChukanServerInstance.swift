@@ -72,7 +72,8 @@ public final class ChukanServerInstance: Sendable {
         if let tenants {
             let policy: Policy
             do { policy = try config.policy.map(Policy.load(path:)) ?? Policy(principals: []) } catch { throw ConfigError("\(error)") }
-            access = AccessControl(policy: policy, policyPath: config.policy, audit: try AuditTrail(tenants: tenants))
+            let rules = try (config.staff ?? .init()).rules()
+            access = AccessControl(policy: policy, policyPath: config.policy, audit: try AuditTrail(tenants: tenants), rules: rules)
         } else if config.policy != nil {
             throw ConfigError("a policy needs data.directory and data.keys: the audit trail lives there")
         }

@@ -70,6 +70,60 @@ public struct ServerConfig: Codable, Sendable, Equatable {
         public init() {}
     }
 
+    /// Staff sign-in rules (docs/SECURITY.md); every key optional.
+    public struct StaffSection: Codable, Sendable, Equatable {
+        public var sessionHours: Double?
+        public var lockAfterFailures: Int?
+        public var lockMinutes: Double?
+        public var passwordMaxAgeDays: Int?
+        public var minimumPasswordLength: Int?
+        /// MM-DD, Asia/Tokyo: every grant lapses on this date each year until renewed.
+        public var grantsLapseOn: String?
+        enum CodingKeys: String, CodingKey {
+            case sessionHours = "session_hours"
+            case lockAfterFailures = "lock_after_failures"
+            case lockMinutes = "lock_minutes"
+            case passwordMaxAgeDays = "password_max_age_days"
+            case minimumPasswordLength = "minimum_password_length"
+            case grantsLapseOn = "grants_lapse_on"
+        }
+        public init() {}
+
+        /// The rules these settings give, checked.
+        public func rules() throws -> StaffRules {
+            var r = StaffRules()
+            if let h = sessionHours {
+                guard h > 0, h <= 24 * 7 else { throw ConfigError("staff.session_hours must be more than 0 and at most 168") }
+                r.sessionSeconds = h * 3600
+            }
+            if let n = lockAfterFailures {
+                guard (1...100).contains(n) else { throw ConfigError("staff.lock_after_failures must be 1-100") }
+                r.lockAfterFailures = n
+            }
+            if let m = lockMinutes {
+                guard m >= 0, m <= 1440 else { throw ConfigError("staff.lock_minutes must be 0-1440") }
+                r.lockSeconds = m * 60
+            }
+            if let d = passwordMaxAgeDays {
+                guard (0...3650).contains(d) else { throw ConfigError("staff.password_max_age_days must be 0 (never) to 3650") }
+                r.passwordMaxAgeDays = d
+            }
+            if let n = minimumPasswordLength {
+                guard (8...256).contains(n) else { throw ConfigError("staff.minimum_password_length must be 8-256") }
+                r.minimumPasswordLength = n
+            }
+            if let on = grantsLapseOn {
+                let parts = on.split(separator: "-").compactMap { UInt32($0) }
+                guard parts.count == 2, (1...12).contains(parts[0]), (1...28).contains(parts[1]) else {
+                    throw ConfigError("staff.grants_lapse_on must be MM-DD with a day from 1 to 28")
+                }
+                (r.grantsLapseMonth, r.grantsLapseDay) = (parts[0], parts[1])
+            }
+            return r
+        }
+    }
+
+    public var staff: StaffSection?
     public var data: DataSection?
     /// The policy file: which certificates are which principals, with which roles
     /// (docs/SECURITY.md). Without one, no call that needs a role is allowed.
@@ -87,7 +141,7 @@ public struct ServerConfig: Codable, Sendable, Equatable {
     public var logLevel: String?
 
     enum CodingKeys: String, CodingKey {
-        case listen, tls, limits, data, policy
+        case listen, tls, limits, data, policy, staff
         case healthListen = "health_listen"
         case metricsListen = "metrics_listen"
         case logLevel = "log_level"
@@ -121,6 +175,8 @@ public struct ServerConfig: Codable, Sendable, Equatable {
         return [
             "listen": endpoint, "health_listen": endpoint, "metrics_listen": endpoint, "log_level": true,
             "data": ["directory": true, "keys": true, "keep_snapshots": true], "policy": true,
+            "staff": ["session_hours": true, "lock_after_failures": true, "lock_minutes": true, "password_max_age_days": true,
+                      "minimum_password_length": true, "grants_lapse_on": true],
             "tls": ["certificate": true, "key": true, "client_ca": true, "crl": true, "min_version": true, "handshake_timeout_seconds": true],
             "limits": ["max_connections": true, "max_concurrent_streams": true, "max_message_bytes": true,
                        "idle_timeout_seconds": true, "drain_timeout_seconds": true],

@@ -14,6 +14,14 @@ struct ConnectionOptions: ParsableArguments {
     @Option(help: "Client private key (PEM); '' for none.") var key = "demo/certs/admin.key"
     @Option(name: .customLong("server-name"), help: "Name to verify in the server certificate (default: the host).") var serverName: String?
     @Option(help: "Seconds to wait for an answer.") var timeout: Double = 10
+    @Option(help: "A staff sign-in token (from 'chukanctl call login'), sent as 'authorization: Bearer TOKEN'. Or set CHUKAN_TOKEN.")
+    var token: String?
+
+    /// The call's metadata: the staff token, when there is one.
+    var metadata: Metadata {
+        guard let t = token ?? ProcessInfo.processInfo.environment["CHUKAN_TOKEN"], !t.isEmpty else { return [:] }
+        return ["authorization": "Bearer \(t)"]
+    }
 
     func connect() async throws -> RPCClient {
         guard let colon = server.lastIndex(of: ":"), let port = Int(server[server.index(after: colon)...]) else {
@@ -33,7 +41,10 @@ struct ConnectionOptions: ParsableArguments {
 struct Call: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Call the server's RPCs.",
-        subcommands: [Health.self, Echo.self, Tenants.self, Lookup.self, Search.self, Household.self, AcquireCode.self, ReloadPolicy.self])
+        subcommands: [
+            Health.self, Echo.self, Tenants.self, Login.self, Logout.self, ChangePassword.self, Lookup.self, Search.self, Household.self,
+            AcquireCode.self, ReloadPolicy.self,
+        ])
 
     struct Health: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "chukan.v1.Health/Check: is the server serving?")

@@ -28,7 +28,7 @@ struct Lookup: AsyncParsableCommand {
         }
         let client = try await connection.connect()
         let response = try await runCall(closing: client) {
-            try await client.unary(service: "chukan.v1.Inquiry", method: "Lookup", request: r, as: LookupResponse.self, timeout: connection.duration)
+            try await client.unary(service: "chukan.v1.Inquiry", method: "Lookup", request: r, as: LookupResponse.self, metadata: connection.metadata, timeout: connection.duration)
         }
         printPeople(response.person.map { [$0] } ?? [], total: 1, next: "", json: json)
     }
@@ -60,7 +60,7 @@ struct Search: AsyncParsableCommand {
         }
         let client = try await connection.connect()
         let p = try await runCall(closing: client) {
-            try await client.unary(service: "chukan.v1.Inquiry", method: "Search", request: r, as: PersonPage.self, timeout: connection.duration)
+            try await client.unary(service: "chukan.v1.Inquiry", method: "Search", request: r, as: PersonPage.self, metadata: connection.metadata, timeout: connection.duration)
         }
         printPeople(p.people, total: Int(p.total), next: p.nextPageToken, json: json)
     }
@@ -83,7 +83,7 @@ struct Household: AsyncParsableCommand {
         r.pageToken = page
         let client = try await connection.connect()
         let p = try await runCall(closing: client) {
-            try await client.unary(service: "chukan.v1.Inquiry", method: "Household", request: r, as: PersonPage.self, timeout: connection.duration)
+            try await client.unary(service: "chukan.v1.Inquiry", method: "Household", request: r, as: PersonPage.self, metadata: connection.metadata, timeout: connection.duration)
         }
         printPeople(p.people, total: Int(p.total), next: p.nextPageToken, json: json)
     }
@@ -103,7 +103,7 @@ struct AcquireCode: AsyncParsableCommand {
         r.integratedAtenaNumber = person
         let client = try await connection.connect()
         let c = try await runCall(closing: client) {
-            try await client.unary(service: "chukan.v1.Codes", method: "AcquireCode", request: r, as: CodeResponse.self, timeout: connection.duration)
+            try await client.unary(service: "chukan.v1.Codes", method: "AcquireCode", request: r, as: CodeResponse.self, metadata: connection.metadata, timeout: connection.duration)
         }
         if json { printJSON(["fugo": c.fugo, "integrated_atena_number": c.integratedAtenaNumber]) } else { print(c.fugo) }
     }

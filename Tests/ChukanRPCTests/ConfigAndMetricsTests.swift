@@ -1,5 +1,6 @@
 import ChukanRPC
 import ChukanServer
+import ChukanService
 import Foundation
 import Metrics
 import NIOCore
@@ -44,6 +45,21 @@ import Testing
         // The health-only listener asks for no client certificate and checks no CRL.
         let health = try c.tlsConfiguration(requireClientCertificate: false)
         #expect(!health.requireClientCertificate && health.crlPath == nil)
+    }
+
+    /// The demo configuration and policy load, and staff settings are checked.
+    @Test func demoConfigurationPolicyAndStaffRules() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        let c = try ServerConfig.load(path: "\(root)/config/demo.yaml")
+        #expect(try c.staff?.rules() == StaffRules())
+        let policy = try Policy.load(path: "\(root)/config/demo-policy.yaml")
+        #expect(Set(policy.principals.flatMap(\.roles)) == Set(Role.allCases), "the demo policy has a principal for every role")
+        var bad = ServerConfig.StaffSection()
+        bad.grantsLapseOn = "02-30"
+        #expect(throws: ConfigError("staff.grants_lapse_on must be MM-DD with a day from 1 to 28")) { try bad.rules() }
+        bad = ServerConfig.StaffSection()
+        bad.lockAfterFailures = 0
+        #expect(throws: ConfigError.self) { try bad.rules() }
     }
 
     @Test func errorsNameTheKey() throws {
