@@ -133,7 +133,7 @@ let package = Package(
         .executableTarget(
             name: "chukan-bench",
             dependencies: [
-                "ChukanRPC", "ChukanProto", "ChukanRegister", "ChukanStore",
+                "ChukanRPC", "ChukanProto", "ChukanRegister", "ChukanStore", "ChukanService", "ChukanTLS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]

@@ -69,10 +69,10 @@ public final class ChukanServerInstance: Sendable {
             tenants = TenantManager(configuration: c, logger: logger)
         }
         var access: AccessControl?
+        let rules = try (config.staff ?? .init()).rules()
         if let tenants {
             let policy: Policy
             do { policy = try config.policy.map(Policy.load(path:)) ?? Policy(principals: []) } catch { throw ConfigError("\(error)") }
-            let rules = try (config.staff ?? .init()).rules()
             access = AccessControl(policy: policy, policyPath: config.policy, audit: try AuditTrail(tenants: tenants), rules: rules)
         } else if config.policy != nil {
             throw ConfigError("a policy needs data.directory and data.keys: the audit trail lives there")

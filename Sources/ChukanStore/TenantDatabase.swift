@@ -49,6 +49,8 @@ public final class TenantDatabase: Sendable {
         var inFlight = false
         /// Retries of idempotent writes not yet durable, answered when they are.
         var retries: [(WriteResult, Waiter)] = []
+        /// When remembered idempotent writes past their retention were last forgotten.
+        var lastTrim = Date()
     }
 
     public let tenant: String
@@ -205,6 +207,12 @@ public final class TenantDatabase: Sendable {
         let durable = published.withLock { $0.sequence }
         var answers: [(Waiter, Result<WriteResult, Error>)] = []
         writer.withLock { w in
+            // Hourly, forget idempotent writes past their retention, so that a long-running
+            // server's memory does not grow with every key it ever saw.
+            if Date().timeIntervalSince(w.lastTrim) > 3600 {
+                w.lastTrim = Date()
+                w.working.forgetIdempotentWrites(acceptedBefore: Int64(w.lastTrim.timeIntervalSince1970 * 1000) - SnapshotFormat.idempotencyRetentionMs)
+            }
             for (event, payload, continuation) in events {
                 if !event.idempotencyKey.isEmpty, let earlier = w.working.idempotency[event.idempotencyKey] {
                     guard earlier.requestDigest == event.requestDigest else {

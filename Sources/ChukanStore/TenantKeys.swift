@@ -86,10 +86,14 @@ public struct TenantKeyRing: Sendable {
 
     /// The tenant's 符号 key, `<tenant>.code.key`: the secret behind its codes. Unlike data
     /// keys it is never rotated — a new one would give every person a new 符号 — so it is
-    /// made once, on first use, and must be backed up with the data keys.
-    public static func codeKey(tenant: String, directory: String) throws -> [UInt8] {
+    /// made once, when the tenant is added (`create`), and must be backed up with the data
+    /// keys. A missing key is an error, never silently replaced.
+    public static func codeKey(tenant: String, directory: String, create: Bool = false) throws -> [UInt8] {
         let path = "\(directory)/\(tenant).code.key"
         if !FileManager.default.fileExists(atPath: path) {
+            guard create else {
+                throw KeyError("the 符号 key \(path) is missing: restore it from backup (a new one would change every 符号), or for a tenant that never issued one make it with 'chukanctl tenant code-key'")
+            }
             try PosixFileSystem().createDirectory(directory)
             do { try writeNewKeyFile(path, directory: directory) } catch where FileManager.default.fileExists(atPath: path) {
                 // Another process made it first: use theirs.

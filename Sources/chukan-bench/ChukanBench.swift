@@ -1,6 +1,8 @@
 import ArgumentParser
 import ChukanProto
 import ChukanRPC
+import ChukanRegister
+import ChukanService
 import ChukanTLS
 import ChukanWire
 import Foundation
@@ -40,6 +42,50 @@ struct ChukanBench: AsyncParsableCommand {
     @Option(help: "Payload bytes per call.") var payload = 1024
     @Option(help: "Client event-loop threads.") var threads = 1
     @Option(help: "A label for the output (e.g. the server's name).") var label = "server"
+    @Option(help: "What to call: echo, lookup-atena (照会 by 宛名番号), lookup-fugo (照会 by 符号), acquire-code (符号取得).")
+    var scenario: Scenario = .echo
+    @Option(help: "Tenant of the service scenarios.") var tenant = "012041"
+    @Option(help: "Synthetic residents in the tenant (ids A/T000000001 …): the scenarios pick among them.") var people = 100_000
+    @Option(name: .customLong("code-key"), help: "The tenant's code key file (lookup-fugo computes the 符号 it asks by).") var codeKey: String?
+
+    enum Scenario: String, ExpressibleByArgument, CaseIterable { case echo, lookupAtena = "lookup-atena", lookupFugo = "lookup-fugo", acquireCode = "acquire-code" }
+
+    /// The encoded requests the slots cycle through: one for echo, a pool of people otherwise.
+    func requests() throws -> [ByteBuffer] {
+        var rng = SystemRandomNumberGenerator()
+        let ids = (0..<4096).map { _ in Int.random(in: 1...people, using: &rng) }
+        func id(_ prefix: String, _ n: Int) -> String { prefix + String(repeating: "0", count: max(0, 9 - String(n).count)) + String(n) }
+        switch scenario {
+        case .echo:
+            let body = EchoMessage(payload: ByteBuffer(repeating: 0x42, count: payload)).encoded()
+            return [TTRPCRequest(service: "chukan.v1.Echo", method: "Echo", payload: body).encoded()]
+        case .lookupAtena, .lookupFugo:
+            let issuer = try codeKey.map { path -> LocalCodeIssuer in
+                guard let key = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read \(path)") }
+                return try LocalCodeIssuer(key: Array(key))
+            }
+            if scenario == .lookupFugo && issuer == nil { throw ValidationError("lookup-fugo needs --code-key") }
+            return ids.map { n in
+                var r = LookupRequest()
+                r.tenant = tenant
+                if let issuer, scenario == .lookupFugo {
+                    r.keyKind = .fugo
+                    r.key = issuer.code(for: PackedID(id("T", n))!)
+                } else {
+                    r.keyKind = .atenaNumber
+                    r.key = id("A", n)
+                }
+                return TTRPCRequest(service: "chukan.v1.Inquiry", method: "Lookup", payload: r.encoded()).encoded()
+            }
+        case .acquireCode:
+            return ids.map { n in
+                var r = AcquireCodeRequest()
+                r.tenant = tenant
+                r.integratedAtenaNumber = id("T", n)
+                return TTRPCRequest(service: "chukan.v1.Codes", method: "AcquireCode", payload: r.encoded()).encoded()
+            }
+        }
+    }
     @Flag(help: "Print one JSON object instead of text.") var json = false
 
     func validate() throws {
@@ -59,8 +105,8 @@ struct ChukanBench: AsyncParsableCommand {
         for _ in 0..<connections {
             clients.append(try await RPCClient.connect(host: host, port: port, tls: tls, group: group))
         }
-        let body = EchoMessage(payload: ByteBuffer(repeating: 0x42, count: payload)).encoded()
-        let request = TTRPCRequest(service: "chukan.v1.Echo", method: "Echo", payload: body).encoded()
+        let pool = try requests()
+        let expected = scenario == .echo ? payload : 1
 
         let startNanos = DispatchTime.now().uptimeNanoseconds
         let measureFrom = startNanos + UInt64(warmup * 1e9)
@@ -72,7 +118,7 @@ struct ChukanBench: AsyncParsableCommand {
             let c = slot % connections
             let client = clients[c]
             done.append(client.eventLoop.flatSubmit {
-                Slot(client: client, request: request, payload: payload, recorder: recorders[c], measureFrom: measureFrom, stopAt: stopAt).start()
+                Slot(client: client, requests: pool, first: slot, payload: expected, recorder: recorders[c], measureFrom: measureFrom, stopAt: stopAt).start()
             })
         }
         do {
@@ -95,14 +141,14 @@ struct ChukanBench: AsyncParsableCommand {
         let p = { (q: Double) in Double(histogram.valueAtPercentile(q)) }
         if json {
             let object: [String: Any] = [
-                "label": label, "connections": connections, "in_flight": inFlight, "payload_bytes": payload,
+                "label": label, "scenario": scenario.rawValue, "connections": connections, "in_flight": inFlight, "payload_bytes": payload,
                 "duration_s": duration, "calls": calls, "errors": errors, "calls_per_s": rate,
                 "p50_us": p(50), "p99_us": p(99), "p999_us": p(99.9), "max_us": Double(histogram.max), "mean_us": histogram.mean,
             ]
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         } else {
-            print("\(label): \(connections) connections × \(inFlight) in flight, \(payload)-byte echo, \(duration)s")
+            print("\(label): \(connections) connections × \(inFlight) in flight, \(scenario == .echo ? "\(payload)-byte echo" : scenario.rawValue), \(duration)s")
             print(String(format: "  %.0f calls/s   p50 %.0f µs   p99 %.0f µs   p99.9 %.0f µs   max %.0f µs   errors %d",
                          rate, p(50), p(99), p(99.9), Double(histogram.max), errors))
         }
@@ -119,7 +165,9 @@ final class Recorder: @unchecked Sendable {
 /// One in-flight slot: sends a call, and on its answer the next, until the time is up.
 struct Slot: @unchecked Sendable {
     let client: RPCClient
-    let request: ByteBuffer
+    let requests: [ByteBuffer]
+    /// Where in `requests` this slot starts; it then takes every request in turn.
+    let first: Int
     let payload: Int
     let recorder: Recorder
     let measureFrom: UInt64
@@ -127,24 +175,24 @@ struct Slot: @unchecked Sendable {
 
     func start() -> EventLoopFuture<Void> {
         let promise = client.eventLoop.makePromise(of: Void.self)
-        next(promise)
+        next(promise, first)
         return promise.futureResult
     }
 
-    private func next(_ promise: EventLoopPromise<Void>) {
+    private func next(_ promise: EventLoopPromise<Void>, _ i: Int) {
         let sent = DispatchTime.now().uptimeNanoseconds
         guard sent < stopAt else {
             promise.succeed()
             return
         }
-        client.call(encodedRequest: request).whenComplete { result in
+        client.call(encodedRequest: requests[i % requests.count]).whenComplete { result in
             let now = DispatchTime.now().uptimeNanoseconds
             switch result {
             case let .success(bytes):
                 // The echo must come back whole: payload plus its 2-3 bytes of framing.
                 if bytes.readableBytes < payload { recorder.errors += 1 }
                 if sent >= measureFrom && now <= stopAt { _ = recorder.histogram.record((now - sent) / 1000) }
-                next(promise)
+                next(promise, i + 1)
             case let .failure(error):
                 recorder.errors += 1
                 promise.fail(error)

@@ -43,7 +43,7 @@ struct Call: AsyncParsableCommand {
         abstract: "Call the server's RPCs.",
         subcommands: [
             Health.self, Echo.self, Tenants.self, Login.self, Logout.self, ChangePassword.self, Lookup.self, Search.self, Household.self,
-            AcquireCode.self, ReloadPolicy.self,
+            AcquireCode.self, LookupCode.self, ReloadPolicy.self,
         ])
 
     struct Health: AsyncParsableCommand {
@@ -99,7 +99,7 @@ struct Tenants: AsyncParsableCommand {
     func run() async throws {
         let client = try await connection.connect()
         let r = try await runCall(closing: client) {
-            try await client.unary(service: "chukan.v1.Admin", method: "ListTenants", request: ListTenantsRequest(), as: ListTenantsResponse.self, timeout: connection.duration)
+            try await client.unary(service: "chukan.v1.Admin", method: "ListTenants", request: ListTenantsRequest(), as: ListTenantsResponse.self, metadata: connection.metadata, timeout: connection.duration)
         }
         if json {
             printJSON(["tenants": r.tenants.map { ["tenant": $0.tenant, "state": stateName($0.state), "records": Int($0.records), "sequence": Int($0.sequence), "purge_due": Int($0.purgeDue), "detail": $0.detail] }])

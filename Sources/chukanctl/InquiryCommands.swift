@@ -109,6 +109,26 @@ struct AcquireCode: AsyncParsableCommand {
     }
 }
 
+struct LookupCode: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lookup-code", abstract: "chukan.v1.Codes/LookupCode: the 団体内統合宛名番号 a 符号 stands for (code-manager).")
+    @OptionGroup var connection: ConnectionOptions
+    @Option(help: "Tenant (地方公共団体コード).") var tenant = "012041"
+    @Argument(help: "The 符号 (32 hex digits).") var fugo: String
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() async throws {
+        var r = LookupCodeRequest()
+        r.tenant = tenant
+        r.fugo = fugo
+        let client = try await connection.connect()
+        let c = try await runCall(closing: client) {
+            try await client.unary(service: "chukan.v1.Codes", method: "LookupCode", request: r, as: CodeResponse.self, metadata: connection.metadata, timeout: connection.duration)
+        }
+        if json { printJSON(["fugo": c.fugo, "integrated_atena_number": c.integratedAtenaNumber]) } else { print(c.integratedAtenaNumber) }
+    }
+}
+
 struct ReloadPolicy: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "reload-policy", abstract: "chukan.v1.Admin/ReloadPolicy: read the policy file again (platform operator).")
@@ -117,7 +137,7 @@ struct ReloadPolicy: AsyncParsableCommand {
     func run() async throws {
         let client = try await connection.connect()
         let r = try await runCall(closing: client) {
-            try await client.unary(service: "chukan.v1.Admin", method: "ReloadPolicy", request: ReloadPolicyRequest(), as: ReloadPolicyResponse.self, timeout: connection.duration)
+            try await client.unary(service: "chukan.v1.Admin", method: "ReloadPolicy", request: ReloadPolicyRequest(), as: ReloadPolicyResponse.self, metadata: connection.metadata, timeout: connection.duration)
         }
         print("policy reloaded: \(r.principals) principals")
     }

@@ -8,7 +8,25 @@ struct TenantCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tenant",
         abstract: "Add, list and remove tenants (municipalities) of a data directory (offline).",
-        subcommands: [Add.self, List.self, Remove.self])
+        subcommands: [Add.self, List.self, Remove.self, CodeKey.self])
+
+    struct CodeKey: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "code-key",
+            abstract: "Make the tenant's 符号 key (<tenant>.code.key) if it has none; never replaces one.",
+            discussion: "Tenants added by this version get one at 'tenant add'. A lost key must be restored from backup: a new key gives every person a new 符号.")
+        @OptionGroup var store: StoreOptions
+
+        func run() throws {
+            if FileManager.default.fileExists(atPath: "\(store.keys)/\(store.tenant).code.key") {
+                _ = try TenantKeyRing.codeKey(tenant: store.tenant, directory: store.keys)
+                print("tenant: \(store.tenant) already has a 符号 key; left as it is")
+            } else {
+                _ = try TenantKeyRing.codeKey(tenant: store.tenant, directory: store.keys, create: true)
+                print("tenant: made the 符号 key \(store.keys)/\(store.tenant).code.key (back it up with the data keys)")
+            }
+        }
+    }
 
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a tenant's data folder and, if it has none, its first key.")
@@ -28,7 +46,7 @@ struct TenantCommand: ParsableCommand {
                 version = try TenantKeyRing.addVersion(tenant: store.tenant, directory: store.keys)
             }
             // The 符号 key: made once, never rotated (a new one would change every 符号).
-            _ = try TenantKeyRing.codeKey(tenant: store.tenant, directory: store.keys)
+            _ = try TenantKeyRing.codeKey(tenant: store.tenant, directory: store.keys, create: true)
             if json { printJSON(["tenant": store.tenant, "key_version": Int(version)]) } else {
                 print("tenant: added \(store.tenant) (data \(store.tenantDirectory), key version \(version) in \(store.keys))")
             }

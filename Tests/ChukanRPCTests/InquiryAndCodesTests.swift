@@ -172,6 +172,14 @@ import Testing
         #expect(chiyodaCode != codes[0], "a 符号 is per tenant")
         back.fugo = chiyodaCode
         #expect(await statusCode { _ = try await manager.unary(service: "chukan.v1.Codes", method: "LookupCode", request: back, as: CodeResponse.self) } == .notFound)
+        // A lost code key is an error, never silently replaced (that would change every 符号).
+        let empty = NSTemporaryDirectory() + "chukan-nokeys-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true)
+        #expect(throws: RPCError.self) { _ = try CodeIssuers(keyDirectory: empty).issuer(Self.asahikawa) }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: empty).isEmpty)
+        // Lower-case hex is the same 符号.
+        back.fugo = codes[2].lowercased()
+        #expect(try await manager.unary(service: "chukan.v1.Codes", method: "LookupCode", request: back, as: CodeResponse.self).integratedAtenaNumber == ids[2])
         // A fresh issuer (a restart) gives the same codes: the key file is the state.
         #expect(try CodeIssuers(keyDirectory: f.keys).issuer(Self.asahikawa).code(for: PackedID(ids[7])!) == codes[7])
         await manager.close()

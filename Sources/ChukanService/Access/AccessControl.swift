@@ -2,6 +2,7 @@ import ChukanCore
 import ChukanProto
 import ChukanRPC
 import ChukanRegister
+import ChukanStore
 import Foundation
 import Synchronization
 
@@ -33,6 +34,8 @@ public final class AccessControl: Sendable {
     /// The clock (tests move it to check expiry, lockout and the yearly lapse).
     let now: @Sendable () -> Date
     let sessions = SessionStore()
+    /// A hash no password matches, checked for unknown staff ids (see `StaffService.login`).
+    let decoyHash: String
 
     public init(policy: Policy, policyPath: String?, audit: AuditTrail, rules: StaffRules = StaffRules(), now: @escaping @Sendable () -> Date = { Date() }) {
         self.policy = Mutex(policy)
@@ -40,6 +43,7 @@ public final class AccessControl: Sendable {
         self.audit = audit
         self.rules = rules
         self.now = now
+        decoyHash = PasswordHash.make(secureRandomHex(16), iterations: rules.passwordIterations)
     }
 
     var tenants: TenantManager { audit.tenants }
@@ -67,13 +71,14 @@ public final class AccessControl: Sendable {
     /// `subjectOf` names the subject from the answer when the request alone does not
     /// (an inquiry by 宛名番号 is recorded under the 団体内統合宛名番号 it found).
     public func perform<T: Sendable>(
-        _ context: ServerCallContext, tenant: String?, roles: Set<Role>, subject: String = "", allowStale: Bool = false,
+        _ context: ServerCallContext, tenant: String?, roles: Set<Role>, subject: String = "", legalRow: String = "", allowStale: Bool = false,
         subjectOf: (@Sendable (T) -> String)? = nil, _ body: @Sendable (Caller) async throws -> T
     ) async throws -> T {
         let caller = try await authorize(context, tenant: tenant, roles: roles, subject: subject, allowStale: allowStale)
         let outcome: Result<T, Error>
         do { outcome = .success(try await body(caller)) } catch { outcome = .failure(error) }
         var record = Self.record(context, caller: caller, subject: subject)
+        record.legalRow = String(legalRow.prefix(64))
         if case let .success(value) = outcome, let subjectOf { record.subject = subjectOf(value) }
         if case let .failure(error) = outcome {
             let status = RPCError.from(error)
@@ -132,7 +137,10 @@ public final class AccessControl: Sendable {
                 return (caller, RPCError.unauthenticated("the sign-in is unknown or has expired; sign in again"))
             }
             caller.staff = session.staff
-            guard let account = try? tenants.database(session.tenant).current.staff[session.staff], !account.disabled else {
+            guard let db = try? tenants.database(session.tenant) else {
+                return (caller, RPCError.unavailable("tenant \(session.tenant) is not serving"))
+            }
+            guard let account = db.current.staff[session.staff], !account.disabled else {
                 return (caller, RPCError.unauthenticated("the staff account is disabled"))
             }
             caller.roles = Set(account.roles.compactMap(Role.init(rawValue:)))

@@ -63,7 +63,7 @@ final class SessionStore: Sendable {
     }
 
     private let sessions = Mutex<[String: Session]>([:])
-    private let failures = Mutex<[String: (count: Int, lockedUntil: Date?)]>([:])
+    private let failures = Mutex<[String: (count: Int, last: Date, lockedUntil: Date?)]>([:])
 
     func open(_ s: Session) -> String {
         let token = secureRandomHex(32)
@@ -101,11 +101,16 @@ final class SessionStore: Sendable {
         }
     }
 
+    /// Counts a failure; failures further apart than the lock time do not add up. Entries
+    /// that can no longer lock anything are dropped, so the table stays small.
     func failed(_ key: String, now: Date, rules: StaffRules) {
         failures.withLock { f in
-            var entry = f[key] ?? (0, nil)
+            f = f.filter { $0.value.lockedUntil.map { $0 > now } ?? (now.timeIntervalSince($0.value.last) < rules.lockSeconds) }
+            var entry = f[key] ?? (0, now, nil)
+            if now.timeIntervalSince(entry.last) >= rules.lockSeconds { entry.count = 0 }
             entry.count += 1
-            if entry.count >= rules.lockAfterFailures { entry = (0, now.addingTimeInterval(rules.lockSeconds)) }
+            entry.last = now
+            if entry.count >= rules.lockAfterFailures { entry = (0, now, now.addingTimeInterval(rules.lockSeconds)) }
             f[key] = entry
         }
     }

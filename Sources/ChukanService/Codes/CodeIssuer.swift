@@ -27,7 +27,7 @@ public struct LocalCodeIssuer: CodeIssuer {
     }
 
     public func person(for code: String) -> PackedID? {
-        let utf8 = Array(code.utf8)
+        let utf8 = Array(code.uppercased().utf8)
         guard utf8.count == 32 else { return nil }
         var block: [UInt8] = []
         block.reserveCapacity(16)

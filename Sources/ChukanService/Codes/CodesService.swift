@@ -43,7 +43,7 @@ public struct CodesService: RPCService {
     public var methods: [String: MethodHandler] {
         [
             "AcquireCode": .unaryAsync(AcquireCodeRequest.self) { request, context in
-                try await access.perform(context, tenant: request.tenant, roles: [.codeManager], subject: request.integratedAtenaNumber) { _ in
+                try await access.perform(context, tenant: request.tenant, roles: [.codeManager], subjectOf: { $0.integratedAtenaNumber }) { _ in
                     guard let id = PackedID(request.integratedAtenaNumber) else {
                         throw RPCError.invalidArgument("integrated_atena_number: must be 1-16 ASCII letters or digits")
                     }
@@ -58,8 +58,8 @@ public struct CodesService: RPCService {
             },
             "LookupCode": .unaryAsync(LookupCodeRequest.self) { request, context in
                 try await access.perform(context, tenant: request.tenant, roles: [.codeManager], subjectOf: { $0.integratedAtenaNumber }) { _ in
-                    guard request.fugo.utf8.count == 32, request.fugo.utf8.allSatisfy({ (48...57).contains($0) || (65...70).contains($0) }) else {
-                        throw RPCError.invalidArgument("fugo: must be 32 hex digits (0-9, A-F)")
+                    guard request.fugo.utf8.count == 32, request.fugo.utf8.allSatisfy({ (48...57).contains($0) || (65...70).contains($0) || (97...102).contains($0) }) else {
+                        throw RPCError.invalidArgument("fugo: must be 32 hex digits")
                     }
                     guard let id = try codes.issuer(request.tenant).person(for: request.fugo),
                           try tenants.database(request.tenant).current.person(id) != nil

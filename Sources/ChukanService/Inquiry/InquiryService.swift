@@ -71,7 +71,7 @@ public struct InquiryService: RPCService {
                 }
             },
             "RequestNetworkInquiry": .unaryAsync(NetworkInquiryRequest.self) { request, context in
-                try await access.perform(context, tenant: request.tenant, roles: Self.readers) { _ -> NetworkInquiryResponse in
+                try await access.perform(context, tenant: request.tenant, roles: Self.readers, legalRow: request.legalRow) { _ -> NetworkInquiryResponse in
                     // The resident register's own work uses its own data: no 情報照会 has a legal basis here.
                     throw RPCError(.failedPrecondition, "resident-register work has no legal basis for an information inquiry through the network")
                 }
@@ -90,6 +90,7 @@ public struct InquiryService: RPCService {
         if !caller.roles.contains(.numberClerk) {
             resident.kojinBango = ""
             resident.formerKojinBango = []
+            resident.replicaExtract = []  // opaque: it may hold the number too
         }
         var v = PersonView()
         v.integratedAtenaNumber = resident.integratedAtenaNumber

@@ -38,7 +38,13 @@ public struct StaffService: RPCService {
                 try await access.perform(context, tenant: request.tenant, roles: [], allowStale: true) { caller in
                     guard let staff = caller.staff else { throw RPCError(.failedPrecondition, "sign in on a terminal to change a password") }
                     let db = try tenants.database(request.tenant)
+                    let key = "\(request.tenant)/\(staff)"
+                    guard !access.sessions.isLocked(key, now: access.now()) else {
+                        throw RPCError.unauthenticated("too many failed attempts: the account is locked for a while")
+                    }
+                    // A wrong old password counts towards the lock, as a failed sign-in does.
                     guard var account = db.current.staff[staff], PasswordHash.verify(request.oldPassword, against: account.passwordHash) else {
+                        access.sessions.failed(key, now: access.now(), rules: access.rules)
                         throw RPCError.unauthenticated("the old password is wrong")
                     }
                     if let p = access.rules.passwordProblem(request.newPassword) { throw RPCError.invalidArgument("new_password: \(p)") }
@@ -84,6 +90,7 @@ public struct StaffService: RPCService {
                 a.passwordChangedUnixMs = Int64(now.timeIntervalSince1970 * 1000)
                 a.mustChangePassword = true
                 a.disabled = false
+                access.sessions.succeeded("\(request.tenant)/\(request.staffId)")  // a reset lifts a lock
                 return (a, .staffUpdate)
             },
             "ListStaff": .unaryAsync(ListStaffRequest.self) { request, context in
@@ -131,9 +138,10 @@ public struct StaffService: RPCService {
                 return .failure(RPCError.unauthenticated("too many failed sign-ins: the account is locked for a while"))
             }
             guard let db = try? tenants.database(request.tenant) else { return .failure(RPCError.unavailable("tenant \(request.tenant) is not serving")) }
-            guard let account = db.current.staff[request.staffId], !account.disabled,
-                  PasswordHash.verify(request.password, against: account.passwordHash)
-            else {
+            let account = db.current.staff[request.staffId]
+            // An unknown id costs the same hashing as a known one: the timing tells nothing.
+            let matches = PasswordHash.verify(request.password, against: account?.passwordHash ?? access.decoyHash)
+            guard let account, !account.disabled, matches else {
                 access.sessions.failed(key, now: now, rules: access.rules)
                 return .failure(RPCError.unauthenticated("staff id or password is wrong, or the account is disabled"))
             }
@@ -162,7 +170,7 @@ public struct StaffService: RPCService {
         v.mustChangePassword = a.mustChangePassword
         v.passwordExpired = access.rules.passwordExpired(a, now: access.now())
         v.grantsLapsed = access.rules.grantsLapsed(a, today: StaffRules.tokyoDate(access.now()))
-        v.grantsRenewedOn = a.grantsRenewedOn?.key ?? ""
+        v.grantsRenewedOn = a.grantsRenewedOn.map { String(format: "%04d-%02d-%02d", $0.year, $0.month, $0.day) } ?? ""
         return v
     }
 

@@ -120,7 +120,7 @@ public final class TenantManager: Sendable {
         if !TenantKeyRing.hasAnyKey(tenant: tenant, directory: configuration.keyDirectory) {
             try TenantKeyRing.addVersion(tenant: tenant, directory: configuration.keyDirectory)
         }
-        _ = try TenantKeyRing.codeKey(tenant: tenant, directory: configuration.keyDirectory)
+        _ = try TenantKeyRing.codeKey(tenant: tenant, directory: configuration.keyDirectory, create: true)
         startRecovery(tenant)
     }
 
