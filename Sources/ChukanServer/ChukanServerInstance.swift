@@ -18,14 +18,16 @@ public final class ChukanServerInstance: Sendable {
     public let health: HealthService
     public let tenants: TenantManager?
     public let access: AccessControl?
+    public let disk: DiskWatch?
     private let logger: Logger
 
     private init(
         rpc: RPCServer, healthOnly: RPCServer?, metricsEndpoint: MetricsEndpoint?, health: HealthService, tenants: TenantManager?,
-        access: AccessControl?, logger: Logger
+        access: AccessControl?, disk: DiskWatch?, logger: Logger
     ) {
         self.tenants = tenants
         self.access = access
+        self.disk = disk
         self.rpc = rpc
         self.healthOnly = healthOnly
         self.metricsEndpoint = metricsEndpoint
@@ -34,12 +36,12 @@ public final class ChukanServerInstance: Sendable {
     }
 
     /// The services every mutual-TLS listener serves.
-    public static func makeRouter(health: HealthService, tenants: TenantManager?, access: AccessControl?) -> RPCRouter {
+    public static func makeRouter(health: HealthService, tenants: TenantManager?, access: AccessControl?, disk: DiskWatch? = nil) -> RPCRouter {
         var services: [any RPCService] = [health, EchoService()]
         if let tenants, let access {
             let codes = CodeIssuers(keyDirectory: tenants.configuration.keyDirectory)
             services += [
-                AdminService(tenants: tenants, access: access), InquiryService(tenants: tenants, access: access, codes: codes),
+                AdminService(tenants: tenants, access: access, disk: disk), InquiryService(tenants: tenants, access: access, codes: codes),
                 CodesService(tenants: tenants, access: access, codes: codes), RegisterService(tenants: tenants, access: access),
                 StaffService(tenants: tenants, access: access),
             ]
@@ -56,6 +58,7 @@ public final class ChukanServerInstance: Sendable {
         let rpcConfiguration = try config.rpcConfiguration()
         let tls = try ReloadableTLSContext(config.tlsConfiguration(requireClientCertificate: true))
         var tenants: TenantManager?
+        var disk: DiskWatch?
         if let data = config.data {
             guard let dir = data.directory, let keys = data.keys else {
                 throw ConfigError("data.directory and data.keys are both required (keys live apart from the data)")
@@ -66,6 +69,10 @@ public final class ChukanServerInstance: Sendable {
                 c.options.keepSnapshots = keep
             }
             try PosixFileSystem().createDirectory(dir)
+            let thresholds = try config.diskThresholds()
+            let watch = DiskWatch(directory: dir, warnPercent: thresholds.warn, refusePercent: thresholds.refuse, logger: logger)
+            c.options.writeGate = { watch.refusal }
+            disk = watch
             tenants = TenantManager(configuration: c, logger: logger)
         }
         var access: AccessControl?
@@ -73,12 +80,13 @@ public final class ChukanServerInstance: Sendable {
         if let tenants {
             let policy: Policy
             do { policy = try config.policy.map(Policy.load(path:)) ?? Policy(principals: []) } catch { throw ConfigError("\(error)") }
-            access = AccessControl(policy: policy, policyPath: config.policy, audit: try AuditTrail(tenants: tenants), rules: rules)
+            access = AccessControl(
+                policy: policy, policyPath: config.policy, audit: try AuditTrail(tenants: tenants), rules: rules, limits: try config.tenantLimits())
         } else if config.policy != nil {
             throw ConfigError("a policy needs data.directory and data.keys: the audit trail lives there")
         }
         let health = HealthService(tenants: tenants)
-        let router = makeRouter(health: health, tenants: tenants, access: access)
+        let router = makeRouter(health: health, tenants: tenants, access: access, disk: disk)
         let rpc = RPCServer(configuration: rpcConfiguration, tls: tls, router: router, group: group, metrics: metrics, logger: logger)
         var healthOnly: RPCServer?
         if let endpoint = config.healthListen {
@@ -93,6 +101,7 @@ public final class ChukanServerInstance: Sendable {
                 group: group, metrics: metrics, logger: healthLogger)
         }
         tenants?.startAll()
+        disk?.start()
         try await rpc.start()
         do {
             try await healthOnly?.start()
@@ -112,7 +121,8 @@ public final class ChukanServerInstance: Sendable {
             logger.info("metrics endpoint", metadata: ["endpoint": "\(metricsEndpoint!.localAddress.map { "\($0)" } ?? "?")"])
         }
         return ChukanServerInstance(
-            rpc: rpc, healthOnly: healthOnly, metricsEndpoint: metricsEndpoint, health: health, tenants: tenants, access: access, logger: logger)
+            rpc: rpc, healthOnly: healthOnly, metricsEndpoint: metricsEndpoint, health: health, tenants: tenants, access: access, disk: disk,
+            logger: logger)
     }
 
     /// Re-reads certificates, keys, CA bundle and CRL. On any error the old files stay
@@ -157,6 +167,7 @@ public final class ChukanServerInstance: Sendable {
         await metricsEndpoint?.close()
         tenants?.closeAll()
         access?.audit.close()
+        disk?.stop()
     }
 }
 

@@ -44,8 +44,13 @@ public struct ServerConfig: Codable, Sendable, Equatable {
         public var maxMessageBytes: Int?
         public var idleTimeoutSeconds: Double?
         public var drainTimeoutSeconds: Double?
+        /// Per tenant: calls running at once (default 1024; 0 none) and per second (default 0: none).
+        public var perTenantInFlight: Int?
+        public var perTenantCallsPerSecond: Double?
 
         enum CodingKeys: String, CodingKey {
+            case perTenantInFlight = "per_tenant_in_flight"
+            case perTenantCallsPerSecond = "per_tenant_calls_per_second"
             case maxConnections = "max_connections"
             case maxConcurrentStreams = "max_concurrent_streams"
             case maxMessageBytes = "max_message_bytes"
@@ -62,10 +67,16 @@ public struct ServerConfig: Codable, Sendable, Equatable {
         public var keys: String?
         /// Snapshots kept; the log is kept back to the oldest.
         public var keepSnapshots: Int?
+        /// Free space of the data disk below which the server warns (default 10) and below
+        /// which register writes are refused (default 2), in percent.
+        public var diskWarnFreePercent: Double?
+        public var diskRefuseFreePercent: Double?
 
         enum CodingKeys: String, CodingKey {
             case directory, keys
             case keepSnapshots = "keep_snapshots"
+            case diskWarnFreePercent = "disk_warn_free_percent"
+            case diskRefuseFreePercent = "disk_refuse_free_percent"
         }
         public init() {}
     }
@@ -174,12 +185,14 @@ public struct ServerConfig: Codable, Sendable, Equatable {
         let endpoint: [String: Any] = ["host": true, "port": true]
         return [
             "listen": endpoint, "health_listen": endpoint, "metrics_listen": endpoint, "log_level": true,
-            "data": ["directory": true, "keys": true, "keep_snapshots": true], "policy": true,
+            "data": ["directory": true, "keys": true, "keep_snapshots": true, "disk_warn_free_percent": true, "disk_refuse_free_percent": true],
+            "policy": true,
             "staff": ["session_hours": true, "lock_after_failures": true, "lock_minutes": true, "password_max_age_days": true,
                       "minimum_password_length": true, "grants_lapse_on": true],
             "tls": ["certificate": true, "key": true, "client_ca": true, "crl": true, "min_version": true, "handshake_timeout_seconds": true],
             "limits": ["max_connections": true, "max_concurrent_streams": true, "max_message_bytes": true,
-                       "idle_timeout_seconds": true, "drain_timeout_seconds": true],
+                       "idle_timeout_seconds": true, "drain_timeout_seconds": true, "per_tenant_in_flight": true,
+                       "per_tenant_calls_per_second": true],
         ]
     }()
 
@@ -196,6 +209,29 @@ public struct ServerConfig: Codable, Sendable, Equatable {
     }
 
     /// The listener settings this configuration describes.
+    /// The per-tenant limits, checked.
+    public func tenantLimits() throws -> TenantLimiter.Limits {
+        var l = TenantLimiter.Limits()
+        if let n = limits?.perTenantInFlight {
+            guard n >= 0 else { throw ConfigError("limits.per_tenant_in_flight must be 0 (none) or more") }
+            l.inFlight = n
+        }
+        if let r = limits?.perTenantCallsPerSecond {
+            guard r.isFinite, r >= 0 else { throw ConfigError("limits.per_tenant_calls_per_second must be 0 (none) or more") }
+            l.perSecond = r
+        }
+        return l
+    }
+
+    /// The disk watch thresholds (warn, refuse), checked.
+    public func diskThresholds() throws -> (warn: Double, refuse: Double) {
+        let warn = data?.diskWarnFreePercent ?? 10, refuse = data?.diskRefuseFreePercent ?? 2
+        guard (0...100).contains(warn), (0...100).contains(refuse), refuse <= warn else {
+            throw ConfigError("data.disk_refuse_free_percent and data.disk_warn_free_percent must be 0-100, refuse at most warn")
+        }
+        return (warn, refuse)
+    }
+
     public func rpcConfiguration() throws -> RPCServerConfiguration {
         var c = RPCServerConfiguration()
         if let h = listen?.host { c.host = h }

@@ -13,10 +13,12 @@ public struct AdminService: RPCService {
     public let serviceName = AdminService.name
     let tenants: TenantManager
     let access: AccessControl
+    let disk: DiskWatch?
 
-    public init(tenants: TenantManager, access: AccessControl) {
+    public init(tenants: TenantManager, access: AccessControl, disk: DiskWatch? = nil) {
         self.tenants = tenants
         self.access = access
+        self.disk = disk
     }
 
     public var methods: [String: MethodHandler] {
@@ -62,6 +64,36 @@ public struct AdminService: RPCService {
                     r.seconds = Date().timeIntervalSince(started)
                     context.logger.notice("snapshot written", metadata: ["tenant": "\(request.tenant)", "sequence": "\(info.header.sequence)"])
                     return r
+                }
+            },
+            "TenantStats": .unaryAsync(TenantStatsRequest.self) { request, context in
+                try await access.perform(context, tenant: request.tenant, roles: [.platformOperator, .tenantAdmin], subject: request.tenant) { _ in
+                    try await Self.offLoop {
+                        guard let status = tenants.status(request.tenant) else { throw RPCError(.notFound, "no tenant \(request.tenant) on this server") }
+                        var r = TenantStatsResponse()
+                        r.status = status
+                        r.days = access.statistics.days(request.tenant).map { day, d in
+                            var s = DayStats()
+                            s.date = day
+                            s.inquiries = UInt64(d.inquiries)
+                            s.codesIssued = UInt64(d.codesIssued)
+                            s.writes = UInt64(d.writes)
+                            s.refusals = UInt64(d.refusals)
+                            return s
+                        }
+                        let snapshots = Snapshots.list(directory: "\(tenants.configuration.dataDirectory)/\(request.tenant)/snapshots")
+                        r.snapshotsKept = UInt64(snapshots.count)
+                        if let newest = snapshots.first, let header = Snapshots.header(path: newest) {
+                            r.lastSnapshot = String(newest.split(separator: "/").last ?? "")
+                            r.lastSnapshotSequence = header.sequence
+                            r.lastSnapshotUnix = Int64(header.createdAt)
+                        }
+                        r.diskFreeBytes = disk?.freeBytes ?? 0
+                        r.writesRefused = disk?.refusal ?? ""
+                        r.callsInFlightLimit = UInt32(access.limiter.limits.inFlight)
+                        r.callsPerSecondLimit = access.limiter.limits.perSecond
+                        return r
+                    }
                 }
             },
             "ReloadPolicy": .unaryAsync(ReloadPolicyRequest.self) { _, context in

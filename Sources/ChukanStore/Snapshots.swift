@@ -110,6 +110,15 @@ public enum Snapshots {
         }
     }
 
+    /// A snapshot's header alone (read without the rest of the file, checked by its own
+    /// checksum); nil when the file does not start with one.
+    public static func header(path: String) -> SnapshotFormat.Header? {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? handle.close() }
+        guard let data = try? handle.read(upToCount: SnapshotFormat.headerSize) else { return nil }
+        return SnapshotFormat.Header.decode(Array(data)[...])
+    }
+
     /// Snapshot files in `directory`, newest (highest sequence) first.
     public static func list(directory: String, fs: any StoreFileSystem = PosixFileSystem()) -> [String] {
         ((try? fs.list(directory)) ?? []).filter { $0.hasSuffix(".snap") }.sorted(by: >).map { "\(directory)/\($0)" }

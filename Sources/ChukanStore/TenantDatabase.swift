@@ -32,6 +32,9 @@ public final class TenantDatabase: Sendable {
         public var wal = WriteAheadLog.Options()
         /// Snapshots kept by `snapshot()`; the log is kept back to the oldest of them.
         public var keepSnapshots = 3
+        /// Asked before each write; a reason means the write is refused with UNAVAILABLE
+        /// (the disk watch uses it to stop writes before the disk fills).
+        public var writeGate: (@Sendable () -> String?)?
         public init() {}
     }
 
@@ -177,6 +180,7 @@ public final class TenantDatabase: Sendable {
     /// has seen (within the retention) is not applied again: the answer is the first
     /// write's, once that is durable; the same key with another request digest is refused.
     public func write(_ event: RegisterEvent) async throws -> WriteResult {
+        if let refusal = options.writeGate?() { throw RPCError.unavailable(refusal) }
         // Encoded here, on the caller's thread, to keep the single writer's work short.
         let payload = event.encodedBytes
         // Checked before it joins a batch, so that it cannot make the whole batch fail.
@@ -308,7 +312,7 @@ public final class TenantDatabase: Sendable {
         for old in all.dropFirst(options.keepSnapshots) { try fs.remove(old) }
         try fs.syncDirectory(snapshotDirectory)
         guard let oldest = all.prefix(options.keepSnapshots).last,
-              let header = SnapshotFormat.Header.decode(try fs.read(oldest).prefix(SnapshotFormat.headerSize))
+              let header = Snapshots.header(path: oldest)
         else { return }
         let segments = try WriteAheadLog.segmentFiles(walDirectory, fs: fs)
         // A segment is needed unless the next one starts at or before the oldest snapshot.

@@ -129,6 +129,38 @@ struct LookupCode: AsyncParsableCommand {
     }
 }
 
+struct Stats: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "chukan.v1.Admin/TenantStats: a tenant's calls per day since the server started, its snapshots, the disk and its limits.")
+    @OptionGroup var connection: ConnectionOptions
+    @Option(help: "Tenant (地方公共団体コード).") var tenant = "012041"
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() async throws {
+        var r = TenantStatsRequest()
+        r.tenant = tenant
+        let client = try await connection.connect()
+        let s = try await runCall(closing: client) {
+            try await client.unary(service: "chukan.v1.Admin", method: "TenantStats", request: r, as: TenantStatsResponse.self, metadata: connection.metadata, timeout: connection.duration)
+        }
+        let days = s.days.map { ["date": $0.date, "inquiries": Int($0.inquiries), "codes_issued": Int($0.codesIssued), "writes": Int($0.writes), "refusals": Int($0.refusals)] }
+        if json {
+            printJSON(["tenant": tenant, "state": stateName(s.status?.state ?? .stateUnspecified), "records": Int(s.status?.records ?? 0),
+                       "purge_due": Int(s.status?.purgeDue ?? 0), "days": days, "last_snapshot": s.lastSnapshot, "last_snapshot_sequence": Int(s.lastSnapshotSequence),
+                       "last_snapshot_unix": Int(s.lastSnapshotUnix), "snapshots_kept": Int(s.snapshotsKept), "disk_free_bytes": Int(s.diskFreeBytes),
+                       "writes_refused": s.writesRefused, "calls_in_flight_limit": Int(s.callsInFlightLimit), "calls_per_second_limit": s.callsPerSecondLimit])
+            return
+        }
+        print("\(tenant)  \(stateName(s.status?.state ?? .stateUnspecified))  \(s.status?.records ?? 0) records  sequence \(s.status?.sequence ?? 0)  除票 due for purge \(s.status?.purgeDue ?? 0)")
+        let age = s.lastSnapshotUnix > 0 ? String(format: "%.1f h ago", (Date().timeIntervalSince1970 - Double(s.lastSnapshotUnix)) / 3600) : "none"
+        print("snapshots: \(s.snapshotsKept) kept, newest \(s.lastSnapshot.isEmpty ? "-" : s.lastSnapshot) (sequence \(s.lastSnapshotSequence), \(age))")
+        print("disk: \(s.diskFreeBytes / 1_000_000) MB free\(s.writesRefused.isEmpty ? "" : "; WRITES REFUSED: \(s.writesRefused)")")
+        print("limits: \(s.callsInFlightLimit == 0 ? "no" : String(s.callsInFlightLimit)) calls in flight, \(s.callsPerSecondLimit == 0 ? "no limit on calls" : String(format: "%.0f calls", s.callsPerSecondLimit)) per second")
+        print("DATE        INQUIRIES  CODES  WRITES  REFUSALS")
+        for d in s.days { print("\(d.date)  \(d.inquiries)  \(d.codesIssued)  \(d.writes)  \(d.refusals)") }
+    }
+}
+
 struct ReloadPolicy: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "reload-policy", abstract: "chukan.v1.Admin/ReloadPolicy: read the policy file again (platform operator).")

@@ -210,6 +210,149 @@ public struct SnapshotResponse: ProtoMessage, Equatable {
     }
 }
 
+public struct TenantStatsRequest: ProtoMessage, Equatable {
+    public static let protoName = "chukan.v1.TenantStatsRequest"
+    nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__TenantStatsRequest.self, chukan__v1__tenant_stats_request__init)
+
+    public var tenant: String = ""
+
+    public init() {}
+
+    init(c m: Chukan__V1__TenantStatsRequest) {
+        tenant = m.tenant.protoString
+    }
+
+    func c(_ arena: inout CArena) -> Chukan__V1__TenantStatsRequest {
+        var m = Chukan__V1__TenantStatsRequest()
+        chukan__v1__tenant_stats_request__init(&m)
+        if !tenant.isEmpty { m.tenant = arena.cString(tenant) }
+        return m
+    }
+
+    public func encode(into buffer: inout ByteBuffer) {
+        withArena { arena in
+            var m = c(&arena)
+            withMessageBase(&m) { _ = ProtobufC.pack($0, into: &buffer) }
+        }
+    }
+
+    public init(protobuf bytes: UnsafeRawBufferPointer, limit: Int) throws {
+        self = try ProtobufC.withUnpacked(Self.descriptor, as: Chukan__V1__TenantStatsRequest.self, name: Self.protoName, bytes: bytes, limit: limit) {
+            TenantStatsRequest(c: $0.pointee)
+        }
+    }
+}
+
+public struct DayStats: ProtoMessage, Equatable {
+    public static let protoName = "chukan.v1.DayStats"
+    nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__DayStats.self, chukan__v1__day_stats__init)
+
+    public var date: String = ""
+    public var inquiries: UInt64 = 0
+    public var codesIssued: UInt64 = 0
+    public var writes: UInt64 = 0
+    public var refusals: UInt64 = 0
+
+    public init() {}
+
+    init(c m: Chukan__V1__DayStats) {
+        date = m.date.protoString
+        inquiries = m.inquiries
+        codesIssued = m.codes_issued
+        writes = m.writes
+        refusals = m.refusals
+    }
+
+    func c(_ arena: inout CArena) -> Chukan__V1__DayStats {
+        var m = Chukan__V1__DayStats()
+        chukan__v1__day_stats__init(&m)
+        if !date.isEmpty { m.date = arena.cString(date) }
+        m.inquiries = inquiries
+        m.codes_issued = codesIssued
+        m.writes = writes
+        m.refusals = refusals
+        return m
+    }
+
+    public func encode(into buffer: inout ByteBuffer) {
+        withArena { arena in
+            var m = c(&arena)
+            withMessageBase(&m) { _ = ProtobufC.pack($0, into: &buffer) }
+        }
+    }
+
+    public init(protobuf bytes: UnsafeRawBufferPointer, limit: Int) throws {
+        self = try ProtobufC.withUnpacked(Self.descriptor, as: Chukan__V1__DayStats.self, name: Self.protoName, bytes: bytes, limit: limit) {
+            DayStats(c: $0.pointee)
+        }
+    }
+}
+
+public struct TenantStatsResponse: ProtoMessage, Equatable {
+    public static let protoName = "chukan.v1.TenantStatsResponse"
+    nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__TenantStatsResponse.self, chukan__v1__tenant_stats_response__init)
+
+    public var status: TenantStatus?
+    public var days: [DayStats] = []
+    public var lastSnapshot: String = ""
+    public var lastSnapshotSequence: UInt64 = 0
+    public var lastSnapshotUnix: Int64 = 0
+    public var snapshotsKept: UInt64 = 0
+    public var diskFreeBytes: UInt64 = 0
+    public var writesRefused: String = ""
+    public var callsInFlightLimit: UInt32 = 0
+    public var callsPerSecondLimit: Double = 0
+
+    public init() {}
+
+    init(c m: Chukan__V1__TenantStatsResponse) {
+        status = m.status.map { TenantStatus(c: $0.pointee) }
+        days = (0..<m.n_days).compactMap { m.days[$0].map { DayStats(c: $0.pointee) } }
+        lastSnapshot = m.last_snapshot.protoString
+        lastSnapshotSequence = m.last_snapshot_sequence
+        lastSnapshotUnix = m.last_snapshot_unix
+        snapshotsKept = m.snapshots_kept
+        diskFreeBytes = m.disk_free_bytes
+        writesRefused = m.writes_refused.protoString
+        callsInFlightLimit = m.calls_in_flight_limit
+        callsPerSecondLimit = m.calls_per_second_limit
+    }
+
+    func c(_ arena: inout CArena) -> Chukan__V1__TenantStatsResponse {
+        var m = Chukan__V1__TenantStatsResponse()
+        chukan__v1__tenant_stats_response__init(&m)
+        if let v = status { m.status = arena.make(v.c(&arena)) }
+        if !days.isEmpty {
+            var items: [UnsafeMutablePointer<Chukan__V1__DayStats>] = []
+            for v in days { items.append(arena.make(v.c(&arena))) }
+            m.n_days = items.count
+            m.days = arena.pointerArray(items)
+        }
+        if !lastSnapshot.isEmpty { m.last_snapshot = arena.cString(lastSnapshot) }
+        m.last_snapshot_sequence = lastSnapshotSequence
+        m.last_snapshot_unix = lastSnapshotUnix
+        m.snapshots_kept = snapshotsKept
+        m.disk_free_bytes = diskFreeBytes
+        if !writesRefused.isEmpty { m.writes_refused = arena.cString(writesRefused) }
+        m.calls_in_flight_limit = callsInFlightLimit
+        m.calls_per_second_limit = callsPerSecondLimit
+        return m
+    }
+
+    public func encode(into buffer: inout ByteBuffer) {
+        withArena { arena in
+            var m = c(&arena)
+            withMessageBase(&m) { _ = ProtobufC.pack($0, into: &buffer) }
+        }
+    }
+
+    public init(protobuf bytes: UnsafeRawBufferPointer, limit: Int) throws {
+        self = try ProtobufC.withUnpacked(Self.descriptor, as: Chukan__V1__TenantStatsResponse.self, name: Self.protoName, bytes: bytes, limit: limit) {
+            TenantStatsResponse(c: $0.pointee)
+        }
+    }
+}
+
 public struct ReloadPolicyRequest: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.ReloadPolicyRequest"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__ReloadPolicyRequest.self, chukan__v1__reload_policy_request__init)

@@ -37,7 +37,14 @@ public final class AccessControl: Sendable {
     /// A hash no password matches, checked for unknown staff ids (see `StaffService.login`).
     let decoyHash: String
 
-    public init(policy: Policy, policyPath: String?, audit: AuditTrail, rules: StaffRules = StaffRules(), now: @escaping @Sendable () -> Date = { Date() }) {
+    public let limiter: TenantLimiter
+    public let statistics = TenantStatistics()
+
+    public init(
+        policy: Policy, policyPath: String?, audit: AuditTrail, rules: StaffRules = StaffRules(),
+        limits: TenantLimiter.Limits = .init(), now: @escaping @Sendable () -> Date = { Date() }
+    ) {
+        self.limiter = TenantLimiter(limits)
         self.policy = Mutex(policy)
         self.policyPath = policyPath
         self.audit = audit
@@ -75,8 +82,16 @@ public final class AccessControl: Sendable {
         subjectOf: (@Sendable (T) -> String)? = nil, _ body: @Sendable (Caller) async throws -> T
     ) async throws -> T {
         let caller = try await authorize(context, tenant: tenant, roles: roles, subject: subject, allowStale: allowStale)
+        // Limits hold per tenant; the platform operator's few calls are not counted.
+        let limited = caller.isPlatformOperator ? nil : caller.tenant ?? tenant
         let outcome: Result<T, Error>
-        do { outcome = .success(try await body(caller)) } catch { outcome = .failure(error) }
+        do {
+            if let limited { try limiter.acquire(limited, now: now()) }
+            defer { if let limited { limiter.release(limited) } }
+            outcome = .success(try await body(caller))
+        } catch {
+            outcome = .failure(error)
+        }
         var record = Self.record(context, caller: caller, subject: subject)
         record.legalRow = String(legalRow.prefix(64))
         if case let .success(value) = outcome, let subjectOf { record.subject = subjectOf(value) }
@@ -89,6 +104,9 @@ public final class AccessControl: Sendable {
             try await audit.recordPlatform(record, tenant: tenant)
         } else {
             try await audit.record(record, tenant: caller.tenant)
+        }
+        if let t = caller.tenant ?? tenant {
+            statistics.count(tenant: t, operation: record.operation, ok: record.outcomeCode == 0, on: StaffRules.tokyoDate(now()))
         }
         return try outcome.get()
     }
@@ -107,6 +125,7 @@ public final class AccessControl: Sendable {
             // auditor should see attempts on it. Anything else to the platform's.
             let named = tenant.flatMap { Identifiers.localGovernmentCodeProblem($0) == nil ? $0 : nil }
             try await audit.record(record, tenant: named)
+            if let named { statistics.count(tenant: named, operation: record.operation, ok: false, on: StaffRules.tokyoDate(now())) }
             context.logger.notice("call denied", metadata: ["principal": "\(record.principal)", "code": "\(denial.code)"])
             throw denial
         }

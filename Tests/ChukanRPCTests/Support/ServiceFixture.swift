@@ -23,7 +23,7 @@ struct ServiceFixture {
     /// With `reusing`, the server starts on an earlier fixture's data (a restart).
     static func start(
         pki: TestPKI, policy: Policy, tenants names: [String], residents: [String: [Resident]] = [:], reusing: String? = nil,
-        rules: StaffRules = ServiceFixture.fastRules, now: @escaping @Sendable () -> Date = { Date() }
+        rules: StaffRules = ServiceFixture.fastRules, limits: TenantLimiter.Limits = .init(), now: @escaping @Sendable () -> Date = { Date() }
     ) async throws -> ServiceFixture {
         let root = reusing ?? NSTemporaryDirectory() + "chukan-services-\(UUID().uuidString)"
         let tenants = TenantManager(configuration: .init(dataDirectory: "\(root)/data", keyDirectory: "\(root)/keys"))
@@ -40,7 +40,7 @@ struct ServiceFixture {
                 try await db.apply(e)
             }
         }
-        let access = AccessControl(policy: policy, policyPath: nil, audit: try AuditTrail(tenants: tenants), rules: rules, now: now)
+        let access = AccessControl(policy: policy, policyPath: nil, audit: try AuditTrail(tenants: tenants), rules: rules, limits: limits, now: now)
         var c = RPCServerConfiguration()
         c.port = 0
         var logger = Logger(label: "test")

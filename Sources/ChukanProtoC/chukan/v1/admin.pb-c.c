@@ -232,6 +232,141 @@ void   chukan__v1__snapshot_response__free_unpacked
   assert(message->base.descriptor == &chukan__v1__snapshot_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   chukan__v1__tenant_stats_request__init
+                     (Chukan__V1__TenantStatsRequest         *message)
+{
+  static const Chukan__V1__TenantStatsRequest init_value = CHUKAN__V1__TENANT_STATS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t chukan__v1__tenant_stats_request__get_packed_size
+                     (const Chukan__V1__TenantStatsRequest *message)
+{
+  assert(message->base.descriptor == &chukan__v1__tenant_stats_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t chukan__v1__tenant_stats_request__pack
+                     (const Chukan__V1__TenantStatsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &chukan__v1__tenant_stats_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t chukan__v1__tenant_stats_request__pack_to_buffer
+                     (const Chukan__V1__TenantStatsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &chukan__v1__tenant_stats_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Chukan__V1__TenantStatsRequest *
+       chukan__v1__tenant_stats_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Chukan__V1__TenantStatsRequest *)
+     protobuf_c_message_unpack (&chukan__v1__tenant_stats_request__descriptor,
+                                allocator, len, data);
+}
+void   chukan__v1__tenant_stats_request__free_unpacked
+                     (Chukan__V1__TenantStatsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &chukan__v1__tenant_stats_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   chukan__v1__day_stats__init
+                     (Chukan__V1__DayStats         *message)
+{
+  static const Chukan__V1__DayStats init_value = CHUKAN__V1__DAY_STATS__INIT;
+  *message = init_value;
+}
+size_t chukan__v1__day_stats__get_packed_size
+                     (const Chukan__V1__DayStats *message)
+{
+  assert(message->base.descriptor == &chukan__v1__day_stats__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t chukan__v1__day_stats__pack
+                     (const Chukan__V1__DayStats *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &chukan__v1__day_stats__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t chukan__v1__day_stats__pack_to_buffer
+                     (const Chukan__V1__DayStats *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &chukan__v1__day_stats__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Chukan__V1__DayStats *
+       chukan__v1__day_stats__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Chukan__V1__DayStats *)
+     protobuf_c_message_unpack (&chukan__v1__day_stats__descriptor,
+                                allocator, len, data);
+}
+void   chukan__v1__day_stats__free_unpacked
+                     (Chukan__V1__DayStats *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &chukan__v1__day_stats__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   chukan__v1__tenant_stats_response__init
+                     (Chukan__V1__TenantStatsResponse         *message)
+{
+  static const Chukan__V1__TenantStatsResponse init_value = CHUKAN__V1__TENANT_STATS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t chukan__v1__tenant_stats_response__get_packed_size
+                     (const Chukan__V1__TenantStatsResponse *message)
+{
+  assert(message->base.descriptor == &chukan__v1__tenant_stats_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t chukan__v1__tenant_stats_response__pack
+                     (const Chukan__V1__TenantStatsResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &chukan__v1__tenant_stats_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t chukan__v1__tenant_stats_response__pack_to_buffer
+                     (const Chukan__V1__TenantStatsResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &chukan__v1__tenant_stats_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Chukan__V1__TenantStatsResponse *
+       chukan__v1__tenant_stats_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Chukan__V1__TenantStatsResponse *)
+     protobuf_c_message_unpack (&chukan__v1__tenant_stats_response__descriptor,
+                                allocator, len, data);
+}
+void   chukan__v1__tenant_stats_response__free_unpacked
+                     (Chukan__V1__TenantStatsResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &chukan__v1__tenant_stats_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   chukan__v1__reload_policy_request__init
                      (Chukan__V1__ReloadPolicyRequest         *message)
 {
@@ -654,6 +789,289 @@ const ProtobufCMessageDescriptor chukan__v1__snapshot_response__descriptor =
   (ProtobufCMessageInit) chukan__v1__snapshot_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor chukan__v1__tenant_stats_request__field_descriptors[1] =
+{
+  {
+    "tenant",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__TenantStatsRequest, tenant),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned chukan__v1__tenant_stats_request__field_indices_by_name[] = {
+  0,   /* field[0] = tenant */
+};
+static const ProtobufCIntRange chukan__v1__tenant_stats_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor chukan__v1__tenant_stats_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "chukan.v1.TenantStatsRequest",
+  "TenantStatsRequest",
+  "Chukan__V1__TenantStatsRequest",
+  "chukan.v1",
+  sizeof(Chukan__V1__TenantStatsRequest),
+  1,
+  chukan__v1__tenant_stats_request__field_descriptors,
+  chukan__v1__tenant_stats_request__field_indices_by_name,
+  1,  chukan__v1__tenant_stats_request__number_ranges,
+  (ProtobufCMessageInit) chukan__v1__tenant_stats_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor chukan__v1__day_stats__field_descriptors[5] =
+{
+  {
+    "date",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__DayStats, date),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "inquiries",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__DayStats, inquiries),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "codes_issued",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__DayStats, codes_issued),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "writes",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__DayStats, writes),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "refusals",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__DayStats, refusals),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned chukan__v1__day_stats__field_indices_by_name[] = {
+  2,   /* field[2] = codes_issued */
+  0,   /* field[0] = date */
+  1,   /* field[1] = inquiries */
+  4,   /* field[4] = refusals */
+  3,   /* field[3] = writes */
+};
+static const ProtobufCIntRange chukan__v1__day_stats__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor chukan__v1__day_stats__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "chukan.v1.DayStats",
+  "DayStats",
+  "Chukan__V1__DayStats",
+  "chukan.v1",
+  sizeof(Chukan__V1__DayStats),
+  5,
+  chukan__v1__day_stats__field_descriptors,
+  chukan__v1__day_stats__field_indices_by_name,
+  1,  chukan__v1__day_stats__number_ranges,
+  (ProtobufCMessageInit) chukan__v1__day_stats__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor chukan__v1__tenant_stats_response__field_descriptors[10] =
+{
+  {
+    "status",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__TenantStatsResponse, status),
+    &chukan__v1__tenant_status__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "days",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Chukan__V1__TenantStatsResponse, n_days),
+    offsetof(Chukan__V1__TenantStatsResponse, days),
+    &chukan__v1__day_stats__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "last_snapshot",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__TenantStatsResponse, last_snapshot),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "last_snapshot_sequence",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__TenantStatsResponse, last_snapshot_sequence),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "last_snapshot_unix",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__TenantStatsResponse, last_snapshot_unix),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "snapshots_kept",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__TenantStatsResponse, snapshots_kept),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "disk_free_bytes",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__TenantStatsResponse, disk_free_bytes),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "writes_refused",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__TenantStatsResponse, writes_refused),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "calls_in_flight_limit",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__TenantStatsResponse, calls_in_flight_limit),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "calls_per_second_limit",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__TenantStatsResponse, calls_per_second_limit),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned chukan__v1__tenant_stats_response__field_indices_by_name[] = {
+  8,   /* field[8] = calls_in_flight_limit */
+  9,   /* field[9] = calls_per_second_limit */
+  1,   /* field[1] = days */
+  6,   /* field[6] = disk_free_bytes */
+  2,   /* field[2] = last_snapshot */
+  3,   /* field[3] = last_snapshot_sequence */
+  4,   /* field[4] = last_snapshot_unix */
+  5,   /* field[5] = snapshots_kept */
+  0,   /* field[0] = status */
+  7,   /* field[7] = writes_refused */
+};
+static const ProtobufCIntRange chukan__v1__tenant_stats_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 10 }
+};
+const ProtobufCMessageDescriptor chukan__v1__tenant_stats_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "chukan.v1.TenantStatsResponse",
+  "TenantStatsResponse",
+  "Chukan__V1__TenantStatsResponse",
+  "chukan.v1",
+  sizeof(Chukan__V1__TenantStatsResponse),
+  10,
+  chukan__v1__tenant_stats_response__field_descriptors,
+  chukan__v1__tenant_stats_response__field_indices_by_name,
+  1,  chukan__v1__tenant_stats_response__number_ranges,
+  (ProtobufCMessageInit) chukan__v1__tenant_stats_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 #define chukan__v1__reload_policy_request__field_descriptors NULL
 #define chukan__v1__reload_policy_request__field_indices_by_name NULL
 #define chukan__v1__reload_policy_request__number_ranges NULL
@@ -710,20 +1128,22 @@ const ProtobufCMessageDescriptor chukan__v1__reload_policy_response__descriptor 
   (ProtobufCMessageInit) chukan__v1__reload_policy_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCMethodDescriptor chukan__v1__admin__method_descriptors[5] =
+static const ProtobufCMethodDescriptor chukan__v1__admin__method_descriptors[6] =
 {
   { "ListTenants", &chukan__v1__list_tenants_request__descriptor, &chukan__v1__list_tenants_response__descriptor },
   { "AddTenant", &chukan__v1__tenant_request__descriptor, &chukan__v1__tenant_status__descriptor },
   { "RemoveTenant", &chukan__v1__tenant_request__descriptor, &chukan__v1__tenant_status__descriptor },
   { "CreateSnapshot", &chukan__v1__tenant_request__descriptor, &chukan__v1__snapshot_response__descriptor },
   { "ReloadPolicy", &chukan__v1__reload_policy_request__descriptor, &chukan__v1__reload_policy_response__descriptor },
+  { "TenantStats", &chukan__v1__tenant_stats_request__descriptor, &chukan__v1__tenant_stats_response__descriptor },
 };
 const unsigned chukan__v1__admin__method_indices_by_name[] = {
   1,        /* AddTenant */
   3,        /* CreateSnapshot */
   0,        /* ListTenants */
   4,        /* ReloadPolicy */
-  2         /* RemoveTenant */
+  2,        /* RemoveTenant */
+  5         /* TenantStats */
 };
 const ProtobufCServiceDescriptor chukan__v1__admin__descriptor =
 {
@@ -732,7 +1152,7 @@ const ProtobufCServiceDescriptor chukan__v1__admin__descriptor =
   "Admin",
   "Chukan__V1__Admin",
   "chukan.v1",
-  5,
+  6,
   chukan__v1__admin__method_descriptors,
   chukan__v1__admin__method_indices_by_name
 };
@@ -775,6 +1195,14 @@ void chukan__v1__admin__reload_policy(ProtobufCService *service,
 {
   assert(service->descriptor == &chukan__v1__admin__descriptor);
   service->invoke(service, 4, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void chukan__v1__admin__tenant_stats(ProtobufCService *service,
+                                     const Chukan__V1__TenantStatsRequest *input,
+                                     Chukan__V1__TenantStatsResponse_Closure closure,
+                                     void *closure_data)
+{
+  assert(service->descriptor == &chukan__v1__admin__descriptor);
+  service->invoke(service, 5, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void chukan__v1__admin__init (Chukan__V1__Admin_Service *service,
                               Chukan__V1__Admin_ServiceDestroy destroy)

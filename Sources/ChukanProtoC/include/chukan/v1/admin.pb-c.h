@@ -20,6 +20,9 @@ typedef struct Chukan__V1__TenantStatus Chukan__V1__TenantStatus;
 typedef struct Chukan__V1__ListTenantsRequest Chukan__V1__ListTenantsRequest;
 typedef struct Chukan__V1__ListTenantsResponse Chukan__V1__ListTenantsResponse;
 typedef struct Chukan__V1__SnapshotResponse Chukan__V1__SnapshotResponse;
+typedef struct Chukan__V1__TenantStatsRequest Chukan__V1__TenantStatsRequest;
+typedef struct Chukan__V1__DayStats Chukan__V1__DayStats;
+typedef struct Chukan__V1__TenantStatsResponse Chukan__V1__TenantStatsResponse;
 typedef struct Chukan__V1__ReloadPolicyRequest Chukan__V1__ReloadPolicyRequest;
 typedef struct Chukan__V1__ReloadPolicyResponse Chukan__V1__ReloadPolicyResponse;
 
@@ -109,6 +112,71 @@ struct  Chukan__V1__SnapshotResponse
 #define CHUKAN__V1__SNAPSHOT_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&chukan__v1__snapshot_response__descriptor) \
     , (char *)protobuf_c_empty_string, 0, 0, 0, 0 }
+
+
+struct  Chukan__V1__TenantStatsRequest
+{
+  ProtobufCMessage base;
+  char *tenant;
+};
+#define CHUKAN__V1__TENANT_STATS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&chukan__v1__tenant_stats_request__descriptor) \
+    , (char *)protobuf_c_empty_string }
+
+
+struct  Chukan__V1__DayStats
+{
+  ProtobufCMessage base;
+  /*
+   * YYYY-MM-DD, Asia/Tokyo
+   */
+  char *date;
+  uint64_t inquiries;
+  uint64_t codes_issued;
+  uint64_t writes;
+  /*
+   * calls answered with any status but OK
+   */
+  uint64_t refusals;
+};
+#define CHUKAN__V1__DAY_STATS__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&chukan__v1__day_stats__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0, 0, 0 }
+
+
+/*
+ * A tenant's statistics (since the server started) and job status.
+ */
+struct  Chukan__V1__TenantStatsResponse
+{
+  ProtobufCMessage base;
+  Chukan__V1__TenantStatus *status;
+  size_t n_days;
+  Chukan__V1__DayStats **days;
+  /*
+   * file name of the newest snapshot, empty if none
+   */
+  char *last_snapshot;
+  uint64_t last_snapshot_sequence;
+  /*
+   * when it was written
+   */
+  int64_t last_snapshot_unix;
+  uint64_t snapshots_kept;
+  uint64_t disk_free_bytes;
+  /*
+   * why register writes are refused now (disk watch); empty if they are not
+   */
+  char *writes_refused;
+  uint32_t calls_in_flight_limit;
+  /*
+   * 0: none
+   */
+  double calls_per_second_limit;
+};
+#define CHUKAN__V1__TENANT_STATS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&chukan__v1__tenant_stats_response__descriptor) \
+    , NULL, 0,NULL, (char *)protobuf_c_empty_string, 0, 0, 0, 0, (char *)protobuf_c_empty_string, 0, 0 }
 
 
 struct  Chukan__V1__ReloadPolicyRequest
@@ -228,6 +296,63 @@ Chukan__V1__SnapshotResponse *
 void   chukan__v1__snapshot_response__free_unpacked
                      (Chukan__V1__SnapshotResponse *message,
                       ProtobufCAllocator *allocator);
+/* Chukan__V1__TenantStatsRequest methods */
+void   chukan__v1__tenant_stats_request__init
+                     (Chukan__V1__TenantStatsRequest         *message);
+size_t chukan__v1__tenant_stats_request__get_packed_size
+                     (const Chukan__V1__TenantStatsRequest   *message);
+size_t chukan__v1__tenant_stats_request__pack
+                     (const Chukan__V1__TenantStatsRequest   *message,
+                      uint8_t             *out);
+size_t chukan__v1__tenant_stats_request__pack_to_buffer
+                     (const Chukan__V1__TenantStatsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Chukan__V1__TenantStatsRequest *
+       chukan__v1__tenant_stats_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   chukan__v1__tenant_stats_request__free_unpacked
+                     (Chukan__V1__TenantStatsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Chukan__V1__DayStats methods */
+void   chukan__v1__day_stats__init
+                     (Chukan__V1__DayStats         *message);
+size_t chukan__v1__day_stats__get_packed_size
+                     (const Chukan__V1__DayStats   *message);
+size_t chukan__v1__day_stats__pack
+                     (const Chukan__V1__DayStats   *message,
+                      uint8_t             *out);
+size_t chukan__v1__day_stats__pack_to_buffer
+                     (const Chukan__V1__DayStats   *message,
+                      ProtobufCBuffer     *buffer);
+Chukan__V1__DayStats *
+       chukan__v1__day_stats__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   chukan__v1__day_stats__free_unpacked
+                     (Chukan__V1__DayStats *message,
+                      ProtobufCAllocator *allocator);
+/* Chukan__V1__TenantStatsResponse methods */
+void   chukan__v1__tenant_stats_response__init
+                     (Chukan__V1__TenantStatsResponse         *message);
+size_t chukan__v1__tenant_stats_response__get_packed_size
+                     (const Chukan__V1__TenantStatsResponse   *message);
+size_t chukan__v1__tenant_stats_response__pack
+                     (const Chukan__V1__TenantStatsResponse   *message,
+                      uint8_t             *out);
+size_t chukan__v1__tenant_stats_response__pack_to_buffer
+                     (const Chukan__V1__TenantStatsResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Chukan__V1__TenantStatsResponse *
+       chukan__v1__tenant_stats_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   chukan__v1__tenant_stats_response__free_unpacked
+                     (Chukan__V1__TenantStatsResponse *message,
+                      ProtobufCAllocator *allocator);
 /* Chukan__V1__ReloadPolicyRequest methods */
 void   chukan__v1__reload_policy_request__init
                      (Chukan__V1__ReloadPolicyRequest         *message);
@@ -283,6 +408,15 @@ typedef void (*Chukan__V1__ListTenantsResponse_Closure)
 typedef void (*Chukan__V1__SnapshotResponse_Closure)
                  (const Chukan__V1__SnapshotResponse *message,
                   void *closure_data);
+typedef void (*Chukan__V1__TenantStatsRequest_Closure)
+                 (const Chukan__V1__TenantStatsRequest *message,
+                  void *closure_data);
+typedef void (*Chukan__V1__DayStats_Closure)
+                 (const Chukan__V1__DayStats *message,
+                  void *closure_data);
+typedef void (*Chukan__V1__TenantStatsResponse_Closure)
+                 (const Chukan__V1__TenantStatsResponse *message,
+                  void *closure_data);
 typedef void (*Chukan__V1__ReloadPolicyRequest_Closure)
                  (const Chukan__V1__ReloadPolicyRequest *message,
                   void *closure_data);
@@ -316,6 +450,10 @@ struct Chukan__V1__Admin_Service
                         const Chukan__V1__ReloadPolicyRequest *input,
                         Chukan__V1__ReloadPolicyResponse_Closure closure,
                         void *closure_data);
+  void (*tenant_stats)(Chukan__V1__Admin_Service *service,
+                       const Chukan__V1__TenantStatsRequest *input,
+                       Chukan__V1__TenantStatsResponse_Closure closure,
+                       void *closure_data);
 };
 typedef void (*Chukan__V1__Admin_ServiceDestroy)(Chukan__V1__Admin_Service *);
 void chukan__v1__admin__init (Chukan__V1__Admin_Service *service,
@@ -328,7 +466,8 @@ void chukan__v1__admin__init (Chukan__V1__Admin_Service *service,
       function_prefix__ ## add_tenant,\
       function_prefix__ ## remove_tenant,\
       function_prefix__ ## create_snapshot,\
-      function_prefix__ ## reload_policy  }
+      function_prefix__ ## reload_policy,\
+      function_prefix__ ## tenant_stats  }
 void chukan__v1__admin__list_tenants(ProtobufCService *service,
                                      const Chukan__V1__ListTenantsRequest *input,
                                      Chukan__V1__ListTenantsResponse_Closure closure,
@@ -349,6 +488,10 @@ void chukan__v1__admin__reload_policy(ProtobufCService *service,
                                       const Chukan__V1__ReloadPolicyRequest *input,
                                       Chukan__V1__ReloadPolicyResponse_Closure closure,
                                       void *closure_data);
+void chukan__v1__admin__tenant_stats(ProtobufCService *service,
+                                     const Chukan__V1__TenantStatsRequest *input,
+                                     Chukan__V1__TenantStatsResponse_Closure closure,
+                                     void *closure_data);
 
 /* --- descriptors --- */
 
@@ -358,6 +501,9 @@ extern const ProtobufCEnumDescriptor    chukan__v1__tenant_status__state__descri
 extern const ProtobufCMessageDescriptor chukan__v1__list_tenants_request__descriptor;
 extern const ProtobufCMessageDescriptor chukan__v1__list_tenants_response__descriptor;
 extern const ProtobufCMessageDescriptor chukan__v1__snapshot_response__descriptor;
+extern const ProtobufCMessageDescriptor chukan__v1__tenant_stats_request__descriptor;
+extern const ProtobufCMessageDescriptor chukan__v1__day_stats__descriptor;
+extern const ProtobufCMessageDescriptor chukan__v1__tenant_stats_response__descriptor;
 extern const ProtobufCMessageDescriptor chukan__v1__reload_policy_request__descriptor;
 extern const ProtobufCMessageDescriptor chukan__v1__reload_policy_response__descriptor;
 extern const ProtobufCServiceDescriptor chukan__v1__admin__descriptor;

@@ -1,0 +1,111 @@
+import ChukanCore
+import ChukanProto
+import ChukanRPC
+import ChukanRegister
+import ChukanService
+import ChukanStore
+import Foundation
+import Testing
+
+/// System management: per-tenant limits, statistics, and writes stopped by the disk watch.
+@Suite(.serialized) struct ManagementTests {
+    static let pki = try! TestPKI.make(clients: ["clerk-a", "clerk-b", "admin-a"])
+    static let a = "012041", b = "131016"
+    static let people: [Resident] = Array(SyntheticResidents(count: 5, seed: 51)).map {
+        var r = $0
+        r.removalReason = .reasonUnspecified
+        r.removedOn = nil
+        return r
+    }
+
+    @Test func limiterCountsCallsInFlightAndPerSecond() throws {
+        let limiter = TenantLimiter(.init(inFlight: 2, perSecond: 3))
+        let t0 = Date(timeIntervalSince1970: 1_800_000_000)
+        try limiter.acquire(Self.a, now: t0)
+        try limiter.acquire(Self.a, now: t0)
+        #expect(throws: RPCError.resourceExhausted("tenant 012041 has 2 calls running, its limit; retry shortly")) { try limiter.acquire(Self.a, now: t0) }
+        try limiter.acquire(Self.b, now: t0)  // another tenant is not affected
+        limiter.release(Self.a)
+        try limiter.acquire(Self.a, now: t0)  // the third token of the second
+        limiter.release(Self.a)
+        #expect(throws: RPCError.self) { try limiter.acquire(Self.a, now: t0) }  // no token left
+        try limiter.acquire(Self.a, now: t0.addingTimeInterval(0.5))  // half a second refills 1.5
+    }
+
+    @Test func overItsLimitATenantGetsResourceExhaustedAndTheOthersGoOn() async throws {
+        let frozen = Date()
+        let policy = Policy(principals: [
+            policyPrincipal("clerk-a", tenant: Self.a, [.clerk]), policyPrincipal("clerk-b", tenant: Self.b, [.clerk]),
+            policyPrincipal("admin-a", tenant: Self.a, [.tenantAdmin]),
+        ])
+        let f = try await ServiceFixture.start(
+            pki: Self.pki, policy: policy, tenants: [Self.a, Self.b], residents: [Self.a: Self.people, Self.b: Self.people],
+            limits: .init(inFlight: 100, perSecond: 3), now: { frozen })
+        let clerkA = try await f.client("clerk-a"), clerkB = try await f.client("clerk-b"), admin = try await f.client("admin-a")
+        func lookup(_ c: RPCClient, _ tenant: String) async -> StatusCode? {
+            await statusCode {
+                var r = LookupRequest()
+                r.tenant = tenant
+                r.keyKind = .atenaNumber
+                r.key = Self.people[0].atenaNumber
+                _ = try await c.unary(service: "chukan.v1.Inquiry", method: "Lookup", request: r, as: LookupResponse.self)
+            }
+        }
+        for _ in 0..<3 { #expect(await lookup(clerkA, Self.a) == nil) }
+        #expect(await lookup(clerkA, Self.a) == .resourceExhausted)
+        #expect(await lookup(clerkB, Self.b) == nil, "another tenant keeps its own budget")
+        // The statistics count what happened, per day; the refusal is among them.
+        var req = TenantStatsRequest()
+        req.tenant = Self.a
+        // The clock is frozen: the administrator's own call is over the limit too.
+        #expect(await statusCode { _ = try await admin.unary(service: "chukan.v1.Admin", method: "TenantStats", request: req, as: TenantStatsResponse.self) } == .resourceExhausted)
+        await f.stop()
+        let g = try await ServiceFixture.start(pki: Self.pki, policy: policy, tenants: [Self.a, Self.b], reusing: f.root)
+        let admin2 = try await g.client("admin-a"), clerk2 = try await g.client("clerk-a")
+        #expect(await lookup(clerk2, Self.a) == nil)
+        #expect(await statusCode {
+            var r = LookupRequest()
+            r.tenant = Self.a
+            r.keyKind = .atenaNumber
+            r.key = "NOSUCH1"
+            _ = try await clerk2.unary(service: "chukan.v1.Inquiry", method: "Lookup", request: r, as: LookupResponse.self)
+        } == .notFound)
+        let stats = try await admin2.unary(service: "chukan.v1.Admin", method: "TenantStats", request: req, as: TenantStatsResponse.self)
+        #expect(stats.status?.records == 5 && stats.callsPerSecondLimit == 0)
+        let today = try #require(stats.days.last)
+        #expect(today.inquiries == 1 && today.refusals == 1, "\(stats.days)")
+        for c in [clerkA, clerkB, admin, admin2, clerk2] { await c.close() }
+        await g.stop()
+    }
+
+    @Test func theWriteGateStopsRegisterWritesWithUnavailable() async throws {
+        let fixture = try DiskGateFixture()
+        var options = TenantDatabase.Options()
+        options.writeGate = { "the data disk has 1.0% free, below the 2.0% at which writes stop; free space first" }
+        let db = try TenantDatabase.open(directory: fixture.dir, keyRing: fixture.keys, options: options)
+        var e = RegisterEvent()
+        e.kind = .record
+        e.reason = .tennyu
+        e.resident = Self.people[0]
+        do {
+            try await db.apply(e)
+            Issue.record("a write went through the closed gate")
+        } catch let error as RPCError {
+            #expect(error.code == .unavailable && error.message.contains("free space"))
+        }
+        #expect(db.current.count == 0)
+        db.close()
+        // The watch itself: a threshold above the disk's free space refuses; a low one does not.
+        #expect(DiskWatch(directory: fixture.dir, warnPercent: 100, refusePercent: 100).refusal != nil)
+        #expect(DiskWatch(directory: fixture.dir, warnPercent: 0, refusePercent: 0).refusal == nil)
+    }
+}
+
+struct DiskGateFixture {
+    let dir = NSTemporaryDirectory() + "chukan-gate-\(UUID().uuidString)"
+    let keys: TenantKeyRing
+    init() throws {
+        try TenantKeyRing.addVersion(tenant: "012041", directory: dir + "-keys")
+        keys = try TenantKeyRing.load(tenant: "012041", directory: dir + "-keys")
+    }
+}
