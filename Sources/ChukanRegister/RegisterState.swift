@@ -54,6 +54,8 @@ public struct RegisterState: Sendable, Equatable {
     /// By 団体内統合宛名番号: one per person, ever.
     public private(set) var persons: TreeDictionary<PackedID, PersonEntry> = [:]
     public private(set) var indexes = Indexes()
+    /// Export tickets by id (chukan.v1.Register/Export).
+    public private(set) var exports: TreeDictionary<String, ExportTicket> = [:]
     /// Staff accounts by staff id (chukan.v1.Staff).
     public private(set) var staff: TreeDictionary<String, StaffAccount> = [:]
     /// Writes made with an idempotency key, by key (chukan.v1.Register).
@@ -275,6 +277,21 @@ public struct RegisterState: Sendable, Equatable {
             }
             staff[account.staffId] = account
             person = account.staffId
+        case .exportTicket:
+            guard let ticket = e.export, !ticket.exportId.isEmpty, ticket.exportId.utf8.count <= 64 else {
+                throw RPCError.invalidArgument("event.export: a ticket with an export_id of at most 64 characters is required")
+            }
+            // Requested → approved or refused → (approved) used; nothing else.
+            let before = exports[ticket.exportId]?.state
+            let allowed: Bool = switch ticket.state {
+            case .requested: before == nil
+            case .approved, .refused: before == .requested
+            case .used: before == .approved
+            case .stateUnspecified: false
+            }
+            guard allowed else { throw RPCError(.failedPrecondition, "export \(ticket.exportId): not \(ticket.state) from \(before.map { "\($0)" } ?? "nothing")") }
+            exports[ticket.exportId] = ticket
+            person = ticket.exportId
         case .kindUnspecified:
             throw RPCError.invalidArgument("event.kind: is required")
         }
@@ -398,7 +415,7 @@ public struct RegisterState: Sendable, Equatable {
 
     /// Loads prepared records (from a snapshot) and rebuilds every index. The tries do
     /// not depend on each other, so they are built side by side, one group per core.
-    public static func rebuilding(tenant: String, sequence: UInt64, loaded: [LoadedEntry], idempotency: [IdempotentWrite] = [], staff: [StaffAccount] = []) -> RegisterState {
+    public static func rebuilding(tenant: String, sequence: UInt64, loaded: [LoadedEntry], idempotency: [IdempotentWrite] = [], staff: [StaffAccount] = [], exports: [ExportTicket] = []) -> RegisterState {
         let built = TrieBuild()
         DispatchQueue.concurrentPerform(iterations: 3) { group in
             switch group {
@@ -430,6 +447,7 @@ public struct RegisterState: Sendable, Equatable {
         s.persons = built.persons
         for w in idempotency { s.idempotency[w.key] = w }
         for a in staff { s.staff[a.staffId] = a }
+        for t in exports { s.exports[t.exportId] = t }
         s.indexes = Indexes(
             byAtena: built.atena, byJuminhyo: built.juminhyo, byKojinBango: built.kojin, byHousehold: built.household,
             byKanaAndBirth: built.kanaBirth, byKanaAndAddress: built.kanaAddress)

@@ -83,6 +83,8 @@ public enum SnapshotFormat {
     static let idempotencyPrefix = "#idem:"
     /// Entries whose id starts with this hold a staff account (`chukan.v1.StaffAccount`).
     static let staffPrefix = "#staff:"
+    /// Entries whose id starts with this hold an export ticket (`chukan.v1.ExportTicket`).
+    static let exportPrefix = "#export:"
     /// Idempotent writes are kept in snapshots for two days (promised: at least one).
     static let idempotencyRetentionMs: Int64 = 48 * 3_600_000
 

@@ -22,6 +22,7 @@ struct ChunkContents: @unchecked Sendable {
     var persons: [RegisterState.LoadedEntry] = []
     var idempotency: [IdempotentWrite] = []
     var staff: [StaffAccount] = []
+    var exports: [ExportTicket] = []
 }
 
 /// Hands a buffer to `concurrentPerform`'s iterations, each writing its own element.
@@ -84,6 +85,11 @@ public enum Snapshots {
             for (id, account) in state.staff {
                 let meta = PersonEntry(record: account.encodedBytes, history: [], isRemoved: false, removedOn: nil)
                 SnapshotFormat.encode(id: SnapshotFormat.staffPrefix + id, entry: meta, into: &plain)
+                if plain.count >= SnapshotFormat.chunkPlaintext { try seal() }
+            }
+            for (id, ticket) in state.exports {
+                let meta = PersonEntry(record: ticket.encodedBytes, history: [], isRemoved: false, removedOn: nil)
+                SnapshotFormat.encode(id: SnapshotFormat.exportPrefix + id, entry: meta, into: &plain)
                 if plain.count >= SnapshotFormat.chunkPlaintext { try seal() }
             }
             for (key, write) in state.idempotency where write.acceptedUnixMs >= cutoff {
@@ -175,6 +181,13 @@ public enum Snapshots {
                         out.idempotency.append(w)
                         continue
                     }
+                    if id.hasPrefix(SnapshotFormat.exportPrefix) {
+                        guard let t = try? ExportTicket(protobuf: entry.record) else {
+                            throw SnapshotError("\(path): chunk \(i) holds an export entry that does not decode")
+                        }
+                        out.exports.append(t)
+                        continue
+                    }
                     if id.hasPrefix(SnapshotFormat.staffPrefix) {
                         guard let a = try? StaffAccount(protobuf: entry.record) else {
                             throw SnapshotError("\(path): chunk \(i) holds a staff entry that does not decode")
@@ -192,17 +205,19 @@ public enum Snapshots {
         var loaded: [RegisterState.LoadedEntry] = []
         var idempotency: [IdempotentWrite] = []
         var staff: [StaffAccount] = []
+        var exports: [ExportTicket] = []
         loaded.reserveCapacity(Int(min(info.header.recordCount, 50_000_000)))
         for r in results {
             let contents = try r.get()
             loaded += contents.persons
             idempotency += contents.idempotency
             staff += contents.staff
+            exports += contents.exports
         }
         guard UInt64(loaded.count) == info.header.recordCount else {
             throw SnapshotError("\(path): header says \(info.header.recordCount) records, file holds \(loaded.count)")
         }
-        return RegisterState.rebuilding(tenant: info.header.tenant, sequence: info.header.sequence, loaded: loaded, idempotency: idempotency, staff: staff)
+        return RegisterState.rebuilding(tenant: info.header.tenant, sequence: info.header.sequence, loaded: loaded, idempotency: idempotency, staff: staff, exports: exports)
     }
 
     /// Parses header, chunk frames and trailer, checking every CRC.

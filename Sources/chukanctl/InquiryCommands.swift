@@ -194,3 +194,62 @@ func printPeople(_ people: [PersonView], total: Int, next: String, json: Bool) {
     }
     print("\(people.count) shown of \(total)\(next.isEmpty ? "" : "; next page: --page \(next)")")
 }
+
+/// The replica export for reconciliation: a registrar asks, an approver approves (or
+/// refuses), the registrar takes it once within 24 hours.
+struct ExportCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export",
+        abstract: "chukan.v1.Register export of the replica: --request, --approve/--refuse (approver), or take an approved export into a file.",
+        discussion: "The file holds one JSON object per person (the whole record, 個人番号 included): keep it as you would the register.")
+    @OptionGroup var connection: ConnectionOptions
+    @Option(help: "Tenant (地方公共団体コード).") var tenant = "012041"
+    @Option(help: "Ask for an export, saying why.") var request: String?
+    @Option(help: "Approve this export id (approver; not the requester).") var approve: String?
+    @Option(help: "Refuse this export id (approver).") var refuse: String?
+    @Option(help: "Take this approved export id.") var take: String?
+    @Option(help: "Where to write the records taken (JSON lines); created, never overwritten.") var out: String?
+
+    func validate() throws {
+        guard [request, approve, refuse, take].compactMap({ $0 }).count == 1 else { throw ValidationError("give one of --request, --approve, --refuse, --take") }
+        if take != nil && out == nil { throw ValidationError("--take needs --out FILE") }
+    }
+
+    func run() async throws {
+        var r = ExportRequest()
+        r.tenant = tenant
+        let client = try await connection.connect()
+        if let take, let out {
+            r.exportId = take
+            guard FileManager.default.createFile(atPath: out, contents: nil, attributes: [.posixPermissions: 0o600]),
+                  let handle = FileHandle(forWritingAtPath: out) else { throw ValidationError("cannot create \(out)") }
+            var count = 0
+            _ = try await runCall(closing: client) {
+                for try await chunk in client.serverStreaming(service: "chukan.v1.Register", method: "Export", request: r, as: ExportChunk.self, metadata: connection.metadata) {
+                    for p in chunk.people {
+                        let line: [String: Any] = ["integrated_atena_number": p.integratedAtenaNumber, "removed": p.removed,
+                                                   "record_base64": Data(p.resident?.encodedBytes ?? []).base64EncodedString()]
+                        handle.write(try JSONSerialization.data(withJSONObject: line) + Data("\n".utf8))
+                        count += 1
+                    }
+                }
+            }
+            try handle.close()
+            print("export: \(count) records written to \(out) (chukan.v1.Resident, base64)")
+            return
+        }
+        let method: String
+        if let purpose = request {
+            r.purpose = purpose
+            method = "RequestExport"
+        } else {
+            r.exportId = approve ?? refuse!
+            r.refuse = refuse != nil
+            method = "ApproveExport"
+        }
+        let t = try await runCall(closing: client) {
+            try await client.unary(service: "chukan.v1.Register", method: method, request: r, as: ExportTicket.self, metadata: connection.metadata, timeout: connection.duration)
+        }
+        print("export \(t.exportId): \(t.state) (requested by \(t.requestedBy)\(t.approvedBy.isEmpty ? "" : ", decided by \(t.approvedBy)"))")
+    }
+}

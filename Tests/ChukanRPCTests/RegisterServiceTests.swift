@@ -10,7 +10,7 @@ import Testing
 /// 副本 sync over mutual TLS: the registrar writes, each operation by its own method; a
 /// retried write with the same idempotency key is applied once, across a restart too.
 @Suite(.serialized) struct RegisterServiceTests {
-    static let pki = try! TestPKI.make(clients: ["registrar", "clerk"])
+    static let pki = try! TestPKI.make(clients: ["registrar", "clerk", "registrar-2", "approver", "both"])
     static let tenant = "012041"
     static let people: [Resident] = Array(SyntheticResidents(count: 10, seed: 31)).map {
         var r = $0
@@ -20,6 +20,8 @@ import Testing
     }
     static let policy = Policy(principals: [
         policyPrincipal("registrar", tenant: tenant, [.registrar]), policyPrincipal("clerk", tenant: tenant, [.clerk]),
+        policyPrincipal("registrar-2", tenant: tenant, [.registrar]), policyPrincipal("approver", tenant: tenant, [.approver]),
+        policyPrincipal("both", tenant: tenant, [.registrar, .approver]),
     ])
 
     func write(_ c: RPCClient, _ method: String, key: String = "", _ configure: (inout RegisterEvent) -> Void) async throws -> WriteResponse {
@@ -93,5 +95,58 @@ import Testing
         let writes = try third.auditRecords(Self.tenant).filter { $0.operation.hasPrefix("chukan.v1.Register/") }
         #expect(writes.filter { $0.outcomeCode == 0 }.allSatisfy { $0.subject == p.integratedAtenaNumber })
         #expect(writes.count == 10)
+    }
+
+    func ticket(_ c: RPCClient, _ method: String, _ id: String = "", purpose: String = "", refuse: Bool = false) async throws -> ExportTicket {
+        var r = ExportRequest()
+        r.tenant = Self.tenant
+        r.exportId = id
+        r.purpose = purpose
+        r.refuse = refuse
+        return try await c.unary(service: "chukan.v1.Register", method: method, request: r, as: ExportTicket.self)
+    }
+
+    func export(_ c: RPCClient, _ id: String) async throws -> [PersonView] {
+        var r = ExportRequest()
+        r.tenant = Self.tenant
+        r.exportId = id
+        var people: [PersonView] = []
+        for try await chunk in c.serverStreaming(service: "chukan.v1.Register", method: "Export", request: r, as: ExportChunk.self) {
+            people += chunk.people
+        }
+        return people
+    }
+
+    @Test func anExportNeedsAnotherPersonsApprovalAndIsTakenOnce() async throws {
+        let f = try await ServiceFixture.start(pki: Self.pki, policy: Self.policy, tenants: [Self.tenant], residents: [Self.tenant: Self.people])
+        let registrar = try await f.client("registrar"), other = try await f.client("registrar-2")
+        let approver = try await f.client("approver"), both = try await f.client("both")
+        #expect(await statusCode { _ = try await ticket(registrar, "RequestExport") } == .invalidArgument, "a purpose is required")
+        let asked = try await ticket(registrar, "RequestExport", purpose: "annual reconciliation with the resident system")
+        #expect(asked.state == .requested && asked.requestedBy == "registrar")
+        // Not before approval; not approved by a registrar; not by the requester either.
+        #expect(await statusCode { _ = try await export(registrar, asked.exportId) } == .failedPrecondition)
+        #expect(await statusCode { _ = try await ticket(registrar, "ApproveExport", asked.exportId) } == .permissionDenied)
+        let own = try await ticket(both, "RequestExport", purpose: "own")
+        #expect(await statusCode { _ = try await ticket(both, "ApproveExport", own.exportId) } == .permissionDenied, "four eyes")
+        #expect(try await ticket(approver, "ApproveExport", asked.exportId).state == .approved)
+        // Only the requester takes it, once.
+        #expect(await statusCode { _ = try await export(other, asked.exportId) } == .permissionDenied)
+        let people = try await export(registrar, asked.exportId)
+        #expect(people.count == Self.people.count)
+        #expect(Set(people.map(\.integratedAtenaNumber)) == Set(Self.people.map(\.integratedAtenaNumber)))
+        #expect(people.contains { $0.resident?.kojinBango == Self.people[0].kojinBango }, "the export is the whole record")
+        #expect(await statusCode { _ = try await export(registrar, asked.exportId) } == .failedPrecondition)
+        // A refused ticket exports nothing; tickets survive a restart.
+        let refused = try await ticket(registrar, "RequestExport", purpose: "again")
+        #expect(try await ticket(approver, "ApproveExport", refused.exportId, refuse: true).state == .refused)
+        #expect(await statusCode { _ = try await export(registrar, refused.exportId) } == .failedPrecondition)
+        for c in [registrar, other, approver, both] { await c.close() }
+        await f.stop()
+        let g = try await ServiceFixture.start(pki: Self.pki, policy: Self.policy, tenants: [Self.tenant], reusing: f.root)
+        #expect(try g.tenants.database(Self.tenant).current.exports[asked.exportId]?.state == .used)
+        await g.stop()
+        let trail = try g.auditRecords(Self.tenant).filter { $0.operation == "chukan.v1.Register/Export" }
+        #expect(trail.contains { $0.subject == asked.exportId && $0.outcomeCode == 0 })
     }
 }

@@ -80,3 +80,89 @@ public struct WriteResponse: ProtoMessage, Equatable {
         }
     }
 }
+
+public struct ExportRequest: ProtoMessage, Equatable {
+    public static let protoName = "chukan.v1.ExportRequest"
+    nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__ExportRequest.self, chukan__v1__export_request__init)
+
+    public var tenant: String = ""
+    public var exportId: String = ""
+    public var purpose: String = ""
+    public var refuse: Bool = false
+
+    public init() {}
+
+    init(c m: Chukan__V1__ExportRequest) {
+        tenant = m.tenant.protoString
+        exportId = m.export_id.protoString
+        purpose = m.purpose.protoString
+        refuse = m.refuse != 0
+    }
+
+    func c(_ arena: inout CArena) -> Chukan__V1__ExportRequest {
+        var m = Chukan__V1__ExportRequest()
+        chukan__v1__export_request__init(&m)
+        if !tenant.isEmpty { m.tenant = arena.cString(tenant) }
+        if !exportId.isEmpty { m.export_id = arena.cString(exportId) }
+        if !purpose.isEmpty { m.purpose = arena.cString(purpose) }
+        m.refuse = refuse ? 1 : 0
+        return m
+    }
+
+    public func encode(into buffer: inout ByteBuffer) {
+        withArena { arena in
+            var m = c(&arena)
+            withMessageBase(&m) { _ = ProtobufC.pack($0, into: &buffer) }
+        }
+    }
+
+    public init(protobuf bytes: UnsafeRawBufferPointer, limit: Int) throws {
+        self = try ProtobufC.withUnpacked(Self.descriptor, as: Chukan__V1__ExportRequest.self, name: Self.protoName, bytes: bytes, limit: limit) {
+            ExportRequest(c: $0.pointee)
+        }
+    }
+}
+
+public struct ExportChunk: ProtoMessage, Equatable {
+    public static let protoName = "chukan.v1.ExportChunk"
+    nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__ExportChunk.self, chukan__v1__export_chunk__init)
+
+    public var people: [PersonView] = []
+    public var sequence: UInt64 = 0
+    public var total: UInt64 = 0
+
+    public init() {}
+
+    init(c m: Chukan__V1__ExportChunk) {
+        people = (0..<m.n_people).compactMap { m.people[$0].map { PersonView(c: $0.pointee) } }
+        sequence = m.sequence
+        total = m.total
+    }
+
+    func c(_ arena: inout CArena) -> Chukan__V1__ExportChunk {
+        var m = Chukan__V1__ExportChunk()
+        chukan__v1__export_chunk__init(&m)
+        if !people.isEmpty {
+            var items: [UnsafeMutablePointer<Chukan__V1__PersonView>] = []
+            for v in people { items.append(arena.make(v.c(&arena))) }
+            m.n_people = items.count
+            m.people = arena.pointerArray(items)
+        }
+        m.sequence = sequence
+        m.total = total
+        return m
+    }
+
+    public func encode(into buffer: inout ByteBuffer) {
+        withArena { arena in
+            var m = c(&arena)
+            withMessageBase(&m) { _ = ProtobufC.pack($0, into: &buffer) }
+        }
+    }
+
+    public init(protobuf bytes: UnsafeRawBufferPointer, limit: Int) throws {
+        self = try ProtobufC.withUnpacked(Self.descriptor, as: Chukan__V1__ExportChunk.self, name: Self.protoName, bytes: bytes, limit: limit) {
+            ExportChunk(c: $0.pointee)
+        }
+    }
+}

@@ -89,9 +89,21 @@ public enum RegisterEventKind: Int32, Sendable, CaseIterable {
     case purge = 9
     case staffAdd = 10
     case staffUpdate = 11
+    case exportTicket = 12
 
     init(c: Chukan__V1__RegisterEvent__Kind) { self = RegisterEventKind(rawValue: Int32(bitPattern: c.rawValue)) ?? .kindUnspecified }
     var c: Chukan__V1__RegisterEvent__Kind { Chukan__V1__RegisterEvent__Kind(rawValue: UInt32(bitPattern: rawValue)) }
+}
+
+public enum ExportTicketState: Int32, Sendable, CaseIterable {
+    case stateUnspecified = 0
+    case requested = 1
+    case approved = 2
+    case used = 3
+    case refused = 4
+
+    init(c: Chukan__V1__ExportTicket__State) { self = ExportTicketState(rawValue: Int32(bitPattern: c.rawValue)) ?? .stateUnspecified }
+    var c: Chukan__V1__ExportTicket__State { Chukan__V1__ExportTicket__State(rawValue: UInt32(bitPattern: rawValue)) }
 }
 
 public struct CalendarDate: ProtoMessage, Equatable {
@@ -697,6 +709,7 @@ public struct RegisterEvent: ProtoMessage, Equatable {
     public var acceptedUnixMs: Int64 = 0
     public var requestDigest: [UInt8] = []
     public var staff: StaffAccount?
+    public var export: ExportTicket?
 
     public init() {}
 
@@ -716,6 +729,7 @@ public struct RegisterEvent: ProtoMessage, Equatable {
         acceptedUnixMs = m.accepted_unix_ms
         requestDigest = m.request_digest.bytes
         staff = m.staff.map { StaffAccount(c: $0.pointee) }
+        export = m.export.map { ExportTicket(c: $0.pointee) }
     }
 
     func c(_ arena: inout CArena) -> Chukan__V1__RegisterEvent {
@@ -741,6 +755,7 @@ public struct RegisterEvent: ProtoMessage, Equatable {
         m.accepted_unix_ms = acceptedUnixMs
         m.request_digest = arena.binary(requestDigest)
         if let v = staff { m.staff = arena.make(v.c(&arena)) }
+        if let v = export { m.export = arena.make(v.c(&arena)) }
         return m
     }
 
@@ -754,6 +769,57 @@ public struct RegisterEvent: ProtoMessage, Equatable {
     public init(protobuf bytes: UnsafeRawBufferPointer, limit: Int) throws {
         self = try ProtobufC.withUnpacked(Self.descriptor, as: Chukan__V1__RegisterEvent.self, name: Self.protoName, bytes: bytes, limit: limit) {
             RegisterEvent(c: $0.pointee)
+        }
+    }
+}
+
+public struct ExportTicket: ProtoMessage, Equatable {
+    public static let protoName = "chukan.v1.ExportTicket"
+    nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__ExportTicket.self, chukan__v1__export_ticket__init)
+
+    public var exportId: String = ""
+    public var state: ExportTicketState = .stateUnspecified
+    public var requestedBy: String = ""
+    public var approvedBy: String = ""
+    public var purpose: String = ""
+    public var requestedUnixMs: Int64 = 0
+    public var approvedUnixMs: Int64 = 0
+
+    public init() {}
+
+    init(c m: Chukan__V1__ExportTicket) {
+        exportId = m.export_id.protoString
+        state = ExportTicketState(c: m.state)
+        requestedBy = m.requested_by.protoString
+        approvedBy = m.approved_by.protoString
+        purpose = m.purpose.protoString
+        requestedUnixMs = m.requested_unix_ms
+        approvedUnixMs = m.approved_unix_ms
+    }
+
+    func c(_ arena: inout CArena) -> Chukan__V1__ExportTicket {
+        var m = Chukan__V1__ExportTicket()
+        chukan__v1__export_ticket__init(&m)
+        if !exportId.isEmpty { m.export_id = arena.cString(exportId) }
+        m.state = state.c
+        if !requestedBy.isEmpty { m.requested_by = arena.cString(requestedBy) }
+        if !approvedBy.isEmpty { m.approved_by = arena.cString(approvedBy) }
+        if !purpose.isEmpty { m.purpose = arena.cString(purpose) }
+        m.requested_unix_ms = requestedUnixMs
+        m.approved_unix_ms = approvedUnixMs
+        return m
+    }
+
+    public func encode(into buffer: inout ByteBuffer) {
+        withArena { arena in
+            var m = c(&arena)
+            withMessageBase(&m) { _ = ProtobufC.pack($0, into: &buffer) }
+        }
+    }
+
+    public init(protobuf bytes: UnsafeRawBufferPointer, limit: Int) throws {
+        self = try ProtobufC.withUnpacked(Self.descriptor, as: Chukan__V1__ExportTicket.self, name: Self.protoName, bytes: bytes, limit: limit) {
+            ExportTicket(c: $0.pointee)
         }
     }
 }

@@ -41,7 +41,76 @@ public struct RegisterService: RPCService {
                 }
             }
         }
+        m["RequestExport"] = .unaryAsync(ExportRequest.self) { request, context in
+            try await access.perform(context, tenant: request.tenant, roles: [.registrar], subjectOf: { $0.exportId }) { caller in
+                let purpose = request.purpose.trimmingCharacters(in: .whitespaces)
+                guard !purpose.isEmpty, purpose.count <= 200 else { throw RPCError.invalidArgument("purpose: say why, in at most 200 characters") }
+                var t = ExportTicket()
+                t.exportId = "EXP" + secureRandomBytes(8).map { String(format: "%02X", $0) }.joined()
+                t.state = .requested
+                t.requestedBy = Self.who(caller)
+                t.purpose = purpose
+                t.requestedUnixMs = Int64(access.now().timeIntervalSince1970 * 1000)
+                try await Self.save(t, try tenants.database(request.tenant))
+                return t
+            }
+        }
+        m["ApproveExport"] = .unaryAsync(ExportRequest.self) { request, context in
+            try await access.perform(context, tenant: request.tenant, roles: [.approver], subject: request.exportId) { caller in
+                let db = try tenants.database(request.tenant)
+                guard var t = db.current.exports[request.exportId] else { throw RPCError(.notFound, "no export \(request.exportId)") }
+                guard t.state == .requested else { throw RPCError(.failedPrecondition, "export \(t.exportId) is \(t.state), not awaiting approval") }
+                // Four eyes: whoever asked for the replica does not approve it.
+                guard Self.who(caller) != t.requestedBy else { throw RPCError.permissionDenied("an export is approved by someone other than its requester") }
+                t.state = request.refuse ? .refused : .approved
+                t.approvedBy = Self.who(caller)
+                t.approvedUnixMs = Int64(access.now().timeIntervalSince1970 * 1000)
+                try await Self.save(t, db)
+                return t
+            }
+        }
+        m["Export"] = .serverStreaming(ExportRequest.self, ExportChunk.self) { request, context, writer in
+            try await access.perform(context, tenant: request.tenant, roles: [.registrar], subject: request.exportId) { caller in
+                let db = try tenants.database(request.tenant)
+                guard var t = db.current.exports[request.exportId] else { throw RPCError(.notFound, "no export \(request.exportId)") }
+                guard t.requestedBy == Self.who(caller) else { throw RPCError.permissionDenied("only the requester of an export may take it") }
+                guard t.state == .approved else { throw RPCError(.failedPrecondition, "export \(t.exportId) is \(t.state); it needs an approver's approval and is taken once") }
+                guard access.now().timeIntervalSince1970 * 1000 - Double(t.approvedUnixMs) <= 86_400_000 else {
+                    throw RPCError(.failedPrecondition, "the approval of export \(t.exportId) is more than 24 hours old; ask again")
+                }
+                // Used before the first record leaves: a broken stream is not taken twice.
+                t.state = .used
+                try await Self.save(t, db)
+                let version = db.current
+                var chunk = ExportChunk()
+                chunk.sequence = version.sequence
+                chunk.total = UInt64(version.count)
+                for (_, entry) in version.persons {
+                    var v = PersonView()
+                    let r = try entry.resident()
+                    v.integratedAtenaNumber = r.integratedAtenaNumber
+                    v.removed = entry.isRemoved
+                    v.resident = r
+                    chunk.people.append(v)
+                    if chunk.people.count == 500 {
+                        try await writer.write(chunk)
+                        chunk.people.removeAll(keepingCapacity: true)
+                    }
+                }
+                if !chunk.people.isEmpty || version.count == 0 { try await writer.write(chunk) }
+            }
+        }
         return m
+    }
+
+    /// Who acts, for export tickets: the staff member, or the system principal.
+    static func who(_ caller: Caller) -> String { caller.staff.map { "staff:\($0)" } ?? caller.principal }
+
+    static func save(_ ticket: ExportTicket, _ db: TenantDatabase) async throws {
+        var e = RegisterEvent()
+        e.kind = .exportTicket
+        e.export = ticket
+        try await db.apply(e)
     }
 
     /// The event to log: the method's kind, and the server's idempotency fields (whatever

@@ -97,6 +97,96 @@ void   chukan__v1__write_response__free_unpacked
   assert(message->base.descriptor == &chukan__v1__write_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   chukan__v1__export_request__init
+                     (Chukan__V1__ExportRequest         *message)
+{
+  static const Chukan__V1__ExportRequest init_value = CHUKAN__V1__EXPORT_REQUEST__INIT;
+  *message = init_value;
+}
+size_t chukan__v1__export_request__get_packed_size
+                     (const Chukan__V1__ExportRequest *message)
+{
+  assert(message->base.descriptor == &chukan__v1__export_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t chukan__v1__export_request__pack
+                     (const Chukan__V1__ExportRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &chukan__v1__export_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t chukan__v1__export_request__pack_to_buffer
+                     (const Chukan__V1__ExportRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &chukan__v1__export_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Chukan__V1__ExportRequest *
+       chukan__v1__export_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Chukan__V1__ExportRequest *)
+     protobuf_c_message_unpack (&chukan__v1__export_request__descriptor,
+                                allocator, len, data);
+}
+void   chukan__v1__export_request__free_unpacked
+                     (Chukan__V1__ExportRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &chukan__v1__export_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   chukan__v1__export_chunk__init
+                     (Chukan__V1__ExportChunk         *message)
+{
+  static const Chukan__V1__ExportChunk init_value = CHUKAN__V1__EXPORT_CHUNK__INIT;
+  *message = init_value;
+}
+size_t chukan__v1__export_chunk__get_packed_size
+                     (const Chukan__V1__ExportChunk *message)
+{
+  assert(message->base.descriptor == &chukan__v1__export_chunk__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t chukan__v1__export_chunk__pack
+                     (const Chukan__V1__ExportChunk *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &chukan__v1__export_chunk__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t chukan__v1__export_chunk__pack_to_buffer
+                     (const Chukan__V1__ExportChunk *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &chukan__v1__export_chunk__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Chukan__V1__ExportChunk *
+       chukan__v1__export_chunk__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Chukan__V1__ExportChunk *)
+     protobuf_c_message_unpack (&chukan__v1__export_chunk__descriptor,
+                                allocator, len, data);
+}
+void   chukan__v1__export_chunk__free_unpacked
+                     (Chukan__V1__ExportChunk *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &chukan__v1__export_chunk__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor chukan__v1__write_request__field_descriptors[3] =
 {
   {
@@ -225,7 +315,148 @@ const ProtobufCMessageDescriptor chukan__v1__write_response__descriptor =
   (ProtobufCMessageInit) chukan__v1__write_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCMethodDescriptor chukan__v1__register__method_descriptors[8] =
+static const ProtobufCFieldDescriptor chukan__v1__export_request__field_descriptors[4] =
+{
+  {
+    "tenant",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__ExportRequest, tenant),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "export_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__ExportRequest, export_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "purpose",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__ExportRequest, purpose),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "refuse",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__ExportRequest, refuse),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned chukan__v1__export_request__field_indices_by_name[] = {
+  1,   /* field[1] = export_id */
+  2,   /* field[2] = purpose */
+  3,   /* field[3] = refuse */
+  0,   /* field[0] = tenant */
+};
+static const ProtobufCIntRange chukan__v1__export_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor chukan__v1__export_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "chukan.v1.ExportRequest",
+  "ExportRequest",
+  "Chukan__V1__ExportRequest",
+  "chukan.v1",
+  sizeof(Chukan__V1__ExportRequest),
+  4,
+  chukan__v1__export_request__field_descriptors,
+  chukan__v1__export_request__field_indices_by_name,
+  1,  chukan__v1__export_request__number_ranges,
+  (ProtobufCMessageInit) chukan__v1__export_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor chukan__v1__export_chunk__field_descriptors[3] =
+{
+  {
+    "people",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Chukan__V1__ExportChunk, n_people),
+    offsetof(Chukan__V1__ExportChunk, people),
+    &chukan__v1__person_view__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "sequence",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__ExportChunk, sequence),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "total",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__ExportChunk, total),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned chukan__v1__export_chunk__field_indices_by_name[] = {
+  0,   /* field[0] = people */
+  1,   /* field[1] = sequence */
+  2,   /* field[2] = total */
+};
+static const ProtobufCIntRange chukan__v1__export_chunk__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor chukan__v1__export_chunk__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "chukan.v1.ExportChunk",
+  "ExportChunk",
+  "Chukan__V1__ExportChunk",
+  "chukan.v1",
+  sizeof(Chukan__V1__ExportChunk),
+  3,
+  chukan__v1__export_chunk__field_descriptors,
+  chukan__v1__export_chunk__field_indices_by_name,
+  1,  chukan__v1__export_chunk__number_ranges,
+  (ProtobufCMessageInit) chukan__v1__export_chunk__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCMethodDescriptor chukan__v1__register__method_descriptors[11] =
 {
   { "Record", &chukan__v1__write_request__descriptor, &chukan__v1__write_response__descriptor },
   { "Correct", &chukan__v1__write_request__descriptor, &chukan__v1__write_response__descriptor },
@@ -235,16 +466,22 @@ static const ProtobufCMethodDescriptor chukan__v1__register__method_descriptors[
   { "Remove", &chukan__v1__write_request__descriptor, &chukan__v1__write_response__descriptor },
   { "ChangeKojinBango", &chukan__v1__write_request__descriptor, &chukan__v1__write_response__descriptor },
   { "ChangeHousehold", &chukan__v1__write_request__descriptor, &chukan__v1__write_response__descriptor },
+  { "RequestExport", &chukan__v1__export_request__descriptor, &chukan__v1__export_ticket__descriptor },
+  { "ApproveExport", &chukan__v1__export_request__descriptor, &chukan__v1__export_ticket__descriptor },
+  { "Export", &chukan__v1__export_request__descriptor, &chukan__v1__export_chunk__descriptor },
 };
 const unsigned chukan__v1__register__method_indices_by_name[] = {
+  9,        /* ApproveExport */
   7,        /* ChangeHousehold */
   6,        /* ChangeKojinBango */
   4,        /* ConfirmMoveOut */
   1,        /* Correct */
+  10,        /* Export */
   2,        /* MoveWithin */
   3,        /* PlanMoveOut */
   0,        /* Record */
-  5         /* Remove */
+  5,        /* Remove */
+  8         /* RequestExport */
 };
 const ProtobufCServiceDescriptor chukan__v1__register__descriptor =
 {
@@ -253,7 +490,7 @@ const ProtobufCServiceDescriptor chukan__v1__register__descriptor =
   "Register",
   "Chukan__V1__Register",
   "chukan.v1",
-  8,
+  11,
   chukan__v1__register__method_descriptors,
   chukan__v1__register__method_indices_by_name
 };
@@ -320,6 +557,30 @@ void chukan__v1__register__change_household(ProtobufCService *service,
 {
   assert(service->descriptor == &chukan__v1__register__descriptor);
   service->invoke(service, 7, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void chukan__v1__register__request_export(ProtobufCService *service,
+                                          const Chukan__V1__ExportRequest *input,
+                                          Chukan__V1__ExportTicket_Closure closure,
+                                          void *closure_data)
+{
+  assert(service->descriptor == &chukan__v1__register__descriptor);
+  service->invoke(service, 8, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void chukan__v1__register__approve_export(ProtobufCService *service,
+                                          const Chukan__V1__ExportRequest *input,
+                                          Chukan__V1__ExportTicket_Closure closure,
+                                          void *closure_data)
+{
+  assert(service->descriptor == &chukan__v1__register__descriptor);
+  service->invoke(service, 9, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void chukan__v1__register__export(ProtobufCService *service,
+                                  const Chukan__V1__ExportRequest *input,
+                                  Chukan__V1__ExportChunk_Closure closure,
+                                  void *closure_data)
+{
+  assert(service->descriptor == &chukan__v1__register__descriptor);
+  service->invoke(service, 10, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void chukan__v1__register__init (Chukan__V1__Register_Service *service,
                                  Chukan__V1__Register_ServiceDestroy destroy)

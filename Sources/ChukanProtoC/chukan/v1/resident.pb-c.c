@@ -502,6 +502,51 @@ void   chukan__v1__register_event__free_unpacked
   assert(message->base.descriptor == &chukan__v1__register_event__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   chukan__v1__export_ticket__init
+                     (Chukan__V1__ExportTicket         *message)
+{
+  static const Chukan__V1__ExportTicket init_value = CHUKAN__V1__EXPORT_TICKET__INIT;
+  *message = init_value;
+}
+size_t chukan__v1__export_ticket__get_packed_size
+                     (const Chukan__V1__ExportTicket *message)
+{
+  assert(message->base.descriptor == &chukan__v1__export_ticket__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t chukan__v1__export_ticket__pack
+                     (const Chukan__V1__ExportTicket *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &chukan__v1__export_ticket__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t chukan__v1__export_ticket__pack_to_buffer
+                     (const Chukan__V1__ExportTicket *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &chukan__v1__export_ticket__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Chukan__V1__ExportTicket *
+       chukan__v1__export_ticket__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Chukan__V1__ExportTicket *)
+     protobuf_c_message_unpack (&chukan__v1__export_ticket__descriptor,
+                                allocator, len, data);
+}
+void   chukan__v1__export_ticket__free_unpacked
+                     (Chukan__V1__ExportTicket *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &chukan__v1__export_ticket__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   chukan__v1__staff_account__init
                      (Chukan__V1__StaffAccount         *message)
 {
@@ -2115,7 +2160,7 @@ const ProtobufCMessageDescriptor chukan__v1__resident__descriptor =
   (ProtobufCMessageInit) chukan__v1__resident__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCEnumValue chukan__v1__register_event__kind__enum_values_by_number[12] =
+static const ProtobufCEnumValue chukan__v1__register_event__kind__enum_values_by_number[13] =
 {
   { "KIND_UNSPECIFIED", "CHUKAN__V1__REGISTER_EVENT__KIND__KIND_UNSPECIFIED", 0 },
   { "RECORD", "CHUKAN__V1__REGISTER_EVENT__KIND__RECORD", 1 },
@@ -2129,16 +2174,18 @@ static const ProtobufCEnumValue chukan__v1__register_event__kind__enum_values_by
   { "PURGE", "CHUKAN__V1__REGISTER_EVENT__KIND__PURGE", 9 },
   { "STAFF_ADD", "CHUKAN__V1__REGISTER_EVENT__KIND__STAFF_ADD", 10 },
   { "STAFF_UPDATE", "CHUKAN__V1__REGISTER_EVENT__KIND__STAFF_UPDATE", 11 },
+  { "EXPORT_TICKET", "CHUKAN__V1__REGISTER_EVENT__KIND__EXPORT_TICKET", 12 },
 };
 static const ProtobufCIntRange chukan__v1__register_event__kind__value_ranges[] = {
-{0, 0},{0, 12}
+{0, 0},{0, 13}
 };
-static const ProtobufCEnumValueIndex chukan__v1__register_event__kind__enum_values_by_name[12] =
+static const ProtobufCEnumValueIndex chukan__v1__register_event__kind__enum_values_by_name[13] =
 {
   { "CHANGE_HOUSEHOLD", 8 },
   { "CHANGE_KOJIN_BANGO", 7 },
   { "CONFIRM_MOVE_OUT", 5 },
   { "CORRECT", 2 },
+  { "EXPORT_TICKET", 12 },
   { "KIND_UNSPECIFIED", 0 },
   { "MOVE_WITHIN", 3 },
   { "PLAN_MOVE_OUT", 4 },
@@ -2155,15 +2202,15 @@ const ProtobufCEnumDescriptor chukan__v1__register_event__kind__descriptor =
   "Kind",
   "Chukan__V1__RegisterEvent__Kind",
   "chukan.v1",
-  12,
+  13,
   chukan__v1__register_event__kind__enum_values_by_number,
-  12,
+  13,
   chukan__v1__register_event__kind__enum_values_by_name,
   1,
   chukan__v1__register_event__kind__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCFieldDescriptor chukan__v1__register_event__field_descriptors[15] =
+static const ProtobufCFieldDescriptor chukan__v1__register_event__field_descriptors[16] =
 {
   {
     "kind",
@@ -2345,11 +2392,24 @@ static const ProtobufCFieldDescriptor chukan__v1__register_event__field_descript
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "export",
+    16,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__RegisterEvent, export),
+    &chukan__v1__export_ticket__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned chukan__v1__register_event__field_indices_by_name[] = {
   12,   /* field[12] = accepted_unix_ms */
   6,   /* field[6] = address */
   2,   /* field[2] = event_date */
+  15,   /* field[15] = export */
   8,   /* field[8] = household_number */
   11,   /* field[11] = idempotency_key */
   0,   /* field[0] = kind */
@@ -2366,7 +2426,7 @@ static const unsigned chukan__v1__register_event__field_indices_by_name[] = {
 static const ProtobufCIntRange chukan__v1__register_event__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 15 }
+  { 0, 16 }
 };
 const ProtobufCMessageDescriptor chukan__v1__register_event__descriptor =
 {
@@ -2376,11 +2436,161 @@ const ProtobufCMessageDescriptor chukan__v1__register_event__descriptor =
   "Chukan__V1__RegisterEvent",
   "chukan.v1",
   sizeof(Chukan__V1__RegisterEvent),
-  15,
+  16,
   chukan__v1__register_event__field_descriptors,
   chukan__v1__register_event__field_indices_by_name,
   1,  chukan__v1__register_event__number_ranges,
   (ProtobufCMessageInit) chukan__v1__register_event__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCEnumValue chukan__v1__export_ticket__state__enum_values_by_number[5] =
+{
+  { "STATE_UNSPECIFIED", "CHUKAN__V1__EXPORT_TICKET__STATE__STATE_UNSPECIFIED", 0 },
+  { "REQUESTED", "CHUKAN__V1__EXPORT_TICKET__STATE__REQUESTED", 1 },
+  { "APPROVED", "CHUKAN__V1__EXPORT_TICKET__STATE__APPROVED", 2 },
+  { "USED", "CHUKAN__V1__EXPORT_TICKET__STATE__USED", 3 },
+  { "REFUSED", "CHUKAN__V1__EXPORT_TICKET__STATE__REFUSED", 4 },
+};
+static const ProtobufCIntRange chukan__v1__export_ticket__state__value_ranges[] = {
+{0, 0},{0, 5}
+};
+static const ProtobufCEnumValueIndex chukan__v1__export_ticket__state__enum_values_by_name[5] =
+{
+  { "APPROVED", 2 },
+  { "REFUSED", 4 },
+  { "REQUESTED", 1 },
+  { "STATE_UNSPECIFIED", 0 },
+  { "USED", 3 },
+};
+const ProtobufCEnumDescriptor chukan__v1__export_ticket__state__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "chukan.v1.ExportTicket.State",
+  "State",
+  "Chukan__V1__ExportTicket__State",
+  "chukan.v1",
+  5,
+  chukan__v1__export_ticket__state__enum_values_by_number,
+  5,
+  chukan__v1__export_ticket__state__enum_values_by_name,
+  1,
+  chukan__v1__export_ticket__state__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCFieldDescriptor chukan__v1__export_ticket__field_descriptors[7] =
+{
+  {
+    "export_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__ExportTicket, export_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "state",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__ExportTicket, state),
+    &chukan__v1__export_ticket__state__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "requested_by",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__ExportTicket, requested_by),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "approved_by",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__ExportTicket, approved_by),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "purpose",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__ExportTicket, purpose),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "requested_unix_ms",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__ExportTicket, requested_unix_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "approved_unix_ms",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__ExportTicket, approved_unix_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned chukan__v1__export_ticket__field_indices_by_name[] = {
+  3,   /* field[3] = approved_by */
+  6,   /* field[6] = approved_unix_ms */
+  0,   /* field[0] = export_id */
+  4,   /* field[4] = purpose */
+  2,   /* field[2] = requested_by */
+  5,   /* field[5] = requested_unix_ms */
+  1,   /* field[1] = state */
+};
+static const ProtobufCIntRange chukan__v1__export_ticket__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 7 }
+};
+const ProtobufCMessageDescriptor chukan__v1__export_ticket__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "chukan.v1.ExportTicket",
+  "ExportTicket",
+  "Chukan__V1__ExportTicket",
+  "chukan.v1",
+  sizeof(Chukan__V1__ExportTicket),
+  7,
+  chukan__v1__export_ticket__field_descriptors,
+  chukan__v1__export_ticket__field_indices_by_name,
+  1,  chukan__v1__export_ticket__number_ranges,
+  (ProtobufCMessageInit) chukan__v1__export_ticket__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor chukan__v1__staff_account__field_descriptors[7] =

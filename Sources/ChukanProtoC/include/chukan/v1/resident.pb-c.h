@@ -26,6 +26,7 @@ typedef struct Chukan__V1__FormerSurname Chukan__V1__FormerSurname;
 typedef struct Chukan__V1__Processing Chukan__V1__Processing;
 typedef struct Chukan__V1__Resident Chukan__V1__Resident;
 typedef struct Chukan__V1__RegisterEvent Chukan__V1__RegisterEvent;
+typedef struct Chukan__V1__ExportTicket Chukan__V1__ExportTicket;
 typedef struct Chukan__V1__StaffAccount Chukan__V1__StaffAccount;
 typedef struct Chukan__V1__IdempotentWrite Chukan__V1__IdempotentWrite;
 
@@ -112,9 +113,21 @@ typedef enum _Chukan__V1__RegisterEvent__Kind {
   /*
    * a staff account changes: `staff` holds its new state
    */
-  CHUKAN__V1__REGISTER_EVENT__KIND__STAFF_UPDATE = 11
+  CHUKAN__V1__REGISTER_EVENT__KIND__STAFF_UPDATE = 11,
+  /*
+   * an export of the replica is requested, approved or used: `export` holds the ticket's new state
+   */
+  CHUKAN__V1__REGISTER_EVENT__KIND__EXPORT_TICKET = 12
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(CHUKAN__V1__REGISTER_EVENT__KIND)
 } Chukan__V1__RegisterEvent__Kind;
+typedef enum _Chukan__V1__ExportTicket__State {
+  CHUKAN__V1__EXPORT_TICKET__STATE__STATE_UNSPECIFIED = 0,
+  CHUKAN__V1__EXPORT_TICKET__STATE__REQUESTED = 1,
+  CHUKAN__V1__EXPORT_TICKET__STATE__APPROVED = 2,
+  CHUKAN__V1__EXPORT_TICKET__STATE__USED = 3,
+  CHUKAN__V1__EXPORT_TICKET__STATE__REFUSED = 4
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(CHUKAN__V1__EXPORT_TICKET__STATE)
+} Chukan__V1__ExportTicket__State;
 typedef enum _Chukan__V1__Sex {
   CHUKAN__V1__SEX__SEX_UNSPECIFIED = 0,
   CHUKAN__V1__SEX__MALE = 1,
@@ -752,10 +765,38 @@ struct  Chukan__V1__RegisterEvent
    * STAFF_ADD, STAFF_UPDATE
    */
   Chukan__V1__StaffAccount *staff;
+  /*
+   * EXPORT_TICKET
+   */
+  Chukan__V1__ExportTicket *export;
 };
 #define CHUKAN__V1__REGISTER_EVENT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&chukan__v1__register_event__descriptor) \
-    , CHUKAN__V1__REGISTER_EVENT__KIND__KIND_UNSPECIFIED, CHUKAN__V1__EVENT_REASON__REASON_UNSPECIFIED, NULL, NULL, NULL, (char *)protobuf_c_empty_string, NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string, 0, {0,NULL}, NULL }
+    , CHUKAN__V1__REGISTER_EVENT__KIND__KIND_UNSPECIFIED, CHUKAN__V1__EVENT_REASON__REASON_UNSPECIFIED, NULL, NULL, NULL, (char *)protobuf_c_empty_string, NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string, 0, {0,NULL}, NULL, NULL }
+
+
+/*
+ * A bulk export of the replica for reconciliation with the master (chukan.v1.Register/
+ * Export): requested by a registrar, approved by someone else holding the approver role,
+ * used once, within 24 hours of the approval.
+ */
+struct  Chukan__V1__ExportTicket
+{
+  ProtobufCMessage base;
+  char *export_id;
+  Chukan__V1__ExportTicket__State state;
+  /*
+   * principal or staff id
+   */
+  char *requested_by;
+  char *approved_by;
+  char *purpose;
+  int64_t requested_unix_ms;
+  int64_t approved_unix_ms;
+};
+#define CHUKAN__V1__EXPORT_TICKET__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&chukan__v1__export_ticket__descriptor) \
+    , (char *)protobuf_c_empty_string, CHUKAN__V1__EXPORT_TICKET__STATE__STATE_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0 }
 
 
 /*
@@ -1023,6 +1064,25 @@ Chukan__V1__RegisterEvent *
 void   chukan__v1__register_event__free_unpacked
                      (Chukan__V1__RegisterEvent *message,
                       ProtobufCAllocator *allocator);
+/* Chukan__V1__ExportTicket methods */
+void   chukan__v1__export_ticket__init
+                     (Chukan__V1__ExportTicket         *message);
+size_t chukan__v1__export_ticket__get_packed_size
+                     (const Chukan__V1__ExportTicket   *message);
+size_t chukan__v1__export_ticket__pack
+                     (const Chukan__V1__ExportTicket   *message,
+                      uint8_t             *out);
+size_t chukan__v1__export_ticket__pack_to_buffer
+                     (const Chukan__V1__ExportTicket   *message,
+                      ProtobufCBuffer     *buffer);
+Chukan__V1__ExportTicket *
+       chukan__v1__export_ticket__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   chukan__v1__export_ticket__free_unpacked
+                     (Chukan__V1__ExportTicket *message,
+                      ProtobufCAllocator *allocator);
 /* Chukan__V1__StaffAccount methods */
 void   chukan__v1__staff_account__init
                      (Chukan__V1__StaffAccount         *message);
@@ -1096,6 +1156,9 @@ typedef void (*Chukan__V1__Resident_Closure)
 typedef void (*Chukan__V1__RegisterEvent_Closure)
                  (const Chukan__V1__RegisterEvent *message,
                   void *closure_data);
+typedef void (*Chukan__V1__ExportTicket_Closure)
+                 (const Chukan__V1__ExportTicket *message,
+                  void *closure_data);
 typedef void (*Chukan__V1__StaffAccount_Closure)
                  (const Chukan__V1__StaffAccount *message,
                   void *closure_data);
@@ -1126,6 +1189,8 @@ extern const ProtobufCMessageDescriptor chukan__v1__processing__descriptor;
 extern const ProtobufCMessageDescriptor chukan__v1__resident__descriptor;
 extern const ProtobufCMessageDescriptor chukan__v1__register_event__descriptor;
 extern const ProtobufCEnumDescriptor    chukan__v1__register_event__kind__descriptor;
+extern const ProtobufCMessageDescriptor chukan__v1__export_ticket__descriptor;
+extern const ProtobufCEnumDescriptor    chukan__v1__export_ticket__state__descriptor;
 extern const ProtobufCMessageDescriptor chukan__v1__staff_account__descriptor;
 extern const ProtobufCMessageDescriptor chukan__v1__idempotent_write__descriptor;
 
