@@ -158,6 +158,14 @@ public final class ChukanServerInstance: Sendable {
         }
     }
 
+    func logAuditPurge(stream: String, purged: Int, error: String?) {
+        if let error {
+            logger.error("audit retention purge failed", metadata: ["stream": "\(stream)", "error": "\(error)"])
+        } else {
+            logger.notice("audit records past retention purged", metadata: ["stream": "\(stream)", "records": "\(purged)"])
+        }
+    }
+
     /// Reports NOT_SERVING, drains both listeners, closes the metrics endpoint.
     public func shutdown() async {
         health.setServing(false)
@@ -192,6 +200,10 @@ public struct ChukanServerService: Service {
                 try? await Task.sleep(for: .seconds(60))
                 while !Task.isCancelled {
                     instance.tenants?.logPurgeDue()
+                    // Audit records past their 7 years go, the chain kept verifiable from a checkpoint.
+                    for r in await instance.access?.audit.purgeExpired() ?? [] where r.purged > 0 || r.error != nil {
+                        instance.logAuditPurge(stream: r.stream, purged: r.purged, error: r.error)
+                    }
                     try? await Task.sleep(for: .seconds(86_400))
                 }
             }

@@ -96,4 +96,52 @@ import Testing
         #expect(records.map(\.subject) == ["P1", "P3"])
         #expect(try AuditLog.verify(directory: dir, keyRing: keys).firstBad == nil)
     }
+
+    /// Records past retention go segment by segment; the rest still verifies from the
+    /// checkpoint, across a restart; a checkpoint the chain does not back is found.
+    @Test func purgingOldSegmentsKeepsTheChainVerifiable() async throws {
+        var options = WriteAheadLog.Options()
+        options.segmentSize = 2048  // a few records per segment
+        var audit = try AuditLog.open(directory: dir, keyRing: keys, options: options)
+        let old = Int64(1_500_000_000_000), recent = Int64(1_790_000_000_000)
+        for i in 1...60 {
+            var r = entry(i)
+            r.timeUnixMs = i <= 40 ? old : recent
+            try await audit.record(r)
+        }
+        let segments = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".wal") }.count
+        #expect(segments > 3)
+        let purged = try await audit.purge(before: recent)
+        #expect(purged > 0 && purged <= 40)
+        #expect(try await audit.purge(before: recent) == 0, "nothing more is old enough")
+        try await audit.record(entry(61))
+        audit.close()
+        let left = try AuditLog.read(directory: dir, keyRing: keys)
+        #expect(left.first?.sequence == UInt64(purged) + 1)
+        #expect(left.contains { $0.operation == AuditLog.purgeOperation })
+        #expect(left.last?.subject == "P61")
+        #expect(try AuditLog.verify(directory: dir, keyRing: keys).firstBad == nil)
+        audit = try AuditLog.open(directory: dir, keyRing: keys, options: options)  // recovery starts from the checkpoint
+        try await audit.record(entry(62))
+        audit.close()
+        #expect(try AuditLog.verify(directory: dir, keyRing: keys).firstBad == nil)
+
+        // Someone deletes one more segment and writes a checkpoint to cover it.
+        let names = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".wal") }.sorted()
+        let doomed = "\(dir)/\(names[0])"
+        try FileManager.default.removeItem(atPath: doomed)
+        let firstLeft = try firstRecord(dir)
+        let fake = "records through \(firstLeft.sequence - 1) purged; sha256 of record \(firstLeft.sequence - 1) = \(firstLeft.previousHash.map { String(format: "%02x", $0) }.joined())\n"
+        try fake.write(toFile: "\(dir)/CHECKPOINT", atomically: true, encoding: .utf8)
+        let v = try AuditLog.verify(directory: dir, keyRing: keys)
+        #expect(v.firstBad?.contains("not recorded in the chain") == true, "\(v.firstBad ?? "nil")")
+    }
+
+    func firstRecord(_ directory: String) throws -> AuditRecord {
+        var first: AuditRecord?
+        _ = try WriteAheadLog.read(directory: directory, keyRing: keys) { r in
+            if first == nil { first = try AuditRecord(protobuf: r.payload) }
+        }
+        return try #require(first)
+    }
 }

@@ -49,5 +49,22 @@ public final class AuditTrail: Sendable {
         try await platform.record(r)
     }
 
+    /// The retention job: in every serving tenant's stream and the platform's, purges the
+    /// segments whose records are all older than 7 years (Asia/Tokyo calendar). Returns
+    /// the records purged per stream ("platform" for the platform's).
+    public func purgeExpired(now: Date = Date()) async -> [(stream: String, purged: Int, error: String?)] {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "Asia/Tokyo")!
+        let cutoff = calendar.date(byAdding: .year, value: -AuditLog.retentionYears, to: now) ?? now
+        let cutoffMs = Int64(cutoff.timeIntervalSince1970 * 1000)
+        var streams: [(String, AuditLog)] = [("platform", platform)]
+        for t in tenants.tenants { if let db = try? tenants.database(t) { streams.append((t, db.audit)) } }
+        var out: [(stream: String, purged: Int, error: String?)] = []
+        for (name, log) in streams {
+            do { out.append((name, try await log.purge(before: cutoffMs), nil)) } catch { out.append((name, 0, "\(error)")) }
+        }
+        return out
+    }
+
     public func close() { platform.close() }
 }

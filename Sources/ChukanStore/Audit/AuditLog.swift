@@ -28,22 +28,28 @@ public final class AuditLog: Sendable {
     }
 
     public let directory: String
+    let keyRing: TenantKeyRing
+    let fs: any StoreFileSystem
     private let log: WriteAheadLog
     private let chain: Mutex<Chain>
 
-    private init(directory: String, log: WriteAheadLog, lastHash: [UInt8], lastSequence: UInt64) {
+    private init(directory: String, keyRing: TenantKeyRing, fs: any StoreFileSystem, log: WriteAheadLog, lastHash: [UInt8], lastSequence: UInt64) {
         self.directory = directory
+        self.keyRing = keyRing
+        self.fs = fs
         self.log = log
         chain = Mutex(Chain(lastHash: lastHash, nextSequence: lastSequence + 1, durableHash: lastHash, durableSequence: lastSequence))
     }
 
     /// Opens (or creates) the stream, checking the chain of what is there.
-    public static func open(directory: String, keyRing: TenantKeyRing, fs: any StoreFileSystem = PosixFileSystem()) throws -> AuditLog {
-        var verifier = ChainVerifier()
-        let (log, _) = try WriteAheadLog.open(directory: directory, keyRing: keyRing, fs: fs) { record in
+    public static func open(
+        directory: String, keyRing: TenantKeyRing, fs: any StoreFileSystem = PosixFileSystem(), options: WriteAheadLog.Options = .init()
+    ) throws -> AuditLog {
+        var verifier = try ChainVerifier(checkpoint: AuditCheckpoint.read(directory: directory, fs: fs))
+        let (log, _) = try WriteAheadLog.open(directory: directory, keyRing: keyRing, fs: fs, options: options) { record in
             try verifier.check(record, file: directory)
         }
-        return AuditLog(directory: directory, log: log, lastHash: verifier.lastHash, lastSequence: verifier.lastSequence)
+        return AuditLog(directory: directory, keyRing: keyRing, fs: fs, log: log, lastHash: verifier.lastHash, lastSequence: verifier.lastSequence)
     }
 
     /// Appends `record` (its sequence and previous hash are set here) and returns once it
@@ -91,9 +97,53 @@ public final class AuditLog: Sendable {
 
     public func close() { log.close() }
 
+    // MARK: retention
+
+    /// The operation of the record a purge writes into the chain.
+    public static let purgeOperation = "chukan.audit/Purge"
+    /// Records are kept this long (DOMAIN.md: 情報提供等記録, 7 years).
+    public static let retentionYears = 7
+
+    /// Deletes the oldest segments whose records were all made before `cutoffUnixMs` (never
+    /// the segment being written). Before deleting, it records the purge in the chain and
+    /// writes a checkpoint — the last purged record's sequence and hash — from which the
+    /// rest still verifies. Returns how many records were purged.
+    @discardableResult
+    public func purge(before cutoffUnixMs: Int64) async throws -> Int {
+        let names = try WriteAheadLog.segmentFiles(directory, fs: fs)
+        var doomed: [String] = []
+        var through: (sequence: UInt64, hash: [UInt8])?
+        var purged = 0
+        for name in names.dropLast() {
+            let path = "\(directory)/\(name)"
+            let segment = try WALReader.read(try fs.read(path), file: path, keyRing: keyRing)
+            let records = try segment.records.map { try AuditRecord(protobuf: $0.payload) }
+            guard let last = segment.records.last, records.allSatisfy({ $0.timeUnixMs < cutoffUnixMs }) else { break }
+            doomed.append(path)
+            through = (last.sequence, SHA256.hash(last.payload))
+            purged += records.count
+        }
+        guard let through else { return 0 }
+        let checkpoint = AuditCheckpoint(sequence: through.sequence, hash: through.hash)
+        var note = AuditRecord()
+        note.operation = Self.purgeOperation
+        note.subject = "1-\(through.sequence)"
+        note.outcomeDetail = checkpoint.claim
+        note.timeUnixMs = Int64(Date().timeIntervalSince1970 * 1000)
+        try await record(note)
+        try checkpoint.write(directory: directory, fs: fs)
+        for path in doomed { try fs.remove(path) }
+        try fs.syncDirectory(directory)
+        return purged
+    }
+
     /// Reads a stream and checks its chain; the answer names the first bad record.
     public static func verify(directory: String, keyRing: TenantKeyRing, fs: any StoreFileSystem = PosixFileSystem()) throws -> AuditVerification {
-        var verifier = ChainVerifier()
+        let checkpoint: AuditCheckpoint?
+        do { checkpoint = try AuditCheckpoint.read(directory: directory, fs: fs) } catch {
+            return AuditVerification(records: 0, firstBad: "\(error)", lastHash: [])
+        }
+        var verifier = ChainVerifier(checkpoint: checkpoint)
         do {
             let report = try WriteAheadLog.read(directory: directory, keyRing: keyRing, fs: fs) { record in
                 try verifier.check(record, file: directory)
@@ -112,12 +162,16 @@ public final class AuditLog: Sendable {
             // Changed bytes fail their checksum or authentication tag before the chain is read.
             return AuditVerification(records: verifier.count, firstBad: e.description, lastHash: verifier.lastHash)
         }
+        // A checkpoint stands only if the chain itself recorded that purge.
+        if let c = checkpoint, !verifier.purgesSeen.contains(c.claim) {
+            return AuditVerification(records: verifier.count, firstBad: "\(directory): the checkpoint (records through \(c.sequence) purged) is not recorded in the chain", lastHash: verifier.lastHash)
+        }
         return AuditVerification(records: verifier.count, firstBad: nil, lastHash: verifier.lastHash)
     }
 
     /// Every record of a stream, in order (for queries); fails on a broken chain.
     public static func read(directory: String, keyRing: TenantKeyRing, fs: any StoreFileSystem = PosixFileSystem()) throws -> [AuditRecord] {
-        var verifier = ChainVerifier()
+        var verifier = try ChainVerifier(checkpoint: AuditCheckpoint.read(directory: directory, fs: fs))
         var records: [AuditRecord] = []
         _ = try WriteAheadLog.read(directory: directory, keyRing: keyRing, fs: fs) { record in
             try verifier.check(record, file: directory)
@@ -146,6 +200,16 @@ struct ChainVerifier {
     var lastSequence: UInt64 = 0
     var count = 0
     var last: AuditRecord?
+    /// What the chain's purge records say was purged.
+    var purgesSeen: Set<String> = []
+
+    /// From the start of the stream, or from where a purge left it.
+    init(checkpoint: AuditCheckpoint? = nil) {
+        if let c = checkpoint {
+            lastHash = c.hash
+            lastSequence = c.sequence
+        }
+    }
 
     mutating func check(_ record: WALRecord, file: String) throws {
         let r: AuditRecord
@@ -162,5 +226,52 @@ struct ChainVerifier {
         lastSequence = r.sequence
         count += 1
         last = r
+        if r.operation == AuditLog.purgeOperation { purgesSeen.insert(r.outcomeDetail) }
+    }
+}
+
+/// Where a purged stream now starts: the sequence and hash of the last purged record.
+/// Kept in `<stream>/CHECKPOINT` (written whole, synced, renamed into place); the chain
+/// holds a purge record with the same claim, so the file cannot be made up afterwards.
+struct AuditCheckpoint: Equatable {
+    var sequence: UInt64
+    var hash: [UInt8]
+
+    static let fileName = "CHECKPOINT"
+
+    /// The words the purge record carries, and the file too.
+    var claim: String { "records through \(sequence) purged; sha256 of record \(sequence) = \(hash.map { String(format: "%02x", $0) }.joined())" }
+
+    static func read(directory: String, fs: any StoreFileSystem) throws -> AuditCheckpoint? {
+        let path = "\(directory)/\(fileName)"
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        let text = String(decoding: try fs.read(path), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let parts = text.split(separator: " ")
+        guard parts.count == 10, text.hasPrefix("records through "), let sequence = UInt64(parts[2]),
+              let hex = parts.last, hex.count == 64 else {
+            throw AuditChainError(description: "\(path): not an audit checkpoint")
+        }
+        var hash: [UInt8] = []
+        var i = hex.startIndex
+        while i < hex.endIndex {
+            let j = hex.index(i, offsetBy: 2)
+            guard let b = UInt8(hex[i..<j], radix: 16) else { throw AuditChainError(description: "\(path): not an audit checkpoint") }
+            hash.append(b)
+            i = j
+        }
+        let c = AuditCheckpoint(sequence: sequence, hash: hash)
+        guard c.claim == text else { throw AuditChainError(description: "\(path): not an audit checkpoint") }
+        return c
+    }
+
+    func write(directory: String, fs: any StoreFileSystem) throws {
+        let temp = "\(directory)/\(Self.fileName).tmp"
+        try? fs.remove(temp)
+        let file = try fs.createNew(temp)
+        try Array((claim + "\n").utf8).withUnsafeBytes { try file.append($0) }
+        try file.sync()
+        file.close()
+        try fs.rename(temp, "\(directory)/\(Self.fileName)")
+        try fs.syncDirectory(directory)
     }
 }
