@@ -217,7 +217,7 @@ public struct ServerConfig: Codable, Sendable, Equatable {
             l.inFlight = n
         }
         if let r = limits?.perTenantCallsPerSecond {
-            guard r.isFinite, r >= 0 else { throw ConfigError("limits.per_tenant_calls_per_second must be 0 (none) or more") }
+            guard r.isFinite, r == 0 || r >= 1 else { throw ConfigError("limits.per_tenant_calls_per_second must be 0 (none) or at least 1") }
             l.perSecond = r
         }
         return l

@@ -221,20 +221,33 @@ struct ExportCommand: AsyncParsableCommand {
         let client = try await connection.connect()
         if let take, let out {
             r.exportId = take
+            guard !FileManager.default.fileExists(atPath: out) else { throw ValidationError("\(out) exists; choose a new file") }
             guard FileManager.default.createFile(atPath: out, contents: nil, attributes: [.posixPermissions: 0o600]),
                   let handle = FileHandle(forWritingAtPath: out) else { throw ValidationError("cannot create \(out)") }
             var count = 0
-            _ = try await runCall(closing: client) {
-                for try await chunk in client.serverStreaming(service: "chukan.v1.Register", method: "Export", request: r, as: ExportChunk.self, metadata: connection.metadata) {
-                    for p in chunk.people {
-                        let line: [String: Any] = ["integrated_atena_number": p.integratedAtenaNumber, "removed": p.removed,
-                                                   "record_base64": Data(p.resident?.encodedBytes ?? []).base64EncodedString()]
-                        handle.write(try JSONSerialization.data(withJSONObject: line) + Data("\n".utf8))
-                        count += 1
+            var total: UInt64 = 0
+            do {
+                _ = try await runCall(closing: client) {
+                    for try await chunk in client.serverStreaming(service: "chukan.v1.Register", method: "Export", request: r, as: ExportChunk.self, metadata: connection.metadata) {
+                        total = chunk.total
+                        for p in chunk.people {
+                            let line: [String: Any] = ["integrated_atena_number": p.integratedAtenaNumber, "removed": p.removed,
+                                                       "record_base64": Data(p.resident?.encodedBytes ?? []).base64EncodedString()]
+                            handle.write(try JSONSerialization.data(withJSONObject: line) + Data("\n".utf8))
+                            count += 1
+                        }
                     }
                 }
+            } catch {
+                // Refused or broken: leave no partial file behind.
+                try? handle.close()
+                try? FileManager.default.removeItem(atPath: out)
+                throw error
             }
             try handle.close()
+            guard UInt64(count) == total else {
+                throw ValidationError("export: the stream ended after \(count) of \(total) records; \(out) is incomplete")
+            }
             print("export: \(count) records written to \(out) (chukan.v1.Resident, base64)")
             return
         }

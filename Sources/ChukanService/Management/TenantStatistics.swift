@@ -28,7 +28,7 @@ public final class TenantStatistics: Sendable {
                 d.inquiries += 1
             } else if operation == "chukan.v1.Codes/AcquireCode" {
                 d.codesIssued += 1
-            } else if operation.hasPrefix("chukan.v1.Register/") {
+            } else if operation.hasPrefix("chukan.v1.Register/") && !operation.hasSuffix("Export") {
                 d.writes += 1
             }
             all[tenant, default: [:]][day] = d
