@@ -35,7 +35,13 @@ demo/.data-ready:
 	$(RELEASE)/chukanctl snapshot create --data demo/data --keys demo/keys --tenant 012041
 	touch $@
 
-run: release demo/certs/ca.crt demo/.data-ready
+# A demo staff member (a clerk) to sign in on terminal-1; the password is the demo's own
+# and must be changed at the first sign-in.
+demo/.staff-ready: demo/.data-ready
+	printf 'demo-clerk-password\n' | $(RELEASE)/chukanctl staff add --offline --data demo/data --keys demo/keys --tenant 012041 clerk01 --roles clerk
+	touch $@
+
+run: release demo/certs/ca.crt demo/.data-ready demo/.staff-ready
 	@echo
 	@echo "Chukan demo: mutual TLS on 127.0.0.1:7443, health-only on :7444, metrics on http://127.0.0.1:9464/metrics"
 	@echo "Call it from another terminal:"
@@ -49,6 +55,12 @@ run: release demo/certs/ca.crt demo/.data-ready
 	@echo "  $(RELEASE)/chukanctl call household --cert demo/certs/addressee-system.crt --key demo/certs/addressee-system.key H000000001"
 	@echo "  $(RELEASE)/chukanctl call acquire-code --cert demo/certs/code-manager.crt --key demo/certs/code-manager.key T000000001"
 	@echo "  $(RELEASE)/chukanctl call lookup --by kojin --cert demo/certs/addressee-system.crt --key demo/certs/addressee-system.key 123456789018   # refused: clerk"
+	@echo "A clerk signs in on terminal-1 (initial password demo-clerk-password), changes it, and asks:"
+	@echo "  T1='--cert demo/certs/terminal-1.crt --key demo/certs/terminal-1.key'"
+	@echo "  TOKEN=\$$(printf 'demo-clerk-password\\n' | $(RELEASE)/chukanctl call login \$$T1 clerk01)"
+	@echo "  printf 'demo-clerk-password\\nmy-own-password-1\\n' | $(RELEASE)/chukanctl call change-password \$$T1 --token \$$TOKEN"
+	@echo "  $(RELEASE)/chukanctl call lookup \$$T1 --token \$$TOKEN A000000001"
+	@echo "  $(RELEASE)/chukanctl call search \$$T1 --token \$$TOKEN --kana '<kana from the answer>' --birth YYYY-MM-DD"
 	@echo "Then the audit trail (read-only, while the server runs):"
 	@echo "  $(RELEASE)/chukanctl audit verify --tenant 012041"
 	@echo "  $(RELEASE)/chukanctl audit query --tenant 012041 --operation Lookup"

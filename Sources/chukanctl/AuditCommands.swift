@@ -86,7 +86,8 @@ struct AuditCommand: ParsableCommand {
                                "staff": r.staff, "terminal": r.terminal, "operation": r.operation, "subject": r.subject,
                                "legal_row": r.legalRow, "outcome": Int(r.outcomeCode), "detail": r.outcomeDetail])
                 } else {
-                    let who = r.principal.isEmpty ? "cert:\(r.certificate.isEmpty ? "-" : r.certificate)" : r.principal
+                    var who = r.principal.isEmpty ? "cert:\(r.certificate.isEmpty ? "-" : r.certificate)" : r.principal
+                    if !r.staff.isEmpty { who = "\(r.staff)@\(who)" }  // a staff member on a terminal
                     print("\(r.sequence)\t\(when)\t\(who)\t\(r.operation)\t\(r.subject.isEmpty ? "-" : r.subject)\t\(r.outcomeCode == 0 ? "OK" : "code \(r.outcomeCode): \(r.outcomeDetail)")")
                 }
             }

@@ -2,6 +2,8 @@ import ArgumentParser
 import ChukanCore
 import ChukanProto
 import ChukanRPC
+import ChukanService
+import ChukanStore
 import Foundation
 
 /// Passwords come from standard input (one line) or the terminal, never from the command line.
@@ -99,11 +101,29 @@ struct StaffCommand: AsyncParsableCommand {
     }
 
     struct Add: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Create an account; its initial password (from the terminal or standard input) must be changed at first sign-in.")
+        static let configuration = CommandConfiguration(
+            abstract: "Create an account; its initial password (from the terminal or standard input) must be changed at first sign-in.",
+            discussion: "With --offline it writes into a stopped tenant's data directory (--data, --keys; the first tenant administrator of a new tenant, for example).")
         @OptionGroup var target: Target
         @Argument(help: "Staff id (1-32 of A-Z a-z 0-9 - _ .).") var staff: String
         @Option(parsing: .upToNextOption, help: "Roles: registrar, code-manager, clerk, number-clerk, approver, auditor, tenant-admin.") var roles: [String] = []
-        func run() async throws { try await send(target, "AddStaff", staff: staff, password: readPassword("initial password: "), roles: roles) }
+        @Flag(help: "Write into the data directory instead of calling the server (the server must be stopped).") var offline = false
+        @Option(help: "Data directory (--offline).") var data = "demo/data"
+        @Option(help: "Key directory (--offline).") var keys = "demo/keys"
+
+        func run() async throws {
+            let password = try readPassword("initial password: ")
+            guard offline else { return try await send(target, "AddStaff", staff: staff, password: password, roles: roles) }
+            let db = try TenantDatabase.open(directory: "\(data)/\(target.tenant)", keyRing: TenantKeyRing.load(tenant: target.tenant, directory: keys))
+            defer { db.close() }
+            do {
+                let account = try StaffService.newAccount(staff, password: password, roles: roles, rules: StaffRules(), now: Date())
+                try await StaffService.save(account, kind: .staffAdd, db)
+            } catch let e as RPCError {
+                throw ValidationError("\(e.message)")
+            }
+            print("staff: added \(staff) to tenant \(target.tenant) (roles \(roles.joined(separator: ",")); the password must be changed at first sign-in)")
+        }
     }
 
     struct Disable: AsyncParsableCommand {

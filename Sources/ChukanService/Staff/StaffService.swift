@@ -56,17 +56,8 @@ public struct StaffService: RPCService {
                     return ChangePasswordResponse()
                 }
             },
-            "AddStaff": manage { request, db, now in
-                if let p = RegisterState.staffIDProblem(request.staffId) { throw RPCError.invalidArgument("staff_id: \(p)") }
-                if let p = access.rules.passwordProblem(request.password) { throw RPCError.invalidArgument("password: \(p)") }
-                var a = StaffAccount()
-                a.staffId = request.staffId
-                a.roles = try Self.roles(request.roles)
-                a.passwordHash = PasswordHash.make(request.password, iterations: access.rules.passwordIterations)
-                a.passwordChangedUnixMs = Int64(now.timeIntervalSince1970 * 1000)
-                a.mustChangePassword = true  // an initial password is the administrator's, not the member's
-                a.grantsRenewedOn = StaffRules.tokyoDate(now)
-                return (a, .staffAdd)
+            "AddStaff": manage { request, _, now in
+                (try Self.newAccount(request.staffId, password: request.password, roles: request.roles, rules: access.rules, now: now), .staffAdd)
             },
             "DisableStaff": manage { request, db, _ in
                 var a = try Self.account(request, db)
@@ -174,6 +165,21 @@ public struct StaffService: RPCService {
         return v
     }
 
+    /// A new account, checked: its initial password must be changed at first sign-in.
+    /// (Shared with `chukanctl staff add --offline`.)
+    public static func newAccount(_ id: String, password: String, roles: [String], rules: StaffRules, now: Date) throws -> StaffAccount {
+        if let p = RegisterState.staffIDProblem(id) { throw RPCError.invalidArgument("staff_id: \(p)") }
+        if let p = rules.passwordProblem(password) { throw RPCError.invalidArgument("password: \(p)") }
+        var a = StaffAccount()
+        a.staffId = id
+        a.roles = try Self.roles(roles)
+        a.passwordHash = PasswordHash.make(password, iterations: rules.passwordIterations)
+        a.passwordChangedUnixMs = Int64(now.timeIntervalSince1970 * 1000)
+        a.mustChangePassword = true  // an initial password is the administrator's, not the member's
+        a.grantsRenewedOn = StaffRules.tokyoDate(now)
+        return a
+    }
+
     static func account(_ request: StaffRequest, _ db: TenantDatabase) throws -> StaffAccount {
         guard let a = db.current.staff[request.staffId] else { throw RPCError(.notFound, "no staff account \(request.staffId)") }
         return a
@@ -189,7 +195,7 @@ public struct StaffService: RPCService {
         return out.sorted().map(\.rawValue)
     }
 
-    static func save(_ account: StaffAccount, kind: RegisterEventKind, _ db: TenantDatabase) async throws {
+    public static func save(_ account: StaffAccount, kind: RegisterEventKind, _ db: TenantDatabase) async throws {
         var e = RegisterEvent()
         e.kind = kind
         e.staff = account
