@@ -7,7 +7,7 @@ export PATH := $(PATH):/opt/swift/usr/bin
 SWIFT ?= swift
 RELEASE := .build/release
 
-.PHONY: run test build release bootstrap protos protos-check test-leaks bench clean
+.PHONY: run test build release bootstrap protos protos-check test-leaks test-asan test-tsan bench clean
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -82,6 +82,13 @@ protos-check:
 test-leaks: bootstrap
 	scripts/test-leaks.sh
 
+# AddressSanitizer (with LeakSanitizer): the same run as test-leaks.
+test-asan: test-leaks
+
+# ThreadSanitizer over the whole suite (.build-tsan); not part of CI.
+test-tsan: bootstrap
+	scripts/test-tsan.sh
+
 # Echo over TLS beside containerd's Go ttrpc server, and the register beside Redis
 # (Benchmarks/README.md).
 bench: bootstrap
@@ -89,4 +96,4 @@ bench: bootstrap
 	Benchmarks/run-register.sh
 
 clean:
-	rm -rf .build .build-asan demo
+	rm -rf .build .build-asan .build-tsan demo

@@ -51,9 +51,15 @@ import Testing
         try await s.slow.waitStarted(1)
         let start = ContinuousClock.now
         async let drained: Void = s.stop()
-        try await Task.sleep(for: .milliseconds(100))
-        // A new call on the draining connection is refused with UNAVAILABLE.
-        #expect(await statusCode { _ = try await c.echo("late") } == .unavailable)
+        // A new call on the draining connection is refused with UNAVAILABLE, once the
+        // shutdown has reached the connection (a slow machine may answer a call or two first).
+        var late: StatusCode? = nil
+        for _ in 0..<40 {
+            late = await statusCode { _ = try await c.echo("late") }
+            if late != nil { break }
+            try await Task.sleep(for: .milliseconds(25))
+        }
+        #expect(late == .unavailable)
         // New connections are refused once shutdown began.
         await #expect(throws: (any Error).self) { _ = try await s.client() }
         #expect(try await inFlight == "2000")
