@@ -137,4 +137,27 @@ import Testing
         #expect(records.contains { $0.operation == "chukan.v1.Inquiry/Lookup" && $0.staff == "s001" && $0.terminal == "terminal-1" && $0.outcomeCode == 0 })
         #expect(!records.contains { [$0.outcomeDetail, $0.subject].contains { $0.contains("password-") } }, "no password in the trail")
     }
+
+    /// Changes of one account at the same moment are applied one after the other: a
+    /// DisableStaff among many GrantRoles is never undone by one of them.
+    @Test func concurrentChangesOfAnAccountAreNotLost() async throws {
+        let f = try await ServiceFixture.start(pki: Self.pki, policy: Self.policy, tenants: [Self.tenant])
+        let admin = try await f.client("tenant-admin")
+        _ = try await staff(admin, "AddStaff", "s002", password: "initial-password-1", roles: ["clerk"])
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<24 {
+                group.addTask {
+                    if i == 12 {
+                        _ = try await staff(admin, "DisableStaff", "s002")
+                    } else {
+                        _ = try await staff(admin, "GrantRoles", "s002", roles: [i % 2 == 0 ? "clerk" : "auditor"])
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(try f.tenants.database(Self.tenant).current.staff["s002"]?.disabled == true)
+        await admin.close()
+        await f.stop()
+    }
 }

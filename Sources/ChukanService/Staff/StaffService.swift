@@ -13,6 +13,9 @@ public struct StaffService: RPCService {
     public let serviceName = StaffService.name
     let tenants: TenantManager
     let access: AccessControl
+    /// A change reads an account, changes it and logs it: one at a time per account, or two
+    /// at once would lose one.
+    let locks = AccountLocks()
 
     /// Roles a staff member may hold: those of the tenant's own work.
     static let staffRoles: Set<Role> = [.registrar, .codeManager, .clerk, .numberClerk, .approver, .auditor, .tenantAdmin]
@@ -43,16 +46,18 @@ public struct StaffService: RPCService {
                         throw RPCError.unauthenticated("too many failed attempts: the account is locked for a while")
                     }
                     // A wrong old password counts towards the lock, as a failed sign-in does.
-                    guard var account = db.current.staff[staff], PasswordHash.verify(request.oldPassword, against: account.passwordHash) else {
-                        access.sessions.failed(key, now: access.now(), rules: access.rules)
-                        throw RPCError.unauthenticated("the old password is wrong")
+                    try await locks.serialized(key) {
+                        guard var account = db.current.staff[staff], PasswordHash.verify(request.oldPassword, against: account.passwordHash) else {
+                            access.sessions.failed(key, now: access.now(), rules: access.rules)
+                            throw RPCError.unauthenticated("the old password is wrong")
+                        }
+                        if let p = access.rules.passwordProblem(request.newPassword) { throw RPCError.invalidArgument("new_password: \(p)") }
+                        guard request.newPassword != request.oldPassword else { throw RPCError.invalidArgument("new_password: must differ from the old one") }
+                        account.passwordHash = PasswordHash.make(request.newPassword, iterations: access.rules.passwordIterations)
+                        account.passwordChangedUnixMs = Int64(access.now().timeIntervalSince1970 * 1000)
+                        account.mustChangePassword = false
+                        try await Self.save(account, kind: .staffUpdate, db)
                     }
-                    if let p = access.rules.passwordProblem(request.newPassword) { throw RPCError.invalidArgument("new_password: \(p)") }
-                    guard request.newPassword != request.oldPassword else { throw RPCError.invalidArgument("new_password: must differ from the old one") }
-                    account.passwordHash = PasswordHash.make(request.newPassword, iterations: access.rules.passwordIterations)
-                    account.passwordChangedUnixMs = Int64(access.now().timeIntervalSince1970 * 1000)
-                    account.mustChangePassword = false
-                    try await Self.save(account, kind: .staffUpdate, db)
                     return ChangePasswordResponse()
                 }
             },
@@ -99,8 +104,11 @@ public struct StaffService: RPCService {
         .unaryAsync(StaffRequest.self) { request, context in
             try await access.perform(context, tenant: request.tenant, roles: [.tenantAdmin], subject: request.staffId) { _ in
                 let db = try tenants.database(request.tenant)
-                let (account, kind) = try change(request, db, access.now())
-                try await Self.save(account, kind: kind, db)
+                let account = try await locks.serialized("\(request.tenant)/\(request.staffId)") {
+                    let (account, kind) = try change(request, db, access.now())
+                    try await Self.save(account, kind: kind, db)
+                    return account
+                }
                 if account.disabled || account.mustChangePassword { access.sessions.closeAll(tenant: request.tenant, staff: account.staffId) }
                 return view(account)
             }
@@ -200,5 +208,41 @@ public struct StaffService: RPCService {
         e.kind = kind
         e.staff = account
         try await db.apply(e)
+    }
+}
+
+/// One holder at a time per key (here: a staff account), others wait their turn.
+actor AccountLocks {
+    private var held: Set<String> = []
+    private var waiting: [String: [CheckedContinuation<Void, Never>]] = [:]
+
+    func serialized<T: Sendable>(_ key: String, _ body: @Sendable () async throws -> T) async throws -> T {
+        await acquire(key)
+        do {
+            let value = try await body()
+            release(key)
+            return value
+        } catch {
+            release(key)
+            throw error
+        }
+    }
+
+    private func acquire(_ key: String) async {
+        guard held.contains(key) else {
+            held.insert(key)
+            return
+        }
+        await withCheckedContinuation { waiting[key, default: []].append($0) }
+    }
+
+    private func release(_ key: String) {
+        guard var queue = waiting[key], !queue.isEmpty else {
+            held.remove(key)
+            return
+        }
+        let next = queue.removeFirst()
+        waiting[key] = queue.isEmpty ? nil : queue
+        next.resume()  // the key stays held: it passes to the next in line
     }
 }
