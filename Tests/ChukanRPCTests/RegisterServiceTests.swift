@@ -149,4 +149,50 @@ import Testing
         let trail = try g.auditRecords(Self.tenant).filter { $0.operation == "chukan.v1.Register/Export" }
         #expect(trail.contains { $0.subject == asked.exportId && $0.outcomeCode == 0 })
     }
+
+    @Test func aStreamedImportLoadsManyAndSaysWhatItRefused() async throws {
+        let f = try await ServiceFixture.start(pki: Self.pki, policy: Self.policy, tenants: [Self.tenant])
+        let registrar = try await f.client("registrar"), clerk = try await f.client("clerk")
+        let many: [Resident] = Array(SyntheticResidents(count: 600, seed: 77)).map {
+            var r = $0
+            r.removalReason = .reasonUnspecified
+            r.removedOn = nil
+            return r
+        }
+        func request(_ r: Resident) -> WriteRequest {
+            var e = RegisterEvent()
+            e.reason = .tennyu
+            e.resident = r
+            var w = WriteRequest()
+            w.tenant = Self.tenant
+            w.event = e
+            return w
+        }
+        let call = try await registrar.clientStreaming(service: "chukan.v1.Register", method: "Import", sending: WriteRequest.self, receiving: ImportSummary.self)
+        for r in many { try await call.send(request(r)) }
+        var broken = many[0]
+        broken.juminhyoCode = "12"
+        try await call.send(request(broken))       // invalid, and a 記載 of someone resident
+        try await call.send(request(many[1]))      // already resident
+        let summary = try await call.finish()
+        #expect(summary.accepted == 600 && summary.rejected == 2, "\(summary)")
+        #expect(summary.rejections.contains { $0.hasPrefix("record 601: INVALID_ARGUMENT") && $0.contains("juminhyo_code") && !$0.contains("\"12\"") })
+        #expect(summary.rejections.contains { $0.hasPrefix("record 602: FAILED_PRECONDITION") })
+        #expect(try f.tenants.database(Self.tenant).current.count == 600)
+        // A clerk may not import; the refusal reaches the sender.
+        let refused = try await clerk.clientStreaming(service: "chukan.v1.Register", method: "Import", sending: WriteRequest.self, receiving: ImportSummary.self)
+        var code: StatusCode?
+        do {
+            for r in many.prefix(50) { try await refused.send(request(r)) }
+            _ = try await refused.finish()
+        } catch let e as RPCError {
+            code = e.code
+        }
+        #expect(code == .permissionDenied)
+        await registrar.close()
+        await clerk.close()
+        await f.stop()
+        let imports = try f.auditRecords(Self.tenant).filter { $0.operation == "chukan.v1.Register/Import" }
+        #expect(imports.contains { $0.outcomeCode == 0 && $0.subject == "import of 602 writes" })
+    }
 }

@@ -166,3 +166,50 @@ public struct ExportChunk: ProtoMessage, Equatable {
         }
     }
 }
+
+public struct ImportSummary: ProtoMessage, Equatable {
+    public static let protoName = "chukan.v1.ImportSummary"
+    nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__ImportSummary.self, chukan__v1__import_summary__init)
+
+    public var accepted: UInt64 = 0
+    public var rejected: UInt64 = 0
+    public var rejections: [String] = []
+    public var lastSequence: UInt64 = 0
+
+    public init() {}
+
+    init(c m: Chukan__V1__ImportSummary) {
+        accepted = m.accepted
+        rejected = m.rejected
+        rejections = (0..<m.n_rejections).map { m.rejections[$0].protoString }
+        lastSequence = m.last_sequence
+    }
+
+    func c(_ arena: inout CArena) -> Chukan__V1__ImportSummary {
+        var m = Chukan__V1__ImportSummary()
+        chukan__v1__import_summary__init(&m)
+        m.accepted = accepted
+        m.rejected = rejected
+        if !rejections.isEmpty {
+            var strings: [UnsafeMutablePointer<CChar>?] = []
+            for s in rejections { strings.append(arena.cString(s)) }
+            m.n_rejections = strings.count
+            m.rejections = arena.array(strings)
+        }
+        m.last_sequence = lastSequence
+        return m
+    }
+
+    public func encode(into buffer: inout ByteBuffer) {
+        withArena { arena in
+            var m = c(&arena)
+            withMessageBase(&m) { _ = ProtobufC.pack($0, into: &buffer) }
+        }
+    }
+
+    public init(protobuf bytes: UnsafeRawBufferPointer, limit: Int) throws {
+        self = try ProtobufC.withUnpacked(Self.descriptor, as: Chukan__V1__ImportSummary.self, name: Self.protoName, bytes: bytes, limit: limit) {
+            ImportSummary(c: $0.pointee)
+        }
+    }
+}

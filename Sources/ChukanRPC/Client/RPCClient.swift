@@ -105,6 +105,23 @@ public final class RPCClient: Sendable {
         }
     }
 
+    /// Opens a client-streaming call: `send` each message (it waits for the connection),
+    /// then `finish` for the server's one answer.
+    public func clientStreaming<Request: ProtoMessage, Response: ProtoMessage>(
+        service: String, method: String, sending: Request.Type, receiving: Response.Type,
+        metadata: Metadata = Metadata(), timeout: Duration? = nil
+    ) async throws -> ClientStreamingCall<Request, Response> {
+        let response = channel.eventLoop.makePromise(of: ByteBuffer.self)
+        let opened = channel.eventLoop.makePromise(of: UInt32.self)
+        response.futureResult.whenFailure { opened.fail($0) }  // refused before it opened
+        let envelope = TTRPCRequest(
+            service: service, method: method, payload: ByteBuffer(),
+            timeoutNanos: timeout.map(Self.nanoseconds) ?? 0, metadata: metadata)
+        start(ClientCall(request: .message(envelope), kind: .clientStreaming(opened: opened), promise: response))
+        let id = try await opened.futureResult.get()
+        return ClientStreamingCall(id: id, channel: channel, handler: handler, response: response.futureResult)
+    }
+
     /// A typed server-streaming call: the messages the server sends, then the end of the
     /// stream (or the error status that ended it).
     public func serverStreaming<Request: ProtoMessage, Response: ProtoMessage>(
@@ -157,3 +174,33 @@ struct UnsafeTransfer<Value>: @unchecked Sendable {
     let value: Value
     init(_ value: Value) { self.value = value }
 }
+
+/// A client-streaming call in progress (`RPCClient.clientStreaming`).
+public struct ClientStreamingCall<Request: ProtoMessage, Response: ProtoMessage>: Sendable {
+    let id: UInt32
+    let channel: any Channel
+    let handler: NIOLoopBound<TTRPCClientHandler>
+    let response: EventLoopFuture<ByteBuffer>
+
+    /// Sends one message; returns once it is written. Throws the server's status if the
+    /// call has already ended (a refusal comes back while the client is still sending).
+    public func send(_ message: Request) async throws {
+        do { try await write(message.encoded(allocator: channel.allocator), last: false) } catch is CallEnded {
+            _ = try await response.get()  // the server's answer, usually a refusal, is the error
+            throw RPCError(.cancelled, "the server answered before the stream was complete")
+        }
+    }
+
+    /// Ends the stream and waits for the answer.
+    public func finish() async throws -> Response {
+        do { try await write(ByteBuffer(), last: true) } catch is CallEnded {}  // answered already
+        return try Response(protobuf: try await response.get())
+    }
+
+    private func write(_ payload: ByteBuffer, last: Bool) async throws {
+        let handler = self.handler, id = self.id
+        let boxed = UnsafeTransfer(payload)
+        try await channel.eventLoop.flatSubmit { handler.value.sendData(id, boxed.value, last: last) }.get()
+    }
+}
+

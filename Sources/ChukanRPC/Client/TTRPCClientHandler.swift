@@ -4,12 +4,18 @@ import ChukanTLS
 import ChukanWire
 import NIOCore
 
+/// A client stream's call has ended (its answer came) before the stream did.
+struct CallEnded: Error {}
+
 /// One call handed to the client's pipeline.
 struct ClientCall {
     enum Kind {
         case unary
         /// Data frames go to `onData` as they arrive; the final response completes the promise.
         case serverStreaming(onData: (ByteBuffer) -> Void)
+        /// Opened with the remote-open flag; `opened` gets the stream id, the caller then
+        /// sends data frames (`sendData`); the final response completes the promise.
+        case clientStreaming(opened: EventLoopPromise<UInt32>)
     }
     enum Request {
         case message(TTRPCRequest)
@@ -84,6 +90,7 @@ final class TTRPCClientHandler: ChannelInboundHandler {
         pending[id] = entry
         var flags: FrameFlags = []
         if case .serverStreaming = call.kind { flags.insert(.remoteClosed) }
+        if case .clientStreaming = call.kind { flags.insert(.remoteOpen) }
         var out: ByteBuffer
         switch call.request {
         case let .message(m):
@@ -100,6 +107,23 @@ final class TTRPCClientHandler: ChannelInboundHandler {
         }
         context.write(wrapOutboundOut(out), promise: nil)
         scheduleFlush(context)
+        if case let .clientStreaming(opened) = call.kind { opened.succeed(id) }
+    }
+
+    /// Sends one message of a client stream (`last`: the stream's end, remote closed). The
+    /// future completes once the bytes are written: a sender awaiting it goes at the
+    /// connection's pace. Fails once the call has ended (e.g. the server refused it).
+    func sendData(_ id: UInt32, _ payload: ByteBuffer, last: Bool) -> EventLoopFuture<Void> {
+        guard let context else { return handshake.futureResult.eventLoop.makeFailedFuture(closedError ?? RPCError.unavailable("the connection is closed")) }
+        guard pending[id] != nil else { return context.eventLoop.makeFailedFuture(CallEnded()) }
+        guard payload.readableBytes <= FrameHeader.protocolMaxLength else {
+            return context.eventLoop.makeFailedFuture(RPCError.resourceExhausted("message of \(payload.readableBytes) bytes exceeds ttrpc's 4 MiB frame limit"))
+        }
+        var out = context.channel.allocator.buffer(capacity: payload.readableBytes + FrameHeader.size)
+        out.writeFrame(Frame(streamID: id, type: .data, flags: last ? [.remoteClosed] : [], data: payload))
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(wrapOutboundOut(out), promise: promise)
+        return promise.futureResult
     }
 
     private func scheduleFlush(_ context: ChannelHandlerContext) {

@@ -12,10 +12,15 @@ public enum MethodHandler: Sendable {
     case unaryAsync(@Sendable (_ request: ByteBuffer, _ context: ServerCallContext) async throws -> ByteBuffer)
     /// Sends any number of data frames, then the final response (its status ends the call).
     case serverStreaming(@Sendable (_ request: ByteBuffer, _ context: ServerCallContext, _ writer: ServerStreamWriter) async throws -> Void)
+    /// Takes the client's messages as they arrive, then answers once. The client opens the
+    /// stream with the remote-open flag and ends it with a remote-closed data frame.
+    case clientStreaming(@Sendable (_ messages: ClientStream, _ context: ServerCallContext) async throws -> ByteBuffer)
 
     public var isStreaming: Bool {
-        if case .serverStreaming = self { return true }
-        return false
+        switch self {
+        case .serverStreaming, .clientStreaming: true
+        default: false
+        }
     }
 }
 
@@ -81,6 +86,18 @@ extension MethodHandler {
             try await body(decode(Request.self, payload), context, TypedStreamWriter(writer: writer, allocator: context.allocator))
         }
     }
+
+    /// A client-streaming method: each message decoded (a bad one ends the call with
+    /// INVALID_ARGUMENT), one typed answer.
+    public static func clientStreaming<Request: ProtoMessage, Response: ProtoMessage>(
+        _ request: Request.Type, _ response: Response.Type,
+        _ body: @escaping @Sendable (AsyncThrowingMapSequence<ClientStream, Request>, ServerCallContext) async throws -> Response
+    ) -> MethodHandler {
+        .clientStreaming { messages, context in
+            let typed = messages.map { try MethodHandler.decode(Request.self, $0) }
+            return try await body(typed, context).encoded(allocator: context.allocator)
+        }
+    }
 }
 
 /// A service: a name ("chukan.v1.Echo") and its methods by name ("Echo").
@@ -127,4 +144,27 @@ public struct RPCRouter: Sendable {
         let cut = s.unicodeScalars.prefix(128).map { $0.properties.isWhitespace || $0.value < 0x20 || $0.value == 0x7F ? "?" : Character($0) }
         return String(cut)
     }
+
+}
+
+/// The messages of a client stream, in order, as raw payloads. Taking one tells the
+/// connection it may read more: the server stops reading a connection whose streams hold
+/// more than a few MiB not yet taken (backpressure), and reads again as they are taken.
+public struct ClientStream: AsyncSequence, Sendable {
+    public typealias Element = ByteBuffer
+    let base: AsyncThrowingStream<ByteBuffer, Error>
+    let taken: @Sendable (Int) -> Void
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        var base: AsyncThrowingStream<ByteBuffer, Error>.AsyncIterator
+        let taken: @Sendable (Int) -> Void
+
+        public mutating func next() async throws -> ByteBuffer? {
+            guard let message = try await base.next() else { return nil }
+            taken(message.readableBytes)
+            return message
+        }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(base: base.makeAsyncIterator(), taken: taken) }
 }

@@ -27,7 +27,19 @@ final class TTRPCServerHandler: ChannelInboundHandler {
         var start: NIODeadline
         var timer: Scheduled<Void>?
         var task: Task<Void, Never>?
+        /// A client stream's messages not yet taken by the handler, and whether the client
+        /// said it sent its last.
+        var inbox: AsyncThrowingStream<ByteBuffer, Error>.Continuation?
+        var inboxBytes = 0
+        var remoteClosed = false
     }
+
+    /// Client-stream bytes received but not yet taken, over all streams: above the high
+    /// mark the connection is not read until they fall below the low one.
+    private var inboxBytes = 0
+    private var readsPaused = false
+    static let inboxHighWater = 8 << 20
+    static let inboxLowWater = 2 << 20
 
     private let router: RPCRouter
     private let limits: Limits
@@ -113,6 +125,30 @@ final class TTRPCServerHandler: ChannelInboundHandler {
         case .request?:
             handleRequest(frame, context: context)
         case .data?:
+            if var stream = streams[id], let inbox = stream.inbox {
+                guard !stream.remoteClosed else {
+                    metrics.protocolErrors.increment()
+                    return streamError(id, .invalidArgument("data frame on stream \(id) after its last (remote closed)"), context: context)
+                }
+                // An empty frame is a message too (an all-default protobuf encodes to nothing),
+                // except the empty last frame that only marks the end.
+                let closes = frame.header.flags.contains(.remoteClosed)
+                if !(closes && frame.data.readableBytes == 0) {
+                    stream.inboxBytes += frame.data.readableBytes
+                    inboxBytes += frame.data.readableBytes
+                    inbox.yield(frame.data)
+                }
+                if closes {
+                    stream.remoteClosed = true
+                    inbox.finish()
+                }
+                streams[id] = stream
+                if inboxBytes > Self.inboxHighWater && !readsPaused {
+                    readsPaused = true
+                    context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
+                }
+                return
+            }
             metrics.protocolErrors.increment()
             if streams[id] != nil {
                 streamError(id, .invalidArgument("stream \(id) does not accept data frames"), context: context)
@@ -162,8 +198,12 @@ final class TTRPCServerHandler: ChannelInboundHandler {
             respond(id, status: RPCStatus(error), payload: nil, service: service, method: method, start: start, context: context)
         }
         if draining { return refuse(.unavailable("the server is shutting down")) }
-        if frame.header.flags.contains(.remoteOpen) {
-            return refuse(.invalidArgument("client-streaming requests are not supported"))
+        if case .clientStreaming = handler {
+            guard frame.header.flags.contains(.remoteOpen) else {
+                return refuse(.invalidArgument("\(service)/\(method) takes a client stream: open it with the remote-open flag"))
+            }
+        } else if frame.header.flags.contains(.remoteOpen) {
+            return refuse(.invalidArgument("\(service)/\(method) does not take a client stream"))
         }
         // Calls answered inline never occupy a stream; these count the ones still running.
         guard streams.count < limits.maxConcurrentStreams else {
@@ -206,6 +246,18 @@ final class TTRPCServerHandler: ChannelInboundHandler {
                 do { result = .success(try await body(payload, callContext)) } catch { result = .failure(error) }
                 loop.execute { bound.value.finish(id, result) }
             }
+        case let .clientStreaming(body):
+            open(id, service: service, method: method, start: start, deadline: deadline, context: context)
+            let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            let loop = context.eventLoop
+            let (messages, inbox) = AsyncThrowingStream<ByteBuffer, Error>.makeStream()
+            streams[id]?.inbox = inbox
+            let stream = ClientStream(base: messages) { n in loop.execute { bound.value.taken(id, n) } }
+            streams[id]?.task = Task {
+                let result: Result<ByteBuffer, Error>
+                do { result = .success(try await body(stream, callContext)) } catch { result = .failure(error) }
+                loop.execute { bound.value.finish(id, result) }
+            }
         case let .serverStreaming(body):
             open(id, service: service, method: method, start: start, deadline: deadline, context: context)
             let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
@@ -236,10 +288,33 @@ final class TTRPCServerHandler: ChannelInboundHandler {
         streams[id] = stream
     }
 
+    /// The handler took `n` bytes of stream `id`'s messages.
+    private func taken(_ id: UInt32, _ n: Int) {
+        if streams[id] != nil { streams[id]!.inboxBytes -= n }
+        release(n)
+    }
+
+    /// Bytes no longer held for client streams; reading resumes below the low mark.
+    private func release(_ n: Int) {
+        inboxBytes -= n
+        if readsPaused && inboxBytes < Self.inboxLowWater, let context {
+            readsPaused = false
+            context.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
+        }
+    }
+
+    /// A stream's messages never taken are dropped with it.
+    private func dropInbox(_ stream: ActiveStream, error: Error?) {
+        guard let inbox = stream.inbox else { return }
+        if let error { inbox.finish(throwing: error) } else { inbox.finish() }
+        if stream.inboxBytes > 0 { release(stream.inboxBytes) }
+    }
+
     private func finish(_ id: UInt32, _ result: Result<ByteBuffer, Error>) {
         // Gone already: the deadline passed, the stream was reset, or the connection closed.
         guard let context, let stream = streams.removeValue(forKey: id) else { return }
         stream.timer?.cancel()
+        dropInbox(stream, error: nil)
         switch result {
         case let .success(payload):
             respond(id, status: .ok, payload: payload, service: stream.service, method: stream.method, start: stream.start, context: context)
@@ -253,6 +328,7 @@ final class TTRPCServerHandler: ChannelInboundHandler {
     private func deadlineExpired(_ id: UInt32) {
         guard let context, let stream = streams.removeValue(forKey: id) else { return }
         stream.task?.cancel()
+        dropInbox(stream, error: CancellationError())
         let ms = (NIODeadline.now() - stream.start).nanoseconds / 1_000_000
         respond(id, status: RPCStatus(.deadlineExceeded("deadline exceeded after \(ms) ms")), payload: nil,
                 service: stream.service, method: stream.method, start: stream.start, context: context)
@@ -285,6 +361,7 @@ final class TTRPCServerHandler: ChannelInboundHandler {
         if let stream = streams.removeValue(forKey: id) {
             stream.timer?.cancel()
             stream.task?.cancel()
+            dropInbox(stream, error: error)
             (service, method, start) = (stream.service, stream.method, stream.start)
         }
         logger.info("refused frame", metadata: ["stream": "\(id)", "code": "\(error.code.name)", "reason": "\(error.message)"])
@@ -378,6 +455,7 @@ final class TTRPCServerHandler: ChannelInboundHandler {
         for (_, stream) in streams {
             stream.timer?.cancel()
             stream.task?.cancel()
+            stream.inbox?.finish(throwing: RPCError(.cancelled, "the connection closed"))
         }
         streams.removeAll()
         let waiters = writabilityWaiters

@@ -100,7 +100,61 @@ public struct RegisterService: RPCService {
                 if !chunk.people.isEmpty || version.count == 0 { try await writer.write(chunk) }
             }
         }
+        m["Import"] = .clientStreaming(WriteRequest.self, ImportSummary.self) { messages, context in
+            let iterator = Reader(messages.makeAsyncIterator())
+            // The first message names the tenant the whole stream writes to.
+            guard let first = try await iterator.next() else { throw RPCError.invalidArgument("an import holds at least one write") }
+            return try await access.perform(context, tenant: first.tenant, roles: [.registrar], subject: "import",
+                                            subjectOf: { "import of \($0.accepted + $0.rejected) writes" }) { _ in
+                let db = try tenants.database(first.tenant)
+                var summary = ImportSummary()
+                var index = 0
+                var next: WriteRequest? = first
+                try await withThrowingTaskGroup(of: (Int, Result<TenantDatabase.WriteResult, Error>).self) { group in
+                    var inFlight = 0
+                    func collect(_ done: (Int, Result<TenantDatabase.WriteResult, Error>)) throws {
+                        switch done.1 {
+                        case let .success(r):
+                            summary.accepted += 1
+                            summary.lastSequence = max(summary.lastSequence, r.sequence)
+                        case let .failure(error):
+                            let status = RPCError.from(error)
+                            // The log itself failing is not one record's fault: stop the import.
+                            if status.code == .unavailable { throw status }
+                            summary.rejected += 1
+                            if summary.rejections.count < 100 { summary.rejections.append("record \(done.0): \(status.code.name): \(status.message)") }
+                        }
+                    }
+                    while let request = next {
+                        index += 1
+                        guard request.tenant == first.tenant else { throw RPCError.invalidArgument("record \(index): an import writes to one tenant only") }
+                        let position = index
+                        let kind = request.event?.kind ?? .kindUnspecified
+                        let event = try Self.event(request, kind: kind == .kindUnspecified ? .record : kind)
+                        group.addTask {
+                            do { return (position, .success(try await db.write(event))) } catch { return (position, .failure(error)) }
+                        }
+                        inFlight += 1
+                        if inFlight >= 256, let done = try await group.next() {
+                            try collect(done)
+                            inFlight -= 1
+                        }
+                        next = try await iterator.next()
+                    }
+                    for try await done in group { try collect(done) }
+                }
+                return summary
+            }
+        }
         return m
+    }
+
+    /// The import's message iterator, read by one task only (the call's): a box so the
+    /// `perform` closure may hold it.
+    final class Reader<Base: AsyncIteratorProtocol>: @unchecked Sendable {
+        var base: Base
+        init(_ base: Base) { self.base = base }
+        func next() async throws -> Base.Element? { try await base.next() }
     }
 
     /// Who acts, for export tickets: the staff member, or the system principal.

@@ -43,6 +43,17 @@ final class SlowService: RPCService {
                 EchoMessage(payload: ByteBuffer(repeating: 1, count: Int(Self.millis(request))))
             },
             "Fail": .unary(EchoMessage.self) { (_, _) throws -> EchoMessage in throw RPCError(.failedPrecondition, "always fails") },
+            // A client stream: answers with the number of messages and bytes it took
+            // ("N/B"); a message "stop" makes it refuse the call at once.
+            "Count": .clientStreaming(EchoMessage.self, EchoMessage.self) { messages, _ in
+                var n = 0, bytes = 0
+                for try await m in messages {
+                    if String(buffer: m.payload) == "stop" { throw RPCError(.failedPrecondition, "stopped at message \(n + 1)") }
+                    n += 1
+                    bytes += m.payload.readableBytes
+                }
+                return EchoMessage(payload: ByteBuffer(string: "\(n)/\(bytes)"))
+            },
         ]
     }
 }

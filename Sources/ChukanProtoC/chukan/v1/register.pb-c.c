@@ -187,6 +187,51 @@ void   chukan__v1__export_chunk__free_unpacked
   assert(message->base.descriptor == &chukan__v1__export_chunk__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   chukan__v1__import_summary__init
+                     (Chukan__V1__ImportSummary         *message)
+{
+  static const Chukan__V1__ImportSummary init_value = CHUKAN__V1__IMPORT_SUMMARY__INIT;
+  *message = init_value;
+}
+size_t chukan__v1__import_summary__get_packed_size
+                     (const Chukan__V1__ImportSummary *message)
+{
+  assert(message->base.descriptor == &chukan__v1__import_summary__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t chukan__v1__import_summary__pack
+                     (const Chukan__V1__ImportSummary *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &chukan__v1__import_summary__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t chukan__v1__import_summary__pack_to_buffer
+                     (const Chukan__V1__ImportSummary *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &chukan__v1__import_summary__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Chukan__V1__ImportSummary *
+       chukan__v1__import_summary__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Chukan__V1__ImportSummary *)
+     protobuf_c_message_unpack (&chukan__v1__import_summary__descriptor,
+                                allocator, len, data);
+}
+void   chukan__v1__import_summary__free_unpacked
+                     (Chukan__V1__ImportSummary *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &chukan__v1__import_summary__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor chukan__v1__write_request__field_descriptors[3] =
 {
   {
@@ -456,7 +501,84 @@ const ProtobufCMessageDescriptor chukan__v1__export_chunk__descriptor =
   (ProtobufCMessageInit) chukan__v1__export_chunk__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCMethodDescriptor chukan__v1__register__method_descriptors[11] =
+static const ProtobufCFieldDescriptor chukan__v1__import_summary__field_descriptors[4] =
+{
+  {
+    "accepted",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__ImportSummary, accepted),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "rejected",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__ImportSummary, rejected),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "rejections",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Chukan__V1__ImportSummary, n_rejections),
+    offsetof(Chukan__V1__ImportSummary, rejections),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "last_sequence",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__ImportSummary, last_sequence),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned chukan__v1__import_summary__field_indices_by_name[] = {
+  0,   /* field[0] = accepted */
+  3,   /* field[3] = last_sequence */
+  1,   /* field[1] = rejected */
+  2,   /* field[2] = rejections */
+};
+static const ProtobufCIntRange chukan__v1__import_summary__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor chukan__v1__import_summary__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "chukan.v1.ImportSummary",
+  "ImportSummary",
+  "Chukan__V1__ImportSummary",
+  "chukan.v1",
+  sizeof(Chukan__V1__ImportSummary),
+  4,
+  chukan__v1__import_summary__field_descriptors,
+  chukan__v1__import_summary__field_indices_by_name,
+  1,  chukan__v1__import_summary__number_ranges,
+  (ProtobufCMessageInit) chukan__v1__import_summary__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCMethodDescriptor chukan__v1__register__method_descriptors[12] =
 {
   { "Record", &chukan__v1__write_request__descriptor, &chukan__v1__write_response__descriptor },
   { "Correct", &chukan__v1__write_request__descriptor, &chukan__v1__write_response__descriptor },
@@ -469,6 +591,7 @@ static const ProtobufCMethodDescriptor chukan__v1__register__method_descriptors[
   { "RequestExport", &chukan__v1__export_request__descriptor, &chukan__v1__export_ticket__descriptor },
   { "ApproveExport", &chukan__v1__export_request__descriptor, &chukan__v1__export_ticket__descriptor },
   { "Export", &chukan__v1__export_request__descriptor, &chukan__v1__export_chunk__descriptor },
+  { "Import", &chukan__v1__write_request__descriptor, &chukan__v1__import_summary__descriptor },
 };
 const unsigned chukan__v1__register__method_indices_by_name[] = {
   9,        /* ApproveExport */
@@ -477,6 +600,7 @@ const unsigned chukan__v1__register__method_indices_by_name[] = {
   4,        /* ConfirmMoveOut */
   1,        /* Correct */
   10,        /* Export */
+  11,        /* Import */
   2,        /* MoveWithin */
   3,        /* PlanMoveOut */
   0,        /* Record */
@@ -490,7 +614,7 @@ const ProtobufCServiceDescriptor chukan__v1__register__descriptor =
   "Register",
   "Chukan__V1__Register",
   "chukan.v1",
-  11,
+  12,
   chukan__v1__register__method_descriptors,
   chukan__v1__register__method_indices_by_name
 };
@@ -581,6 +705,14 @@ void chukan__v1__register__export(ProtobufCService *service,
 {
   assert(service->descriptor == &chukan__v1__register__descriptor);
   service->invoke(service, 10, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void chukan__v1__register__import(ProtobufCService *service,
+                                  const Chukan__V1__WriteRequest *input,
+                                  Chukan__V1__ImportSummary_Closure closure,
+                                  void *closure_data)
+{
+  assert(service->descriptor == &chukan__v1__register__descriptor);
+  service->invoke(service, 11, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void chukan__v1__register__init (Chukan__V1__Register_Service *service,
                                  Chukan__V1__Register_ServiceDestroy destroy)

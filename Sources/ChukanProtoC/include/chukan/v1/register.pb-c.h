@@ -21,6 +21,7 @@ typedef struct Chukan__V1__WriteRequest Chukan__V1__WriteRequest;
 typedef struct Chukan__V1__WriteResponse Chukan__V1__WriteResponse;
 typedef struct Chukan__V1__ExportRequest Chukan__V1__ExportRequest;
 typedef struct Chukan__V1__ExportChunk Chukan__V1__ExportChunk;
+typedef struct Chukan__V1__ImportSummary Chukan__V1__ImportSummary;
 
 
 /* --- enums --- */
@@ -105,6 +106,26 @@ struct  Chukan__V1__ExportChunk
     , 0,NULL, 0, 0 }
 
 
+/*
+ * What a streamed Import did.
+ */
+struct  Chukan__V1__ImportSummary
+{
+  ProtobufCMessage base;
+  uint64_t accepted;
+  uint64_t rejected;
+  /*
+   * "record N: reason", the first 100 (reasons name fields, never values)
+   */
+  size_t n_rejections;
+  char **rejections;
+  uint64_t last_sequence;
+};
+#define CHUKAN__V1__IMPORT_SUMMARY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&chukan__v1__import_summary__descriptor) \
+    , 0, 0, 0,NULL, 0 }
+
+
 /* Chukan__V1__WriteRequest methods */
 void   chukan__v1__write_request__init
                      (Chukan__V1__WriteRequest         *message);
@@ -181,6 +202,25 @@ Chukan__V1__ExportChunk *
 void   chukan__v1__export_chunk__free_unpacked
                      (Chukan__V1__ExportChunk *message,
                       ProtobufCAllocator *allocator);
+/* Chukan__V1__ImportSummary methods */
+void   chukan__v1__import_summary__init
+                     (Chukan__V1__ImportSummary         *message);
+size_t chukan__v1__import_summary__get_packed_size
+                     (const Chukan__V1__ImportSummary   *message);
+size_t chukan__v1__import_summary__pack
+                     (const Chukan__V1__ImportSummary   *message,
+                      uint8_t             *out);
+size_t chukan__v1__import_summary__pack_to_buffer
+                     (const Chukan__V1__ImportSummary   *message,
+                      ProtobufCBuffer     *buffer);
+Chukan__V1__ImportSummary *
+       chukan__v1__import_summary__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   chukan__v1__import_summary__free_unpacked
+                     (Chukan__V1__ImportSummary *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Chukan__V1__WriteRequest_Closure)
@@ -194,6 +234,9 @@ typedef void (*Chukan__V1__ExportRequest_Closure)
                   void *closure_data);
 typedef void (*Chukan__V1__ExportChunk_Closure)
                  (const Chukan__V1__ExportChunk *message,
+                  void *closure_data);
+typedef void (*Chukan__V1__ImportSummary_Closure)
+                 (const Chukan__V1__ImportSummary *message,
                   void *closure_data);
 
 /* --- services --- */
@@ -246,6 +289,10 @@ struct Chukan__V1__Register_Service
                  const Chukan__V1__ExportRequest *input,
                  Chukan__V1__ExportChunk_Closure closure,
                  void *closure_data);
+  void (*import)(Chukan__V1__Register_Service *service,
+                 const Chukan__V1__WriteRequest *input,
+                 Chukan__V1__ImportSummary_Closure closure,
+                 void *closure_data);
 };
 typedef void (*Chukan__V1__Register_ServiceDestroy)(Chukan__V1__Register_Service *);
 void chukan__v1__register__init (Chukan__V1__Register_Service *service,
@@ -264,7 +311,8 @@ void chukan__v1__register__init (Chukan__V1__Register_Service *service,
       function_prefix__ ## change_household,\
       function_prefix__ ## request_export,\
       function_prefix__ ## approve_export,\
-      function_prefix__ ## export  }
+      function_prefix__ ## export,\
+      function_prefix__ ## import  }
 void chukan__v1__register__record(ProtobufCService *service,
                                   const Chukan__V1__WriteRequest *input,
                                   Chukan__V1__WriteResponse_Closure closure,
@@ -309,6 +357,10 @@ void chukan__v1__register__export(ProtobufCService *service,
                                   const Chukan__V1__ExportRequest *input,
                                   Chukan__V1__ExportChunk_Closure closure,
                                   void *closure_data);
+void chukan__v1__register__import(ProtobufCService *service,
+                                  const Chukan__V1__WriteRequest *input,
+                                  Chukan__V1__ImportSummary_Closure closure,
+                                  void *closure_data);
 
 /* --- descriptors --- */
 
@@ -316,6 +368,7 @@ extern const ProtobufCMessageDescriptor chukan__v1__write_request__descriptor;
 extern const ProtobufCMessageDescriptor chukan__v1__write_response__descriptor;
 extern const ProtobufCMessageDescriptor chukan__v1__export_request__descriptor;
 extern const ProtobufCMessageDescriptor chukan__v1__export_chunk__descriptor;
+extern const ProtobufCMessageDescriptor chukan__v1__import_summary__descriptor;
 extern const ProtobufCServiceDescriptor chukan__v1__register__descriptor;
 
 PROTOBUF_C__END_DECLS

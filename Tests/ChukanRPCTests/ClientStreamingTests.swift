@@ -1,0 +1,78 @@
+import ChukanCore
+import ChukanProto
+import ChukanRPC
+import ChukanWire
+import Foundation
+import NIOCore
+import Testing
+
+/// Client streams (ttrpc's remote-open flag, data frames, remote closed): messages arrive
+/// in order, a refusal mid-stream reaches the sender, and malformed streams get their own
+/// status while the connection keeps serving.
+@Suite struct ClientStreamingTests {
+    @Test func messagesArriveInOrderAndOneAnswerComes() async throws {
+        let s = try await TestServer.start()
+        let c = try await s.client()
+        let call = try await c.clientStreaming(service: "test.Slow", method: "Count", sending: EchoMessage.self, receiving: EchoMessage.self)
+        for i in 0..<1000 { try await call.send(EchoMessage(payload: ByteBuffer(string: String(repeating: "x", count: i % 50)))) }
+        let answer = try await call.finish()
+        #expect(String(buffer: answer.payload) == "1000/\((0..<1000).reduce(0) { $0 + $1 % 50 })")
+        // Large messages: several MiB in flight make the server pause reading, then resume.
+        let big = try await c.clientStreaming(service: "test.Slow", method: "Count", sending: EchoMessage.self, receiving: EchoMessage.self)
+        for _ in 0..<24 { try await big.send(EchoMessage(payload: ByteBuffer(repeating: 7, count: 1 << 20))) }
+        #expect(String(buffer: try await big.finish().payload) == "24/\(24 << 20)")
+        // The connection still serves unary calls.
+        #expect(try await c.echo("after") == "after")
+        await c.close()
+        await s.stop()
+    }
+
+    @Test func aRefusalMidStreamReachesTheSender() async throws {
+        let s = try await TestServer.start()
+        let c = try await s.client()
+        let call = try await c.clientStreaming(service: "test.Slow", method: "Count", sending: EchoMessage.self, receiving: EchoMessage.self)
+        try await call.send(EchoMessage(bytes: [1]))
+        try await call.send(EchoMessage(payload: ByteBuffer(string: "stop")))
+        var refused: RPCError?
+        do {
+            for _ in 0..<1000 { try await call.send(EchoMessage(bytes: [2])) }
+            _ = try await call.finish()
+        } catch let e as RPCError {
+            refused = e
+        }
+        #expect(refused?.code == .failedPrecondition && refused?.message == "stopped at message 2")
+        await c.close()
+        await s.stop()
+    }
+
+    @Test func malformedClientStreamsGetTheirOwnStatus() async throws {
+        let s = try await TestServer.start()
+        let raw = try await RawConnection.connect(port: s.port, tls: s.pki.clientTLS("admin"))
+        let open = TTRPCRequest(service: "test.Slow", method: "Count", payload: ByteBuffer()).encoded()
+        // A client-streaming method opened as unary.
+        try await raw.sendFrame(id: 1, type: 1, data: open)
+        let r1 = try #require(try await raw.nextResponse())
+        #expect(r1.0 == 1 && r1.1.status.code == .invalidArgument && r1.1.status.message == "test.Slow/Count takes a client stream: open it with the remote-open flag")
+        // Data after the last (remote closed) data frame.
+        try await raw.sendFrame(id: 3, type: 1, flags: 0x02, data: open)
+        try await raw.sendFrame(id: 3, type: 3, flags: 0x01, data: EchoMessage(bytes: [1]).encoded())
+        try await raw.sendFrame(id: 3, type: 3, data: EchoMessage(bytes: [2]).encoded())
+        var codes: [StatusCode] = []
+        for _ in 0..<2 {
+            if let r = try await raw.nextResponse(), r.0 == 3 { codes.append(r.1.status.code) }
+        }
+        // Either the stream's answer came first (then the stray frame is "not open") or the
+        // stray frame was refused on the open stream: both are INVALID_ARGUMENT or OK + INVALID_ARGUMENT.
+        #expect(codes.contains(.invalidArgument))
+        // The connection keeps serving.
+        try await raw.sendRequest(id: 5, service: "chukan.v1.Echo", method: "Echo", payload: EchoMessage(bytes: [9]).encoded())
+        var last: (UInt32, TTRPCResponse)?
+        for _ in 0..<3 {
+            last = try await raw.nextResponse()
+            if last?.0 == 5 { break }
+        }
+        #expect(last?.0 == 5 && last?.1.status.isOK == true)
+        await raw.close()
+        await s.stop()
+    }
+}
