@@ -43,7 +43,7 @@ struct Call: AsyncParsableCommand {
         abstract: "Call the server's RPCs.",
         subcommands: [
             Health.self, Echo.self, Tenants.self, Login.self, Logout.self, ChangePassword.self, Lookup.self, Search.self, Household.self,
-            AcquireCode.self, LookupCode.self, ExportCommand.self, Stats.self, ReloadPolicy.self,
+            AcquireCode.self, LookupCode.self, Import.self, ExportCommand.self, Stats.self, ReloadPolicy.self,
         ])
 
     struct Health: AsyncParsableCommand {

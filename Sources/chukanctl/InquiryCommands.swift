@@ -2,6 +2,7 @@ import ArgumentParser
 import ChukanCore
 import ChukanProto
 import ChukanRPC
+import ChukanStore
 import Foundation
 
 /// 照会 and 符号 as a client: what a clerk's or code manager's system would send.
@@ -264,5 +265,54 @@ struct ExportCommand: AsyncParsableCommand {
             try await client.unary(service: "chukan.v1.Register", method: method, request: r, as: ExportTicket.self, metadata: connection.metadata, timeout: connection.duration)
         }
         print("export \(t.exportId): \(t.state) (requested by \(t.requestedBy)\(t.approvedBy.isEmpty ? "" : ", decided by \(t.approvedBy)"))")
+    }
+}
+
+/// The resident system's bulk load through the running server: a client stream of 記載
+/// (chukan.v1.Register/Import) read from a resident file (chukanctl data generate's format).
+struct Import: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "chukan.v1.Register/Import: stream a resident file's records to the running server (registrar); prints what was refused and why.",
+        discussion: "The offline path, into a stopped tenant's data directory, is 'chukanctl data import'.")
+    @OptionGroup var connection: ConnectionOptions
+    @Option(help: "Tenant (地方公共団体コード).") var tenant = "012041"
+    @Argument(help: "Resident file (chukanctl data generate --out).") var file: String
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() async throws {
+        var reader = try ResidentFile.Reader(path: file)
+        let client = try await connection.connect()
+        let progress = Progress("import (bytes sent)", total: reader.size, enabled: !json)
+        var malformed = 0
+        let summary = try await runCall(closing: client) {
+            let call = try await client.clientStreaming(
+                service: "chukan.v1.Register", method: "Import", sending: WriteRequest.self, receiving: ImportSummary.self,
+                metadata: connection.metadata)
+            while let next = reader.next() {
+                guard case let .success(r) = next else { malformed += 1; continue }
+                var e = RegisterEvent()
+                e.kind = .record
+                e.reason = r.recordReason == .reasonUnspecified ? .tennyu : r.recordReason
+                var resident = r
+                resident.removalReason = .reasonUnspecified
+                resident.removedOn = nil
+                e.resident = resident
+                e.eventDate = r.recordedOn
+                var w = WriteRequest()
+                w.tenant = tenant
+                w.event = e
+                try await call.send(w)
+                if reader.index % 1000 == 0 { progress.advance(to: reader.position) }
+            }
+            return try await call.finish()
+        }
+        progress.finish()
+        if json {
+            printJSON(["accepted": Int(summary.accepted), "rejected": Int(summary.rejected), "malformed_in_file": malformed,
+                       "rejections": summary.rejections, "last_sequence": Int(summary.lastSequence)])
+        } else {
+            print("import: \(summary.accepted) accepted, \(summary.rejected) refused by the server, \(malformed) malformed in the file; last sequence \(summary.lastSequence)")
+            for r in summary.rejections { print("  \(r)") }
+        }
     }
 }

@@ -28,7 +28,7 @@ import Testing
             version: 1
             principals:
               - { name: admin, kind: system, certificate_cn: admin, roles: [platform-operator] }
-              - { name: gateway, kind: system, tenant: "012041", certificate_cn: gateway, roles: [network-gateway] }
+              - { name: gateway, kind: system, tenant: "012041", certificate_cn: gateway, roles: [network-gateway, registrar] }
             """.write(toFile: policy, atomically: true, encoding: .utf8)
         func serve(data: String) throws -> ServerProcess {
             try ServerProcess([
@@ -58,6 +58,11 @@ import Testing
         #expect(await statusCode { _ = try await gateway.unary(service: "chukan.v1.Health", method: "Check", request: HealthCheckRequest(tenant: "131016"), as: HealthCheckResponse.self) } == .notFound)
         await gateway.close()
         await admin.close()
+        // The bulk load through the running server (a client stream): these ids are taken.
+        _ = try ctl(["data", "generate", "--count", "50", "--seed", "5", "--out", "\(root)/more.bin", "--json"])
+        let streamed = try ctl(["call", "import", "\(root)/more.bin", "--json", "--server", "127.0.0.1:\(server.port)", "--ca", pki.caPath,
+                                "--cert", "\(pki.dir)/gateway.crt", "--key", "\(pki.dir)/gateway.key"])
+        #expect(streamed.contains("\"accepted\":0") && streamed.contains("\"rejected\":50") && streamed.contains("ALREADY_EXISTS"), "\(streamed)")
 
         // Create (through the running server), verify without and with the key.
         let created = try ctl(["snapshot", "create", "--online", "--json", "--server", "127.0.0.1:\(server.port)", "--ca", pki.caPath,
