@@ -72,7 +72,7 @@ public final class TenantDatabase: Sendable {
         var events: [(RegisterEvent, [UInt8], Waiter)] = []
         var scheduled = false
     }
-    private let incoming = Mutex(Incoming())
+    private let incoming = Locked(Incoming())  // contended by every writer: see `Locked`
     private let writerQueue = DispatchQueue(label: "chukan.tenant.writer")
 
     private let lock: DirectoryLock

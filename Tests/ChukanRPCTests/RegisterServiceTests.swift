@@ -174,8 +174,21 @@ import Testing
         broken.juminhyoCode = "12"
         try await call.send(request(broken))       // invalid, and a 記載 of someone resident
         try await call.send(request(many[1]))      // already resident
+        // Not a register operation: a staff account with every right must not ride in.
+        var sneaky = WriteRequest()
+        sneaky.tenant = Self.tenant
+        var staffEvent = RegisterEvent()
+        staffEvent.kind = .staffAdd
+        var account = StaffAccount()
+        account.staffId = "intruder"
+        account.roles = ["tenant-admin"]
+        staffEvent.staff = account
+        sneaky.event = staffEvent
+        try await call.send(sneaky)
         let summary = try await call.finish()
-        #expect(summary.accepted == 600 && summary.rejected == 2, "\(summary)")
+        #expect(summary.accepted == 600 && summary.rejected == 3, "\(summary)")
+        #expect(summary.rejections.contains { $0.hasPrefix("record 603: INVALID_ARGUMENT: event.kind") })
+        #expect(try f.tenants.database(Self.tenant).current.staff["intruder"] == nil)
         #expect(summary.rejections.contains { $0.hasPrefix("record 601: INVALID_ARGUMENT") && $0.contains("juminhyo_code") && !$0.contains("\"12\"") })
         #expect(summary.rejections.contains { $0.hasPrefix("record 602: FAILED_PRECONDITION") })
         #expect(try f.tenants.database(Self.tenant).current.count == 600)
@@ -193,6 +206,6 @@ import Testing
         await clerk.close()
         await f.stop()
         let imports = try f.auditRecords(Self.tenant).filter { $0.operation == "chukan.v1.Register/Import" }
-        #expect(imports.contains { $0.outcomeCode == 0 && $0.subject == "import of 602 writes" })
+        #expect(imports.contains { $0.outcomeCode == 0 && $0.subject == "import of 603 writes" })
     }
 }

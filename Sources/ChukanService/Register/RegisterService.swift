@@ -129,10 +129,14 @@ public struct RegisterService: RPCService {
                         index += 1
                         guard request.tenant == first.tenant else { throw RPCError.invalidArgument("record \(index): an import writes to one tenant only") }
                         let position = index
+                        // Only the register's operations: never staff, export or purge events,
+                        // which have their own methods, roles and checks.
                         let kind = request.event?.kind ?? .kindUnspecified
-                        let event = try Self.event(request, kind: kind == .kindUnspecified ? .record : kind)
+                        let write: Result<RegisterEvent, Error> = Self.operations.contains { $0.kind == kind } || kind == .kindUnspecified
+                            ? Result { try Self.event(request, kind: kind == .kindUnspecified ? .record : kind) }
+                            : .failure(RPCError.invalidArgument("event.kind: an import carries the register's operations (記載 … 世帯変更) only"))
                         group.addTask {
-                            do { return (position, .success(try await db.write(event))) } catch { return (position, .failure(error)) }
+                            do { return (position, .success(try await db.write(write.get()))) } catch { return (position, .failure(error)) }
                         }
                         inFlight += 1
                         if inFlight >= 256, let done = try await group.next() {
