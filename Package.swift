@@ -10,6 +10,7 @@ let package = Package(
         .executable(name: "chukan", targets: ["chukan"]),
         .executable(name: "chukanctl", targets: ["chukanctl"]),
         .executable(name: "chukan-bench", targets: ["chukan-bench"]),
+        .executable(name: "chukan-fuzz", targets: ["chukan-fuzz"]),
         .library(name: "ChukanRPC", targets: ["ChukanRPC"]),
     ],
     dependencies: [
@@ -129,6 +130,11 @@ let package = Package(
                 "ChukanRPC", "ChukanDev", "ChukanStore", "ChukanRegister", "ChukanProto", "ChukanTLS", "ChukanService",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
+        ),
+        // The decoders under libFuzzer (scripts/fuzz.sh); a corpus replayer otherwise.
+        .executableTarget(
+            name: "chukan-fuzz",
+            dependencies: ["ChukanWire", "ChukanProto", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .executableTarget(
             name: "chukan-bench",

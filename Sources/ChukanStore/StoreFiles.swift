@@ -102,8 +102,14 @@ public struct PosixFileSystem: StoreFileSystem {
     public func createDirectory(_ path: String) throws {
         var partial = path.hasPrefix("/") ? "" : "."
         for part in path.split(separator: "/") {
+            let parent = partial.isEmpty ? "/" : partial
             partial += "/\(part)"
-            if mkdir(partial, 0o700) != 0 && errno != EEXIST { throw StoreIOError("mkdir", partial, errno: errno) }
+            if mkdir(partial, 0o700) == 0 {
+                // A new directory exists after a power loss only once its parent's entry is synced.
+                try syncDirectory(parent)
+            } else if errno != EEXIST {
+                throw StoreIOError("mkdir", partial, errno: errno)
+            }
         }
     }
 

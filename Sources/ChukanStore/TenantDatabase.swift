@@ -38,7 +38,9 @@ public final class TenantDatabase: Sendable {
         public init() {}
     }
 
-    private typealias Waiter = CheckedContinuation<WriteResult, Error>
+    /// Called once with what became of a write.
+    public typealias Completion = @Sendable (Result<WriteResult, Error>) -> Void
+    private typealias Waiter = Completion
     private typealias Staged = (result: WriteResult, payload: [UInt8], continuation: Waiter)
 
     /// Owned by `writerQueue` (the mutex is never contended; it makes the state Sendable).
@@ -73,6 +75,7 @@ public final class TenantDatabase: Sendable {
         var scheduled = false
     }
     private let incoming = Locked(Incoming())  // contended by every writer: see `Locked`
+    private let snapshotting = Locked(())
     private let writerQueue = DispatchQueue(label: "chukan.tenant.writer")
 
     private let lock: DirectoryLock
@@ -188,13 +191,29 @@ public final class TenantDatabase: Sendable {
             throw RPCError(.resourceExhausted, "the event is \(payload.count) bytes; the log takes at most \(WALFormat.maxRecordData - AESGCM.tagSize)")
         }
         return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<WriteResult, Error>) in
-            let schedule = incoming.withLock { i in
-                i.events.append((event, payload, continuation))
-                defer { i.scheduled = true }
-                return !i.scheduled
-            }
-            if schedule { writerQueue.async { self.drainIncoming() } }
+            enqueue(event, payload) { continuation.resume(with: $0) }
         }
+    }
+
+    /// `write`, without waiting: the event joins the writer's queue before this returns, so
+    /// events submitted one after the other are applied in that order (a streamed import
+    /// keeps its order with many writes in flight); `completion` runs once with the result.
+    public func submit(_ event: RegisterEvent, completion: @escaping Completion) {
+        if let refusal = options.writeGate?() { return completion(.failure(RPCError.unavailable(refusal))) }
+        let payload = event.encodedBytes
+        guard payload.count + AESGCM.tagSize <= WALFormat.maxRecordData else {
+            return completion(.failure(RPCError(.resourceExhausted, "the event is \(payload.count) bytes; the log takes at most \(WALFormat.maxRecordData - AESGCM.tagSize)")))
+        }
+        enqueue(event, payload, completion)
+    }
+
+    private func enqueue(_ event: RegisterEvent, _ payload: [UInt8], _ completion: @escaping Completion) {
+        let schedule = incoming.withLock { i in
+            i.events.append((event, payload, completion))
+            defer { i.scheduled = true }
+            return !i.scheduled
+        }
+        if schedule { writerQueue.async { self.drainIncoming() } }
     }
 
     // The writer's state is touched only on `writerQueue`: validation, the log's
@@ -239,7 +258,7 @@ public final class TenantDatabase: Sendable {
             }
             if !w.inFlight { flush(&w) }
         }
-        for (continuation, result) in answers { continuation.resume(with: result) }
+        for (continuation, result) in answers { continuation(result) }
     }
 
     /// Sends everything staged to the log as one batch, with the version that includes it.
@@ -272,8 +291,8 @@ public final class TenantDatabase: Sendable {
                 w.retries.removeAll { $0.0.sequence <= version.sequence }
                 return ready
             }
-            for item in batch { item.continuation.resume(returning: item.result) }
-            for (result, continuation) in retries { continuation.resume(returning: result) }
+            for item in batch { item.continuation(.success(item.result)) }
+            for (result, continuation) in retries { continuation(.success(result)) }
         case let .failure(error):
             // The log failed this batch and is blocked. What is staged was validated
             // against a state that included the failed writes: forget all of it, then let
@@ -291,8 +310,8 @@ public final class TenantDatabase: Sendable {
             }
             log.unblock()
             let unavailable = RPCError.unavailable("the write was not made durable: \(error)")
-            for item in batch + dropped { item.continuation.resume(throwing: unavailable) }
-            for (_, continuation) in retries { continuation.resume(throwing: unavailable) }
+            for item in batch + dropped { item.continuation(.failure(unavailable)) }
+            for (_, continuation) in retries { continuation(.failure(unavailable)) }
         }
     }
 
@@ -300,9 +319,12 @@ public final class TenantDatabase: Sendable {
     /// newest `keepSnapshots` and the log back to the oldest of them.
     @discardableResult
     public func snapshot() throws -> SnapshotInfo {
-        let info = try Snapshots.write(current, directory: snapshotDirectory, keyRing: keyRing, fs: fs)
-        try prune()
-        return info
+        // One at a time: two at the same sequence would share a temp file, and prunes would race.
+        try snapshotting.withLock { _ in
+            let info = try Snapshots.write(current, directory: snapshotDirectory, keyRing: keyRing, fs: fs)
+            try prune()
+            return info
+        }
     }
 
     /// Removes snapshots beyond `keepSnapshots`, and log segments wholly before the oldest kept.

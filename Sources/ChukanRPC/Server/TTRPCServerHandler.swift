@@ -290,7 +290,9 @@ final class TTRPCServerHandler: ChannelInboundHandler {
 
     /// The handler took `n` bytes of stream `id`'s messages.
     private func taken(_ id: UInt32, _ n: Int) {
-        if streams[id] != nil { streams[id]!.inboxBytes -= n }
+        // A stream already ended released what it held when it ended (`dropInbox`).
+        guard streams[id] != nil else { return }
+        streams[id]!.inboxBytes -= n
         release(n)
     }
 

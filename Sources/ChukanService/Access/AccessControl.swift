@@ -198,7 +198,7 @@ public final class AccessControl: Sendable {
         r.staff = caller?.staff ?? ""
         r.terminal = caller?.kind == .terminal ? caller?.principal ?? "" : ""
         r.operation = "\(context.service)/\(context.method)"
-        r.subject = subject
+        r.subject = String(subject.prefix(128))  // a caller's string: bounded before it is kept for years
         return r
     }
 }

@@ -110,43 +110,45 @@ public struct RegisterService: RPCService {
                 var summary = ImportSummary()
                 var index = 0
                 var next: WriteRequest? = first
-                try await withThrowingTaskGroup(of: (Int, Result<TenantDatabase.WriteResult, Error>).self) { group in
-                    var inFlight = 0
-                    func collect(_ done: (Int, Result<TenantDatabase.WriteResult, Error>)) throws {
-                        switch done.1 {
-                        case let .success(r):
-                            summary.accepted += 1
-                            summary.lastSequence = max(summary.lastSequence, r.sequence)
-                        case let .failure(error):
-                            let status = RPCError.from(error)
-                            // The log itself failing is not one record's fault: stop the import.
-                            if status.code == .unavailable { throw status }
-                            summary.rejected += 1
-                            if summary.rejections.count < 100 { summary.rejections.append("record \(done.0): \(status.code.name): \(status.message)") }
-                        }
+                // Each write joins the writer's queue in the order it arrived (`submit`); up to
+                // 256 wait for their answers at once.
+                let (results, sink) = AsyncStream<(Int, Result<TenantDatabase.WriteResult, Error>)>.makeStream()
+                var answers = results.makeAsyncIterator()
+                var inFlight = 0
+                func collect(_ done: (Int, Result<TenantDatabase.WriteResult, Error>)) throws {
+                    inFlight -= 1
+                    switch done.1 {
+                    case let .success(r):
+                        summary.accepted += 1
+                        summary.lastSequence = max(summary.lastSequence, r.sequence)
+                    case let .failure(error):
+                        let status = RPCError.from(error)
+                        // The log itself failing is not one record's fault: stop the import.
+                        if status.code == .unavailable { throw status }
+                        summary.rejected += 1
+                        if summary.rejections.count < 100 { summary.rejections.append("record \(done.0): \(status.code.name): \(status.message)") }
                     }
-                    while let request = next {
-                        index += 1
-                        guard request.tenant == first.tenant else { throw RPCError.invalidArgument("record \(index): an import writes to one tenant only") }
-                        let position = index
-                        // Only the register's operations: never staff, export or purge events,
-                        // which have their own methods, roles and checks.
-                        let kind = request.event?.kind ?? .kindUnspecified
-                        let write: Result<RegisterEvent, Error> = Self.operations.contains { $0.kind == kind } || kind == .kindUnspecified
-                            ? Result { try Self.event(request, kind: kind == .kindUnspecified ? .record : kind) }
-                            : .failure(RPCError.invalidArgument("event.kind: an import carries the register's operations (記載 … 世帯変更) only"))
-                        group.addTask {
-                            do { return (position, .success(try await db.write(write.get()))) } catch { return (position, .failure(error)) }
-                        }
-                        inFlight += 1
-                        if inFlight >= 256, let done = try await group.next() {
-                            try collect(done)
-                            inFlight -= 1
-                        }
-                        next = try await iterator.next()
-                    }
-                    for try await done in group { try collect(done) }
                 }
+                while let request = next {
+                    try Task.checkCancellation()
+                    index += 1
+                    guard request.tenant == first.tenant else { throw RPCError.invalidArgument("record \(index): an import writes to one tenant only") }
+                    let position = index
+                    // Only the register's operations: never staff, export or purge events,
+                    // which have their own methods, roles and checks.
+                    let kind = request.event?.kind ?? .kindUnspecified
+                    let write: Result<RegisterEvent, Error> = Self.operations.contains { $0.kind == kind } || kind == .kindUnspecified
+                        ? Result { try Self.event(request, kind: kind == .kindUnspecified ? .record : kind) }
+                        : .failure(RPCError.invalidArgument("event.kind: an import carries the register's operations (記載 … 世帯変更) only"))
+                    inFlight += 1
+                    switch write {
+                    case let .success(event): db.submit(event) { sink.yield((position, $0)) }
+                    case let .failure(error): sink.yield((position, .failure(error)))
+                    }
+                    while inFlight >= 256, let done = await answers.next() { try collect(done) }
+                    next = try await iterator.next()
+                }
+                while inFlight > 0, let done = await answers.next() { try collect(done) }
                 return summary
             }
         }

@@ -123,13 +123,16 @@ public struct StaffService: RPCService {
         if let terminal {
             caller = Caller(principal: terminal.name, kind: terminal.kind, tenant: terminal.tenant, roles: [], certificate: "", staff: nil)
         }
-        var record = AccessControl.record(context, caller: caller, subject: request.staffId)
+        let validID = RegisterState.staffIDProblem(request.staffId) == nil
+        var record = AccessControl.record(context, caller: caller, subject: validID ? request.staffId : "")
         record.certificate = context.peer.map { $0.commonName ?? $0.fingerprintSHA256 } ?? ""
         record.staff = RegisterState.staffIDProblem(request.staffId) == nil ? request.staffId : ""
         let now = access.now()
         let key = "\(request.tenant)/\(request.staffId)"
         let outcome: Result<LoginResponse, RPCError> = {
             guard let terminal else { return .failure(RPCError.unauthenticated("the client certificate is not in the server's policy")) }
+            // A staff id that cannot exist is refused before it is counted or kept anywhere.
+            if let p = RegisterState.staffIDProblem(request.staffId) { return .failure(RPCError.invalidArgument("staff_id: \(p)")) }
             guard terminal.kind == .terminal, terminal.tenant == request.tenant else {
                 return .failure(RPCError.permissionDenied("staff sign in on a terminal of their tenant named in the policy"))
             }

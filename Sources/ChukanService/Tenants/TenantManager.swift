@@ -65,7 +65,9 @@ public final class TenantManager: Sendable {
                 if !kept { db.close() }
             } catch {
                 logger.critical("tenant failed to recover; it will not serve", metadata: ["tenant": "\(tenant)", "error": "\(error)"])
-                slots.withLock { $0[tenant] = .failed("\(error)") }
+                slots.withLock { s in
+                    if case .recovering? = s[tenant] { s[tenant] = .failed("\(error)") }
+                }
             }
         }
         thread.name = "chukan-recover-\(tenant)"
@@ -115,12 +117,23 @@ public final class TenantManager: Sendable {
     /// Creates a tenant folder and its first key (when it has none), and recovers it.
     public func add(_ tenant: String) throws {
         if let p = Identifiers.localGovernmentCodeProblem(tenant) { throw RPCError.invalidArgument("tenant: \(p)") }
-        guard slots.withLock({ $0[tenant] }) == nil else { throw RPCError(.alreadyExists, "tenant \(tenant) exists") }
-        try PosixFileSystem().createDirectory("\(configuration.dataDirectory)/\(tenant)")
-        if !TenantKeyRing.hasAnyKey(tenant: tenant, directory: configuration.keyDirectory) {
-            try TenantKeyRing.addVersion(tenant: tenant, directory: configuration.keyDirectory)
+        // Claimed in one step: two AddTenant calls at once must not both start a recovery.
+        let claimed = slots.withLock { s -> Bool in
+            guard s[tenant] == nil else { return false }
+            s[tenant] = .recovering
+            return true
         }
-        _ = try TenantKeyRing.codeKey(tenant: tenant, directory: configuration.keyDirectory, create: true)
+        guard claimed else { throw RPCError(.alreadyExists, "tenant \(tenant) exists") }
+        do {
+            try PosixFileSystem().createDirectory("\(configuration.dataDirectory)/\(tenant)")
+            if !TenantKeyRing.hasAnyKey(tenant: tenant, directory: configuration.keyDirectory) {
+                try TenantKeyRing.addVersion(tenant: tenant, directory: configuration.keyDirectory)
+            }
+            _ = try TenantKeyRing.codeKey(tenant: tenant, directory: configuration.keyDirectory, create: true)
+        } catch {
+            slots.withLock { $0[tenant] = nil }  // give the claim back
+            throw error
+        }
         startRecovery(tenant)
     }
 
