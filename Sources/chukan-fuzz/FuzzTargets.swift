@@ -38,8 +38,13 @@ enum FuzzTargets {
             buffer.writeBytes(UnsafeRawBufferPointer(rebasing: body[offset..<offset + n]))
             offset += n
             while let frame = decoder.next(from: &buffer) {
-                if case let .frame(f) = frame, f.header.type == .request {
+                switch frame {
+                case let .frame(f) where f.header.type == .request:
                     _ = try? f.data.withUnsafeReadableBytes { try TTRPCRequest(protobuf: $0, limit: limit) }
+                case .notTTRPC:
+                    return  // the server closes such a connection: nothing more is read from it
+                default:
+                    break
                 }
             }
             step = step % 97 + 7
