@@ -82,20 +82,15 @@ public enum Snapshots {
             }
             // Then the tenant's other state, as entries whose id no person can have.
             let cutoff = Int64(now) * 1000 - SnapshotFormat.idempotencyRetentionMs
-            for (id, account) in state.staff {
-                let meta = PersonEntry(record: account.encodedBytes, history: [], isRemoved: false, removedOn: nil)
-                SnapshotFormat.encode(id: SnapshotFormat.staffPrefix + id, entry: meta, into: &plain)
+            /// A metadata entry: its id names what it is, the record field holds the message.
+            func meta(_ id: String, _ bytes: [UInt8]) throws {
+                SnapshotFormat.encode(id: id, entry: PersonEntry(record: bytes, history: [], isRemoved: false, removedOn: nil), into: &plain)
                 if plain.count >= SnapshotFormat.chunkPlaintext { try seal() }
             }
-            for (id, ticket) in state.exports {
-                let meta = PersonEntry(record: ticket.encodedBytes, history: [], isRemoved: false, removedOn: nil)
-                SnapshotFormat.encode(id: SnapshotFormat.exportPrefix + id, entry: meta, into: &plain)
-                if plain.count >= SnapshotFormat.chunkPlaintext { try seal() }
-            }
+            for (id, account) in state.staff { try meta(SnapshotFormat.staffPrefix + id, account.encodedBytes) }
+            for (id, ticket) in state.exports { try meta(SnapshotFormat.exportPrefix + id, ticket.encodedBytes) }
             for (key, write) in state.idempotency where write.acceptedUnixMs >= cutoff {
-                let meta = PersonEntry(record: write.encodedBytes, history: [], isRemoved: false, removedOn: nil)
-                SnapshotFormat.encode(id: SnapshotFormat.idempotencyPrefix + key, entry: meta, into: &plain)
-                if plain.count >= SnapshotFormat.chunkPlaintext { try seal() }
+                try meta(SnapshotFormat.idempotencyPrefix + key, write.encodedBytes)
             }
             if !plain.isEmpty || chunk == 0 { try seal() }
             var trailer = SnapshotFormat.trailerMagic

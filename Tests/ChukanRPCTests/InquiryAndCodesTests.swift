@@ -12,12 +12,7 @@ import Testing
 @Suite(.serialized) struct InquiryAndCodesTests {
     static let pki = try! TestPKI.make(clients: ["clerk", "number-clerk", "code-manager", "registrar", "clerk-chiyoda"])
     static let asahikawa = "012041", chiyoda = "131016"
-    static let people: [Resident] = Array(SyntheticResidents(count: 60, seed: 21)).map {
-        var r = $0
-        r.removalReason = .reasonUnspecified
-        r.removedOn = nil
-        return r
-    }
+    static let people: [Resident] = currentResidents(60, seed: 21)
 
     func start() async throws -> ServiceFixture {
         let policy = Policy(principals: [

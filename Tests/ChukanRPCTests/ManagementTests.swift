@@ -11,12 +11,7 @@ import Testing
 @Suite(.serialized) struct ManagementTests {
     static let pki = try! TestPKI.make(clients: ["clerk-a", "clerk-b", "admin-a"])
     static let a = "012041", b = "131016"
-    static let people: [Resident] = Array(SyntheticResidents(count: 5, seed: 51)).map {
-        var r = $0
-        r.removalReason = .reasonUnspecified
-        r.removedOn = nil
-        return r
-    }
+    static let people: [Resident] = currentResidents(5, seed: 51)
 
     @Test func limiterCountsCallsInFlightAndPerSecond() throws {
         let limiter = TenantLimiter(.init(inFlight: 2, perSecond: 3))

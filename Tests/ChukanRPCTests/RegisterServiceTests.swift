@@ -12,12 +12,7 @@ import Testing
 @Suite(.serialized) struct RegisterServiceTests {
     static let pki = try! TestPKI.make(clients: ["registrar", "clerk", "registrar-2", "approver", "both"])
     static let tenant = "012041"
-    static let people: [Resident] = Array(SyntheticResidents(count: 10, seed: 31)).map {
-        var r = $0
-        r.removalReason = .reasonUnspecified
-        r.removedOn = nil
-        return r
-    }
+    static let people: [Resident] = currentResidents(10, seed: 31)
     static let policy = Policy(principals: [
         policyPrincipal("registrar", tenant: tenant, [.registrar]), policyPrincipal("clerk", tenant: tenant, [.clerk]),
         policyPrincipal("registrar-2", tenant: tenant, [.registrar]), policyPrincipal("approver", tenant: tenant, [.approver]),
@@ -153,12 +148,7 @@ import Testing
     @Test func aStreamedImportLoadsManyAndSaysWhatItRefused() async throws {
         let f = try await ServiceFixture.start(pki: Self.pki, policy: Self.policy, tenants: [Self.tenant])
         let registrar = try await f.client("registrar"), clerk = try await f.client("clerk")
-        let many: [Resident] = Array(SyntheticResidents(count: 600, seed: 77)).map {
-            var r = $0
-            r.removalReason = .reasonUnspecified
-            r.removedOn = nil
-            return r
-        }
+        let many: [Resident] = currentResidents(600, seed: 77)
         func request(_ r: Resident) -> WriteRequest {
             var e = RegisterEvent()
             e.reason = .tennyu

@@ -13,12 +13,7 @@ import Testing
 @Suite(.serialized) struct StaffSignInTests {
     static let pki = try! TestPKI.make(clients: ["tenant-admin", "terminal-1", "terminal-2", "stranger"])
     static let tenant = "012041"
-    static let people: [Resident] = Array(SyntheticResidents(count: 5, seed: 41)).map {
-        var r = $0
-        r.removalReason = .reasonUnspecified
-        r.removedOn = nil
-        return r
-    }
+    static let people: [Resident] = currentResidents(5, seed: 41)
     static let policy = Policy(principals: [
         policyPrincipal("tenant-admin", tenant: tenant, [.tenantAdmin]),
         policyPrincipal("terminal-1", .terminal, tenant: tenant, []),

@@ -94,3 +94,13 @@ final class TestClock: Sendable {
     var now: Date { current.withLock { $0 } }
     func advance(_ seconds: Double) { current.withLock { $0 = $0.addingTimeInterval(seconds) } }
 }
+
+/// Synthetic residents, all current (the generator makes some 除票).
+func currentResidents(_ count: Int, seed: UInt64) -> [Resident] {
+    Array(SyntheticResidents(count: count, seed: seed)).map {
+        var r = $0
+        r.removalReason = .reasonUnspecified
+        r.removedOn = nil
+        return r
+    }
+}
