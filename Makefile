@@ -41,7 +41,13 @@ demo/.staff-ready: demo/.data-ready
 	printf 'demo-clerk-password\n' | $(RELEASE)/chukanctl staff add --offline --data demo/data --keys demo/keys --tenant 012041 clerk01 --roles clerk
 	touch $@
 
-run: release demo/certs/ca.crt demo/.data-ready demo/.staff-ready
+# 提供 needs the national network's key: the demo signs its own permits with a development
+# one, and plays an inquirer with a development X25519 key.
+demo/provision/network.pub:
+	$(RELEASE)/chukanctl dev network-key --out demo/provision
+	$(RELEASE)/chukanctl dev inquirer-key --out demo/provision
+
+run: release demo/certs/ca.crt demo/.data-ready demo/.staff-ready demo/provision/network.pub
 	@echo
 	@echo "Chukan demo: mutual TLS on 127.0.0.1:7443, health-only on :7444, metrics on http://127.0.0.1:9464/metrics"
 	@echo "Call it from another terminal:"
@@ -61,6 +67,17 @@ run: release demo/certs/ca.crt demo/.data-ready demo/.staff-ready
 	@echo "  printf 'demo-clerk-password\\nmy-own-password-1\\n' | $(RELEASE)/chukanctl call change-password \$$T1 --token \$$TOKEN"
 	@echo "  $(RELEASE)/chukanctl call lookup \$$T1 --token \$$TOKEN A000000001"
 	@echo "  $(RELEASE)/chukanctl call search \$$T1 --token \$$TOKEN --kana '<kana from the answer>' --birth YYYY-MM-DD"
+	@echo "提供 as the national network's gateway, for 厚生労働大臣 (MHLW0001) under 項 1 (config/permission-list.yaml):"
+	@echo "  CM='--cert demo/certs/code-manager.crt --key demo/certs/code-manager.key'; GW='--cert demo/certs/gateway.crt --key demo/certs/gateway.key'"
+	@echo "  FUGO=\$$($(RELEASE)/chukanctl call acquire-code \$$CM T000000001)"
+	@echo "  $(RELEASE)/chukanctl dev permit --inquirer MHLW0001 --row 1 --fugo \$$FUGO --group name-and-birth --out demo/provision/permit.bin"
+	@echo "  $(RELEASE)/chukanctl call provide \$$GW --inquirer MHLW0001 --row 1 --fugo \$$FUGO --group name-and-birth --permit demo/provision/permit.bin --inquirer-key demo/provision/inquirer.pub --out demo/provision/answer.bin"
+	@echo "  $(RELEASE)/chukanctl dev open-answer --key demo/provision/inquirer.key demo/provision/answer.bin"
+	@echo "  (T000001000 carries a handling restriction: its answer is held; the approver reviews and releases it:)"
+	@echo "  $(RELEASE)/chukanctl call held list --cert demo/certs/approver.crt --key demo/certs/approver.key"
+	@echo "  $(RELEASE)/chukanctl call held release --cert demo/certs/approver.crt --key demo/certs/approver.key <pending id>"
+	@echo "  $(RELEASE)/chukanctl call held fetch \$$GW --out demo/provision/answer.bin <pending id>"
+	@echo "  $(RELEASE)/chukanctl disclose --cert demo/certs/auditor.crt --key demo/certs/auditor.key --by integrated T000000001"
 	@echo "Then the audit trail (read-only, while the server runs):"
 	@echo "  $(RELEASE)/chukanctl audit verify --tenant 012041"
 	@echo "  $(RELEASE)/chukanctl audit query --tenant 012041 --operation Lookup"

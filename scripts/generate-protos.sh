@@ -31,9 +31,9 @@ printf 'module ChukanProtoC {\n    header "ChukanProtoC.h"\n    export *\n}\n' >
 # wrapped by hand in Sources/ChukanWire and Sources/ChukanProto/Messages).
 swift_out=Sources/ChukanProto/Generated
 mkdir -p "$tmp/swift"
-for p in chukan/v1/resident.proto chukan/v1/admin.proto chukan/v1/audit.proto chukan/v1/inquiry.proto chukan/v1/codes.proto chukan/v1/register.proto chukan/v1/staff.proto; do
+for p in chukan/v1/resident.proto chukan/v1/admin.proto chukan/v1/audit.proto chukan/v1/inquiry.proto chukan/v1/codes.proto chukan/v1/register.proto chukan/v1/staff.proto chukan/v1/provision_types.proto chukan/v1/provision.proto; do
   base=$(basename "$p" .proto)
-  name="$(echo "${base:0:1}" | tr a-z A-Z)${base:1}"
+  name=$(echo "$base" | sed -E 's/(^|_)([a-z])/\U\2/g')  # provision_types -> ProvisionTypes
   python3 scripts/gen-swift-messages.py "Protos/$p" "$tmp/swift/$name.swift" >/dev/null
 done
 

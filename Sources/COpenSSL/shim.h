@@ -132,6 +132,9 @@ static inline uint64_t chukan_tls_default_options(void) {
     return SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_TICKET;
 }
 
+/// The bytes a memory BIO holds (BIO_get_mem_data is a macro).
+static inline long chukan_BIO_get_mem_data(BIO *bio, char **data) { return BIO_get_mem_data(bio, data); }
+
 static inline int chukan_ERR_GET_REASON(unsigned long e) { return ERR_GET_REASON(e); }
 
 #endif

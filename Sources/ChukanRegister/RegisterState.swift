@@ -58,6 +58,8 @@ public struct RegisterState: Sendable, Equatable {
     public private(set) var exports: TreeDictionary<String, ExportTicket> = [:]
     /// Staff accounts by staff id (chukan.v1.Staff).
     public private(set) var staff: TreeDictionary<String, StaffAccount> = [:]
+    /// Provisions held for review (自動応答不可), by pending id (chukan.v1.Provision).
+    public private(set) var pending: TreeDictionary<String, PendingProvision> = [:]
     /// Writes made with an idempotency key, by key (chukan.v1.Register).
     public private(set) var idempotency: TreeDictionary<String, IdempotentWrite> = [:]
 
@@ -292,6 +294,20 @@ public struct RegisterState: Sendable, Equatable {
             guard allowed else { throw RPCError(.failedPrecondition, "export \(ticket.exportId): not \(ticket.state) from \(before.map { "\($0)" } ?? "nothing")") }
             exports[ticket.exportId] = ticket
             person = ticket.exportId
+        case .provisionHold:
+            guard let p = e.pending, !p.pendingId.isEmpty, p.pendingId.utf8.count <= 64 else {
+                throw RPCError.invalidArgument("event.pending: a held provision with a pending_id of at most 64 characters is required")
+            }
+            // Held → released or refused; nothing else, and a decision is final.
+            let before = pending[p.pendingId]?.state
+            let allowed: Bool = switch p.state {
+            case .held: before == nil
+            case .released, .refused: before == .held
+            case .stateUnspecified: false
+            }
+            guard allowed else { throw RPCError(.failedPrecondition, "held provision \(p.pendingId): not \(p.state) from \(before.map { "\($0)" } ?? "nothing")") }
+            pending[p.pendingId] = p
+            person = p.pendingId
         case .kindUnspecified:
             throw RPCError.invalidArgument("event.kind: is required")
         }
@@ -415,7 +431,7 @@ public struct RegisterState: Sendable, Equatable {
 
     /// Loads prepared records (from a snapshot) and rebuilds every index. The tries do
     /// not depend on each other, so they are built side by side, one group per core.
-    public static func rebuilding(tenant: String, sequence: UInt64, loaded: [LoadedEntry], idempotency: [IdempotentWrite] = [], staff: [StaffAccount] = [], exports: [ExportTicket] = []) -> RegisterState {
+    public static func rebuilding(tenant: String, sequence: UInt64, loaded: [LoadedEntry], idempotency: [IdempotentWrite] = [], staff: [StaffAccount] = [], exports: [ExportTicket] = [], pending: [PendingProvision] = []) -> RegisterState {
         let built = TrieBuild()
         DispatchQueue.concurrentPerform(iterations: 3) { group in
             switch group {
@@ -448,6 +464,7 @@ public struct RegisterState: Sendable, Equatable {
         for w in idempotency { s.idempotency[w.key] = w }
         for a in staff { s.staff[a.staffId] = a }
         for t in exports { s.exports[t.exportId] = t }
+        for p in pending { s.pending[p.pendingId] = p }
         s.indexes = Indexes(
             byAtena: built.atena, byJuminhyo: built.juminhyo, byKojinBango: built.kojin, byHousehold: built.household,
             byKanaAndBirth: built.kanaBirth, byKanaAndAddress: built.kanaAddress)

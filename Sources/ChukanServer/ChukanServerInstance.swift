@@ -19,12 +19,14 @@ public final class ChukanServerInstance: Sendable {
     public let tenants: TenantManager?
     public let access: AccessControl?
     public let disk: DiskWatch?
+    public let provision: ProvisionSetup?
     private let logger: Logger
 
     private init(
         rpc: RPCServer, healthOnly: RPCServer?, metricsEndpoint: MetricsEndpoint?, health: HealthService, tenants: TenantManager?,
-        access: AccessControl?, disk: DiskWatch?, logger: Logger
+        access: AccessControl?, disk: DiskWatch?, provision: ProvisionSetup?, logger: Logger
     ) {
+        self.provision = provision
         self.tenants = tenants
         self.access = access
         self.disk = disk
@@ -36,14 +38,18 @@ public final class ChukanServerInstance: Sendable {
     }
 
     /// The services every mutual-TLS listener serves.
-    public static func makeRouter(health: HealthService, tenants: TenantManager?, access: AccessControl?, disk: DiskWatch? = nil) -> RPCRouter {
+    public static func makeRouter(
+        health: HealthService, tenants: TenantManager?, access: AccessControl?, disk: DiskWatch? = nil, provision: ProvisionSetup? = nil
+    ) -> RPCRouter {
         var services: [any RPCService] = [health, EchoService()]
-        if let tenants, let access {
+        if let tenants, let access, let provision {
             let codes = CodeIssuers(keyDirectory: tenants.configuration.keyDirectory)
             services += [
                 AdminService(tenants: tenants, access: access, disk: disk), InquiryService(tenants: tenants, access: access, codes: codes),
                 CodesService(tenants: tenants, access: access, codes: codes), RegisterService(tenants: tenants, access: access),
                 StaffService(tenants: tenants, access: access),
+                ProvisionService(
+                    tenants: tenants, access: access, codes: codes, rules: provision.rules, networkKey: provision.networkKey, sealer: provision.sealer),
             ]
         }
         return RPCRouter(services)
@@ -85,8 +91,9 @@ public final class ChukanServerInstance: Sendable {
         } else if config.policy != nil {
             throw ConfigError("a policy needs data.directory and data.keys: the audit trail lives there")
         }
+        let provision = access == nil ? nil : try config.provisionSetup()
         let health = HealthService(tenants: tenants)
-        let router = makeRouter(health: health, tenants: tenants, access: access, disk: disk)
+        let router = makeRouter(health: health, tenants: tenants, access: access, disk: disk, provision: provision)
         let rpc = RPCServer(configuration: rpcConfiguration, tls: tls, router: router, group: group, metrics: metrics, logger: logger)
         var healthOnly: RPCServer?
         if let endpoint = config.healthListen {
@@ -122,7 +129,7 @@ public final class ChukanServerInstance: Sendable {
         }
         return ChukanServerInstance(
             rpc: rpc, healthOnly: healthOnly, metricsEndpoint: metricsEndpoint, health: health, tenants: tenants, access: access, disk: disk,
-            logger: logger)
+            provision: provision, logger: logger)
     }
 
     /// Re-reads certificates, keys, CA bundle and CRL. On any error the old files stay
@@ -154,6 +161,21 @@ public final class ChukanServerInstance: Sendable {
             return nil
         } catch {
             logger.error("policy reload failed; keeping the policy in force", metadata: ["error": "\(error)"])
+            return error
+        }
+    }
+
+    /// Re-reads the permission list, if the server has one; a list that does not check
+    /// out is refused whole and the list in force stays.
+    @discardableResult
+    public func reloadPermissionList() -> Error? {
+        guard let rules = provision?.rules, rules.path != nil else { return nil }
+        do {
+            let list = try rules.reload()
+            logger.notice("permission list reloaded", metadata: ["version": "\(list.version)", "rows": "\(list.rows.count)"])
+            return nil
+        } catch {
+            logger.error("permission list reload failed; keeping the list in force", metadata: ["error": "\(error)"])
             return error
         }
     }
@@ -193,6 +215,7 @@ public struct ChukanServerService: Service {
                 for await _ in hangups.cancelOnGracefulShutdown() {
                     instance.reloadTLS()
                     instance.reloadPolicy()
+                    instance.reloadPermissionList()
                 }
             }
             // The daily retention job: list the 除票 whose 150 years have passed.

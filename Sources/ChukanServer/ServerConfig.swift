@@ -134,6 +134,27 @@ public struct ServerConfig: Codable, Sendable, Equatable {
         }
     }
 
+    /// 提供 (chukan.v1.Provision): the permission list and the national network's key.
+    public struct ProvisionSection: Codable, Sendable, Equatable {
+        /// 照会許可用照合リスト (YAML; docs/PROVISION.md).
+        public var permissionList: String?
+        /// The national network's permit-signing public key (ECDSA P-256, PEM).
+        public var networkKey: String?
+        /// How long one answer key (X25519) serves before it is replaced; default 600.
+        public var answerKeyRotationSeconds: Double?
+
+        enum CodingKeys: String, CodingKey {
+            case permissionList = "permission_list"
+            case networkKey = "network_key"
+            case answerKeyRotationSeconds = "answer_key_rotation_seconds"
+        }
+
+        public init() {}
+    }
+
+    public var provision: ProvisionSection?
+    /// Development mode: development keys (chukanctl dev …) are accepted. Never in production.
+    public var development: Bool?
     public var staff: StaffSection?
     public var data: DataSection?
     /// The policy file: which certificates are which principals, with which roles
@@ -152,7 +173,7 @@ public struct ServerConfig: Codable, Sendable, Equatable {
     public var logLevel: String?
 
     enum CodingKeys: String, CodingKey {
-        case listen, tls, limits, data, policy, staff
+        case listen, tls, limits, data, policy, staff, provision, development
         case healthListen = "health_listen"
         case metricsListen = "metrics_listen"
         case logLevel = "log_level"
@@ -186,7 +207,8 @@ public struct ServerConfig: Codable, Sendable, Equatable {
         return [
             "listen": endpoint, "health_listen": endpoint, "metrics_listen": endpoint, "log_level": true,
             "data": ["directory": true, "keys": true, "keep_snapshots": true, "disk_warn_free_percent": true, "disk_refuse_free_percent": true],
-            "policy": true,
+            "policy": true, "development": true,
+            "provision": ["permission_list": true, "network_key": true, "answer_key_rotation_seconds": true],
             "staff": ["session_hours": true, "lock_after_failures": true, "lock_minutes": true, "password_max_age_days": true,
                       "minimum_password_length": true, "grants_lapse_on": true],
             "tls": ["certificate": true, "key": true, "client_ca": true, "crl": true, "min_version": true, "handshake_timeout_seconds": true],
@@ -195,6 +217,22 @@ public struct ServerConfig: Codable, Sendable, Equatable {
                        "per_tenant_calls_per_second": true],
         ]
     }()
+
+    /// The provision setup the configuration names (an unconfigured one without a section).
+    public func provisionSetup() throws -> ProvisionSetup {
+        let p = provision ?? .init()
+        let rotation = p.answerKeyRotationSeconds ?? 600
+        guard rotation.isFinite, (1...86_400).contains(rotation) else {
+            throw ConfigError("provision.answer_key_rotation_seconds must be 1-86400")
+        }
+        do {
+            let rules = try PermissionRules(path: p.permissionList)
+            let key = try p.networkKey.map { try ProvisionSetup.networkKey(path: $0, development: development ?? false) }
+            return ProvisionSetup(rules: rules, networkKey: key, sealer: try AnswerSealer(rotation: rotation))
+        } catch let e as YAMLFileError {
+            throw ConfigError(e.description)
+        }
+    }
 
     /// Seconds from the file as a TimeAmount; finite, not negative, at most a day.
     static func seconds(_ v: Double, _ key: String) throws -> TimeAmount {

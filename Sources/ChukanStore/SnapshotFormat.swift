@@ -85,6 +85,8 @@ public enum SnapshotFormat {
     static let staffPrefix = "#staff:"
     /// Entries whose id starts with this hold an export ticket (`chukan.v1.ExportTicket`).
     static let exportPrefix = "#export:"
+    /// Entries whose id starts with this hold a held provision (`chukan.v1.PendingProvision`).
+    static let pendingPrefix = "#pending:"
     /// Idempotent writes are kept in snapshots for two days (promised: at least one).
     static let idempotencyRetentionMs: Int64 = 48 * 3_600_000
 

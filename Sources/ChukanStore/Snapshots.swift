@@ -23,6 +23,7 @@ struct ChunkContents: @unchecked Sendable {
     var idempotency: [IdempotentWrite] = []
     var staff: [StaffAccount] = []
     var exports: [ExportTicket] = []
+    var pending: [PendingProvision] = []
 }
 
 /// Hands a buffer to `concurrentPerform`'s iterations, each writing its own element.
@@ -89,6 +90,7 @@ public enum Snapshots {
             }
             for (id, account) in state.staff { try meta(SnapshotFormat.staffPrefix + id, account.encodedBytes) }
             for (id, ticket) in state.exports { try meta(SnapshotFormat.exportPrefix + id, ticket.encodedBytes) }
+            for (id, held) in state.pending { try meta(SnapshotFormat.pendingPrefix + id, held.encodedBytes) }
             for (key, write) in state.idempotency where write.acceptedUnixMs >= cutoff {
                 try meta(SnapshotFormat.idempotencyPrefix + key, write.encodedBytes)
             }
@@ -183,6 +185,13 @@ public enum Snapshots {
                         out.exports.append(t)
                         continue
                     }
+                    if id.hasPrefix(SnapshotFormat.pendingPrefix) {
+                        guard let p = try? PendingProvision(protobuf: entry.record) else {
+                            throw SnapshotError("\(path): chunk \(i) holds a held-provision entry that does not decode")
+                        }
+                        out.pending.append(p)
+                        continue
+                    }
                     if id.hasPrefix(SnapshotFormat.staffPrefix) {
                         guard let a = try? StaffAccount(protobuf: entry.record) else {
                             throw SnapshotError("\(path): chunk \(i) holds a staff entry that does not decode")
@@ -201,6 +210,7 @@ public enum Snapshots {
         var idempotency: [IdempotentWrite] = []
         var staff: [StaffAccount] = []
         var exports: [ExportTicket] = []
+        var pending: [PendingProvision] = []
         loaded.reserveCapacity(Int(min(info.header.recordCount, 50_000_000)))
         for r in results {
             let contents = try r.get()
@@ -208,11 +218,12 @@ public enum Snapshots {
             idempotency += contents.idempotency
             staff += contents.staff
             exports += contents.exports
+            pending += contents.pending
         }
         guard UInt64(loaded.count) == info.header.recordCount else {
             throw SnapshotError("\(path): header says \(info.header.recordCount) records, file holds \(loaded.count)")
         }
-        return RegisterState.rebuilding(tenant: info.header.tenant, sequence: info.header.sequence, loaded: loaded, idempotency: idempotency, staff: staff, exports: exports)
+        return RegisterState.rebuilding(tenant: info.header.tenant, sequence: info.header.sequence, loaded: loaded, idempotency: idempotency, staff: staff, exports: exports, pending: pending)
     }
 
     /// Parses header, chunk frames and trailer, checking every CRC.

@@ -44,6 +44,7 @@ struct Call: AsyncParsableCommand {
         subcommands: [
             Health.self, Echo.self, Tenants.self, Login.self, Logout.self, ChangePassword.self, Lookup.self, Search.self, Household.self,
             AcquireCode.self, LookupCode.self, Import.self, ExportCommand.self, Stats.self, ReloadPolicy.self,
+            Provide.self, Held.self, ReloadRules.self,
         ])
 
     struct Health: AsyncParsableCommand {

@@ -9,5 +9,5 @@ struct ChukanCtl: AsyncParsableCommand {
         Client commands connect with mutual TLS: --server HOST:PORT, --ca, --cert and --key
         (defaults: 127.0.0.1:7443 and the "admin" files that `make run` puts in demo/certs).
         """,
-        subcommands: [Certs.self, Call.self, TenantCommand.self, DataCommand.self, SnapshotCommand.self, PurgeCommand.self, StaffCommand.self, AuditCommand.self, DevCommand.self])
+        subcommands: [Certs.self, Call.self, TenantCommand.self, DataCommand.self, SnapshotCommand.self, PurgeCommand.self, StaffCommand.self, AuditCommand.self, RulesCommand.self, Disclose.self, DevCommand.self])
 }

@@ -9,7 +9,19 @@ import Foundation
 struct Lookup: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "chukan.v1.Inquiry/Lookup: one person by 宛名番号, 統合宛名番号, 住民票コード, 符号 or 個人番号 (number-clerk).")
-    enum Key: String, ExpressibleByArgument, CaseIterable { case atena, integrated, juminhyo, fugo, kojin }
+    enum Key: String, ExpressibleByArgument, CaseIterable {
+        case atena, integrated, juminhyo, fugo, kojin
+
+        var kind: LookupRequestKeyKind {
+            switch self {
+            case .atena: .atenaNumber
+            case .integrated: .integratedAtenaNumber
+            case .juminhyo: .juminhyoCode
+            case .fugo: .fugo
+            case .kojin: .kojinBango
+            }
+        }
+    }
     @OptionGroup var connection: ConnectionOptions
     @Option(help: "Tenant (地方公共団体コード).") var tenant = "012041"
     @Option(help: "Which key: \(Key.allCases.map(\.rawValue).joined(separator: ", ")).") var by: Key = .atena
@@ -20,13 +32,7 @@ struct Lookup: AsyncParsableCommand {
         var r = LookupRequest()
         r.tenant = tenant
         r.key = key
-        r.keyKind = switch by {
-        case .atena: .atenaNumber
-        case .integrated: .integratedAtenaNumber
-        case .juminhyo: .juminhyoCode
-        case .fugo: .fugo
-        case .kojin: .kojinBango
-        }
+        r.keyKind = by.kind
         let client = try await connection.connect()
         let response = try await runCall(closing: client) {
             try await client.unary(service: "chukan.v1.Inquiry", method: "Lookup", request: r, as: LookupResponse.self, metadata: connection.metadata, timeout: connection.duration)

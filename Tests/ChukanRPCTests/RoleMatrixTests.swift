@@ -57,6 +57,21 @@ import Testing
             Call(name: "Admin/TenantStats", roles: [.platformOperator, .tenantAdmin]) { c in
                 _ = try await c.unary(service: "chukan.v1.Admin", method: "TenantStats", request: Self.req(TenantStatsRequest()) { $0.tenant = a }, as: TenantStatsResponse.self)
             },
+            Call(name: "Provision/Provide", roles: [.networkGateway]) { c in
+                _ = try await c.unary(service: "chukan.v1.Provision", method: "Provide", request: Self.req(ProvideRequest()) { $0.tenant = a; $0.inquirer = "MHLW0001" }, as: ProvideResponse.self)
+            },
+            Call(name: "Provision/FetchHeld", roles: [.networkGateway]) { c in
+                _ = try await c.unary(service: "chukan.v1.Provision", method: "FetchHeld", request: Self.req(HeldRequest()) { $0.tenant = a; $0.pendingId = "PNONE" }, as: ProvideResponse.self)
+            },
+            Call(name: "Provision/DecideHeld", roles: [.approver]) { c in
+                _ = try await c.unary(service: "chukan.v1.Provision", method: "DecideHeld", request: Self.req(HeldRequest()) { $0.tenant = a; $0.pendingId = "PNONE" }, as: PendingProvision.self)
+            },
+            Call(name: "Provision/Disclose", roles: [.auditor]) { c in
+                _ = try await c.unary(service: "chukan.v1.Provision", method: "Disclose", request: Self.req(DiscloseRequest()) { $0.tenant = a; $0.keyKind = .atenaNumber; $0.key = "A1" }, as: Disclosure.self)
+            },
+            Call(name: "Provision/ReloadRules", roles: [.platformOperator]) { c in
+                _ = try await c.unary(service: "chukan.v1.Provision", method: "ReloadRules", request: RulesRequest(), as: RulesSummary.self)
+            },
             Call(name: "Admin/AddTenant", roles: [.platformOperator]) { c in
                 _ = try await c.unary(service: "chukan.v1.Admin", method: "AddTenant", request: Self.req(TenantRequest()) { $0.tenant = "012040" }, as: TenantStatus.self)
             },

@@ -86,6 +86,41 @@ struct DatabaseFixture {
         again.close()
     }
 
+    /// Held provisions (自動応答不可) are durable state: in the log, and in snapshots.
+    @Test func heldProvisionsSurviveASnapshotAndTheLog() async throws {
+        let f = try DatabaseFixture(people: 10)
+        let db = try f.open()
+        for r in f.people { try await db.apply(f.record(r)) }
+        func hold(_ id: String, _ state: PendingProvisionState) -> RegisterEvent {
+            var p = PendingProvision()
+            p.pendingId = id
+            p.state = state
+            p.person = f.people[0].integratedAtenaNumber
+            p.itemGroup = .household
+            p.inquirerPublicKey = Array(repeating: 9, count: 32)
+            var e = RegisterEvent()
+            e.kind = .provisionHold
+            e.pending = p
+            return e
+        }
+        try await db.apply(hold("P1", .held))
+        try await db.apply(hold("P2", .held))
+        // A decision is final, and only a held provision is decided.
+        try await db.apply(hold("P1", .released))
+        await #expect(throws: RPCError.self) { try await db.apply(hold("P1", .refused)) }
+        await #expect(throws: RPCError.self) { try await db.apply(hold("P3", .released)) }
+        await #expect(throws: RPCError.self) { try await db.apply(hold("P2", .held)) }
+        _ = try db.snapshot()
+        try await db.apply(hold("P2", .refused))
+        try await db.apply(hold("P4", .held))
+        let before = db.current
+        db.close()
+        let again = try f.open()
+        #expect(again.recovery.snapshotSequence > 0 && again.current.pending == before.pending)
+        #expect(again.current.pending.mapValues(\.state) == ["P1": .released, "P2": .refused, "P4": .held])
+        again.close()
+    }
+
     @Test func snapshotsAreCheckedWithoutTheKeyAndRefusedWithTheWrongOne() async throws {
         let f = try DatabaseFixture(people: 50)
         let db = try f.open()

@@ -21,6 +21,12 @@ public struct AuditRecord: ProtoMessage, Equatable {
     public var outcomeCode: UInt32 = 0
     public var outcomeDetail: String = ""
     public var previousHash: [UInt8] = []
+    public var inquirer: String = ""
+    public var itemGroup: UInt32 = 0
+    public var permitId: String = ""
+    public var permitExpiresUnixMs: Int64 = 0
+    public var pendingId: String = ""
+    public var route: String = ""
 
     public init() {}
 
@@ -39,6 +45,12 @@ public struct AuditRecord: ProtoMessage, Equatable {
         outcomeCode = m.outcome_code
         outcomeDetail = m.outcome_detail.protoString
         previousHash = m.previous_hash.bytes
+        inquirer = m.inquirer.protoString
+        itemGroup = m.item_group
+        permitId = m.permit_id.protoString
+        permitExpiresUnixMs = m.permit_expires_unix_ms
+        pendingId = m.pending_id.protoString
+        route = m.route.protoString
     }
 
     func c(_ arena: inout CArena) -> Chukan__V1__AuditRecord {
@@ -58,6 +70,12 @@ public struct AuditRecord: ProtoMessage, Equatable {
         m.outcome_code = outcomeCode
         if !outcomeDetail.isEmpty { m.outcome_detail = arena.cString(outcomeDetail) }
         m.previous_hash = arena.binary(previousHash)
+        if !inquirer.isEmpty { m.inquirer = arena.cString(inquirer) }
+        m.item_group = itemGroup
+        if !permitId.isEmpty { m.permit_id = arena.cString(permitId) }
+        m.permit_expires_unix_ms = permitExpiresUnixMs
+        if !pendingId.isEmpty { m.pending_id = arena.cString(pendingId) }
+        if !route.isEmpty { m.route = arena.cString(route) }
         return m
     }
 

@@ -90,6 +90,7 @@ public enum RegisterEventKind: Int32, Sendable, CaseIterable {
     case staffAdd = 10
     case staffUpdate = 11
     case exportTicket = 12
+    case provisionHold = 13
 
     init(c: Chukan__V1__RegisterEvent__Kind) { self = RegisterEventKind(rawValue: Int32(bitPattern: c.rawValue)) ?? .kindUnspecified }
     var c: Chukan__V1__RegisterEvent__Kind { Chukan__V1__RegisterEvent__Kind(rawValue: UInt32(bitPattern: rawValue)) }
@@ -710,6 +711,7 @@ public struct RegisterEvent: ProtoMessage, Equatable {
     public var requestDigest: [UInt8] = []
     public var staff: StaffAccount?
     public var export: ExportTicket?
+    public var pending: PendingProvision?
 
     public init() {}
 
@@ -730,6 +732,7 @@ public struct RegisterEvent: ProtoMessage, Equatable {
         requestDigest = m.request_digest.bytes
         staff = m.staff.map { StaffAccount(c: $0.pointee) }
         export = m.export.map { ExportTicket(c: $0.pointee) }
+        pending = m.pending.map { PendingProvision(c: $0.pointee) }
     }
 
     func c(_ arena: inout CArena) -> Chukan__V1__RegisterEvent {
@@ -756,6 +759,7 @@ public struct RegisterEvent: ProtoMessage, Equatable {
         m.request_digest = arena.binary(requestDigest)
         if let v = staff { m.staff = arena.make(v.c(&arena)) }
         if let v = export { m.export = arena.make(v.c(&arena)) }
+        if let v = pending { m.pending = arena.make(v.c(&arena)) }
         return m
     }
 

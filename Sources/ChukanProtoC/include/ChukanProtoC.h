@@ -5,6 +5,8 @@
 #include "chukan/v1/echo.pb-c.h"
 #include "chukan/v1/health.pb-c.h"
 #include "chukan/v1/inquiry.pb-c.h"
+#include "chukan/v1/provision.pb-c.h"
+#include "chukan/v1/provision_types.pb-c.h"
 #include "chukan/v1/register.pb-c.h"
 #include "chukan/v1/resident.pb-c.h"
 #include "chukan/v1/staff.pb-c.h"

@@ -21,6 +21,29 @@ public struct Caller: Sendable, Equatable {
     public var isPlatformOperator: Bool { roles.contains(.platformOperator) }
 }
 
+/// What a call learns as it runs and its record must hold (情報提供等記録: the inquirer,
+/// the permit, the person found), filled by the body and copied into the record whatever
+/// the outcome.
+public final class AuditNotes: Sendable {
+    private let notes = Mutex(AuditRecord())
+
+    public init() {}
+
+    public func note(_ change: (inout AuditRecord) -> Void) { notes.withLock { change(&$0) } }
+
+    func apply(to record: inout AuditRecord) {
+        let n = notes.withLock { $0 }
+        if !n.subject.isEmpty { record.subject = String(n.subject.prefix(128)) }
+        if !n.legalRow.isEmpty { record.legalRow = n.legalRow }
+        record.inquirer = String(n.inquirer.prefix(16))
+        record.itemGroup = n.itemGroup
+        record.permitId = n.permitId
+        record.permitExpiresUnixMs = n.permitExpiresUnixMs
+        record.pendingId = n.pendingId
+        record.route = String(n.route.utf8.prefix(512)) ?? ""
+    }
+}
+
 /// Checks every call against the policy before the call does anything: a certificate
 /// the policy names, the tenant the principal belongs to, one of the roles the call
 /// needs. Every denial and every outcome is recorded in the audit trail, durably,
@@ -79,7 +102,7 @@ public final class AccessControl: Sendable {
     /// (an inquiry by 宛名番号 is recorded under the 団体内統合宛名番号 it found).
     public func perform<T: Sendable>(
         _ context: ServerCallContext, tenant: String?, roles: Set<Role>, subject: String = "", legalRow: String = "", allowStale: Bool = false,
-        subjectOf: (@Sendable (T) -> String)? = nil, _ body: @Sendable (Caller) async throws -> T
+        subjectOf: (@Sendable (T) -> String)? = nil, notes: AuditNotes? = nil, _ body: @Sendable (Caller) async throws -> T
     ) async throws -> T {
         let caller = try await authorize(context, tenant: tenant, roles: roles, subject: subject, allowStale: allowStale)
         // Limits hold per tenant; the platform operator's few calls are not counted.
@@ -95,6 +118,7 @@ public final class AccessControl: Sendable {
         var record = Self.record(context, caller: caller, subject: subject)
         record.legalRow = String(legalRow.prefix(64))
         if case let .success(value) = outcome, let subjectOf { record.subject = subjectOf(value) }
+        notes?.apply(to: &record)
         if case let .failure(error) = outcome {
             let status = RPCError.from(error)
             record.outcomeCode = UInt32(status.code.rawValue)

@@ -118,4 +118,3 @@ final class SessionStore: Sendable {
     func succeeded(_ key: String) { failures.withLock { $0[key] = nil } }
 }
 
-func secureRandomHex(_ bytes: Int) -> String { secureRandomBytes(bytes).map { String(format: "%02x", $0) }.joined() }

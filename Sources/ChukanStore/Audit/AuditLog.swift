@@ -32,8 +32,11 @@ public final class AuditLog: Sendable {
     let fs: any StoreFileSystem
     private let log: WriteAheadLog
     private let chain: Mutex<Chain>
+    /// Permit ids of 提供 this stream recorded, while their permits are valid.
+    public let permits: PermitClaims
 
-    private init(directory: String, keyRing: TenantKeyRing, fs: any StoreFileSystem, log: WriteAheadLog, lastHash: [UInt8], lastSequence: UInt64) {
+    private init(directory: String, keyRing: TenantKeyRing, fs: any StoreFileSystem, log: WriteAheadLog, lastHash: [UInt8], lastSequence: UInt64, permits: PermitClaims) {
+        self.permits = permits
         self.directory = directory
         self.keyRing = keyRing
         self.fs = fs
@@ -46,10 +49,13 @@ public final class AuditLog: Sendable {
         directory: String, keyRing: TenantKeyRing, fs: any StoreFileSystem = PosixFileSystem(), options: WriteAheadLog.Options = .init()
     ) throws -> AuditLog {
         var verifier = try ChainVerifier(checkpoint: AuditCheckpoint.read(directory: directory, fs: fs))
+        let permits = PermitClaims()
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
         let (log, _) = try WriteAheadLog.open(directory: directory, keyRing: keyRing, fs: fs, options: options) { record in
             try verifier.check(record, file: directory)
+            if let r = verifier.last, !r.permitId.isEmpty { permits.restore(r.permitId, expiresUnixMs: r.permitExpiresUnixMs, nowUnixMs: now) }
         }
-        return AuditLog(directory: directory, keyRing: keyRing, fs: fs, log: log, lastHash: verifier.lastHash, lastSequence: verifier.lastSequence)
+        return AuditLog(directory: directory, keyRing: keyRing, fs: fs, log: log, lastHash: verifier.lastHash, lastSequence: verifier.lastSequence, permits: permits)
     }
 
     /// Appends `record` (its sequence and previous hash are set here) and returns once it
@@ -96,6 +102,9 @@ public final class AuditLog: Sendable {
     }
 
     public func close() { log.close() }
+
+    /// Every durable record of this stream, in order (disclosure, queries while serving).
+    public func readAll() throws -> [AuditRecord] { try Self.read(directory: directory, keyRing: keyRing, fs: fs) }
 
     // MARK: retention
 

@@ -10,7 +10,7 @@ import Logging
 import NIOPosix
 import Synchronization
 
-/// A server with the tenant services (Admin, Inquiry, Codes) on a loopback port, its
+/// A server with the tenant services (Admin, Inquiry, Codes, Register, Staff, Provision) on a loopback port, its
 /// tenants serving, a policy given in code, and the audit trail in a temporary folder.
 struct ServiceFixture {
     let root: String
@@ -23,7 +23,8 @@ struct ServiceFixture {
     /// With `reusing`, the server starts on an earlier fixture's data (a restart).
     static func start(
         pki: TestPKI, policy: Policy, tenants names: [String], residents: [String: [Resident]] = [:], reusing: String? = nil,
-        rules: StaffRules = ServiceFixture.fastRules, limits: TenantLimiter.Limits = .init(), now: @escaping @Sendable () -> Date = { Date() }
+        rules: StaffRules = ServiceFixture.fastRules, limits: TenantLimiter.Limits = .init(), now: @escaping @Sendable () -> Date = { Date() },
+        provision: ProvisionSetup? = nil
     ) async throws -> ServiceFixture {
         let root = reusing ?? NSTemporaryDirectory() + "chukan-services-\(UUID().uuidString)"
         let tenants = TenantManager(configuration: .init(dataDirectory: "\(root)/data", keyDirectory: "\(root)/keys"))
@@ -46,12 +47,14 @@ struct ServiceFixture {
         var logger = Logger(label: "test")
         logger.logLevel = .critical
         let codes = CodeIssuers(keyDirectory: "\(root)/keys")
+        let setup = try provision ?? ProvisionSetup.unconfigured()
         let server = RPCServer(
             configuration: c, tls: try ReloadableTLSContext(pki.serverTLS()),
             router: RPCRouter([
                 HealthService(tenants: tenants), AdminService(tenants: tenants, access: access),
                 InquiryService(tenants: tenants, access: access, codes: codes), CodesService(tenants: tenants, access: access, codes: codes),
                 RegisterService(tenants: tenants, access: access), StaffService(tenants: tenants, access: access),
+                ProvisionService(tenants: tenants, access: access, codes: codes, rules: setup.rules, networkKey: setup.networkKey, sealer: setup.sealer),
             ]),
             group: MultiThreadedEventLoopGroup.singleton, logger: logger)
         let address = try await server.start()

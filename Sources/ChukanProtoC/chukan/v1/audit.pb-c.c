@@ -52,7 +52,7 @@ void   chukan__v1__audit_record__free_unpacked
   assert(message->base.descriptor == &chukan__v1__audit_record__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor chukan__v1__audit_record__field_descriptors[14] =
+static const ProtobufCFieldDescriptor chukan__v1__audit_record__field_descriptors[20] =
 {
   {
     "schema_version",
@@ -222,15 +222,93 @@ static const ProtobufCFieldDescriptor chukan__v1__audit_record__field_descriptor
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "inquirer",
+    15,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__AuditRecord, inquirer),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "item_group",
+    16,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__AuditRecord, item_group),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "permit_id",
+    17,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__AuditRecord, permit_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "permit_expires_unix_ms",
+    18,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__AuditRecord, permit_expires_unix_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "pending_id",
+    19,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__AuditRecord, pending_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "route",
+    20,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__AuditRecord, route),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned chukan__v1__audit_record__field_indices_by_name[] = {
   5,   /* field[5] = certificate */
+  14,   /* field[14] = inquirer */
+  15,   /* field[15] = item_group */
   10,   /* field[10] = legal_row */
   8,   /* field[8] = operation */
   11,   /* field[11] = outcome_code */
   12,   /* field[12] = outcome_detail */
+  18,   /* field[18] = pending_id */
+  17,   /* field[17] = permit_expires_unix_ms */
+  16,   /* field[16] = permit_id */
   13,   /* field[13] = previous_hash */
   4,   /* field[4] = principal */
+  19,   /* field[19] = route */
   0,   /* field[0] = schema_version */
   1,   /* field[1] = sequence */
   6,   /* field[6] = staff */
@@ -242,7 +320,7 @@ static const unsigned chukan__v1__audit_record__field_indices_by_name[] = {
 static const ProtobufCIntRange chukan__v1__audit_record__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 14 }
+  { 0, 20 }
 };
 const ProtobufCMessageDescriptor chukan__v1__audit_record__descriptor =
 {
@@ -252,7 +330,7 @@ const ProtobufCMessageDescriptor chukan__v1__audit_record__descriptor =
   "Chukan__V1__AuditRecord",
   "chukan.v1",
   sizeof(Chukan__V1__AuditRecord),
-  14,
+  20,
   chukan__v1__audit_record__field_descriptors,
   chukan__v1__audit_record__field_indices_by_name,
   1,  chukan__v1__audit_record__number_ranges,

@@ -2160,7 +2160,7 @@ const ProtobufCMessageDescriptor chukan__v1__resident__descriptor =
   (ProtobufCMessageInit) chukan__v1__resident__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCEnumValue chukan__v1__register_event__kind__enum_values_by_number[13] =
+static const ProtobufCEnumValue chukan__v1__register_event__kind__enum_values_by_number[14] =
 {
   { "KIND_UNSPECIFIED", "CHUKAN__V1__REGISTER_EVENT__KIND__KIND_UNSPECIFIED", 0 },
   { "RECORD", "CHUKAN__V1__REGISTER_EVENT__KIND__RECORD", 1 },
@@ -2175,11 +2175,12 @@ static const ProtobufCEnumValue chukan__v1__register_event__kind__enum_values_by
   { "STAFF_ADD", "CHUKAN__V1__REGISTER_EVENT__KIND__STAFF_ADD", 10 },
   { "STAFF_UPDATE", "CHUKAN__V1__REGISTER_EVENT__KIND__STAFF_UPDATE", 11 },
   { "EXPORT_TICKET", "CHUKAN__V1__REGISTER_EVENT__KIND__EXPORT_TICKET", 12 },
+  { "PROVISION_HOLD", "CHUKAN__V1__REGISTER_EVENT__KIND__PROVISION_HOLD", 13 },
 };
 static const ProtobufCIntRange chukan__v1__register_event__kind__value_ranges[] = {
-{0, 0},{0, 13}
+{0, 0},{0, 14}
 };
-static const ProtobufCEnumValueIndex chukan__v1__register_event__kind__enum_values_by_name[13] =
+static const ProtobufCEnumValueIndex chukan__v1__register_event__kind__enum_values_by_name[14] =
 {
   { "CHANGE_HOUSEHOLD", 8 },
   { "CHANGE_KOJIN_BANGO", 7 },
@@ -2189,6 +2190,7 @@ static const ProtobufCEnumValueIndex chukan__v1__register_event__kind__enum_valu
   { "KIND_UNSPECIFIED", 0 },
   { "MOVE_WITHIN", 3 },
   { "PLAN_MOVE_OUT", 4 },
+  { "PROVISION_HOLD", 13 },
   { "PURGE", 9 },
   { "RECORD", 1 },
   { "REMOVE", 6 },
@@ -2202,15 +2204,15 @@ const ProtobufCEnumDescriptor chukan__v1__register_event__kind__descriptor =
   "Kind",
   "Chukan__V1__RegisterEvent__Kind",
   "chukan.v1",
-  13,
+  14,
   chukan__v1__register_event__kind__enum_values_by_number,
-  13,
+  14,
   chukan__v1__register_event__kind__enum_values_by_name,
   1,
   chukan__v1__register_event__kind__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCFieldDescriptor chukan__v1__register_event__field_descriptors[16] =
+static const ProtobufCFieldDescriptor chukan__v1__register_event__field_descriptors[17] =
 {
   {
     "kind",
@@ -2404,6 +2406,18 @@ static const ProtobufCFieldDescriptor chukan__v1__register_event__field_descript
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "pending",
+    17,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__RegisterEvent, pending),
+    &chukan__v1__pending_provision__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned chukan__v1__register_event__field_indices_by_name[] = {
   12,   /* field[12] = accepted_unix_ms */
@@ -2415,6 +2429,7 @@ static const unsigned chukan__v1__register_event__field_indices_by_name[] = {
   0,   /* field[0] = kind */
   7,   /* field[7] = kojin_bango */
   3,   /* field[3] = notified_on */
+  16,   /* field[16] = pending */
   5,   /* field[5] = person */
   10,   /* field[10] = persons */
   1,   /* field[1] = reason */
@@ -2426,7 +2441,7 @@ static const unsigned chukan__v1__register_event__field_indices_by_name[] = {
 static const ProtobufCIntRange chukan__v1__register_event__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 16 }
+  { 0, 17 }
 };
 const ProtobufCMessageDescriptor chukan__v1__register_event__descriptor =
 {
@@ -2436,7 +2451,7 @@ const ProtobufCMessageDescriptor chukan__v1__register_event__descriptor =
   "Chukan__V1__RegisterEvent",
   "chukan.v1",
   sizeof(Chukan__V1__RegisterEvent),
-  16,
+  17,
   chukan__v1__register_event__field_descriptors,
   chukan__v1__register_event__field_indices_by_name,
   1,  chukan__v1__register_event__number_ranges,

@@ -79,10 +79,34 @@ struct  Chukan__V1__AuditRecord
    * SHA-256 of the previous record's encoding; 32 zero bytes first
    */
   ProtobufCBinaryData previous_hash;
+  /*
+   * 情報提供等記録 (chukan.v1.Provision): to whom, what, under which permit.
+   */
+  /*
+   * 機関 code of the inquiring agency
+   */
+  char *inquirer;
+  /*
+   * chukan.v1.ItemGroup
+   */
+  uint32_t item_group;
+  /*
+   * set once the permit's signature and expiry were checked: the id is used
+   */
+  char *permit_id;
+  int64_t permit_expires_unix_ms;
+  /*
+   * a held provision
+   */
+  char *pending_id;
+  /*
+   * 経路情報 as received
+   */
+  char *route;
 };
 #define CHUKAN__V1__AUDIT_RECORD__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&chukan__v1__audit_record__descriptor) \
-    , 0, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, {0,NULL} }
+    , 0, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, {0,NULL}, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
 /* Chukan__V1__AuditRecord methods */

@@ -117,6 +117,9 @@ public func secureRandomBytes(_ count: Int) -> [UInt8] {
     return out
 }
 
+/// `bytes` random bytes as lower-case hex (ids, salts).
+public func secureRandomHex(_ bytes: Int) -> String { secureRandomBytes(bytes).map { String(format: "%02x", $0) }.joined() }
+
 public enum SHA256 {
     public static let size = 32
 

@@ -1,0 +1,337 @@
+import ChukanCore
+import ChukanProto
+import ChukanRPC
+import ChukanRegister
+import ChukanService
+import ChukanStore
+import Foundation
+import Testing
+
+/// 提供 end to end over mutual TLS: a good provision opens to exactly the permitted
+/// group; every permit failure has its own reason; replays are refused across a restart;
+/// held answers are released or refused by an approver across a restart; every outcome
+/// is recorded; disclosure lists a person's provisions.
+@Suite(.serialized) struct ProvisionTests {
+    static let pki = try! TestPKI.make(clients: ["gateway", "approver", "auditor", "code-manager", "clerk", "gateway-chiyoda", "registrar"])
+    static let asahikawa = "012041", chiyoda = "131016"
+    static let networkKey = try! ECDSAP256Key.generate()
+    static let otherKey = try! ECDSAP256Key.generate()
+    static let inquirerKey = try! X25519Key.generate()
+    /// The repository's list: row 1 (厚生労働大臣, MHLW0001: name-and-birth, address,
+    /// insurance-status; current residents only) and row 48 (市町村長, LG011002 among
+    /// others: with address-history, household, residence-dates; 除票 too).
+    static let listPath = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("config/permission-list.yaml").path
+    static let people: [Resident] = {
+        var p = currentResidents(20, seed: 51)
+        p[3].restricted = true  // DV support: never answered automatically
+        return p
+    }()
+
+    static let garbagePermit: SignedPermit = {
+        var p = SignedPermit()
+        p.permit = [1, 2, 3]
+        p.signature = Array(repeating: 7, count: 70)
+        return p
+    }()
+
+    static func policy() -> Policy {
+        Policy(principals: [
+            policyPrincipal("gateway", tenant: asahikawa, [.networkGateway]),
+            policyPrincipal("approver", tenant: asahikawa, [.approver]),
+            policyPrincipal("auditor", tenant: asahikawa, [.auditor]),
+            policyPrincipal("code-manager", tenant: asahikawa, [.codeManager]),
+            policyPrincipal("clerk", tenant: asahikawa, [.clerk, .numberClerk]),
+            policyPrincipal("registrar", tenant: asahikawa, [.registrar]),
+            policyPrincipal("gateway-chiyoda", tenant: chiyoda, [.networkGateway]),
+        ])
+    }
+
+    func start(reusing: String? = nil) async throws -> ServiceFixture {
+        let setup = ProvisionSetup(rules: try PermissionRules(path: Self.listPath), networkKey: Self.networkKey, sealer: try AnswerSealer())
+        return try await ServiceFixture.start(
+            pki: Self.pki, policy: Self.policy(), tenants: [Self.asahikawa, Self.chiyoda],
+            residents: reusing == nil ? [Self.asahikawa: Self.people] : [:], reusing: reusing, provision: setup)
+    }
+
+    func fugo(_ f: ServiceFixture, _ person: Resident) async throws -> String {
+        let c = try await f.client("code-manager")
+        defer { Task { await c.close() } }
+        var r = AcquireCodeRequest()
+        r.tenant = Self.asahikawa
+        r.integratedAtenaNumber = person.integratedAtenaNumber
+        return try await c.unary(service: "chukan.v1.Codes", method: "AcquireCode", request: r, as: CodeResponse.self).fugo
+    }
+
+    static func permit(
+        _ fugo: String, row: UInt32 = 1, inquirer: String = "MHLW0001", group: ItemGroup = .nameAndBirth, tenant: String = asahikawa,
+        id: String = "PMT-\(UUID().uuidString.prefix(8))", validFor: Int64 = 600_000, issuedAgo: Int64 = 0, key: ECDSAP256Key = networkKey
+    ) throws -> SignedPermit {
+        var p = ProvisionPermit()
+        p.permitId = id
+        p.inquirer = inquirer
+        p.tenant = tenant
+        p.legalRow = row
+        p.fugo = fugo
+        p.itemGroup = group
+        p.issuedUnixMs = Int64(Date().timeIntervalSince1970 * 1000) - issuedAgo
+        p.expiresUnixMs = p.issuedUnixMs + validFor
+        return try Permits.sign(p, with: key)
+    }
+
+    static func request(_ fugo: String, _ permit: SignedPermit?, row: UInt32 = 1, inquirer: String = "MHLW0001", group: ItemGroup = .nameAndBirth) -> ProvideRequest {
+        var r = ProvideRequest()
+        r.tenant = asahikawa
+        r.inquirer = inquirer
+        r.legalRow = row
+        r.fugo = fugo
+        r.itemGroup = group
+        r.permit = permit
+        r.route = "JLIS-GW-01>MHLW"
+        r.inquirerPublicKey = inquirerKey.publicKey
+        return r
+    }
+
+    func provide(_ c: RPCClient, _ r: ProvideRequest) async throws -> EncryptedAnswer {
+        try await c.unary(service: "chukan.v1.Provision", method: "Provide", request: r, as: ProvideResponse.self).answer!
+    }
+
+    /// The status code and reason of a refused call.
+    func refusal(_ body: () async throws -> Void) async -> (StatusCode, String)? {
+        do {
+            try await body()
+            return nil
+        } catch let e as RPCError {
+            return (e.code, String(e.message.prefix { $0 != ":" }))
+        } catch {
+            return (.unknown, "\(error)")
+        }
+    }
+
+    @Test func aGoodProvisionOpensToExactlyTheRequestedGroup() async throws {
+        let f = try await start()
+        let gateway = try await f.client("gateway")
+        let person = Self.people[0]
+        let code = try await fugo(f, person)
+        for group in [ItemGroup.nameAndBirth, .address, .insuranceStatus] {
+            let permit = try Self.permit(code, group: group)
+            let answer = try await provide(gateway, Self.request(code, permit, group: group))
+            let payload = try AnswerSealer.open(answer, with: Self.inquirerKey, permitID: answer.permitId)
+            #expect(payload.itemGroup == group && payload.fugo == code && payload.tenant == Self.asahikawa && !payload.removed)
+            let present = [payload.nameAndBirth != nil, payload.address != nil, payload.addressHistory != nil, payload.household != nil,
+                           payload.residenceDates != nil, payload.insuranceStatus != nil]
+            #expect(present.filter { $0 }.count == 1, "only the requested group: \(group)")
+            switch group {
+            case .nameAndBirth: #expect(payload.nameAndBirth?.name == person.name && payload.nameAndBirth?.birthDate == person.birthDate)
+            case .address: #expect(payload.address?.address == person.address)
+            default: #expect(payload.insuranceStatus?.nationalHealthInsurance == person.nationalHealthInsurance)
+            }
+            // Never the 個人番号, in any group.
+            let bytes = payload.encodedBytes
+            #expect(!String(decoding: bytes, as: UTF8.self).contains(person.kojinBango))
+            // Only the inquirer opens it, and only as the answer to its own permit.
+            #expect(throws: (any Error).self) { _ = try AnswerSealer.open(answer, with: try X25519Key.generate()) }
+            var moved = answer
+            moved.permitId = "PMT-OTHER"
+            #expect(throws: (any Error).self) { _ = try AnswerSealer.open(moved, with: Self.inquirerKey) }
+        }
+        // Row 48 (市町村長, tax) allows the household: every current member, by name.
+        let household = try await provide(gateway, Self.request(code, try Self.permit(code, row: 48, inquirer: "LG011002", group: .household), row: 48, inquirer: "LG011002", group: .household))
+        let h = try AnswerSealer.open(household, with: Self.inquirerKey).household
+        let members = Self.people.filter { $0.householdNumber == person.householdNumber }
+        #expect(h?.householdNumber == person.householdNumber && h?.members.count == members.count)
+        await gateway.close()
+        await f.stop()
+        let provided = try f.auditRecords(Self.asahikawa).filter { $0.operation == "chukan.v1.Provision/Provide" }
+        #expect(provided.count == 4 && provided.allSatisfy { $0.outcomeCode == 0 && $0.subject == person.integratedAtenaNumber && !$0.permitId.isEmpty })
+        #expect(provided.first?.inquirer == "MHLW0001" && provided.first?.legalRow == "1" && provided.first?.route == "JLIS-GW-01>MHLW")
+    }
+
+    @Test func everyPermitFailureHasItsOwnReasonAndIsRecorded() async throws {
+        let f = try await start()
+        let gateway = try await f.client("gateway")
+        let code = try await fugo(f, Self.people[1])
+        let otherCode = try await fugo(f, Self.people[2])
+        var tampered = try Self.permit(code)
+        tampered.signature[tampered.signature.count / 2] ^= 0x01
+        var changedBody = try Self.permit(code)
+        changedBody.permit[changedBody.permit.count - 1] ^= 0x01
+        let cases: [(String, ProvideRequest, StatusCode, String)] = [
+            ("bad signature", Self.request(code, tampered), .permissionDenied, "PERMIT_SIGNATURE"),
+            ("changed permit", Self.request(code, changedBody), .permissionDenied, "PERMIT_SIGNATURE"),
+            ("another key", Self.request(code, try Self.permit(code, key: Self.otherKey)), .permissionDenied, "PERMIT_SIGNATURE"),
+            ("expired", Self.request(code, try Self.permit(code, validFor: 60_000, issuedAgo: 120_000)), .permissionDenied, "PERMIT_EXPIRED"),
+            ("wrong inquirer", Self.request(code, try Self.permit(code, inquirer: "KYOKAI01")), .permissionDenied, "PERMIT_INQUIRER"),
+            ("wrong tenant", Self.request(code, try Self.permit(code, tenant: Self.chiyoda)), .permissionDenied, "PERMIT_TENANT"),
+            ("wrong 項", Self.request(code, try Self.permit(code, row: 5)), .permissionDenied, "PERMIT_ROW"),
+            ("wrong 符号", Self.request(code, try Self.permit(otherCode)), .permissionDenied, "PERMIT_FUGO"),
+            ("wrong item group", Self.request(code, try Self.permit(code, group: .address)), .permissionDenied, "PERMIT_ITEM_GROUP"),
+            ("row without the group", Self.request(code, try Self.permit(code, group: .household), group: .household), .permissionDenied, "ROW_ITEM_GROUP"),
+            ("row without the inquirer", Self.request(code, try Self.permit(code, inquirer: "KYOKAI01"), inquirer: "KYOKAI01"), .permissionDenied, "ROW_INQUIRER"),
+            ("unlisted row", Self.request(code, try Self.permit(code, row: 9999), row: 9999), .permissionDenied, "ROW_UNLISTED"),
+            ("no permit", Self.request(code, nil), .invalidArgument, "PERMIT_MISSING"),
+            ("permit not a permit", Self.request(code, Self.garbagePermit), .permissionDenied, "PERMIT_SIGNATURE"),
+            ("unknown 符号", Self.request(String(repeating: "A", count: 32), try Self.permit(String(repeating: "A", count: 32))), .notFound, "PERSON_UNKNOWN"),
+            ("bad inquirer code", Self.request(code, try Self.permit(code), inquirer: "mhlw 1"), .invalidArgument, "inquirer"),
+        ]
+        for (name, request, status, reason) in cases {
+            let got = await refusal { _ = try await provide(gateway, request) }
+            #expect(got?.0 == status && got?.1 == reason, "\(name): \(String(describing: got))")
+        }
+        // A permit answers once.
+        let once = try Self.permit(code, id: "PMT-ONCE")
+        _ = try await provide(gateway, Self.request(code, once))
+        #expect(await refusal { _ = try await provide(gateway, Self.request(code, once)) }?.1 == "PERMIT_REPLAYED")
+        // Only the network gateway, and only of this tenant.
+        let clerk = try await f.client("clerk"), chiyoda = try await f.client("gateway-chiyoda")
+        #expect(await statusCode { _ = try await provide(clerk, Self.request(code, try Self.permit(code))) } == .permissionDenied)
+        #expect(await statusCode { _ = try await provide(chiyoda, Self.request(code, try Self.permit(code))) } == .permissionDenied)
+        for c in [gateway, clerk, chiyoda] { await c.close() }
+        await f.stop()
+        // Every outcome is in the trail, with its reason; a permit id only once it was checked.
+        let records = try f.auditRecords(Self.asahikawa).filter { $0.operation == "chukan.v1.Provision/Provide" }
+        #expect(records.count == cases.count + 4)
+        for (_, _, status, reason) in cases {
+            #expect(records.contains { $0.outcomeCode == UInt32(status.rawValue) && $0.outcomeDetail.hasPrefix(reason) }, "recorded: \(reason)")
+        }
+        #expect(records.filter { $0.outcomeDetail.hasPrefix("PERMIT_SIGNATURE") || $0.outcomeDetail.hasPrefix("PERMIT_EXPIRED") }.allSatisfy { $0.permitId.isEmpty })
+        #expect(records.filter { $0.outcomeDetail.hasPrefix("ROW_") }.allSatisfy { !$0.permitId.isEmpty })
+        #expect(records.filter { $0.permitId == "PMT-ONCE" }.map(\.outcomeCode) == [0, UInt32(StatusCode.permissionDenied.rawValue)])
+        #expect(records.contains { $0.principal == "clerk" && $0.outcomeCode == UInt32(StatusCode.permissionDenied.rawValue) })
+    }
+
+    @Test func aReplayIsRefusedAfterARestart() async throws {
+        let f = try await start()
+        let gateway = try await f.client("gateway")
+        let code = try await fugo(f, Self.people[4])
+        let permit = try Self.permit(code, id: "PMT-RESTART")
+        _ = try await provide(gateway, Self.request(code, permit))
+        await gateway.close()
+        await f.stop()
+        let again = try await start(reusing: f.root)
+        let gateway2 = try await again.client("gateway")
+        #expect(await refusal { _ = try await provide(gateway2, Self.request(code, permit)) }?.1 == "PERMIT_REPLAYED")
+        // A fresh permit for the same inquiry is answered.
+        _ = try await provide(gateway2, Self.request(code, try Self.permit(code)))
+        await gateway2.close()
+        await again.stop()
+    }
+
+    @Test func heldAnswersAreReleasedOrRefusedByAnApproverAcrossARestart() async throws {
+        let f = try await start()
+        let gateway = try await f.client("gateway")
+        let restricted = Self.people[3]
+        let code = try await fugo(f, restricted)
+        // 自動応答不可: held, with a pending id, and nothing sealed yet.
+        var pending: [String] = []
+        for id in ["PMT-HOLD-1", "PMT-HOLD-2"] {
+            do {
+                _ = try await provide(gateway, Self.request(code, try Self.permit(code, id: id)))
+                Issue.record("a restricted record was answered automatically")
+            } catch let e as RPCError {
+                #expect(e.code == .failedPrecondition && e.message.hasPrefix("HELD:"))
+                pending.append(String(e.message.split(separator: "=").last ?? ""))
+            }
+        }
+        #expect(pending.count == 2 && pending.allSatisfy { $0.hasPrefix("P") })
+        var fetch = HeldRequest()
+        fetch.tenant = Self.asahikawa
+        fetch.pendingId = pending[0]
+        #expect(await refusal { _ = try await gateway.unary(service: "chukan.v1.Provision", method: "FetchHeld", request: fetch, as: ProvideResponse.self) }?.1 == "HELD")
+        // A household answer naming a restricted member is held too.
+        let housemate = try #require(Self.people.first { $0.householdNumber == restricted.householdNumber && $0.integratedAtenaNumber != restricted.integratedAtenaNumber })
+        let hc = try await fugo(f, housemate)
+        let got = await refusal { _ = try await provide(gateway, Self.request(hc, try Self.permit(hc, row: 48, inquirer: "LG011002", group: .household), row: 48, inquirer: "LG011002", group: .household)) }
+        #expect(got?.1 == "HELD")
+        // The housemate's own name is answered as usual.
+        _ = try await provide(gateway, Self.request(hc, try Self.permit(hc)))
+        await gateway.close()
+        await f.stop()
+
+        // Held requests survive a restart.
+        let again = try await start(reusing: f.root)
+        let approver = try await again.client("approver"), gateway2 = try await again.client("gateway")
+        var list = ListHeldRequest()
+        list.tenant = Self.asahikawa
+        let held = try await approver.unary(service: "chukan.v1.Provision", method: "ListHeld", request: list, as: HeldList.self).held
+        #expect(Set(pending).isSubset(of: Set(held.map(\.pendingId))) && held.allSatisfy { $0.state == .held && $0.answer == nil })
+        var review = HeldRequest()
+        review.tenant = Self.asahikawa
+        review.pendingId = pending[0]
+        let seen = try await approver.unary(service: "chukan.v1.Provision", method: "ReviewHeld", request: review, as: HeldReview.self)
+        #expect(seen.wouldSend?.nameAndBirth?.name == restricted.name && seen.pending?.reason.contains("restriction") == true)
+        // The gateway cannot decide; the approver releases one and refuses the other.
+        #expect(await statusCode { _ = try await gateway2.unary(service: "chukan.v1.Provision", method: "DecideHeld", request: review, as: PendingProvision.self) } == .permissionDenied)
+        review.note = "checked with the DV support desk"
+        let released = try await approver.unary(service: "chukan.v1.Provision", method: "DecideHeld", request: review, as: PendingProvision.self)
+        #expect(released.state == .released && released.decidedBy == "approver")
+        #expect(await statusCode { _ = try await approver.unary(service: "chukan.v1.Provision", method: "DecideHeld", request: review, as: PendingProvision.self) } == .failedPrecondition)
+        var refuse = HeldRequest()
+        refuse.tenant = Self.asahikawa
+        refuse.pendingId = pending[1]
+        refuse.refuse = true
+        #expect(try await approver.unary(service: "chukan.v1.Provision", method: "DecideHeld", request: refuse, as: PendingProvision.self).state == .refused)
+        // The gateway fetches the released answer; the refused one says so.
+        let answer = try await gateway2.unary(service: "chukan.v1.Provision", method: "FetchHeld", request: fetch, as: ProvideResponse.self).answer!
+        let payload = try AnswerSealer.open(answer, with: Self.inquirerKey)
+        #expect(payload.nameAndBirth?.name == restricted.name && answer.permitId.hasPrefix("PMT-HOLD-1"))
+        fetch.pendingId = pending[1]
+        #expect(await refusal { _ = try await gateway2.unary(service: "chukan.v1.Provision", method: "FetchHeld", request: fetch, as: ProvideResponse.self) }?.1 == "REFUSED")
+        for c in [approver, gateway2] { await c.close() }
+        await again.stop()
+        let records = try again.auditRecords(Self.asahikawa)
+        #expect(records.contains { $0.operation == "chukan.v1.Provision/DecideHeld" && $0.pendingId == pending[0] && $0.outcomeCode == 0 })
+        #expect(records.filter { $0.operation == "chukan.v1.Provision/Provide" && $0.outcomeDetail.hasPrefix("HELD") }.allSatisfy { !$0.pendingId.isEmpty })
+    }
+
+    @Test func removedResidentsOnlyWhereTheRowCoversThem() async throws {
+        let f = try await start()
+        let gateway = try await f.client("gateway"), registrar = try await f.client("registrar")
+        let person = Self.people[5]
+        let code = try await fugo(f, person)
+        var w = WriteRequest()
+        w.tenant = Self.asahikawa
+        var e = RegisterEvent()
+        e.person = person.integratedAtenaNumber
+        e.reason = .shibou
+        e.eventDate = CalendarDate(2026, 11, 1)
+        w.event = e
+        _ = try await registrar.unary(service: "chukan.v1.Register", method: "Remove", request: w, as: WriteResponse.self)
+        #expect(await refusal { _ = try await provide(gateway, Self.request(code, try Self.permit(code))) }?.1 == "PERSON_NOT_CURRENT")
+        let answer = try await provide(gateway, Self.request(code, try Self.permit(code, row: 48, inquirer: "LG011002", group: .residenceDates), row: 48, inquirer: "LG011002", group: .residenceDates))
+        let payload = try AnswerSealer.open(answer, with: Self.inquirerKey)
+        #expect(payload.removed && payload.residenceDates?.removalReason == .shibou)
+        for c in [gateway, registrar] { await c.close() }
+        await f.stop()
+    }
+
+    @Test func disclosureListsEveryProvisionOfThePerson() async throws {
+        let f = try await start()
+        let gateway = try await f.client("gateway"), auditor = try await f.client("auditor"), clerk = try await f.client("clerk")
+        let person = Self.people[6]
+        let code = try await fugo(f, person)
+        _ = try await provide(gateway, Self.request(code, try Self.permit(code, id: "PMT-D1")))
+        _ = try await provide(gateway, Self.request(code, try Self.permit(code, group: .address, id: "PMT-D2"), group: .address))
+        _ = try await provide(gateway, Self.request(code, try Self.permit(code, row: 48, inquirer: "LG011002", group: .household, id: "PMT-D3"), row: 48, inquirer: "LG011002", group: .household))
+        _ = await refusal { _ = try await provide(gateway, Self.request(code, try Self.permit(code, id: "PMT-D1"))) }  // a replay, refused
+        // Someone else's provision is not listed.
+        let other = try await fugo(f, Self.people[7])
+        _ = try await provide(gateway, Self.request(other, try Self.permit(other)))
+        var r = DiscloseRequest()
+        r.tenant = Self.asahikawa
+        r.keyKind = .kojinBango
+        r.key = person.kojinBango
+        let d = try await auditor.unary(service: "chukan.v1.Provision", method: "Disclose", request: r, as: Disclosure.self)
+        #expect(d.person?.resident?.kojinBango == person.kojinBango && d.person?.integratedAtenaNumber == person.integratedAtenaNumber)
+        #expect(d.provisions.count == 4)
+        #expect(d.provisions.map(\.permitId) == ["PMT-D1", "PMT-D2", "PMT-D3", "PMT-D1"])
+        #expect(d.provisions.map(\.inquirer) == ["MHLW0001", "MHLW0001", "LG011002", "MHLW0001"])
+        #expect(d.provisions.map(\.legalRow) == [1, 1, 48, 1] && d.provisions[2].itemGroup == .household)
+        #expect(d.provisions.map(\.outcomeCode) == [0, 0, 0, UInt32(StatusCode.permissionDenied.rawValue)])
+        // Auditors only; and the disclosure itself is recorded.
+        #expect(await statusCode { _ = try await clerk.unary(service: "chukan.v1.Provision", method: "Disclose", request: r, as: Disclosure.self) } == .permissionDenied)
+        for c in [gateway, auditor, clerk] { await c.close() }
+        await f.stop()
+        #expect(try f.auditRecords(Self.asahikawa).contains { $0.operation == "chukan.v1.Provision/Disclose" && $0.principal == "auditor" && $0.subject == person.integratedAtenaNumber })
+    }
+}
