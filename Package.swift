@@ -134,7 +134,10 @@ let package = Package(
         // The decoders under libFuzzer (scripts/fuzz.sh); a corpus replayer otherwise.
         .executableTarget(
             name: "chukan-fuzz",
-            dependencies: ["ChukanWire", "ChukanProto", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: [
+                "ChukanWire", "ChukanProto", "ChukanStore", "ChukanRegister", "ChukanService", "ChukanCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
         ),
         .executableTarget(
             name: "chukan-bench",

@@ -1,18 +1,24 @@
 #!/usr/bin/env bash
-# Fuzzes the decoders that read outside bytes (Sources/chukan-fuzz: frames, the ttrpc
-# envelope, the request messages, audit records) with libFuzzer and AddressSanitizer,
-# starting from the committed corpus (Fuzz/corpus); new inputs are kept there, crashes
-# in Fuzz/crashes. Stops by itself.
-#   scripts/fuzz.sh             60 s
-#   scripts/fuzz.sh 600         ten minutes
-#   scripts/fuzz.sh 30 -jobs=2  extra libFuzzer options
+# Fuzzes the decoders that read outside bytes (Sources/chukan-fuzz) with libFuzzer and
+# AddressSanitizer, one target at a time, starting from its committed corpus
+# (Fuzz/corpus/TARGET); new inputs are kept there, crashes in Fuzz/crashes/TARGET.
+# Stops by itself. Targets: wire wal snapshot permit policy permission-list, or all.
+#   scripts/fuzz.sh                 every target, 60 s each
+#   scripts/fuzz.sh wal 600         the log reader, ten minutes
+#   scripts/fuzz.sh all 30 -jobs=2  extra libFuzzer options after the seconds
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/opt/swift/usr/bin"
-seconds=${1:-60}
-shift || true
+targets=${1:-all}
+seconds=${2:-60}
+shift 2 || shift $# || true
+[ "$targets" = all ] && targets="wire wal snapshot permit policy permission-list"
 swift build -c release --product chukan-fuzz --scratch-path .build-fuzz \
   -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING -Xswiftc -parse-as-library
-mkdir -p Fuzz/corpus Fuzz/crashes
-.build-fuzz/release/chukan-fuzz Fuzz/corpus -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=2048 \
-  -timeout=10 -artifact_prefix=Fuzz/crashes/ -print_final_stats=1 "$@" 2>&1 | tail -25
+for t in $targets; do
+  mkdir -p "Fuzz/corpus/$t" "Fuzz/crashes/$t"
+  echo "== $t: $seconds s"
+  CHUKAN_FUZZ_TARGET=$t .build-fuzz/release/chukan-fuzz "Fuzz/corpus/$t" -max_total_time="$seconds" -max_len=65536 \
+    -rss_limit_mb=2048 -malloc_limit_mb=1024 -timeout=10 -artifact_prefix="Fuzz/crashes/$t/" -print_final_stats=1 "$@" 2>&1 \
+    | grep -E "^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::peak_rss_mb|==[0-9]+==ERROR|SUMMARY|artifact_prefix|Test unit written|INFO: Loaded|cov:)" | tail -8
+done

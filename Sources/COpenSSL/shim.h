@@ -8,6 +8,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
+#include <openssl/params.h>
 #include <openssl/rand.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
@@ -134,6 +135,61 @@ static inline uint64_t chukan_tls_default_options(void) {
 
 /// The bytes a memory BIO holds (BIO_get_mem_data is a macro).
 static inline long chukan_BIO_get_mem_data(BIO *bio, char **data) { return BIO_get_mem_data(bio, data); }
+
+/// An HMAC-SHA256 context with its digest set and no key: per use it is duplicated, so the
+/// provider's algorithms are looked up once, not on every call (OpenSSL 3 fetches are
+/// costly). OpenSSL 3.0 cannot duplicate an HKDF context, hence HKDF over HMAC below.
+static inline EVP_MAC_CTX *chukan_hmac_sha256_template(void) {
+    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    if (mac == NULL) return NULL;
+    EVP_MAC_CTX *ctx = EVP_MAC_CTX_new(mac);
+    EVP_MAC_free(mac);
+    if (ctx == NULL) return NULL;
+    OSSL_PARAM params[2] = { OSSL_PARAM_construct_utf8_string("digest", "SHA256", 0), OSSL_PARAM_construct_end() };
+    if (EVP_MAC_CTX_set_params(ctx, params) != 1) { EVP_MAC_CTX_free(ctx); return NULL; }
+    return ctx;
+}
+
+/// HMAC-SHA256(key, a || b || c) into out[32].
+static inline int chukan_hmac_sha256(const EVP_MAC_CTX *template_ctx, const unsigned char *key, size_t key_len,
+                                     const unsigned char *a, size_t a_len, const unsigned char *b, size_t b_len,
+                                     const unsigned char *c, size_t c_len, unsigned char *out) {
+    EVP_MAC_CTX *ctx = EVP_MAC_CTX_dup(template_ctx);
+    if (ctx == NULL) return 0;
+    size_t n = 0;
+    int ok = EVP_MAC_init(ctx, key, key_len, NULL) == 1
+        && (a_len == 0 || EVP_MAC_update(ctx, a, a_len) == 1)
+        && (b_len == 0 || EVP_MAC_update(ctx, b, b_len) == 1)
+        && (c_len == 0 || EVP_MAC_update(ctx, c, c_len) == 1)
+        && EVP_MAC_final(ctx, out, &n, 32) == 1 && n == 32;
+    EVP_MAC_CTX_free(ctx);
+    return ok;
+}
+
+/// HKDF-SHA256 (RFC 5869): extract, then expand to out_len bytes (at most 255 × 32).
+static inline int chukan_hkdf_sha256(const EVP_MAC_CTX *hmac, const unsigned char *ikm, size_t ikm_len,
+                                     const unsigned char *salt, size_t salt_len, const unsigned char *info, size_t info_len,
+                                     unsigned char *out, size_t out_len) {
+    static const unsigned char zeros[32] = {0};
+    unsigned char prk[32], block[32];
+    if (out_len > 255 * 32) return 0;
+    if (salt_len == 0) { salt = zeros; salt_len = sizeof zeros; }
+    if (!chukan_hmac_sha256(hmac, salt, salt_len, ikm, ikm_len, NULL, 0, NULL, 0, prk)) return 0;
+    size_t done = 0, previous = 0;
+    unsigned char counter = 1;
+    int ok = 1;
+    while (done < out_len) {
+        if (!chukan_hmac_sha256(hmac, prk, sizeof prk, block, previous, info, info_len, &counter, 1, block)) { ok = 0; break; }
+        previous = sizeof block;
+        size_t n = out_len - done < sizeof block ? out_len - done : sizeof block;
+        memcpy(out + done, block, n);
+        done += n;
+        counter++;
+    }
+    OPENSSL_cleanse(prk, sizeof prk);
+    OPENSSL_cleanse(block, sizeof block);
+    return ok;
+}
 
 static inline int chukan_ERR_GET_REASON(unsigned long e) { return ERR_GET_REASON(e); }
 

@@ -211,7 +211,8 @@ public enum Snapshots {
         var staff: [StaffAccount] = []
         var exports: [ExportTicket] = []
         var pending: [PendingProvision] = []
-        loaded.reserveCapacity(Int(min(info.header.recordCount, 50_000_000)))
+        // Sized by what the chunks decoded, never by the header's claim alone.
+        loaded.reserveCapacity(results.reduce(0) { n, r in n + ((try? r.get())?.persons.count ?? 0) })
         for r in results {
             let contents = try r.get()
             loaded += contents.persons

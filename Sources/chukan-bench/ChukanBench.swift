@@ -15,7 +15,7 @@ struct ChukanBenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "chukan-bench",
         abstract: "Chukan's benchmarks: echo load over TLS, and the register.",
-        subcommands: [ChukanBench.self, RegisterBench.self],
+        subcommands: [ChukanBench.self, RegisterBench.self, ProvisionSteps.self],
         defaultSubcommand: ChukanBench.self)
 }
 
@@ -42,15 +42,20 @@ struct ChukanBench: AsyncParsableCommand {
     @Option(help: "Payload bytes per call.") var payload = 1024
     @Option(help: "Client event-loop threads.") var threads = 1
     @Option(help: "A label for the output (e.g. the server's name).") var label = "server"
-    @Option(help: "What to call: echo, lookup-atena (照会 by 宛名番号), lookup-fugo (照会 by 符号), acquire-code (符号取得).")
+    @Option(help: "What to call: echo, lookup-atena (照会 by 宛名番号), lookup-fugo (照会 by 符号), acquire-code (符号取得), provide (提供).")
     var scenario: Scenario = .echo
     @Option(help: "Tenant of the service scenarios.") var tenant = "012041"
     @Option(help: "Synthetic residents in the tenant (ids A/T000000001 …): the scenarios pick among them.") var people = 100_000
-    @Option(name: .customLong("code-key"), help: "The tenant's code key file (lookup-fugo computes the 符号 it asks by).") var codeKey: String?
+    @Option(name: .customLong("code-key"), help: "The tenant's code key file (lookup-fugo and provide compute the 符号 they ask by).") var codeKey: String?
+    @Option(name: .customLong("network-key"), help: "provide: the development network key (private) that signs the permits.") var networkKey: String?
+    @Option(help: "provide: permits signed ahead of the run, one per call (a run that needs more fails).") var permits = 300_000
 
-    enum Scenario: String, ExpressibleByArgument, CaseIterable { case echo, lookupAtena = "lookup-atena", lookupFugo = "lookup-fugo", acquireCode = "acquire-code" }
+    enum Scenario: String, ExpressibleByArgument, CaseIterable {
+        case echo, lookupAtena = "lookup-atena", lookupFugo = "lookup-fugo", acquireCode = "acquire-code", provide
+    }
 
-    /// The encoded requests the slots cycle through: one for echo, a pool of people otherwise.
+    /// The encoded requests the slots take in turn: one for echo, a pool of people
+    /// otherwise, and for provide one request per call (a permit answers once).
     func requests() throws -> [ByteBuffer] {
         var rng = SystemRandomNumberGenerator()
         let ids = (0..<4096).map { _ in Int.random(in: 1...people, using: &rng) }
@@ -77,6 +82,8 @@ struct ChukanBench: AsyncParsableCommand {
                 }
                 return TTRPCRequest(service: "chukan.v1.Inquiry", method: "Lookup", payload: r.encoded()).encoded()
             }
+        case .provide:
+            return try ProvideLoad(tenant: tenant, people: people, codeKey: codeKey, networkKey: networkKey).requests(permits)
         case .acquireCode:
             return ids.map { n in
                 var r = AcquireCodeRequest()
@@ -118,7 +125,7 @@ struct ChukanBench: AsyncParsableCommand {
             let c = slot % connections
             let client = clients[c]
             done.append(client.eventLoop.flatSubmit {
-                Slot(client: client, requests: pool, first: slot, payload: expected, recorder: recorders[c], measureFrom: measureFrom, stopAt: stopAt).start()
+                Slot(client: client, requests: pool, first: slot, step: inFlight, payload: expected, recorder: recorders[c], measureFrom: measureFrom, stopAt: stopAt).start()
             })
         }
         do {
@@ -166,8 +173,10 @@ final class Recorder: @unchecked Sendable {
 struct Slot: @unchecked Sendable {
     let client: RPCClient
     let requests: [ByteBuffer]
-    /// Where in `requests` this slot starts; it then takes every request in turn.
+    /// Where in `requests` this slot starts; it then takes every `step`-th (the slots
+    /// together take each request once before any is taken again).
     let first: Int
+    let step: Int
     let payload: Int
     let recorder: Recorder
     let measureFrom: UInt64
@@ -192,7 +201,7 @@ struct Slot: @unchecked Sendable {
                 // The echo must come back whole: payload plus its 2-3 bytes of framing.
                 if bytes.readableBytes < payload { recorder.errors += 1 }
                 if sent >= measureFrom && now <= stopAt { _ = recorder.histogram.record((now - sent) / 1000) }
-                next(promise, i + 1)
+                next(promise, i + step)
             case let .failure(error):
                 recorder.errors += 1
                 promise.fail(error)

@@ -1,61 +1,51 @@
-import ChukanProto
-import ChukanWire
-import NIOCore
+import Foundation
 
-/// The decoders that read bytes from outside, behind one entry point. The first byte picks
-/// the decoder, the rest is its input; every decoder must return or throw its own error —
-/// never crash, hang or leak — whatever it is given.
+/// Every decoder that reads bytes from outside, one target each; every decoder must return
+/// or throw its own error — never crash, hang, leak or allocate without bound — whatever
+/// it is given. `scripts/fuzz.sh TARGET SECONDS` fuzzes one (CHUKAN_FUZZ_TARGET picks it
+/// for libFuzzer); the replayer picks it from the corpus folder's name (Fuzz/corpus/TARGET).
 enum FuzzTargets {
-    static let limit = 4 << 20
+    enum Target: String, CaseIterable {
+        /// Frames, the ttrpc envelope, request messages (the first byte picks the message).
+        case wire
+        /// A write-ahead log segment (the register's and the audit trail's).
+        case wal
+        /// A snapshot file: verified without the key, then loaded with it.
+        case snapshot
+        /// 提供: a signed permit, a permit, a sealed answer (the first byte picks).
+        case permit
+        /// The policy file.
+        case policy
+        /// The permission list (照会許可用照合リスト).
+        case permissionList = "permission-list"
+    }
 
-    static func run(_ input: UnsafeRawBufferPointer) {
-        guard let selector = input.first else { return }
-        let body = UnsafeRawBufferPointer(rebasing: input.dropFirst())
-        switch selector % 12 {
-        case 0: frames(body)
-        case 1: _ = try? TTRPCRequest(protobuf: body, limit: limit)
-        case 2: _ = try? TTRPCResponse(protobuf: body, limit: limit)
-        case 3: _ = try? Resident(protobuf: body, limit: limit)
-        case 4: _ = try? RegisterEvent(protobuf: body, limit: limit)
-        case 5: _ = try? WriteRequest(protobuf: body, limit: limit)
-        case 6: _ = try? LookupRequest(protobuf: body, limit: limit)
-        case 7: _ = try? SearchRequest(protobuf: body, limit: limit)
-        case 8: _ = try? StaffRequest(protobuf: body, limit: limit)
-        case 9: _ = try? LoginRequest(protobuf: body, limit: limit)
-        case 10: _ = try? AuditRecord(protobuf: body, limit: limit)
-        default: _ = try? ExportRequest(protobuf: body, limit: limit)
+    static func run(_ target: Target, _ input: UnsafeRawBufferPointer) {
+        switch target {
+        case .wire: WireTarget.run(input)
+        case .wal: StoreTargets.wal(input)
+        case .snapshot: StoreTargets.snapshot(input)
+        case .permit: ProvisionTargets.permit(input)
+        case .policy: ProvisionTargets.policy(input)
+        case .permissionList: ProvisionTargets.permissionList(input)
         }
     }
 
-    /// The frame decoder, fed in pieces as a socket would (piece sizes from the input).
-    static func frames(_ body: UnsafeRawBufferPointer) {
-        var decoder = FrameDecoder(maxLength: 64 * 1024)
-        var buffer = ByteBuffer()
-        var offset = 0
-        var step = 1
-        while offset < body.count {
-            let n = min(step, body.count - offset)
-            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: body[offset..<offset + n]))
-            offset += n
-            while let frame = decoder.next(from: &buffer) {
-                switch frame {
-                case let .frame(f) where f.header.type == .request:
-                    _ = try? f.data.withUnsafeReadableBytes { try TTRPCRequest(protobuf: $0, limit: limit) }
-                case .notTTRPC:
-                    return  // the server closes such a connection: nothing more is read from it
-                default:
-                    break
-                }
-            }
-            step = step % 97 + 7
+    /// The target libFuzzer runs: CHUKAN_FUZZ_TARGET, wire by default.
+    static let selected: Target = {
+        let name = ProcessInfo.processInfo.environment["CHUKAN_FUZZ_TARGET"] ?? "wire"
+        guard let t = Target(rawValue: name) else {
+            FileHandle.standardError.write(Data("chukan-fuzz: unknown target \(name) (\(Target.allCases.map(\.rawValue).joined(separator: ", ")))\n".utf8))
+            exit(2)
         }
-    }
+        return t
+    }()
 }
 
 /// libFuzzer's entry point (`scripts/fuzz.sh` builds with -sanitize=fuzzer,address).
 @_cdecl("LLVMFuzzerTestOneInput")
 public func chukanFuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
-    FuzzTargets.run(UnsafeRawBufferPointer(start: data, count: size))
+    FuzzTargets.run(FuzzTargets.selected, UnsafeRawBufferPointer(start: data, count: size))
     return 0
 }
 

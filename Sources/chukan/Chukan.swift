@@ -44,6 +44,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Data directory: one folder per tenant (enables the register and chukan.v1.Admin).") var data: String?
     @Option(help: "Tenant key directory (TENANT.vN.key, mode 0600), apart from the data.") var keys: String?
     @Option(help: "The policy file: certificates, principals, tenants and roles (YAML; docs/SECURITY.md). Reloaded on SIGHUP.") var policy: String?
+    @Option(name: .customLong("permission-list"), help: "The 提供 permission list (照会許可用照合リスト, YAML). Reloaded on SIGHUP.") var permissionList: String?
+    @Option(name: .customLong("network-key"), help: "The national network's permit-signing public key (ECDSA P-256, PEM).") var networkKey: String?
+    @Flag(help: "Development mode: accept development keys (chukanctl dev …). Never in production.") var development = false
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (default info).") var logLevel: String?
 
     func merged() throws -> ServerConfig {
@@ -77,6 +80,13 @@ struct Serve: AsyncParsableCommand {
             c.data = d
         }
         if let policy { c.policy = policy }
+        if permissionList != nil || networkKey != nil {
+            var p = c.provision ?? .init()
+            if let permissionList { p.permissionList = permissionList }
+            if let networkKey { p.networkKey = networkKey }
+            c.provision = p
+        }
+        if development { c.development = true }
         return c
     }
 

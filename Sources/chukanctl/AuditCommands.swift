@@ -84,11 +84,16 @@ struct AuditCommand: ParsableCommand {
                 if json {
                     printJSON(["sequence": Int(r.sequence), "time": when, "tenant": r.tenant, "principal": r.principal, "certificate": r.certificate,
                                "staff": r.staff, "terminal": r.terminal, "operation": r.operation, "subject": r.subject,
-                               "legal_row": r.legalRow, "outcome": Int(r.outcomeCode), "detail": r.outcomeDetail])
+                               "legal_row": r.legalRow, "outcome": Int(r.outcomeCode), "detail": r.outcomeDetail,
+                               "inquirer": r.inquirer, "item_group": (ItemGroup(rawValue: Int32(bitPattern: r.itemGroup)) ?? .itemGroupUnspecified).listName,
+                               "permit_id": r.permitId, "pending_id": r.pendingId, "route": r.route])
                 } else {
                     var who = r.principal.isEmpty ? "cert:\(r.certificate.isEmpty ? "-" : r.certificate)" : r.principal
                     if !r.staff.isEmpty { who = "\(r.staff)@\(who)" }  // a staff member on a terminal
-                    print("\(r.sequence)\t\(when)\t\(who)\t\(r.operation)\t\(r.subject.isEmpty ? "-" : r.subject)\t\(r.outcomeCode == 0 ? "OK" : "code \(r.outcomeCode): \(r.outcomeDetail)")")
+                    // 情報提供等記録: to whom, under which row and permit.
+                    let provision = r.inquirer.isEmpty && r.permitId.isEmpty && r.pendingId.isEmpty ? ""
+                        : "\tto \(r.inquirer.isEmpty ? "-" : r.inquirer) 項 \(r.legalRow.isEmpty ? "-" : r.legalRow) permit \(r.permitId.isEmpty ? "-" : r.permitId)\(r.pendingId.isEmpty ? "" : " pending \(r.pendingId)")"
+                    print("\(r.sequence)\t\(when)\t\(who)\t\(r.operation)\t\(r.subject.isEmpty ? "-" : r.subject)\t\(r.outcomeCode == 0 ? "OK" : "code \(r.outcomeCode): \(r.outcomeDetail)")\(provision)")
                 }
             }
             if !json { print("audit: \(matching.count) of \(records.count) records") }

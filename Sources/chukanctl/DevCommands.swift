@@ -56,6 +56,7 @@ struct DevCommand: AsyncParsableCommand {
         @Option(help: "主務省令第2条の表 項番号.") var row: UInt32
         @Option(help: "The person's 符号 in the providing tenant.") var fugo: String
         @Option(help: "Item group: \(ItemGroup.allValueStrings.joined(separator: ", ")).") var group: ItemGroup
+        @Option(name: .customLong("inquirer-key"), help: "The inquirer's public key (PEM) the answer must be sealed to.") var inquirerKey = "demo/provision/inquirer.pub"
         @Option(help: "Permit id (default: random).") var id: String?
         @Option(help: "Seconds the permit is valid (at most 86400).") var validSeconds: Int64 = 600
         @Option(help: "Where to write the signed permit.") var out = "permit.bin"
@@ -73,6 +74,7 @@ struct DevCommand: AsyncParsableCommand {
             p.legalRow = row
             p.fugo = fugo
             p.itemGroup = group
+            p.inquirerPublicKey = try X25519Key(pem: String(decoding: try readFile(inquirerKey), as: UTF8.self)).publicKey
             p.issuedUnixMs = Int64(Date().timeIntervalSince1970 * 1000)
             p.expiresUnixMs = p.issuedUnixMs + validSeconds * 1000
             try writeFile(out, try Permits.sign(p, with: key).encodedBytes)

@@ -49,6 +49,7 @@ import Testing
             (Self.minimal + "\n  - \"no\": 1\n    inquirer: x\n    kinds: [市町村長]\n    legal_row: 49\n    purpose: p\n    item_groups: [address]\n    removed_residents: false\n", "row 1 appears twice"),
             (Self.minimal + "\n  - \"no\": 2\n    inquirer: x\n    kinds: [市町村長]\n    legal_row: 48\n    purpose: p\n    item_groups: [address]\n    removed_residents: false\n", "項 48 appears in two rows"),
             ("rows: [", "not valid YAML"),
+            (Self.minimal.replacingOccurrences(of: "    removed_residents: true", with: "    removed_residents: true\n    item_groups: [address]"), "a key is given twice in one map (item_groups)"),
         ]
         for (text, problem) in broken {
             do {
@@ -97,6 +98,7 @@ import Testing
         let now: Int64 = 1_800_000_000_000
         var p = ProvisionPermit()
         p.permitId = "P-1"
+        p.inquirerPublicKey = Array(repeating: 9, count: 32)
         p.issuedUnixMs = now
         p.expiresUnixMs = now + 60_000
         #expect(try Permits.open(try Permits.sign(p, with: key), networkKey: key, nowUnixMs: now + 1000).permitId == "P-1")

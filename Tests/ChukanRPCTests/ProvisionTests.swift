@@ -65,9 +65,11 @@ import Testing
 
     static func permit(
         _ fugo: String, row: UInt32 = 1, inquirer: String = "MHLW0001", group: ItemGroup = .nameAndBirth, tenant: String = asahikawa,
-        id: String = "PMT-\(UUID().uuidString.prefix(8))", validFor: Int64 = 600_000, issuedAgo: Int64 = 0, key: ECDSAP256Key = networkKey
+        id: String = "PMT-\(UUID().uuidString.prefix(8))", validFor: Int64 = 600_000, issuedAgo: Int64 = 0, key: ECDSAP256Key = networkKey,
+        answerKey: [UInt8] = inquirerKey.publicKey
     ) throws -> SignedPermit {
         var p = ProvisionPermit()
+        p.inquirerPublicKey = answerKey
         p.permitId = id
         p.inquirer = inquirer
         p.tenant = tenant
@@ -169,6 +171,8 @@ import Testing
             ("row without the group", Self.request(code, try Self.permit(code, group: .household), group: .household), .permissionDenied, "ROW_ITEM_GROUP"),
             ("row without the inquirer", Self.request(code, try Self.permit(code, inquirer: "KYOKAI01"), inquirer: "KYOKAI01"), .permissionDenied, "ROW_INQUIRER"),
             ("unlisted row", Self.request(code, try Self.permit(code, row: 9999), row: 9999), .permissionDenied, "ROW_UNLISTED"),
+            ("another answer key", Self.request(code, try Self.permit(code, answerKey: try X25519Key.generate().publicKey)), .permissionDenied, "PERMIT_KEY"),
+            ("no answer key", Self.request(code, try Self.permit(code, answerKey: [])), .invalidArgument, "PERMIT_MALFORMED"),
             ("no permit", Self.request(code, nil), .invalidArgument, "PERMIT_MISSING"),
             ("permit not a permit", Self.request(code, Self.garbagePermit), .permissionDenied, "PERMIT_SIGNATURE"),
             ("unknown 符号", Self.request(String(repeating: "A", count: 32), try Self.permit(String(repeating: "A", count: 32))), .notFound, "PERSON_UNKNOWN"),

@@ -34,6 +34,9 @@ import Testing
             key: Array(repeating: 0x0B, count: 22), salt: Array(0x00...0x0C), info: Array(0xF0...0xF9), length: 42)
         let hex = okm.map { String(format: "%02x", $0) }.joined()
         #expect(hex == "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865")
+        // Test case 3: no salt (a block of zeros stands in) and no info.
+        let okm3 = try HKDF.sha256(key: Array(repeating: 0x0B, count: 22), salt: [], info: [], length: 42)
+        #expect(okm3.map { String(format: "%02x", $0) }.joined() == "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8")
     }
 
     @Test func aesGCMRoundTripAndTamper() throws {

@@ -205,6 +205,46 @@ struct DatabaseFixture {
         again.close()
     }
 
+    /// A full disk (ENOSPC), a failing disk (EIO on write) and a short write: each refused
+    /// write is UNAVAILABLE and never acknowledged, reads go on meanwhile, writes resume
+    /// once the fault clears, and after a restart nothing acknowledged is missing and
+    /// nothing torn is applied.
+    @Test(arguments: ["ENOSPC", "EIO on write", "short write", "EIO on fsync"])
+    func writeFaultsRefuseTheWriteAndLoseNothing(_ fault: String) async throws {
+        let f = try DatabaseFixture(people: 12)
+        let faults = FaultyFileSystem()
+        let db = try f.open(fs: faults)
+        for r in f.people.prefix(3) { try await db.apply(f.record(r)) }
+        switch fault {
+        case "ENOSPC": faults.failWrites.store(ENOSPC, ordering: .relaxed)
+        case "EIO on write": faults.failWrites.store(EIO, ordering: .relaxed)
+        case "short write": faults.shortNextWrite.store(true, ordering: .relaxed)
+        default: faults.failNextSync.store(true, ordering: .relaxed)
+        }
+        // While the fault lasts (one write for the one-shot faults), writes are refused.
+        let attempts = faults.failWrites.load(ordering: .relaxed) != 0 ? 3 : 1
+        for i in 0..<attempts {
+            do {
+                try await db.apply(f.record(f.people[3 + i]))
+                Issue.record("\(fault): a write the disk refused was acknowledged")
+            } catch let e as RPCError {
+                #expect(e.code == .unavailable, "\(fault): \(e)")
+            }
+            // Reads are served from the version in memory all along.
+            #expect(db.current.count == 3 && db.current.person(f.people[0].integratedAtenaNumber) != nil)
+        }
+        faults.failWrites.store(0, ordering: .relaxed)
+        // The fault cleared: writes go through again (on a new segment).
+        #expect(try await db.apply(f.record(f.people[8])) == 4)
+        #expect(try await db.apply(f.record(f.people[9])) == 5)
+        let before = db.current
+        db.close()
+        let again = try f.open()
+        #expect(again.current == before, "\(fault): recovered state differs")
+        #expect(again.current.count == 5 && again.current.person(f.people[3].integratedAtenaNumber) == nil)
+        again.close()
+    }
+
     /// Writes that arrive while a batch is with the log are validated against a state that
     /// includes that batch. When the batch fails they fail too — even one that depends on
     /// it (a 修正 of a person the failed batch added) — and none of them is visible, now or

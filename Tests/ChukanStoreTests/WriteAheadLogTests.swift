@@ -201,10 +201,16 @@ func payload(_ i: Int) -> [UInt8] { Array("record \(i) 旭川市".utf8) }
     }
 }
 
-/// Real files, with a switch to fail the next fdatasync.
+/// Real files, with switches that make the disk fail as disks do: the next fdatasync
+/// fails (EIO); every write fails with an errno (ENOSPC: the disk is full; EIO) until the
+/// switch is cleared, new files too; or the next write is short (half its bytes reach the
+/// file, then EIO).
 final class FaultyFileSystem: StoreFileSystem, @unchecked Sendable {
     let real = PosixFileSystem()
     let failNextSync = Atomic<Bool>(false)
+    /// While not 0, every append and every new file fails with this errno.
+    let failWrites = Atomic<Int32>(0)
+    let shortNextWrite = Atomic<Bool>(false)
     let failTruncate = Atomic<Bool>(false)
     /// While set, each fdatasync waits (after deciding whether to fail) until it is cleared.
     let holdSync = Atomic<Bool>(false)
@@ -217,7 +223,15 @@ final class FaultyFileSystem: StoreFileSystem, @unchecked Sendable {
             self.owner = owner
         }
         var path: String { inner.path }
-        func append(_ bytes: UnsafeRawBufferPointer) throws { try inner.append(bytes) }
+        func append(_ bytes: UnsafeRawBufferPointer) throws {
+            let errno = owner.failWrites.load(ordering: .relaxed)
+            if errno != 0 { throw StoreIOError("write", path, errno: errno) }
+            if owner.shortNextWrite.exchange(false, ordering: .relaxed) {
+                try inner.append(UnsafeRawBufferPointer(rebasing: bytes.prefix(bytes.count / 2)))
+                throw StoreIOError("write (short)", path, errno: EIO)
+            }
+            try inner.append(bytes)
+        }
         func sync() throws {
             let fail = owner.failNextSync.exchange(false, ordering: .relaxed)
             while owner.holdSync.load(ordering: .relaxed) { usleep(1000) }
@@ -231,7 +245,11 @@ final class FaultyFileSystem: StoreFileSystem, @unchecked Sendable {
         func close() { inner.close() }
     }
 
-    func createNew(_ path: String) throws -> any AppendFile { File(try real.createNew(path), self) }
+    func createNew(_ path: String) throws -> any AppendFile {
+        let errno = failWrites.load(ordering: .relaxed)
+        if errno != 0 { throw StoreIOError("create", path, errno: errno) }
+        return File(try real.createNew(path), self)
+    }
     func read(_ path: String) throws -> [UInt8] { try real.read(path) }
     func truncate(_ path: String, to size: Int) throws { try real.truncate(path, to: size) }
     func list(_ directory: String) throws -> [String] { try real.list(directory) }

@@ -39,6 +39,7 @@ public struct ProvisionPermit: ProtoMessage, Equatable {
     public var itemGroup: ItemGroup = .itemGroupUnspecified
     public var issuedUnixMs: Int64 = 0
     public var expiresUnixMs: Int64 = 0
+    public var inquirerPublicKey: [UInt8] = []
 
     public init() {}
 
@@ -52,6 +53,7 @@ public struct ProvisionPermit: ProtoMessage, Equatable {
         itemGroup = ItemGroup(c: m.item_group)
         issuedUnixMs = m.issued_unix_ms
         expiresUnixMs = m.expires_unix_ms
+        inquirerPublicKey = m.inquirer_public_key.bytes
     }
 
     func c(_ arena: inout CArena) -> Chukan__V1__ProvisionPermit {
@@ -66,6 +68,7 @@ public struct ProvisionPermit: ProtoMessage, Equatable {
         m.item_group = itemGroup.c
         m.issued_unix_ms = issuedUnixMs
         m.expires_unix_ms = expiresUnixMs
+        m.inquirer_public_key = arena.binary(inquirerPublicKey)
         return m
     }
 

@@ -88,7 +88,12 @@ public struct Policy: Sendable, Equatable {
 
     /// Reads and validates a policy file; a file that fails is refused whole.
     public static func load(path: String) throws -> Policy {
-        let node = try StrictYAML.load(path: path, allowed: schema, what: "policy file")
+        try parse(StrictYAML.read(path: path, what: "policy file"), source: path)
+    }
+
+    /// Parses and validates policy text; errors name `source`, never a value.
+    public static func parse(_ text: String, source path: String) throws -> Policy {
+        let node = try StrictYAML.parse(text, source: path, allowed: schema, what: "policy file")
         guard let map = node as? [String: Any] else { throw PolicyError("policy file \(path) is not a map") }
         func string(_ m: [String: Any], _ key: String, _ at: String) throws -> String? {
             guard let v = m[key] else { return nil }

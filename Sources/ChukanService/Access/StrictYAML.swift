@@ -6,17 +6,27 @@ import Yams
 /// the file and the key, never a value.
 public enum StrictYAML {
     public static func load(path: String, allowed: [String: Any], what: String) throws -> Any? {
-        let text = try read(path: path, what: what)
-        let node: Any?
-        do {
-            node = try Yams.load(yaml: text)
-        } catch {
-            throw YAMLFileError("\(what) \(path) is not valid YAML")
-        }
+        try parse(read(path: path, what: what), source: path, allowed: allowed, what: what)
+    }
+
+    public static func parse(_ text: String, source path: String, allowed: [String: Any], what: String) throws -> Any? {
+        let node = try document(text, source: path, what: what)
         if let unknown = unknownKeys(node, allowed: allowed, at: "").first {
             throw YAMLFileError("\(what) \(path): unknown key \(unknown)")
         }
         return node
+    }
+
+    /// The YAML document as maps, lists and scalars. A key given twice in one map is
+    /// refused (by Yams' parser), and said so: which of the two a reader would keep is luck.
+    public static func document(_ text: String, source path: String, what: String) throws -> Any? {
+        do {
+            return try Yams.load(yaml: text)
+        } catch let YamlError.duplicatedKeysInMapping(duplicates, _) {
+            throw YAMLFileError("\(what) \(path): a key is given twice in one map (\(duplicates.prefix(3).joined(separator: ", ")))")
+        } catch {
+            throw YAMLFileError("\(what) \(path) is not valid YAML")
+        }
     }
 
     public static func read(path: String, what: String) throws -> String {

@@ -36,22 +36,30 @@ public final class AnswerSealer: Sendable {
         current = Mutex(AnswerKey(key: k, publicKey: k.publicKey, since: now()))
     }
 
+    /// Makes (or finds) the agreement with `inquirerKey`: throws INVALID_ARGUMENT for a key
+    /// no answer can be sealed to (wrong size, low order).
+    public func prepare(for inquirerKey: [UInt8]) throws {
+        _ = try agreement(with: inquirerKey)
+    }
+
+    private func agreement(with inquirerKey: [UInt8]) throws -> (AnswerKey, [UInt8]) {
+        let (server, cached) = try answerKey(for: inquirerKey)
+        if let cached { return (server, cached) }
+        let peer: X25519Key
+        do { peer = try X25519Key(publicKey: inquirerKey) } catch {
+            throw RPCError.invalidArgument("inquirer_public_key: must be an X25519 public key of 32 bytes")
+        }
+        let shared: [UInt8]
+        do { shared = try server.key.agree(with: peer) } catch {
+            throw RPCError.invalidArgument("inquirer_public_key: not a usable X25519 public key")
+        }
+        remember(shared, for: inquirerKey, under: server.publicKey)
+        return (server, shared)
+    }
+
     /// The payload sealed to `inquirerKey` (32 raw bytes) for `permitID`.
     public func seal(_ payload: [UInt8], to inquirerKey: [UInt8], permitID: String) throws -> EncryptedAnswer {
-        let (server, cached) = try answerKey(for: inquirerKey)
-        let shared: [UInt8]
-        if let cached {
-            shared = cached
-        } else {
-            let peer: X25519Key
-            do { peer = try X25519Key(publicKey: inquirerKey) } catch {
-                throw RPCError.invalidArgument("inquirer_public_key: must be an X25519 public key of 32 bytes")
-            }
-            do { shared = try server.key.agree(with: peer) } catch {
-                throw RPCError.invalidArgument("inquirer_public_key: not a usable X25519 public key")
-            }
-            remember(shared, for: inquirerKey, under: server.publicKey)
-        }
+        let (server, shared) = try agreement(with: inquirerKey)
         var answer = EncryptedAnswer()
         answer.version = 1
         answer.serverPublicKey = server.publicKey

@@ -42,8 +42,7 @@ public struct PermissionList: Sendable, Equatable {
     /// Parses and checks a list; errors name the source, the row and the key, never a value.
     public static func parse(_ text: String, source: String) throws -> PermissionList {
         func fail(_ m: String) -> YAMLFileError { YAMLFileError("permission list \(source): \(m)") }
-        let node: Any?
-        do { node = try Yams.load(yaml: text) } catch { throw fail("not valid YAML") }
+        let node = try StrictYAML.document(text, source: source, what: "permission list")
         guard let top = node as? [String: Any] else { throw fail("must be a map with version, illustrative, agencies and rows") }
         if let k = top.keys.sorted().first(where: { !topKeys.contains($0) }) { throw fail("unknown key \(k)") }
         guard let version = top["version"] as? String, (1...64).contains(version.utf8.count) else { throw fail("version: a string of 1-64 characters is required") }
@@ -68,7 +67,7 @@ public struct PermissionList: Sendable, Equatable {
             let at = "rows[\(i)]"
             guard let r = n as? [String: Any] else { throw fail("\(at): must be a map") }
             if let k = r.keys.sorted().first(where: { !rowKeys.contains($0) }) { throw fail("\(at): unknown key \(k)") }
-            guard let number = r["no"] as? Int, number > 0 else { throw fail("\(at).no: a positive number is required (quote the key: \"no\")") }
+            guard let number = r["no"] as? Int, number > 0 else { throw fail("\(at).no: a positive number is required") }
             guard numbers.insert(number).inserted else { throw fail("\(at).no: row \(number) appears twice") }
             guard let inquirer = r["inquirer"] as? String, !inquirer.isEmpty else { throw fail("\(at).inquirer: is required") }
             guard let kinds = r["kinds"] as? [String], !kinds.isEmpty else { throw fail("\(at).kinds: a list of inquirer kinds is required") }

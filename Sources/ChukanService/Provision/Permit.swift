@@ -14,6 +14,7 @@ public enum ProvisionRefusal: String, Sendable, CaseIterable {
     case permitRow = "PERMIT_ROW"
     case permitFugo = "PERMIT_FUGO"
     case permitItemGroup = "PERMIT_ITEM_GROUP"
+    case permitKey = "PERMIT_KEY"
     case permitReplayed = "PERMIT_REPLAYED"
     case rowUnlisted = "ROW_UNLISTED"
     case rowInquirer = "ROW_INQUIRER"
@@ -78,6 +79,7 @@ public enum Permits {
         }
         guard permit.version == 1 else { throw ProvisionRefusal.permitMalformed.error("permit version \(permit.version) is not known") }
         guard permitIDProblem(permit.permitId) == nil else { throw ProvisionRefusal.permitMalformed.error("permit_id: \(permitIDProblem(permit.permitId)!)") }
+        guard permit.inquirerPublicKey.count == 32 else { throw ProvisionRefusal.permitMalformed.error("the permit names no inquirer key") }
         guard permit.expiresUnixMs > permit.issuedUnixMs, permit.expiresUnixMs - permit.issuedUnixMs <= maximumLifetimeMs else {
             throw ProvisionRefusal.permitMalformed.error("a permit is valid for at most 24 hours after it is issued")
         }

@@ -9,14 +9,20 @@ public enum ProvisionPayloads {
     public static func make(
         group: ItemGroup, person entry: PersonEntry, in state: RegisterState, permit: ProvisionPermit, nowUnixMs: Int64
     ) throws -> ProvisionPayload {
-        let r = try entry.resident()
+        try make(group: group, record: entry.resident(), removed: entry.isRemoved, in: state, permit: permit, nowUnixMs: nowUnixMs)
+    }
+
+    /// The same from a record already decoded.
+    public static func make(
+        group: ItemGroup, record r: Resident, removed: Bool, in state: RegisterState, permit: ProvisionPermit, nowUnixMs: Int64
+    ) throws -> ProvisionPayload {
         var p = ProvisionPayload()
         p.schemaVersion = 1
         p.permitId = permit.permitId
         p.tenant = permit.tenant
         p.fugo = permit.fugo
         p.itemGroup = group
-        p.removed = entry.isRemoved
+        p.removed = removed
         p.producedUnixMs = nowUnixMs
         switch group {
         case .nameAndBirth:
@@ -88,7 +94,10 @@ public enum ProvisionPayloads {
     /// record carries a handling restriction (DV support and the like), or — for the
     /// household — a member's does, since the answer would name them.
     public static func holdReason(group: ItemGroup, person entry: PersonEntry, in state: RegisterState) throws -> String? {
-        let r = try entry.resident()
+        try holdReason(group: group, record: entry.resident(), in: state)
+    }
+
+    public static func holdReason(group: ItemGroup, record r: Resident, in state: RegisterState) throws -> String? {
         if r.restricted { return "the person's record carries a handling restriction" }
         if group == .household, try householdMembers(of: r, in: state).contains(where: \.restricted) {
             return "a member of the person's household carries a handling restriction"

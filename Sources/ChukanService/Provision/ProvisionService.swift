@@ -92,6 +92,10 @@ public struct ProvisionService: RPCService {
                     if request.refuse {
                         p.state = .refused
                     } else {
+                        // The list may have changed while the provision waited.
+                        guard let row = rules.current?.row(p.legalRow), row.agencies.contains(p.inquirer), row.itemGroups.contains(p.itemGroup) else {
+                            throw RPCError(.failedPrecondition, "the permission list in force no longer allows this provision; refuse it")
+                        }
                         let body = try payload(for: p, in: db.current).encodedBytes
                         p.answer = try sealer.seal(body, to: p.inquirerPublicKey, permitID: p.permitId)
                         p.state = .released
@@ -160,7 +164,7 @@ public struct ProvisionService: RPCService {
         e.pendingId = r.pendingId
         e.outcomeCode = r.outcomeCode
         e.outcomeDetail = r.outcomeDetail
-        e.staff = r.staff
+        e.staff = r.staff.isEmpty ? r.principal : "staff:\(r.staff)"
         return e
     }
 
@@ -192,6 +196,10 @@ public struct ProvisionService: RPCService {
         guard permit.legalRow == request.legalRow else { throw ProvisionRefusal.permitRow.error("the permit is for another 項") }
         guard permit.fugo.uppercased() == request.fugo.uppercased() else { throw ProvisionRefusal.permitFugo.error("the permit is for another 符号") }
         guard permit.itemGroup == request.itemGroup else { throw ProvisionRefusal.permitItemGroup.error("the permit is for another item group") }
+        // The answer goes to the key the network named, not to one a gateway could swap in.
+        guard permit.inquirerPublicKey == request.inquirerPublicKey else { throw ProvisionRefusal.permitKey.error("the permit is for another inquirer key") }
+        // A key no answer can be sealed to is refused before the permit is spent.
+        try sealer.prepare(for: request.inquirerPublicKey)
 
         // 3. Used once: claimed in memory now, in the record before any answer leaves.
         // Whatever happens next, the permit is spent. The person is noted first, so a
@@ -225,7 +233,8 @@ public struct ProvisionService: RPCService {
         }
 
         // 6. 自動応答不可: held for an approver.
-        if let reason = try ProvisionPayloads.holdReason(group: request.itemGroup, person: entry, in: state) {
+        let record = try entry.resident()
+        if let reason = try ProvisionPayloads.holdReason(group: request.itemGroup, record: record, in: state) {
             var p = PendingProvision()
             p.pendingId = "P" + secureRandomHex(12)
             p.state = .held
@@ -245,7 +254,7 @@ public struct ProvisionService: RPCService {
         }
 
         // 7. The answer: the group's items, sealed to the inquirer.
-        let payload = try ProvisionPayloads.make(group: request.itemGroup, person: entry, in: state, permit: permit, nowUnixMs: now)
+        let payload = try ProvisionPayloads.make(group: request.itemGroup, record: record, removed: entry.isRemoved, in: state, permit: permit, nowUnixMs: now)
         var response = ProvideResponse()
         response.answer = try sealer.seal(payload.encodedBytes, to: request.inquirerPublicKey, permitID: permit.permitId)
         return response

@@ -1,4 +1,5 @@
 import COpenSSL
+import Foundation
 
 /// Files of development keys start with this line, before the PEM block (OpenSSL's PEM
 /// reader skips text before "-----BEGIN"). A server not in development mode refuses
@@ -69,11 +70,32 @@ final class OpenSSLKey: @unchecked Sendable {
     }
 }
 
+/// Initialised EVP_PKEY_CTXs for reuse, one thread at a time each.
+final class ContextPool: @unchecked Sendable {
+    private let lock = NSLock()
+    private var free: [OpaquePointer] = []
+
+    func take() -> OpaquePointer? {
+        lock.lock()
+        defer { lock.unlock() }
+        return free.popLast()
+    }
+
+    func give(_ ctx: OpaquePointer) {
+        lock.lock()
+        if free.count < 64 { free.append(ctx) } else { EVP_PKEY_CTX_free(ctx) }
+        lock.unlock()
+    }
+
+    deinit { for c in free { EVP_PKEY_CTX_free(c) } }
+}
+
 /// ECDSA over NIST P-256 with SHA-256: the national network's signature on 提供許可証
 /// (docs/SECURITY.md, "Provision": why P-256 rather than Ed25519).
 public struct ECDSAP256Key: Sendable {
     let key: OpenSSLKey
     public let isPrivate: Bool
+    private let verifiers = ContextPool()
 
     public static func generate() throws -> ECDSAP256Key {
         let k = try OpenSSLKey.generate({ EVP_PKEY_CTX_new_from_name(nil, "EC", nil) }) { EVP_PKEY_CTX_set_group_name($0, "P-256") }
@@ -121,11 +143,23 @@ public struct ECDSAP256Key: Sendable {
     /// Whether `signature` (DER) is this key's signature over SHA-256 of `message`.
     public func verify(signature: [UInt8], message: UnsafeRawBufferPointer) -> Bool {
         let digest = SHA256.hash(message)
-        guard let ctx = EVP_PKEY_CTX_new(key.pkey, nil) else { return false }
-        defer { EVP_PKEY_CTX_free(ctx) }
-        let ok = EVP_PKEY_verify_init(ctx) == 1 && EVP_PKEY_verify(ctx, signature, signature.count, digest, digest.count) == 1
+        // A context set up for verifying is kept for the next call: setting one up looks
+        // the algorithm up in the provider, which costs as much as a tenth of the verification.
+        guard let ctx = verifiers.take() ?? makeVerifier() else { return false }
+        let ok = EVP_PKEY_verify(ctx, signature, signature.count, digest, digest.count) == 1
         if !ok { ERR_clear_error() }
+        verifiers.give(ctx)
         return ok
+    }
+
+    private func makeVerifier() -> OpaquePointer? {
+        guard let ctx = EVP_PKEY_CTX_new(key.pkey, nil) else { return nil }
+        guard EVP_PKEY_verify_init(ctx) == 1 else {
+            EVP_PKEY_CTX_free(ctx)
+            ERR_clear_error()
+            return nil
+        }
+        return ctx
     }
 }
 

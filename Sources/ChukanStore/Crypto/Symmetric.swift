@@ -19,6 +19,15 @@ public enum CryptoError: Error, Equatable, Sendable, CustomStringConvertible {
     }
 }
 
+/// Algorithms fetched from OpenSSL's default provider once. Naming them per call
+/// (EVP_sha256(), EVP_aes_256_gcm(), a KDF by name) makes OpenSSL 3 look them up again
+/// each time, under its locks: measurable at tens of thousands of calls a second.
+enum Algorithms {
+    nonisolated(unsafe) static let sha256: OpaquePointer = EVP_MD_fetch(nil, "SHA256", nil)!  // immutable, thread-safe in OpenSSL
+    nonisolated(unsafe) static let aes256GCM: OpaquePointer = EVP_CIPHER_fetch(nil, "AES-256-GCM", nil)!
+    nonisolated(unsafe) static let hmacSHA256: OpaquePointer = chukan_hmac_sha256_template()!
+}
+
 /// AES-256-GCM through OpenSSL EVP, with a reusable cipher context.
 /// Not thread-safe: one per writer or reader.
 public final class AESGCM {
@@ -42,7 +51,7 @@ public final class AESGCM {
     public func seal(nonce: [UInt8], plaintext: UnsafeRawBufferPointer, aad: UnsafeRawBufferPointer, into out: inout [UInt8]) throws {
         precondition(nonce.count == Self.nonceSize)
         var outLength: Int32 = 0
-        guard EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), nil, key, nonce) == 1 else { throw CryptoError.openSSL("encrypt init") }
+        guard EVP_EncryptInit_ex(ctx, Algorithms.aes256GCM, nil, key, nonce) == 1 else { throw CryptoError.openSSL("encrypt init") }
         if aad.count > 0 {
             guard EVP_EncryptUpdate(ctx, nil, &outLength, aad.baseAddress!.assumingMemoryBound(to: UInt8.self), Int32(aad.count)) == 1 else {
                 throw CryptoError.openSSL("encrypt aad")
@@ -70,7 +79,7 @@ public final class AESGCM {
         guard ciphertextAndTag.count >= Self.tagSize else { throw CryptoError.authenticationFailed }
         let n = ciphertextAndTag.count - Self.tagSize
         var outLength: Int32 = 0
-        guard EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), nil, key, nonce) == 1 else { throw CryptoError.openSSL("decrypt init") }
+        guard EVP_DecryptInit_ex(ctx, Algorithms.aes256GCM, nil, key, nonce) == 1 else { throw CryptoError.openSSL("decrypt init") }
         if aad.count > 0 {
             guard EVP_DecryptUpdate(ctx, nil, &outLength, aad.baseAddress!.assumingMemoryBound(to: UInt8.self), Int32(aad.count)) == 1 else {
                 throw CryptoError.openSSL("decrypt aad")
@@ -95,17 +104,10 @@ public final class AESGCM {
 /// HKDF-SHA256 (RFC 5869) through OpenSSL.
 public enum HKDF {
     public static func sha256(key: [UInt8], salt: [UInt8], info: [UInt8], length: Int) throws -> [UInt8] {
-        guard let pctx = EVP_PKEY_CTX_new_id(EVP_PKEY_HKDF, nil) else { throw CryptoError.openSSL("HKDF context") }
-        defer { EVP_PKEY_CTX_free(pctx) }
         var out = [UInt8](repeating: 0, count: length)
-        var outLength = length
-        guard EVP_PKEY_derive_init(pctx) == 1,
-              EVP_PKEY_CTX_set_hkdf_md(pctx, EVP_sha256()) == 1,
-              EVP_PKEY_CTX_set1_hkdf_salt(pctx, salt, Int32(salt.count)) == 1,
-              EVP_PKEY_CTX_set1_hkdf_key(pctx, key, Int32(key.count)) == 1,
-              EVP_PKEY_CTX_add1_hkdf_info(pctx, info, Int32(info.count)) == 1,
-              EVP_PKEY_derive(pctx, &out, &outLength) == 1, outLength == length
-        else { throw CryptoError.openSSL("HKDF derive") }
+        guard chukan_hkdf_sha256(Algorithms.hmacSHA256, key, key.count, salt, salt.count, info, info.count, &out, length) == 1 else {
+            throw CryptoError.openSSL("HKDF derive")
+        }
         return out
     }
 }
@@ -127,7 +129,7 @@ public enum SHA256 {
         var out = [UInt8](repeating: 0, count: size)
         var length: UInt32 = 0
         let ok = out.withUnsafeMutableBufferPointer { o in
-            EVP_Digest(bytes.baseAddress, bytes.count, o.baseAddress, &length, EVP_sha256(), nil)
+            EVP_Digest(bytes.baseAddress, bytes.count, o.baseAddress, &length, Algorithms.sha256, nil)
         }
         precondition(ok == 1 && length == UInt32(size), "EVP_Digest(SHA-256) failed")
         return out

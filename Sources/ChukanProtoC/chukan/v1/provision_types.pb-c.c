@@ -187,7 +187,7 @@ void   chukan__v1__pending_provision__free_unpacked
   assert(message->base.descriptor == &chukan__v1__pending_provision__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor chukan__v1__provision_permit__field_descriptors[9] =
+static const ProtobufCFieldDescriptor chukan__v1__provision_permit__field_descriptors[10] =
 {
   {
     "version",
@@ -297,11 +297,24 @@ static const ProtobufCFieldDescriptor chukan__v1__provision_permit__field_descri
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "inquirer_public_key",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__ProvisionPermit, inquirer_public_key),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned chukan__v1__provision_permit__field_indices_by_name[] = {
   8,   /* field[8] = expires_unix_ms */
   5,   /* field[5] = fugo */
   2,   /* field[2] = inquirer */
+  9,   /* field[9] = inquirer_public_key */
   7,   /* field[7] = issued_unix_ms */
   6,   /* field[6] = item_group */
   4,   /* field[4] = legal_row */
@@ -312,7 +325,7 @@ static const unsigned chukan__v1__provision_permit__field_indices_by_name[] = {
 static const ProtobufCIntRange chukan__v1__provision_permit__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 9 }
+  { 0, 10 }
 };
 const ProtobufCMessageDescriptor chukan__v1__provision_permit__descriptor =
 {
@@ -322,7 +335,7 @@ const ProtobufCMessageDescriptor chukan__v1__provision_permit__descriptor =
   "Chukan__V1__ProvisionPermit",
   "chukan.v1",
   sizeof(Chukan__V1__ProvisionPermit),
-  9,
+  10,
   chukan__v1__provision_permit__field_descriptors,
   chukan__v1__provision_permit__field_indices_by_name,
   1,  chukan__v1__provision_permit__number_ranges,

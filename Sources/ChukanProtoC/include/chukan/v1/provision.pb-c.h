@@ -327,7 +327,7 @@ struct  Chukan__V1__ProvisionEntry
   uint32_t outcome_code;
   char *outcome_detail;
   /*
-   * the approver, for decisions
+   * who acted: "staff:<id>" or the system principal
    */
   char *staff;
 };

@@ -101,10 +101,14 @@ struct  Chukan__V1__ProvisionPermit
   Chukan__V1__ItemGroup item_group;
   int64_t issued_unix_ms;
   int64_t expires_unix_ms;
+  /*
+   * the X25519 key the answer must be sealed to (32 bytes)
+   */
+  ProtobufCBinaryData inquirer_public_key;
 };
 #define CHUKAN__V1__PROVISION_PERMIT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&chukan__v1__provision_permit__descriptor) \
-    , 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, CHUKAN__V1__ITEM_GROUP__ITEM_GROUP_UNSPECIFIED, 0, 0 }
+    , 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, CHUKAN__V1__ITEM_GROUP__ITEM_GROUP_UNSPECIFIED, 0, 0, {0,NULL} }
 
 
 /*
