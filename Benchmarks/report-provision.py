@@ -40,6 +40,18 @@ lines.append("")
 if ecdsa_verify:
     lines.append(f"Best 提供 rate {best:,.0f}/s = **{100 * best / ecdsa_verify:.0f}%** of what ECDSA P-256 verification alone allows on these two cores ({ecdsa_verify:,.0f}/s); with Ed25519 the ceiling would be {ed_verify:,.0f}/s.")
 lines.append("")
+steps_path = os.path.join(out, "provision-steps.json")
+if os.path.exists(steps_path):
+    steps = json.load(open(steps_path))
+    lines.append("Each step of one 提供 alone, one core (`chukan-bench provision-steps`, same run):")
+    lines.append("")
+    lines.append("| step | µs |")
+    lines.append("|---|---:|")
+    for st in steps["steps"]:
+        lines.append(f"| {st['step']} | {st['us']:.1f} |")
+    if "verify_per_s" in steps:
+        lines.append(f"| (permits verified through Chukan's code on {steps['verify_threads']} threads) | {steps['verify_per_s']:,.0f}/s |")
+    lines.append("")
 if os.path.exists(profile_path):
     lines.append("Where the server's time goes at 256 in flight (`perf record -g`, self time, top entries):")
     lines.append("")

@@ -43,6 +43,9 @@ YAML
 # The bound: signatures verified, and X25519 agreements, per second on both cores.
 openssl speed -seconds 3 -multi 2 ecdsap256 ed25519 ecdhx25519 2>/dev/null | grep -E "bits (ecdsa|ecdh|EdDSA)" > "$out/provision-openssl.txt"
 cat "$out/provision-openssl.txt"
+# Each step of one 提供 alone on one core, and verification on both cores through Chukan's own code.
+$R/chukan-bench provision-steps --iterations 20000 --threads 2 --json > "$out/provision-steps.json"
+cat "$out/provision-steps.json"
 
 port=17443
 $R/chukan serve --port $port --metrics-port 0 --log-level warning --cert "$work/certs/server.crt" --key "$work/certs/server.key" \
@@ -71,7 +74,7 @@ if [ "${PROFILE:-0}" = 1 ]; then
   recorder=$!
   bench 256 > /dev/null
   wait "$recorder"
-  perf report -i "$out/provision.perf" --no-children --percent-limit 1.5 --stdio -g none --sort dso,sym 2>/dev/null | grep '%' > "$out/provision-profile.txt" || true
+  perf report -i "$out/provision.perf" --no-children --percent-limit 0.5 --stdio -g none --sort dso 2>/dev/null | grep '%' > "$out/provision-profile.txt" || true
 fi
 kill -TERM "$server"
 wait "$server" || true

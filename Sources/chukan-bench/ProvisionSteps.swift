@@ -13,6 +13,7 @@ struct ProvisionSteps: ParsableCommand {
         commandName: "provision-steps", abstract: "Time each step of a 提供 on one core (µs per call).")
     @Option(help: "Iterations per step.") var iterations = 20_000
     @Flag(help: "Print JSON.") var json = false
+    @Option(help: "Also verify permits on this many threads at once and print the rate (OpenSSL under contention).") var threads = 0
 
     func run() throws {
         let network = try ECDSAP256Key.generate()
@@ -61,11 +62,25 @@ struct ProvisionSteps: ParsableCommand {
             r.inquirerPublicKey = inquirer.publicKey
             _ = try ProvideRequest(protobuf: r.encodedBytes)
         }
+        var rate: (Int, Double)?
+        if threads > 0 {
+            let perThread = iterations
+            let at = p.issuedUnixMs + 1
+            let start = DispatchTime.now().uptimeNanoseconds
+            DispatchQueue.concurrentPerform(iterations: threads) { _ in
+                for _ in 0..<perThread { _ = try? Permits.open(signed, networkKey: verifier, nowUnixMs: at) }
+            }
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            rate = (threads, Double(threads * perThread) / seconds)
+        }
         if json {
-            let data = try JSONSerialization.data(withJSONObject: results.map { ["step": $0.0, "us": ($0.1 * 10).rounded() / 10] }, options: [.sortedKeys])
+            var object: [String: Any] = ["steps": results.map { ["step": $0.0, "us": ($0.1 * 10).rounded() / 10] }]
+            if let rate { object["verify_threads"] = rate.0; object["verify_per_s"] = rate.1.rounded() }
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         } else {
             for (name, us) in results { print(String(format: "%8.1f µs  %@", us, name)) }
+            if let rate { print(String(format: "%8.0f permits verified per second on %d threads (one shared key)", rate.1, rate.0)) }
         }
     }
 }

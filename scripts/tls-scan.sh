@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Scans a running Chukan with sslyze (PyPI, installed into .build/sslyze-venv) and checks
+# the result against the server's TLS promises (docs/SECURITY.md, "TLS configuration scan"):
+# nothing below TLS 1.2 even with the 1.2 opt-in, only forward-secret AEAD suites, no
+# compression, no insecure renegotiation, no known vulnerability, client certificates
+# requested. Starts its own server on loopback with throw-away certificates; stops by itself.
+#   scripts/tls-scan.sh            with --tls12 (the wider configuration)
+#   TLS12=0 scripts/tls-scan.sh    TLS 1.3 only (the default)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PATH:/opt/swift/usr/bin"
+venv=.build/sslyze-venv
+if [ ! -x "$venv/bin/sslyze" ]; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q sslyze
+fi
+swift build -c release --product chukan --product chukanctl >/dev/null 2>&1 || swift build -c release
+R=.build/release
+work=$(mktemp -d)
+trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
+$R/chukanctl certs init "$work/certs" --client scanner >/dev/null
+port=17543
+flags=()
+[ "${TLS12:-1}" = 1 ] && flags+=(--tls12)
+$R/chukan serve --port $port --metrics-port 0 --log-level warning --cert "$work/certs/server.crt" --key "$work/certs/server.key" \
+  --client-ca "$work/certs/ca.crt" "${flags[@]}" &
+server=$!
+for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+"$venv/bin/sslyze" --json_out="$work/scan.json" --cert "$work/certs/scanner.crt" --key "$work/certs/scanner.key" \
+  --sni localhost 127.0.0.1:$port >/dev/null || true
+python3 scripts/tls-scan-check.py "$work/scan.json" "${TLS12:-1}"
