@@ -308,6 +308,7 @@ async def run_attack(fn, seconds):
 
 async def main():
     quiet = good_client(args.seconds)
+    quiet_rss = rss_mb(args.pid)
     rows = []
     base = quiet.get("p99_us")
     print(f"quiet: {quiet}", file=sys.stderr)
@@ -317,7 +318,7 @@ async def main():
         rows.append((name, result, t, peak))
         await asyncio.sleep(2)  # let the server shed what the attack left
     print(f"Well-behaved client: Echo of 256 bytes, 2 connections x 8 in flight, {args.seconds:.0f} s per attack. Quiet: "
-          f"{quiet.get('calls_per_s', 0):,.0f} calls/s, p50 {quiet.get('p50_us', 0):,} µs, p99 {base:,} µs, RSS {rss_mb(args.pid):.0f} MB.\n")
+          f"{quiet.get('calls_per_s', 0):,.0f} calls/s, p50 {quiet.get('p50_us', 0):,} µs, p99 {base:,} µs, server RSS {quiet_rss:.0f} MB.\n")
     print("| attack | good client calls/s | p99 µs | × quiet | errors | server peak RSS MB | attacker connections opened / closed by server / refused |")
     print("|---|---:|---:|---:|---:|---:|---|")
     for name, r, t, peak in rows:

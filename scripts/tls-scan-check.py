@@ -18,7 +18,8 @@ def accepted(name):
 
 for proto in ["ssl_2_0", "ssl_3_0", "tls_1_0", "tls_1_1"]:
     suites = accepted(f"{proto}_cipher_suites")
-    checks.append((f"{proto.replace('_', ' ').upper().replace(' 0', '.0').replace(' 1', '.1')} refused", not suites, ", ".join(suites) or "none accepted"))
+    label = {"ssl_2_0": "SSL 2.0", "ssl_3_0": "SSL 3.0", "tls_1_0": "TLS 1.0", "tls_1_1": "TLS 1.1"}[proto]
+    checks.append((f"{label} refused", not suites, ", ".join(suites) or "none accepted"))
 tls12 = accepted("tls_1_2_cipher_suites")
 tls13 = accepted("tls_1_3_cipher_suites")
 checks.append(("TLS 1.3 offered", bool(tls13), ", ".join(tls13)))
@@ -39,8 +40,9 @@ checks.append(("not vulnerable to ROBOT", robot in ("NOT_VULNERABLE_NO_ORACLE", 
 fallback = (r.get("tls_fallback_scsv", {}).get("result") or {}).get("supports_fallback_scsv")
 checks.append(("downgrade protection (TLS_FALLBACK_SCSV or TLS 1.3 only)", fallback is True or not tls12, f"supports_fallback_scsv={fallback}"))
 cert = r.get("certificate_info", {}).get("result") or {}
-client_auth = (server.get("connectivity_result") or {}).get("client_auth_requirement")
-checks.append(("client certificate required", client_auth == "REQUIRED", str(client_auth)))
+without, with_cert = open(sys.argv[3]).read().split()[:2]
+checks.append(("client certificate required (handshake without one refused, with one accepted)",
+               without.startswith("refused") and with_cert == "accepted", f"without: {without}; with: {with_cert}"))
 
 width = max(len(c[0]) for c in checks)
 print(f"| check | result | detail |\n|---|---|---|")

@@ -79,6 +79,7 @@ public struct AdminService: RPCService {
                             s.codesIssued = UInt64(d.codesIssued)
                             s.writes = UInt64(d.writes)
                             s.refusals = UInt64(d.refusals)
+                            s.provisions = UInt64(d.provisions)
                             return s
                         }
                         let snapshots = Snapshots.list(directory: "\(tenants.configuration.dataDirectory)/\(request.tenant)/snapshots")

@@ -150,7 +150,7 @@ struct Stats: AsyncParsableCommand {
         let s = try await runCall(closing: client) {
             try await client.unary(service: "chukan.v1.Admin", method: "TenantStats", request: r, as: TenantStatsResponse.self, metadata: connection.metadata, timeout: connection.duration)
         }
-        let days = s.days.map { ["date": $0.date, "inquiries": Int($0.inquiries), "codes_issued": Int($0.codesIssued), "writes": Int($0.writes), "refusals": Int($0.refusals)] }
+        let days = s.days.map { ["date": $0.date, "inquiries": Int($0.inquiries), "codes_issued": Int($0.codesIssued), "writes": Int($0.writes), "refusals": Int($0.refusals), "provisions": Int($0.provisions)] }
         if json {
             printJSON(["tenant": tenant, "state": stateName(s.status?.state ?? .stateUnspecified), "records": Int(s.status?.records ?? 0),
                        "purge_due": Int(s.status?.purgeDue ?? 0), "days": days, "last_snapshot": s.lastSnapshot, "last_snapshot_sequence": Int(s.lastSnapshotSequence),
@@ -163,8 +163,8 @@ struct Stats: AsyncParsableCommand {
         print("snapshots: \(s.snapshotsKept) kept, newest \(s.lastSnapshot.isEmpty ? "-" : s.lastSnapshot) (sequence \(s.lastSnapshotSequence), \(age))")
         print("disk: \(s.diskFreeBytes / 1_000_000) MB free\(s.writesRefused.isEmpty ? "" : "; WRITES REFUSED: \(s.writesRefused)")")
         print("limits: \(s.callsInFlightLimit == 0 ? "no" : String(s.callsInFlightLimit)) calls in flight, \(s.callsPerSecondLimit == 0 ? "no limit on calls" : String(format: "%.0f calls", s.callsPerSecondLimit)) per second")
-        print("DATE        INQUIRIES  CODES  WRITES  REFUSALS")
-        for d in s.days { print("\(d.date)  \(d.inquiries)  \(d.codesIssued)  \(d.writes)  \(d.refusals)") }
+        print("DATE        INQUIRIES  CODES  WRITES  REFUSALS  PROVISIONS")
+        for d in s.days { print("\(d.date)  \(d.inquiries)  \(d.codesIssued)  \(d.writes)  \(d.refusals)  \(d.provisions)") }
     }
 }
 

@@ -142,6 +142,8 @@ import Testing
         let h = try AnswerSealer.open(household, with: Self.inquirerKey).household
         let members = Self.people.filter { $0.householdNumber == person.householdNumber }
         #expect(h?.householdNumber == person.householdNumber && h?.members.count == members.count)
+        // The tenant's statistics count them.
+        #expect(f.access.statistics.days(Self.asahikawa).map(\.1.provisions).reduce(0, +) == 4)
         await gateway.close()
         await f.stop()
         let provided = try f.auditRecords(Self.asahikawa).filter { $0.operation == "chukan.v1.Provision/Provide" }

@@ -252,6 +252,7 @@ public struct DayStats: ProtoMessage, Equatable {
     public var codesIssued: UInt64 = 0
     public var writes: UInt64 = 0
     public var refusals: UInt64 = 0
+    public var provisions: UInt64 = 0
 
     public init() {}
 
@@ -261,6 +262,7 @@ public struct DayStats: ProtoMessage, Equatable {
         codesIssued = m.codes_issued
         writes = m.writes
         refusals = m.refusals
+        provisions = m.provisions
     }
 
     func c(_ arena: inout CArena) -> Chukan__V1__DayStats {
@@ -271,6 +273,7 @@ public struct DayStats: ProtoMessage, Equatable {
         m.codes_issued = codesIssued
         m.writes = writes
         m.refusals = refusals
+        m.provisions = provisions
         return m
     }
 

@@ -11,6 +11,7 @@ public final class TenantStatistics: Sendable {
         public var codesIssued = 0
         public var writes = 0
         public var refusals = 0
+        public var provisions = 0
     }
 
     private let days = Mutex<[String: [String: Day]]>([:])  // tenant → YYYY-MM-DD → counts
@@ -28,6 +29,8 @@ public final class TenantStatistics: Sendable {
                 d.inquiries += 1
             } else if operation == "chukan.v1.Codes/AcquireCode" {
                 d.codesIssued += 1
+            } else if operation == "chukan.v1.Provision/Provide" || operation == "chukan.v1.Provision/FetchHeld" {
+                d.provisions += 1
             } else if operation.hasPrefix("chukan.v1.Register/") && !operation.hasSuffix("Export") {
                 d.writes += 1
             }

@@ -85,6 +85,7 @@ public struct RegisterService: RPCService {
                 var chunk = ExportChunk()
                 chunk.sequence = version.sequence
                 chunk.total = UInt64(version.count)
+                var chunkBytes = 0
                 for (_, entry) in version.persons {
                     var v = PersonView()
                     let r = try entry.resident()
@@ -92,9 +93,13 @@ public struct RegisterService: RPCService {
                     v.removed = entry.isRemoved
                     v.resident = r
                     chunk.people.append(v)
-                    if chunk.people.count == 500 {
+                    // At most 500 records and about 1 MiB a chunk: far below the 4 MiB frame
+                    // limit however large records are (外字-heavy names, long histories).
+                    chunkBytes += entry.record.count + 64
+                    if chunk.people.count == 500 || chunkBytes >= 1 << 20 {
                         try await writer.write(chunk)
                         chunk.people.removeAll(keepingCapacity: true)
+                        chunkBytes = 0
                     }
                 }
                 if !chunk.people.isEmpty || version.count == 0 { try await writer.write(chunk) }

@@ -827,7 +827,7 @@ const ProtobufCMessageDescriptor chukan__v1__tenant_stats_request__descriptor =
   (ProtobufCMessageInit) chukan__v1__tenant_stats_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor chukan__v1__day_stats__field_descriptors[5] =
+static const ProtobufCFieldDescriptor chukan__v1__day_stats__field_descriptors[6] =
 {
   {
     "date",
@@ -889,18 +889,31 @@ static const ProtobufCFieldDescriptor chukan__v1__day_stats__field_descriptors[5
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "provisions",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__DayStats, provisions),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned chukan__v1__day_stats__field_indices_by_name[] = {
   2,   /* field[2] = codes_issued */
   0,   /* field[0] = date */
   1,   /* field[1] = inquiries */
+  5,   /* field[5] = provisions */
   4,   /* field[4] = refusals */
   3,   /* field[3] = writes */
 };
 static const ProtobufCIntRange chukan__v1__day_stats__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 5 }
+  { 0, 6 }
 };
 const ProtobufCMessageDescriptor chukan__v1__day_stats__descriptor =
 {
@@ -910,7 +923,7 @@ const ProtobufCMessageDescriptor chukan__v1__day_stats__descriptor =
   "Chukan__V1__DayStats",
   "chukan.v1",
   sizeof(Chukan__V1__DayStats),
-  5,
+  6,
   chukan__v1__day_stats__field_descriptors,
   chukan__v1__day_stats__field_indices_by_name,
   1,  chukan__v1__day_stats__number_ranges,

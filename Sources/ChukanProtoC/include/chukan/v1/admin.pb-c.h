@@ -138,10 +138,14 @@ struct  Chukan__V1__DayStats
    * calls answered with any status but OK
    */
   uint64_t refusals;
+  /*
+   * 提供 answered (Provide, and held answers fetched once released)
+   */
+  uint64_t provisions;
 };
 #define CHUKAN__V1__DAY_STATS__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&chukan__v1__day_stats__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, 0, 0, 0 }
+    , (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0 }
 
 
 /*

@@ -88,7 +88,7 @@ struct  Chukan__V1__ExportRequest
 
 
 /*
- * One part of an export: up to 500 whole records (the 個人番号 included), 除票 marked.
+ * One part of an export: up to 500 whole records and about 1 MiB (the 個人番号 included), 除票 marked.
  */
 struct  Chukan__V1__ExportChunk
 {
