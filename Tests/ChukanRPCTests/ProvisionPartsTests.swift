@@ -59,6 +59,15 @@ import Testing
         }
     }
 
+    /// Found by fuzzing: Yams.load traps on a key that is not plain text (a list as key, a
+    /// tag); a list, a policy or a configuration file must get an error instead.
+    @Test func keysThatAreNotTextAreAnErrorNotATrap() throws {
+        for text in ["? [a, b]\n: 1\n", "version: 1\nprincipals:\n  - { ? {x: 1} : y }\n", "a: &x 1\nb: *x\n"] {
+            #expect(throws: YAMLFileError.self, "\(text)") { _ = try PermissionList.parse(text, source: "t") }
+            #expect(throws: (any Error).self, "\(text)") { _ = try Policy.parse(text, source: "t") }
+        }
+    }
+
     @Test func aReloadThatFailsKeepsTheListInForce() throws {
         let path = NSTemporaryDirectory() + "list-\(UUID().uuidString).yaml"
         defer { try? FileManager.default.removeItem(atPath: path) }

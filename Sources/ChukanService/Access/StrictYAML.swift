@@ -17,15 +17,48 @@ public enum StrictYAML {
         return node
     }
 
-    /// The YAML document as maps, lists and scalars. A key given twice in one map is
-    /// refused (by Yams' parser), and said so: which of the two a reader would keep is luck.
+    /// The YAML document as maps (with text keys), lists and scalars. Built from Yams' node
+    /// tree here rather than by `Yams.load`, which traps on a key that is not plain text
+    /// (found by fuzzing: a config file must get an error, never stop the server). A key
+    /// given twice in one map is refused (by Yams' parser), aliases are refused, and the
+    /// document is bounded in nodes.
     public static func document(_ text: String, source path: String, what: String) throws -> Any? {
+        let root: Node?
         do {
-            return try Yams.load(yaml: text)
+            root = try Yams.compose(yaml: text)
         } catch let YamlError.duplicatedKeysInMapping(duplicates, _) {
             throw YAMLFileError("\(what) \(path): a key is given twice in one map (\(duplicates.prefix(3).joined(separator: ", ")))")
         } catch {
             throw YAMLFileError("\(what) \(path) is not valid YAML")
+        }
+        guard let root else { return nil }
+        var budget = maximumNodes
+        return try plain(root, at: "", budget: &budget) { YAMLFileError("\(what) \(path): \($0)") }
+    }
+
+    /// More nodes than any configuration, policy or permission list holds.
+    static let maximumNodes = 1_000_000
+
+    private static func plain(_ node: Node, at key: String, budget: inout Int, _ fail: (String) -> YAMLFileError) throws -> Any {
+        budget -= 1
+        guard budget > 0 else { throw fail("more than \(maximumNodes) values") }
+        switch node {
+        case .scalar:
+            return Constructor.default.any(from: node)
+        case let .mapping(map):
+            var out: [String: Any] = [:]
+            for (k, v) in map {
+                guard case .scalar = k, let name = k.string else { throw fail("a key under \(key.isEmpty ? "the top" : key) is not plain text") }
+                let at = key.isEmpty ? name : "\(key).\(name)"
+                out[name] = try plain(v, at: at, budget: &budget, fail)
+            }
+            return out
+        case let .sequence(items):
+            var out: [Any] = []
+            for (i, item) in items.enumerated() { out.append(try plain(item, at: "\(key)[\(i)]", budget: &budget, fail)) }
+            return out
+        case .alias:
+            throw fail("aliases (*name) are not allowed")
         }
     }
 
