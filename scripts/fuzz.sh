@@ -15,10 +15,16 @@ shift 2 || shift $# || true
 [ "$targets" = all ] && targets="wire wal snapshot permit policy permission-list"
 swift build -c release --product chukan-fuzz --scratch-path .build-fuzz \
   -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING -Xswiftc -parse-as-library
+status=0
 for t in $targets; do
   mkdir -p "Fuzz/corpus/$t" "Fuzz/crashes/$t"
   echo "== $t: $seconds s"
+  # A crash ends this target's run, not the others': it is reported and the script fails at the end.
   CHUKAN_FUZZ_TARGET=$t .build-fuzz/release/chukan-fuzz "Fuzz/corpus/$t" -max_total_time="$seconds" -max_len=65536 \
-    -rss_limit_mb=2048 -malloc_limit_mb=1024 -timeout=10 -artifact_prefix="Fuzz/crashes/$t/" -print_final_stats=1 "$@" 2>&1 \
-    | grep -E "^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::peak_rss_mb|==[0-9]+==ERROR|SUMMARY|artifact_prefix|Test unit written|INFO: Loaded|cov:)" | tail -8
+    -rss_limit_mb=2048 -malloc_limit_mb=1024 -timeout=10 -artifact_prefix="Fuzz/crashes/$t/" -print_final_stats=1 "$@" \
+    > "Fuzz/crashes/$t/last-run.log" 2>&1 || status=1
+  grep -E "^#[0-9]+[[:space:]]+DONE|stat::number_of_executed_units|stat::peak_rss_mb|==[0-9]+==ERROR|SUMMARY|Test unit written" \
+    "Fuzz/crashes/$t/last-run.log" | tail -6
+  echo "corpus: $(ls "Fuzz/corpus/$t" | wc -l) inputs"
 done
+exit $status
