@@ -164,8 +164,8 @@ struct Soak: AsyncParsableCommand {
     /// in a kill is sent again and applied once.
     func writer(_ ledger: Ledger, _ deadline: Date) async throws {
         let people = SyntheticResidents(count: 2_000_000, seed: 77).makeIterator()
-        let source = Mutex(people)
-        let pending = Mutex<Resident?>(nil)
+        let source = Locked(people)
+        let pending = Locked<Resident?>(nil)
         try await loop("registrar", ledger, deadline) { c in
             let r: Resident = try pending.withLock { p in
                 if let again = p { return again }
@@ -301,7 +301,7 @@ final class Ledger: Sendable {
         var provided: [String] = []
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     func count(_ field: WritableKeyPath<Counts, Int>) { state.withLock { $0.counts[keyPath: field] += 1 } }
 

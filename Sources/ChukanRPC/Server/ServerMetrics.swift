@@ -17,8 +17,8 @@ public final class ServerMetrics: Sendable {
         var method: String
     }
 
-    private let calls = Mutex<[CallKey: Counter]>([:])
-    private let latencies = Mutex<[MethodKey: Timer]>([:])
+    private let calls = Locked<[CallKey: Counter]>([:])
+    private let latencies = Locked<[MethodKey: Timer]>([:])
     public let openConnections = Meter(label: "chukan_connections_open")
     public let acceptedConnections = Counter(label: "chukan_connections_accepted_total")
     public let rejectedConnections = Counter(label: "chukan_connections_rejected_total")

@@ -8,7 +8,7 @@ import Synchronization
 /// Each tenant's code issuer, made from its code key on first use.
 public final class CodeIssuers: Sendable {
     let keyDirectory: String
-    private let issuers = Mutex<[String: any CodeIssuer]>([:])
+    private let issuers = Locked<[String: any CodeIssuer]>([:])  // read by every 符号 lookup
 
     public init(keyDirectory: String) { self.keyDirectory = keyDirectory }
 

@@ -23,7 +23,7 @@ public final class TenantLimiter: Sendable {
     }
 
     public let limits: Limits
-    private let states = Mutex<[String: State]>([:])
+    private let states = Locked<[String: State]>([:])
 
     public init(_ limits: Limits) { self.limits = limits }
 

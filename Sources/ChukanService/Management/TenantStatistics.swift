@@ -1,3 +1,4 @@
+import ChukanCore
 import ChukanProto
 import Foundation
 import Synchronization
@@ -14,7 +15,7 @@ public final class TenantStatistics: Sendable {
         public var provisions = 0
     }
 
-    private let days = Mutex<[String: [String: Day]]>([:])  // tenant → YYYY-MM-DD → counts
+    private let days = Locked<[String: [String: Day]]>([:])  // tenant → YYYY-MM-DD → counts
 
     public init() {}
 

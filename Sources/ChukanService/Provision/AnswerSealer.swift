@@ -27,13 +27,13 @@ public final class AnswerSealer: Sendable {
 
     let rotation: TimeInterval
     let now: @Sendable () -> Date
-    private let current: Mutex<AnswerKey>
+    private let current: Locked<AnswerKey>
 
     public init(rotation: TimeInterval = 600, now: @escaping @Sendable () -> Date = { Date() }) throws {
         self.rotation = rotation
         self.now = now
         let k = try X25519Key.generate()
-        current = Mutex(AnswerKey(key: k, publicKey: k.publicKey, since: now()))
+        current = Locked(AnswerKey(key: k, publicKey: k.publicKey, since: now()))
     }
 
     /// Makes (or finds) the agreement with `inquirerKey`: throws INVALID_ARGUMENT for a key

@@ -31,7 +31,7 @@ public final class AuditLog: Sendable {
     let keyRing: TenantKeyRing
     let fs: any StoreFileSystem
     private let log: WriteAheadLog
-    private let chain: Mutex<Chain>
+    private let chain: Locked<Chain>
     /// Permit ids of 提供 this stream recorded, while their permits are valid.
     public let permits: PermitClaims
 
@@ -41,7 +41,7 @@ public final class AuditLog: Sendable {
         self.keyRing = keyRing
         self.fs = fs
         self.log = log
-        chain = Mutex(Chain(lastHash: lastHash, nextSequence: lastSequence + 1, durableHash: lastHash, durableSequence: lastSequence))
+        chain = Locked(Chain(lastHash: lastHash, nextSequence: lastSequence + 1, durableHash: lastHash, durableSequence: lastSequence))
     }
 
     /// Opens (or creates) the stream, checking the chain of what is there.

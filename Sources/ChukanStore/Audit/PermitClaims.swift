@@ -1,3 +1,4 @@
+import ChukanCore
 import Foundation
 import Synchronization
 
@@ -13,7 +14,7 @@ public final class PermitClaims: Sendable {
         var sizeAfterSweep = 0
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     public init() {}
 

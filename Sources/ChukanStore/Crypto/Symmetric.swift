@@ -1,3 +1,4 @@
+import ChukanCore
 import COpenSSL
 
 #if canImport(Glibc)
@@ -143,7 +144,7 @@ public enum SHA256 {
 public final class AESBlockPermutation: @unchecked Sendable {
     private let encrypt: OpaquePointer
     private let decrypt: OpaquePointer
-    private let lock = Mutex(())  // an EVP context is not safe to share between threads
+    private let lock = Locked(())  // an EVP context is not safe to share between threads; contended by every 符号 lookup
 
     public init(key: [UInt8]) throws {
         guard key.count == 32 else { throw CryptoError.openSSL("an AES-256 key is 32 bytes") }
