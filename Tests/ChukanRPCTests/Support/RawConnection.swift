@@ -1,3 +1,4 @@
+import ChukanCore
 import ChukanTLS
 import ChukanWire
 import NIOCore
@@ -11,8 +12,8 @@ final class RawConnection: Sendable {
     private let inbox: Inbox
 
     final class Inbox: Sendable {
-        let state = Mutex<(frames: [Frame], closed: Bool)>(([], false))
-        let closeNotify = Mutex(false)
+        let state = Locked<(frames: [Frame], closed: Bool)>(([], false))
+        let closeNotify = Locked(false)
     }
 
     private final class Collector: ChannelInboundHandler {
