@@ -11,25 +11,7 @@
 #   PROFILE=1 Benchmarks/run-provision.sh       also perf-record the server at 256 in flight
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PATH="$PATH:/opt/swift/usr/bin"
-RESIDENTS=${RESIDENTS:-1000000}
-DURATION=${DURATION:-10}
-out=Benchmarks/out
-work=$out/services   # the tenant of run-services.sh, shared
-R=.build/release
-swift build -c release
-mkdir -p "$out"
-
-if [ ! -f "$work/.ready-$RESIDENTS" ]; then
-  rm -rf "$work"
-  mkdir -p "$work"
-  $R/chukanctl certs init "$work/certs" --client admin --client clerk --client codes >/dev/null
-  $R/chukanctl tenant add --data "$work/data" --keys "$work/keys" --tenant 012041 >/dev/null
-  $R/chukanctl data generate --count "$RESIDENTS" --seed 1 --out "$work/residents.bin"
-  $R/chukanctl data import --data "$work/data" --keys "$work/keys" --tenant 012041 "$work/residents.bin"
-  $R/chukanctl snapshot create --data "$work/data" --keys "$work/keys" --tenant 012041
-  touch "$work/.ready-$RESIDENTS"
-fi
+. Benchmarks/services-tenant.sh  # the release build and the shared tenant
 [ -f "$work/certs/gateway.crt" ] || $R/chukanctl certs issue "$work/certs" gateway >/dev/null
 [ -f "$work/provision/network.pub" ] || $R/chukanctl dev network-key --out "$work/provision" >/dev/null
 cat > "$work/provision-policy.yaml" <<'YAML'

@@ -8,26 +8,7 @@
 #   PROFILE=1 Benchmarks/run-services.sh       also perf-record the server at 256 in flight
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PATH="$PATH:/opt/swift/usr/bin"
-RESIDENTS=${RESIDENTS:-1000000}
-DURATION=${DURATION:-10}
-out=Benchmarks/out
-work=$out/services
-R=.build/release
-swift build -c release
-mkdir -p "$out"
-
-# The tenant: generated and imported once per size, then reloaded from its snapshot.
-if [ ! -f "$work/.ready-$RESIDENTS" ]; then
-  rm -rf "$work"
-  mkdir -p "$work"
-  $R/chukanctl certs init "$work/certs" --client admin --client clerk --client codes >/dev/null
-  $R/chukanctl tenant add --data "$work/data" --keys "$work/keys" --tenant 012041 >/dev/null
-  $R/chukanctl data generate --count "$RESIDENTS" --seed 1 --out "$work/residents.bin"
-  $R/chukanctl data import --data "$work/data" --keys "$work/keys" --tenant 012041 "$work/residents.bin"
-  $R/chukanctl snapshot create --data "$work/data" --keys "$work/keys" --tenant 012041
-  touch "$work/.ready-$RESIDENTS"
-fi
+. Benchmarks/services-tenant.sh  # the release build and the shared tenant
 cat > "$work/policy.yaml" <<'YAML'
 version: 1
 principals:

@@ -11,7 +11,12 @@ cd "$(dirname "$0")/.."
 export PATH="$PATH:/opt/swift/usr/bin"
 venv=.build/sslyze-venv
 if [ ! -x "$venv/bin/sslyze" ]; then
-  python3 -m venv "$venv"
+  if ! python3 -m venv "$venv" 2>/dev/null; then
+    # Debian keeps venv apart from python3.
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+    $sudo apt-get update && $sudo apt-get install -y python3-venv
+    rm -rf "$venv" && python3 -m venv "$venv"
+  fi
   "$venv/bin/pip" install -q sslyze
 fi
 swift build -c release --product chukan --product chukanctl >/dev/null 2>&1 || swift build -c release

@@ -26,6 +26,8 @@ struct Soak: AsyncParsableCommand {
     @Option(help: "The chukanctl binary.") var chukanctl = ".build/release/chukanctl"
     @Option(name: .customLong("permission-list"), help: "The permission list.") var permissionList = "config/permission-list.yaml"
     @Option(help: "Port on 127.0.0.1.") var port = 17743
+    @Option(name: .customLong("pause-ms"), help: "Pause of each worker between calls (0: flat out; the test suite's soak paces itself so that other tests keep their CPU).")
+    var pauseMs = 0
     @Flag(help: "Print one JSON object at the end.") var json = false
 
     static let tenant = "012041"
@@ -166,7 +168,7 @@ struct Soak: AsyncParsableCommand {
         let people = SyntheticResidents(count: 2_000_000, seed: 77).makeIterator()
         let source = Locked(people)
         let pending = Locked<Resident?>(nil)
-        try await loop("registrar", ledger, deadline) { c in
+        try await loop("registrar", ledger, deadline, pause: .milliseconds(pauseMs)) { c in
             let r: Resident = try pending.withLock { p in
                 if let again = p { return again }
                 guard var next = source.withLock({ $0.next() }) else { throw CancellationError() }
@@ -189,7 +191,7 @@ struct Soak: AsyncParsableCommand {
     }
 
     func reader(_ ledger: Ledger, _ deadline: Date) async throws {
-        try await loop("clerk", ledger, deadline) { c in
+        try await loop("clerk", ledger, deadline, pause: .milliseconds(pauseMs)) { c in
             guard let id = ledger.someWritten() else { try await Task.sleep(for: .milliseconds(50)); return }
             var r = LookupRequest()
             r.tenant = Self.tenant
@@ -201,7 +203,7 @@ struct Soak: AsyncParsableCommand {
     }
 
     func coder(_ ledger: Ledger, _ deadline: Date) async throws {
-        try await loop("codes", ledger, deadline) { c in
+        try await loop("codes", ledger, deadline, pause: .milliseconds(pauseMs)) { c in
             guard let id = ledger.someWritten() else { try await Task.sleep(for: .milliseconds(50)); return }
             var r = AcquireCodeRequest()
             r.tenant = Self.tenant
@@ -214,7 +216,7 @@ struct Soak: AsyncParsableCommand {
     /// 提供 under 項 48 (市町村長, covers 除票) with a fresh permit each time.
     func provider(_ setup: Setup, _ ledger: Ledger, _ deadline: Date) async throws {
         let counter = Atomic<Int>(0)
-        try await loop("gateway", ledger, deadline) { c in
+        try await loop("gateway", ledger, deadline, pause: .milliseconds(pauseMs)) { c in
             guard let (_, fugo) = ledger.someCoded() else { try await Task.sleep(for: .milliseconds(50)); return }
             let n = counter.add(1, ordering: .relaxed).newValue
             var p = ProvisionPermit()

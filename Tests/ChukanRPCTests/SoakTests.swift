@@ -1,7 +1,8 @@
 import Foundation
 import Testing
 
-/// The short soak (2 minutes): 照会, writes, 符号取得 and 提供 against a real server process
+/// The short soak (2 minutes, each worker pausing 5 ms between calls so that the suites beside
+/// it keep their CPU): 照会, writes, 符号取得 and 提供 against a real server process
 /// that is SIGKILLed and restarted every 40 s, with a snapshot every 20 s; afterwards every
 /// acknowledged write and every acknowledged 提供 must be there and the audit chain intact.
 /// `chukan-bench soak` is the same run for 30 minutes (docs/RELIABILITY.md).
@@ -12,7 +13,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: work) }
         let port = Int.random(in: 21_000...29_000)
         let (rc, out) = try runProcess(builtProduct("chukan-bench"), [
-            "soak", "--seconds", "120", "--kill-every", "40", "--snapshot-every", "20", "--work", work, "--port", "\(port)",
+            "soak", "--seconds", "120", "--kill-every", "40", "--snapshot-every", "20", "--pause-ms", "5", "--work", work, "--port", "\(port)",
             "--chukan", builtProduct("chukan"), "--chukanctl", builtProduct("chukanctl"),
             "--permission-list", "\(root)/config/permission-list.yaml", "--json",
         ])
