@@ -39,12 +39,10 @@ robot = (r.get("robot", {}).get("result") or {}).get("robot_result")
 checks.append(("not vulnerable to ROBOT", robot in ("NOT_VULNERABLE_NO_ORACLE", "NOT_VULNERABLE_RSA_NOT_SUPPORTED"), str(robot)))
 fallback = (r.get("tls_fallback_scsv", {}).get("result") or {}).get("supports_fallback_scsv")
 checks.append(("downgrade protection (TLS_FALLBACK_SCSV or TLS 1.3 only)", fallback is True or not tls12, f"supports_fallback_scsv={fallback}"))
-cert = r.get("certificate_info", {}).get("result") or {}
 without, with_cert = open(sys.argv[3]).read().split()[:2]
 checks.append(("client certificate required (handshake without one refused, with one accepted)",
                without.startswith("refused") and with_cert == "accepted", f"without: {without}; with: {with_cert}"))
 
-width = max(len(c[0]) for c in checks)
 print(f"| check | result | detail |\n|---|---|---|")
 for name, ok, detail in checks:
     print(f"| {name} | {'pass' if ok else 'FAIL'} | {detail} |")
