@@ -1,4 +1,5 @@
 import ArgumentParser
+import ChukanCore
 import ChukanProto
 import ChukanRPC
 import ChukanRegister
@@ -39,7 +40,7 @@ struct ProvideLoad {
         out.initialize(repeating: ByteBuffer())
         defer { out.deallocate() }
         let slices = ProcessInfo.processInfo.activeProcessorCount * 4
-        let failed = Failure()
+        let failed = Locked(false)
         let target = UncheckedBuffer(out)
         DispatchQueue.concurrentPerform(iterations: slices) { s in
             var rng = SystemRandomNumberGenerator()
@@ -66,11 +67,11 @@ struct ProvideLoad {
                 r.itemGroup = p.itemGroup
                 r.route = "BENCH-GW"
                 r.inquirerPublicKey = inquirerKeys[i % inquirerKeys.count]
-                do { r.permit = try Permits.sign(p, with: networkKey) } catch { failed.set(); return }
+                do { r.permit = try Permits.sign(p, with: networkKey) } catch { failed.withLock { $0 = true }; return }
                 target.buffer[i] = TTRPCRequest(service: "chukan.v1.Provision", method: "Provide", payload: r.encoded()).encoded()
             }
         }
-        if failed.isSet { throw ValidationError("signing a permit failed") }
+        if failed.withLock({ $0 }) { throw ValidationError("signing a permit failed") }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
         FileHandle.standardError.write(Data("chukan-bench: \(count) permits signed in \(String(format: "%.1f", seconds)) s\n".utf8))
         return Array(out)
@@ -79,12 +80,5 @@ struct ProvideLoad {
     struct UncheckedBuffer: @unchecked Sendable {
         let buffer: UnsafeMutableBufferPointer<ByteBuffer>
         init(_ b: UnsafeMutableBufferPointer<ByteBuffer>) { buffer = b }
-    }
-
-    final class Failure: @unchecked Sendable {
-        private let lock = NSLock()
-        private var value = false
-        func set() { lock.lock(); value = true; lock.unlock() }
-        var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
     }
 }

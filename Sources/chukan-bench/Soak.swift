@@ -336,10 +336,9 @@ final class Ledger: Sendable {
 }
 
 /// The server as a child process, killed with SIGKILL and started again.
-final class ServerProcess: @unchecked Sendable {
+final class ServerProcess: Sendable {
     let command: [String]
-    private let lock = NSLock()
-    private var process: Process?
+    private let process = Locked<Process?>(nil)
 
     init(command: [String]) { self.command = command }
 
@@ -349,17 +348,17 @@ final class ServerProcess: @unchecked Sendable {
         p.arguments = Array(command.dropFirst())
         p.standardOutput = FileHandle.nullDevice
         try p.run()
-        lock.withLock { process = p }
+        process.withLock { $0 = p }
     }
 
     func kill() {
-        guard let p = lock.withLock({ process }) else { return }
+        guard let p = process.withLock({ $0 }) else { return }
         Foundation.kill(p.processIdentifier, SIGKILL)
         p.waitUntilExit()
     }
 
     func stop() {
-        guard let p = lock.withLock({ process }) else { return }
+        guard let p = process.withLock({ $0 }) else { return }
         p.terminate()
         p.waitUntilExit()
     }
