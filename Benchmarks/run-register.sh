@@ -18,6 +18,13 @@ echo "== chukan register, $RESIDENTS residents"
   --redis-out "$out/redis-commands.resp" > "$out/register.json"
 cat "$out/register.json"
 
+# Load and write again in a fresh process, as after a restart (the benchmark above loads
+# beside the register it built and the residents it generated).
+echo "== chukan snapshot load and write in a fresh process, 3 rounds"
+.build/release/chukan-bench snapshot-load "$out"/register/snapshots/*.snap --keys "$out/register/keys" --rounds 3 \
+  --write-dir "$out/register/snapshots-fresh" --json > "$out/register-fresh.json"
+cat "$out/register-fresh.json"
+
 echo "== redis-server $(redis-server --version | awk '{print $3}')"
 redis=$(mktemp -d)
 trap 'redis-cli -p 16379 shutdown nosave >/dev/null 2>&1 || true; rm -rf "$redis"' EXIT

@@ -12,11 +12,23 @@ struct IndexKeys {
     var kojinBango: PackedID?
     var formerKojinBango: [PackedID] = []
     var household: PackedID?
-    /// 清音化 kana + birth date, and kana + folded address; nil without a kana name.
-    var kanaBirthString: String?
-    var kanaAddressString: String?
-    var kanaBirth: SearchKey? { kanaBirthString.map(SearchKey.init) }
-    var kanaAddress: SearchKey? { kanaAddressString.map(SearchKey.init) }
+    /// Hashes of 清音化 kana + birth date and of kana + folded address (nil without a
+    /// kana name), computed without building either string.
+    var kanaBirth: SearchKey?
+    var kanaAddress: SearchKey?
+    /// What they were made from, for the strings a search compares to rule out a hash
+    /// collision.
+    private var kana = ""
+    private var birth: CalendarDate?
+    private var address = ""
+    var kanaBirthString: String? {
+        guard kanaBirth != nil, let birth else { return nil }
+        return RegisterState.kanaBirthKey(normalizedKana: KanaKey.normalize(kana), birth: birth)
+    }
+    var kanaAddressString: String? {
+        guard kanaAddress != nil else { return nil }
+        return RegisterState.kanaAddressKey(normalizedKana: KanaKey.normalize(kana), address: address)
+    }
     var removed = false
     var removedOn: CalendarDate?
 
@@ -58,11 +70,26 @@ struct IndexKeys {
         }
     }
 
+    /// The same keys as `SearchKey(RegisterState.kanaBirthKey(…))` and
+    /// `SearchKey(RegisterState.kanaAddressKey(…))`, hashed as they are read.
     private mutating func setSearchKeys(kana: String, birth: CalendarDate?, address: String) {
         guard !kana.isEmpty else { return }
-        let normalized = KanaKey.normalize(kana)
-        if let birth { kanaBirthString = RegisterState.kanaBirthKey(normalizedKana: normalized, birth: birth) }
-        if !address.isEmpty { kanaAddressString = RegisterState.kanaAddressKey(normalizedKana: normalized, address: address) }
+        (self.kana, self.birth, self.address) = (kana, birth, address)
+        var prefix = SearchKeyHasher()
+        KanaKey.forEachScalar(of: kana) { prefix.append(scalar: $0) }
+        prefix.append(byte: UInt8(ascii: "|"))
+        if let birth {
+            var h = prefix
+            h.append(birth.year, width: 4)
+            h.append(birth.month, width: 2)
+            h.append(birth.day, width: 2)
+            kanaBirth = h.key
+        }
+        if !address.isEmpty {
+            var h = prefix
+            RegisterState.forEachFoldedScalar(of: address) { h.append(scalar: $0) }
+            kanaAddress = h.key
+        }
     }
 
     /// Every 個人番号 the person is found by: current and former.

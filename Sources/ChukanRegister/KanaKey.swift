@@ -4,16 +4,37 @@
 public enum KanaKey {
     public static func normalize(_ s: String) -> String {
         var out = String.UnicodeScalarView()
+        forEachScalar(of: s) { out.append(Unicode.Scalar($0)!) }
+        return String(out)
+    }
+
+    /// The scalars of `normalize(s)`, one by one, without building the string (index
+    /// keys hash them straight away: a million of them at each snapshot load).
+    @inline(__always)
+    static func forEachScalar(of s: String, _ body: (UInt32) -> Void) {
         // Half-width katakana first: NFKC folds them to full width (with marks composed).
         for scalar in s.precomposedStringWithCompatibilityMappingForKana.unicodeScalars {
             var v = scalar.value
             if (0x3041...0x3096).contains(v) { v += 0x60 }  // hiragana → katakana
-            if let plain = unvoiced[v] { v = plain }
-            if let large = small[v] { v = large }
-            if v == 0x3000 || v == 0x20 || v == 0x30FB || v == 0xFF65 || v == 0x309B || v == 0x309C || v == 0x3099 || v == 0x309A { continue }
-            out.append(Unicode.Scalar(v)!)
+            if (0x30A0...0x30FF).contains(v) {
+                v = katakana[Int(v - 0x30A0)]
+                if v == 0 { continue }  // ・ and the sound marks
+            } else if v == 0x3000 || v == 0x20 || v == 0xFF65 || v == 0x309B || v == 0x309C || v == 0x3099 || v == 0x309A {
+                continue
+            }
+            body(v)
         }
-        return String(out)
+    }
+
+    /// The katakana block (U+30A0-30FF) mapped to its search form: unvoiced, small made
+    /// large, 0 for what is dropped. A table, because a dictionary lookup per character
+    /// cost more than the rest of building an index key.
+    static let katakana: [UInt32] = (UInt32(0x30A0)...0x30FF).map { v in
+        if v == 0x30FB { return 0 }
+        var v = v
+        if let plain = unvoiced[v] { v = plain }
+        if let large = small[v] { v = large }
+        return v
     }
 
     /// ガ→カ … ポ→ホ, ヴ→ウ.

@@ -91,12 +91,97 @@ public struct SearchKey: Hashable, Sendable {
     @usableFromInline let value: UInt64
 
     public init(_ s: String) {
-        var h: UInt64 = 0xCBF2_9CE4_8422_2325
-        for b in s.utf8 {
-            h ^= UInt64(b)
-            h = h &* 0x0000_0100_0000_01B3
+        var h = SearchKeyHasher()
+        h.append(s)
+        self = h.key
+    }
+
+    init(value: UInt64) { self.value = value }
+}
+
+/// FNV-1a fed piece by piece — bytes, scalars (as UTF-8), padded numbers — giving the
+/// same key as `SearchKey(string)` of the whole string, without building the string.
+struct SearchKeyHasher {
+    private var h: UInt64 = 0xCBF2_9CE4_8422_2325
+
+    var key: SearchKey { SearchKey(value: h) }
+
+    @inline(__always) mutating func append(byte b: UInt8) {
+        h ^= UInt64(b)
+        h = h &* 0x0000_0100_0000_01B3
+    }
+
+    mutating func append(_ s: String) {
+        for b in s.utf8 { append(byte: b) }
+    }
+
+    @inline(__always) mutating func append(scalar v: UInt32) {
+        switch v {
+        case 0..<0x80:
+            append(byte: UInt8(v))
+        case 0x80..<0x800:
+            append(byte: UInt8(0xC0 | v >> 6))
+            append(byte: UInt8(0x80 | v & 0x3F))
+        case 0x800..<0x10000:
+            append(byte: UInt8(0xE0 | v >> 12))
+            append(byte: UInt8(0x80 | v >> 6 & 0x3F))
+            append(byte: UInt8(0x80 | v & 0x3F))
+        default:
+            append(byte: UInt8(0xF0 | v >> 18))
+            append(byte: UInt8(0x80 | v >> 12 & 0x3F))
+            append(byte: UInt8(0x80 | v >> 6 & 0x3F))
+            append(byte: UInt8(0x80 | v & 0x3F))
         }
-        value = h
+    }
+
+    /// `v` in decimal, zero-padded to `width` digits (more digits when it has more),
+    /// as `CalendarDate.key` writes its parts.
+    mutating func append(_ v: UInt32, width: Int) {
+        var digits: [UInt8] = []
+        var rest = v
+        repeat {
+            digits.append(UInt8(48 + rest % 10))
+            rest /= 10
+        } while rest > 0
+        for _ in digits.count..<max(width, digits.count) { append(byte: 48) }
+        for d in digits.reversed() { append(byte: d) }
+    }
+}
+
+/// The ids under one key of a multi-valued index (世帯番号, 4情報), sorted. Nearly every
+/// search key names one person, so one id is kept inline — no array to allocate, retain
+/// or free, which a million-resident load would otherwise do two million times.
+/// Two or more are `.many`, never one, so equal postings are equal values.
+public enum Postings: Sendable, Equatable {
+    case one(PackedID)
+    case many([PackedID])
+
+    public var ids: [PackedID] {
+        switch self {
+        case .one(let id): [id]
+        case .many(let ids): ids
+        }
+    }
+
+    mutating func insert(_ id: PackedID) {
+        switch self {
+        case .one(let first):
+            if first != id { self = .many(first < id ? [first, id] : [id, first]) }
+        case .many(var ids):
+            self = .one(id)  // drop the enum's reference so the array changes in place
+            ids.insertSorted(id)
+            self = .many(ids)
+        }
+    }
+
+    /// What is left without `id`; nil when nothing is.
+    func removing(_ id: PackedID) -> Postings? {
+        switch self {
+        case .one(let only): return only == id ? nil : self
+        case .many(var ids):
+            ids.removeAll { $0 == id }
+            return ids.count > 1 ? .many(ids) : ids.first.map { .one($0) }
+        }
     }
 }
 

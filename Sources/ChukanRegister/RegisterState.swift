@@ -25,34 +25,57 @@ public struct HistoryEntry: Sendable, Equatable {
 
 /// A person in the register: the current record (or 除票), encoded, and its history.
 /// Kept encoded because that is the compact form; `resident` decodes it.
+///
+/// One reference to an immutable box: a lookup that hands out the entry retains one
+/// object, not two arrays — each retain of a million-resident register's buffer is a
+/// cache miss, and those misses were most of a point lookup's time.
 public struct PersonEntry: Sendable, Equatable {
-    public var record: [UInt8]
-    public var history: [HistoryEntry]
-    public var isRemoved: Bool
-    public var removedOn: CalendarDate?
+    private final class Box: Sendable {
+        let record: [UInt8]
+        let history: [HistoryEntry]
+        let isRemoved: Bool
+        let removedOn: CalendarDate?
+
+        init(record: [UInt8], history: [HistoryEntry], isRemoved: Bool, removedOn: CalendarDate?) {
+            self.record = record
+            self.history = history
+            self.isRemoved = isRemoved
+            self.removedOn = removedOn
+        }
+    }
+
+    private let box: Box
+
+    public var record: [UInt8] { box.record }
+    public var history: [HistoryEntry] { box.history }
+    public var isRemoved: Bool { box.isRemoved }
+    public var removedOn: CalendarDate? { box.removedOn }
 
     public init(record: [UInt8], history: [HistoryEntry], isRemoved: Bool, removedOn: CalendarDate?) {
-        self.record = record
-        self.history = history
-        self.isRemoved = isRemoved
-        self.removedOn = removedOn
+        box = Box(record: record, history: history, isRemoved: isRemoved, removedOn: removedOn)
+    }
+
+    public static func == (a: PersonEntry, b: PersonEntry) -> Bool {
+        a.box === b.box
+            || (a.record == b.record && a.history == b.history && a.isRemoved == b.isRemoved && a.removedOn == b.removedOn)
     }
 
     public func resident() throws -> Resident { try Resident(protobuf: record) }
 }
 
 /// One tenant's register at one sequence number: an immutable value. Readers hold a
-/// version for as long as they like; a write makes a new version that shares all but
-/// the changed paths of the hash tries (swift-collections' `TreeDictionary`), so holding
-/// a version costs nothing and a write never copies the tenant. A writer that owns its
-/// copy alone (recovery, a batch of writes) changes it in place with `apply`.
+/// version for as long as they like; a write makes a new version that shares the big
+/// flat tables of its persons and indexes and all but the changed paths of the small
+/// tries of recent changes beside them (`LayeredMap`), so holding a version costs
+/// nothing and a write never copies the tenant. A writer that owns its copy alone
+/// (recovery, a batch of writes) changes it in place with `apply`.
 public struct RegisterState: Sendable, Equatable {
     public let tenant: String
     /// The WAL sequence this version includes.
     public private(set) var sequence: UInt64 = 0
 
     /// By 団体内統合宛名番号: one per person, ever.
-    public private(set) var persons: TreeDictionary<PackedID, PersonEntry> = [:]
+    public private(set) var persons = LayeredMap<PackedID, PersonEntry>()
     public private(set) var indexes = Indexes()
     /// Export tickets by id (chukan.v1.Register/Export).
     public private(set) var exports: TreeDictionary<String, ExportTicket> = [:]
@@ -66,14 +89,14 @@ public struct RegisterState: Sendable, Equatable {
     /// Every index, derived from `persons` and updated by the same write. Keys and
     /// single values are plain 16-byte identifiers (see `PackedID`).
     public struct Indexes: Sendable, Equatable {
-        public var byAtena: TreeDictionary<PackedID, PackedID> = [:]
-        public var byJuminhyo: TreeDictionary<PackedID, PackedID> = [:]
+        public var byAtena = LayeredMap<PackedID, PackedID>()
+        public var byJuminhyo = LayeredMap<PackedID, PackedID>()
         /// Current and former 個人番号.
-        public var byKojinBango: TreeDictionary<PackedID, PackedID> = [:]
-        public var byHousehold: TreeDictionary<PackedID, [PackedID]> = [:]
+        public var byKojinBango = LayeredMap<PackedID, PackedID>()
+        public var byHousehold = LayeredMap<PackedID, Postings>()
         /// 4情報 search: normalised kana name with birth date, and with address.
-        public var byKanaAndBirth: TreeDictionary<SearchKey, [PackedID]> = [:]
-        public var byKanaAndAddress: TreeDictionary<SearchKey, [PackedID]> = [:]
+        public var byKanaAndBirth = LayeredMap<SearchKey, Postings>()
+        public var byKanaAndAddress = LayeredMap<SearchKey, Postings>()
     }
 
     public init(tenant: String) { self.tenant = tenant }
@@ -89,10 +112,10 @@ public struct RegisterState: Sendable, Equatable {
     public func byKojinBango(_ k: String) -> PersonEntry? { lookup(indexes.byKojinBango, k) }
     public func household(_ n: String) -> [PersonEntry] {
         guard let key = PackedID(n) else { return [] }
-        return (indexes.byHousehold[key] ?? []).compactMap { persons[$0] }
+        return (indexes.byHousehold[key]?.ids ?? []).compactMap { persons[$0] }
     }
 
-    private func lookup(_ index: TreeDictionary<PackedID, PackedID>, _ key: String) -> PersonEntry? {
+    private func lookup(_ index: LayeredMap<PackedID, PackedID>, _ key: String) -> PersonEntry? {
         guard let k = PackedID(key), let id = index[k] else { return nil }
         return persons[id]
     }
@@ -112,9 +135,9 @@ public struct RegisterState: Sendable, Equatable {
 
     /// The index is keyed by a hash of `key`; each candidate's own key is checked so that
     /// a hash collision never returns the wrong person.
-    private func matches(_ index: TreeDictionary<SearchKey, [PackedID]>, _ key: String, _ keyOf: (IndexKeys) -> String?) -> [String] {
+    private func matches(_ index: LayeredMap<SearchKey, Postings>, _ key: String, _ keyOf: (IndexKeys) -> String?) -> [String] {
         guard let candidates = index[SearchKey(key)] else { return [] }
-        return candidates.filter { id in
+        return candidates.ids.filter { id in
             guard let entry = persons[id], let keys = try? IndexKeys(encoded: entry.record) else { return false }
             return keyOf(keys) == key
         }.map(\.string)
@@ -128,18 +151,24 @@ public struct RegisterState: Sendable, Equatable {
     /// to half width. A plain scalar loop: full NFKC costs more than the whole lookup.
     static func foldAddress(_ s: String) -> String {
         var out = String.UnicodeScalarView()
+        forEachFoldedScalar(of: s) { out.append(Unicode.Scalar($0)!) }
+        return String(out)
+    }
+
+    /// The scalars of `foldAddress(s)`, one by one (index keys hash them straight away).
+    @inline(__always)
+    static func forEachFoldedScalar(of s: String, _ body: (UInt32) -> Void) {
         for u in s.unicodeScalars {
             let v = u.value
             if v == 0x20 || v == 0x3000 || v == 0x09 { continue }
             if (0xFF01...0xFF5E).contains(v) {
-                out.append(Unicode.Scalar(v - 0xFEE0)!)
+                body(v - 0xFEE0)
             } else if v == 0x2212 {  // minus sign, as in 1−2−3
-                out.append("-")
+                body(0x2D)
             } else {
-                out.append(u)
+                body(v)
             }
         }
-        return String(out)
     }
 
     // MARK: writes
@@ -381,9 +410,9 @@ public struct RegisterState: Sendable, Equatable {
         if let k = r.atena { indexes.byAtena[k] = id }
         if let k = r.juminhyo { indexes.byJuminhyo[k] = id }
         for k in r.allKojinBango { indexes.byKojinBango[k] = id }
-        if let k = r.household { indexes.byHousehold[k, default: []].insertSorted(id) }
-        if let k = r.kanaBirth { indexes.byKanaAndBirth[k, default: []].insertSorted(id) }
-        if let k = r.kanaAddress { indexes.byKanaAndAddress[k, default: []].insertSorted(id) }
+        if let k = r.household { Self.add(id, to: &indexes.byHousehold, key: k) }
+        if let k = r.kanaBirth { Self.add(id, to: &indexes.byKanaAndBirth, key: k) }
+        if let k = r.kanaAddress { Self.add(id, to: &indexes.byKanaAndAddress, key: k) }
     }
 
     private mutating func unindex(_ id: PackedID, _ r: IndexKeys) {
@@ -395,10 +424,18 @@ public struct RegisterState: Sendable, Equatable {
         if let k = r.kanaAddress { Self.remove(id, from: &indexes.byKanaAndAddress, key: k) }
     }
 
-    private static func remove<K: Hashable>(_ id: PackedID, from index: inout TreeDictionary<K, [PackedID]>, key: K) {
-        guard var ids = index[key] else { return }
-        ids.removeAll { $0 == id }
-        index[key] = ids.isEmpty ? nil : ids
+    private static func add<K>(_ id: PackedID, to index: inout LayeredMap<K, Postings>, key: K) {
+        guard var ids = index[key] else {
+            index[key] = .one(id)
+            return
+        }
+        ids.insert(id)
+        index[key] = ids
+    }
+
+    private static func remove<K>(_ id: PackedID, from index: inout LayeredMap<K, Postings>, key: K) {
+        guard let ids = index[key] else { return }
+        index[key] = ids.removing(id)
     }
 
     /// The indexes rebuilt from the records alone; equal to `indexes` unless a bug lurks.
@@ -413,73 +450,82 @@ public struct RegisterState: Sendable, Equatable {
 
     /// A record read back from storage with its index keys already decoded, so that
     /// decoding can run on several threads and only index insertion is sequential.
+    /// Holds the keys alone (no strings): a million of these are copied and kept until
+    /// the indexes are built.
     public struct LoadedEntry: @unchecked Sendable {
         public let id: PackedID
         let entry: PersonEntry
-        let keys: IndexKeys
+        let atena, juminhyo, kojinBango, household: PackedID?
+        let formerKojinBango: [PackedID]
+        let kanaBirth, kanaAddress: SearchKey?
 
         public init(id: String, entry: PersonEntry) throws {
             guard let packed = PackedID(id) else { throw RPCError.invalidArgument("entry id: must be 1-16 ASCII letters or digits") }
             self.id = packed
-            var e = entry
-            keys = try IndexKeys(encoded: entry.record)
-            e.isRemoved = keys.removed
-            e.removedOn = keys.removedOn
-            self.entry = e
+            let keys = try IndexKeys(encoded: entry.record)
+            self.entry = PersonEntry(record: entry.record, history: entry.history, isRemoved: keys.removed, removedOn: keys.removedOn)
+            (atena, juminhyo, kojinBango, household) = (keys.atena, keys.juminhyo, keys.kojinBango, keys.household)
+            formerKojinBango = keys.formerKojinBango
+            (kanaBirth, kanaAddress) = (keys.kanaBirth, keys.kanaAddress)
         }
     }
 
-    /// Loads prepared records (from a snapshot) and rebuilds every index. The tries do
-    /// not depend on each other, so they are built side by side, one group per core.
-    public static func rebuilding(tenant: String, sequence: UInt64, loaded: [LoadedEntry], idempotency: [IdempotentWrite] = [], staff: [StaffAccount] = [], exports: [ExportTicket] = [], pending: [PendingProvision] = []) -> RegisterState {
-        let built = TrieBuild()
+    /// Loads prepared records (from a snapshot) and rebuilds every index. The tables do
+    /// not depend on each other, so they are built side by side, one group per core,
+    /// each straight into a flat table sized for it.
+    public static func rebuilding(tenant: String, sequence: UInt64, loaded chunks: [[LoadedEntry]], idempotency: [IdempotentWrite] = [], staff: [StaffAccount] = [], exports: [ExportTicket] = [], pending: [PendingProvision] = []) -> RegisterState {
+        let built = TableBuild()
+        let count = chunks.reduce(0) { $0 + $1.count }
+        let loaded = chunks.joined()
         DispatchQueue.concurrentPerform(iterations: 3) { group in
             switch group {
             case 0:
-                var persons = TreeDictionary<PackedID, PersonEntry>()
-                for l in loaded { persons[l.id] = l.entry }
+                var persons = FlatTable<PackedID, PersonEntry>(expected: count)
+                for l in loaded { persons.set(l.id, l.entry) }
                 built.persons = persons
             case 1:
-                var atena = TreeDictionary<PackedID, PackedID>(), juminhyo = atena, kojin = atena
+                var atena = FlatTable<PackedID, PackedID>(expected: count), juminhyo = atena, kojin = atena
                 for l in loaded {
-                    if let k = l.keys.atena { atena[k] = l.id }
-                    if let k = l.keys.juminhyo { juminhyo[k] = l.id }
-                    for k in l.keys.allKojinBango { kojin[k] = l.id }
+                    if let k = l.atena { atena.set(k, l.id) }
+                    if let k = l.juminhyo { juminhyo.set(k, l.id) }
+                    if let k = l.kojinBango { kojin.set(k, l.id) }
+                    for k in l.formerKojinBango { kojin.set(k, l.id) }
                 }
                 (built.atena, built.juminhyo, built.kojin) = (atena, juminhyo, kojin)
             default:
-                var household = TreeDictionary<PackedID, [PackedID]>()
-                var kanaBirth = TreeDictionary<SearchKey, [PackedID]>(), kanaAddress = kanaBirth
+                var household = FlatTable<PackedID, Postings>(expected: count / 2)
+                var kanaBirth = FlatTable<SearchKey, Postings>(expected: count), kanaAddress = kanaBirth
                 for l in loaded {
-                    if let k = l.keys.household { household[k, default: []].insertSorted(l.id) }
-                    if let k = l.keys.kanaBirth { kanaBirth[k, default: []].insertSorted(l.id) }
-                    if let k = l.keys.kanaAddress { kanaAddress[k, default: []].insertSorted(l.id) }
+                    if let k = l.household { household.modify(k, default: .one(l.id)) { $0.insert(l.id) } }
+                    if let k = l.kanaBirth { kanaBirth.modify(k, default: .one(l.id)) { $0.insert(l.id) } }
+                    if let k = l.kanaAddress { kanaAddress.modify(k, default: .one(l.id)) { $0.insert(l.id) } }
                 }
                 (built.household, built.kanaBirth, built.kanaAddress) = (household, kanaBirth, kanaAddress)
             }
         }
         var s = RegisterState(tenant: tenant)
         s.sequence = sequence
-        s.persons = built.persons
+        s.persons = LayeredMap(built.persons)
         for w in idempotency { s.idempotency[w.key] = w }
         for a in staff { s.staff[a.staffId] = a }
         for t in exports { s.exports[t.exportId] = t }
         for p in pending { s.pending[p.pendingId] = p }
         s.indexes = Indexes(
-            byAtena: built.atena, byJuminhyo: built.juminhyo, byKojinBango: built.kojin, byHousehold: built.household,
-            byKanaAndBirth: built.kanaBirth, byKanaAndAddress: built.kanaAddress)
+            byAtena: LayeredMap(built.atena), byJuminhyo: LayeredMap(built.juminhyo), byKojinBango: LayeredMap(built.kojin),
+            byHousehold: LayeredMap(built.household), byKanaAndBirth: LayeredMap(built.kanaBirth),
+            byKanaAndAddress: LayeredMap(built.kanaAddress))
         return s
     }
 }
 
-/// The tries of a load, each written by one thread of `rebuilding` and read after all
+/// The tables of a load, each written by one thread of `rebuilding` and read after all
 /// have finished (`concurrentPerform` returns only then).
-private final class TrieBuild: @unchecked Sendable {
-    var persons = TreeDictionary<PackedID, PersonEntry>()
-    var atena = TreeDictionary<PackedID, PackedID>()
-    var juminhyo = TreeDictionary<PackedID, PackedID>()
-    var kojin = TreeDictionary<PackedID, PackedID>()
-    var household = TreeDictionary<PackedID, [PackedID]>()
-    var kanaBirth = TreeDictionary<SearchKey, [PackedID]>()
-    var kanaAddress = TreeDictionary<SearchKey, [PackedID]>()
+private final class TableBuild: @unchecked Sendable {
+    var persons = FlatTable<PackedID, PersonEntry>()
+    var atena = FlatTable<PackedID, PackedID>()
+    var juminhyo = FlatTable<PackedID, PackedID>()
+    var kojin = FlatTable<PackedID, PackedID>()
+    var household = FlatTable<PackedID, Postings>()
+    var kanaBirth = FlatTable<SearchKey, Postings>()
+    var kanaAddress = FlatTable<SearchKey, Postings>()
 }

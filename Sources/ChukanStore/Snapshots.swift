@@ -52,27 +52,33 @@ public enum Snapshots {
         let temp = final + ".tmp"
         if (try? fs.read(temp)) != nil { try fs.remove(temp) }
         let file = try fs.createNew(temp)
+        let writer = ChunkWriter(file: file)
         var whole = CRC32C.checksum(headerBytes)
         var size = 0
         do {
-            try headerBytes.withUnsafeBytes { try file.append($0) }
+            try writer.enqueue(headerBytes)
             size = headerBytes.count
             var chunk: UInt64 = 0
             var plain: [UInt8] = []
             plain.reserveCapacity(SnapshotFormat.chunkPlaintext + 4096)
             func seal() throws {
-                var sealed: [UInt8] = []
+                // The frame (length, CRC-32C), then the sealed chunk written straight after it.
+                var framed: [UInt8] = []
+                framed.reserveCapacity(8 + plain.count + AESGCM.tagSize)
+                framed.appendBE(UInt64(0))
                 try plain.withUnsafeBytes { p in
                     try SnapshotFormat.aad(header: headerBytes, chunk: chunk).withUnsafeBytes { a in
-                        try cipher.seal(nonce: SnapshotFormat.nonce(chunk: chunk), plaintext: p, aad: a, into: &sealed)
+                        try cipher.seal(nonce: SnapshotFormat.nonce(chunk: chunk), plaintext: p, aad: a, into: &framed)
                     }
                 }
-                var framed: [UInt8] = []
-                framed.appendBE(UInt32(sealed.count))
-                framed.appendBE(CRC32C.checksum(sealed))
-                framed += sealed
-                try framed.withUnsafeBytes { try file.append($0) }
+                let sealedCount = framed.count - 8
+                let sealedCRC = framed.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[8...])) }
+                framed.withUnsafeMutableBytes { f in
+                    f.storeBytes(of: UInt32(sealedCount).bigEndian, toByteOffset: 0, as: UInt32.self)
+                    f.storeBytes(of: sealedCRC.bigEndian, toByteOffset: 4, as: UInt32.self)
+                }
                 whole = framed.withUnsafeBytes { CRC32C.update(whole, $0) }
+                try writer.enqueue(framed)
                 size += framed.count
                 chunk += 1
                 plain.removeAll(keepingCapacity: true)
@@ -99,7 +105,8 @@ public enum Snapshots {
             trailer.appendBE(chunk)
             trailer.appendBE(whole)
             trailer.appendBE(UInt32(0))
-            try trailer.withUnsafeBytes { try file.append($0) }
+            try writer.enqueue(trailer)
+            try writer.finish()
             size += trailer.count
             try file.sync()
             file.close()
@@ -107,6 +114,7 @@ public enum Snapshots {
             try fs.syncDirectory(directory)
             return SnapshotInfo(path: final, header: header, chunks: chunk, size: size)
         } catch {
+            try? writer.finish()  // nothing of this file is written after the close
             file.close()
             try? fs.remove(temp)
             throw error
@@ -206,23 +214,22 @@ public enum Snapshots {
                 return out
             }.mapError { $0 as? SnapshotError ?? SnapshotError("\(path): \($0)") }
         }
-        var loaded: [RegisterState.LoadedEntry] = []
+        var loaded: [[RegisterState.LoadedEntry]] = []
         var idempotency: [IdempotentWrite] = []
         var staff: [StaffAccount] = []
         var exports: [ExportTicket] = []
         var pending: [PendingProvision] = []
-        // Sized by what the chunks decoded, never by the header's claim alone.
-        loaded.reserveCapacity(results.reduce(0) { n, r in n + ((try? r.get())?.persons.count ?? 0) })
         for r in results {
             let contents = try r.get()
-            loaded += contents.persons
+            loaded.append(contents.persons)  // the chunk's array itself, not a copy of its entries
             idempotency += contents.idempotency
             staff += contents.staff
             exports += contents.exports
             pending += contents.pending
         }
-        guard UInt64(loaded.count) == info.header.recordCount else {
-            throw SnapshotError("\(path): header says \(info.header.recordCount) records, file holds \(loaded.count)")
+        let records = loaded.reduce(0) { $0 + $1.count }
+        guard UInt64(records) == info.header.recordCount else {
+            throw SnapshotError("\(path): header says \(info.header.recordCount) records, file holds \(records)")
         }
         return RegisterState.rebuilding(tenant: info.header.tenant, sequence: info.header.sequence, loaded: loaded, idempotency: idempotency, staff: staff, exports: exports, pending: pending)
     }

@@ -15,7 +15,7 @@ struct ChukanBenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "chukan-bench",
         abstract: "Chukan's benchmarks: echo load over TLS, and the register.",
-        subcommands: [ChukanBench.self, RegisterBench.self, ProvisionSteps.self, Soak.self],
+        subcommands: [ChukanBench.self, RegisterBench.self, SnapshotLoadBench.self, ProvisionSteps.self, Soak.self],
         defaultSubcommand: ChukanBench.self)
 }
 

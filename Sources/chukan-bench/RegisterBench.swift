@@ -61,7 +61,7 @@ struct RegisterBench: AsyncParsableCommand {
         }
         results["build_s"] = Date().timeIntervalSince(t)
         let rssAfter = residentBytes()
-        let recordBytes = state.persons.values.reduce(0) { $0 + $1.record.count }
+        let recordBytes = state.persons.reduce(0) { $0 + $1.value.record.count }
         results["ram_bytes_per_resident"] = Double(rssAfter - rssBefore) / Double(residents)
         results["record_bytes_per_resident"] = Double(recordBytes) / Double(residents)
         log("built in \(results["build_s"]!) s; RSS +\((rssAfter - rssBefore) / 1_000_000) MB = \(results["ram_bytes_per_resident"]!) B/resident")
@@ -98,6 +98,12 @@ struct RegisterBench: AsyncParsableCommand {
         results["lookup_ns_juminhyo"] = nsPerOp(probes.map(\.juminhyoCode)) { state.byJuminhyo($0) != nil }
         results["lookup_ns_kojin_bango"] = nsPerOp(probes.map(\.kojinBango)) { state.byKojinBango($0) != nil }
         results["lookup_ns_household"] = nsPerOp(probes.map(\.householdNumber)) { !state.household($0).isEmpty }
+        // The same lookups on the loaded snapshot, whose tables hold everything (no
+        // changes pending beside them, as after a restart).
+        results["loaded_lookup_ns_integrated"] = nsPerOp(probes.map(\.integratedAtenaNumber)) { loaded.person($0) != nil }
+        results["loaded_lookup_ns_atena"] = nsPerOp(probes.map(\.atenaNumber)) { loaded.byAtena($0) != nil }
+        results["loaded_lookup_ns_kojin_bango"] = nsPerOp(probes.map(\.kojinBango)) { loaded.byKojinBango($0) != nil }
+        results["pending_changes_after_build"] = state.persons.pendingChanges
         let byBirth = probes.map { ($0.name!.kana, $0.birthDate!) }
         let byAddress = probes.map { ($0.name!.kana, $0.address!.address!.text) }
         results["search_us_name_birth"] = nsPerOp(byBirth) { !state.search(kana: $0.0, birthDate: $0.1).isEmpty } / 1000

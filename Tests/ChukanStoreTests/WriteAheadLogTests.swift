@@ -212,6 +212,16 @@ final class FaultyFileSystem: StoreFileSystem, @unchecked Sendable {
     let failWrites = Atomic<Int32>(0)
     let shortNextWrite = Atomic<Bool>(false)
     let failTruncate = Atomic<Bool>(false)
+    /// Counts appends down; the one that takes it from 1 to 0 and every later one fail
+    /// (see `failWritesAfter`).
+    let appendsBeforeFailing = Atomic<Int>(0)
+    let errnoAfterAppends = Atomic<Int32>(0)
+
+    /// `appends` appends succeed, then every write fails with `errno` until `failWrites` is cleared.
+    func failWritesAfter(appends: Int, errno: Int32) {
+        errnoAfterAppends.store(errno, ordering: .relaxed)
+        appendsBeforeFailing.store(appends + 1, ordering: .relaxed)
+    }
     /// While set, each fdatasync waits (after deciding whether to fail) until it is cleared.
     let holdSync = Atomic<Bool>(false)
 
@@ -224,6 +234,9 @@ final class FaultyFileSystem: StoreFileSystem, @unchecked Sendable {
         }
         var path: String { inner.path }
         func append(_ bytes: UnsafeRawBufferPointer) throws {
+            if owner.appendsBeforeFailing.wrappingSubtract(1, ordering: .relaxed).oldValue == 1 {
+                owner.failWrites.store(owner.errnoAfterAppends.load(ordering: .relaxed), ordering: .relaxed)
+            }
             let errno = owner.failWrites.load(ordering: .relaxed)
             if errno != 0 { throw StoreIOError("write", path, errno: errno) }
             if owner.shortNextWrite.exchange(false, ordering: .relaxed) {
