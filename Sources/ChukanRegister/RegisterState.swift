@@ -86,17 +86,25 @@ public struct RegisterState: Sendable, Equatable {
     /// Writes made with an idempotency key, by key (chukan.v1.Register).
     public private(set) var idempotency: TreeDictionary<String, IdempotentWrite> = [:]
 
-    /// Every index, derived from `persons` and updated by the same write. Keys and
-    /// single values are plain 16-byte identifiers (see `PackedID`).
+    /// Every index, derived from `persons` and updated by the same write. Keys are
+    /// plain 16-byte identifiers (see `PackedID`). The unique identifiers lead straight
+    /// to the person (`Indexed`: id and entry), so a lookup by them costs one probe, not
+    /// two; a write re-indexes the person anyway.
     public struct Indexes: Sendable, Equatable {
-        public var byAtena = LayeredMap<PackedID, PackedID>()
-        public var byJuminhyo = LayeredMap<PackedID, PackedID>()
+        public var byAtena = LayeredMap<PackedID, Indexed>()
+        public var byJuminhyo = LayeredMap<PackedID, Indexed>()
         /// Current and former 個人番号.
-        public var byKojinBango = LayeredMap<PackedID, PackedID>()
+        public var byKojinBango = LayeredMap<PackedID, Indexed>()
         public var byHousehold = LayeredMap<PackedID, Postings>()
         /// 4情報 search: normalised kana name with birth date, and with address.
         public var byKanaAndBirth = LayeredMap<SearchKey, Postings>()
         public var byKanaAndAddress = LayeredMap<SearchKey, Postings>()
+    }
+
+    /// A unique index's value: the person's 団体内統合宛名番号 and current entry.
+    public struct Indexed: Sendable, Equatable {
+        public let id: PackedID
+        public let entry: PersonEntry
     }
 
     public init(tenant: String) { self.tenant = tenant }
@@ -115,9 +123,9 @@ public struct RegisterState: Sendable, Equatable {
         return (indexes.byHousehold[key]?.ids ?? []).compactMap { persons[$0] }
     }
 
-    private func lookup(_ index: LayeredMap<PackedID, PackedID>, _ key: String) -> PersonEntry? {
-        guard let k = PackedID(key), let id = index[k] else { return nil }
-        return persons[id]
+    private func lookup(_ index: LayeredMap<PackedID, Indexed>, _ key: String) -> PersonEntry? {
+        guard let k = PackedID(key) else { return nil }
+        return index[k]?.entry
     }
 
     /// 4情報 search with name and birth date (DOMAIN.md §4: at least two facts besides
@@ -203,7 +211,8 @@ public struct RegisterState: Sendable, Equatable {
             guard let integrated = PackedID(r.integratedAtenaNumber) else {
                 throw RPCError.invalidArgument("resident.integrated_atena_number: must be 1-16 ASCII letters or digits")
             }
-            if let kojin = PackedID(r.kojinBango), let id = indexes.byKojinBango[kojin], let existing = persons[id] {
+            if let kojin = PackedID(r.kojinBango), let found = indexes.byKojinBango[kojin] {
+                let (id, existing) = (found.id, found.entry)
                 guard existing.isRemoved else {
                     throw RPCError(.failedPrecondition, "the person is already resident; 記載 refused")
                 }
@@ -382,13 +391,13 @@ public struct RegisterState: Sendable, Equatable {
 
     /// 宛名番号, 住民票コード and 個人番号 each name one person.
     private func ensureUnique(_ r: Resident, for id: PackedID) throws {
-        if let k = PackedID(r.atenaNumber), let other = indexes.byAtena[k], other != id {
+        if let k = PackedID(r.atenaNumber), let other = indexes.byAtena[k]?.id, other != id {
             throw RPCError(.alreadyExists, "resident.atena_number: already assigned to another person")
         }
-        if let k = PackedID(r.juminhyoCode), let other = indexes.byJuminhyo[k], other != id {
+        if let k = PackedID(r.juminhyoCode), let other = indexes.byJuminhyo[k]?.id, other != id {
             throw RPCError(.alreadyExists, "resident.juminhyo_code: already assigned to another person")
         }
-        if let k = PackedID(r.kojinBango), let other = indexes.byKojinBango[k], other != id {
+        if let k = PackedID(r.kojinBango), let other = indexes.byKojinBango[k]?.id, other != id {
             throw RPCError(.alreadyExists, "resident.kojin_bango: already held by another person")
         }
     }
@@ -401,15 +410,17 @@ public struct RegisterState: Sendable, Equatable {
         if let oldKeys { unindex(id, oldKeys) }
         history.append(entry)
         let removed = r.removalReason != .reasonUnspecified
-        persons[id] = PersonEntry(record: r.encodedBytes, history: history, isRemoved: removed, removedOn: r.removedOn)
-        index(id, IndexKeys(r))
+        let person = PersonEntry(record: r.encodedBytes, history: history, isRemoved: removed, removedOn: r.removedOn)
+        persons[id] = person
+        index(id, person, IndexKeys(r))
         return id.string
     }
 
-    private mutating func index(_ id: PackedID, _ r: IndexKeys) {
-        if let k = r.atena { indexes.byAtena[k] = id }
-        if let k = r.juminhyo { indexes.byJuminhyo[k] = id }
-        for k in r.allKojinBango { indexes.byKojinBango[k] = id }
+    private mutating func index(_ id: PackedID, _ entry: PersonEntry, _ r: IndexKeys) {
+        let indexed = Indexed(id: id, entry: entry)
+        if let k = r.atena { indexes.byAtena[k] = indexed }
+        if let k = r.juminhyo { indexes.byJuminhyo[k] = indexed }
+        for k in r.allKojinBango { indexes.byKojinBango[k] = indexed }
         if let k = r.household { Self.add(id, to: &indexes.byHousehold, key: k) }
         if let k = r.kanaBirth { Self.add(id, to: &indexes.byKanaAndBirth, key: k) }
         if let k = r.kanaAddress { Self.add(id, to: &indexes.byKanaAndAddress, key: k) }
@@ -443,7 +454,7 @@ public struct RegisterState: Sendable, Equatable {
     public func rebuiltIndexes() throws -> Indexes {
         var scratch = RegisterState(tenant: tenant)
         for (id, entry) in persons {
-            scratch.index(id, try IndexKeys(encoded: entry.record))
+            scratch.index(id, entry, try IndexKeys(encoded: entry.record))
         }
         return scratch.indexes
     }
@@ -484,12 +495,13 @@ public struct RegisterState: Sendable, Equatable {
                 for l in loaded { persons.set(l.id, l.entry) }
                 built.persons = persons
             case 1:
-                var atena = FlatTable<PackedID, PackedID>(expected: count), juminhyo = atena, kojin = atena
+                var atena = FlatTable<PackedID, Indexed>(expected: count), juminhyo = atena, kojin = atena
                 for l in loaded {
-                    if let k = l.atena { atena.set(k, l.id) }
-                    if let k = l.juminhyo { juminhyo.set(k, l.id) }
-                    if let k = l.kojinBango { kojin.set(k, l.id) }
-                    for k in l.formerKojinBango { kojin.set(k, l.id) }
+                    let indexed = Indexed(id: l.id, entry: l.entry)
+                    if let k = l.atena { atena.set(k, indexed) }
+                    if let k = l.juminhyo { juminhyo.set(k, indexed) }
+                    if let k = l.kojinBango { kojin.set(k, indexed) }
+                    for k in l.formerKojinBango { kojin.set(k, indexed) }
                 }
                 (built.atena, built.juminhyo, built.kojin) = (atena, juminhyo, kojin)
             default:
@@ -522,9 +534,9 @@ public struct RegisterState: Sendable, Equatable {
 /// have finished (`concurrentPerform` returns only then).
 private final class TableBuild: @unchecked Sendable {
     var persons = FlatTable<PackedID, PersonEntry>()
-    var atena = FlatTable<PackedID, PackedID>()
-    var juminhyo = FlatTable<PackedID, PackedID>()
-    var kojin = FlatTable<PackedID, PackedID>()
+    var atena = FlatTable<PackedID, RegisterState.Indexed>()
+    var juminhyo = FlatTable<PackedID, RegisterState.Indexed>()
+    var kojin = FlatTable<PackedID, RegisterState.Indexed>()
     var household = FlatTable<PackedID, Postings>()
     var kanaBirth = FlatTable<SearchKey, Postings>()
     var kanaAddress = FlatTable<SearchKey, Postings>()

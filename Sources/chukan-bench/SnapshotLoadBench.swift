@@ -13,6 +13,7 @@ struct SnapshotLoadBench: ParsableCommand {
     @Option(help: "Key directory holding the tenant's key.") var keys: String
     @Option(help: "Loads to time.") var rounds = 3
     @Option(help: "Also time writing the loaded register as a snapshot into this directory, as many times.") var writeDir: String?
+    @Option(help: "Also time this many point lookups by 個人番号 after each load (ns/op).") var lookups = 0
     @Flag(help: "Print one JSON object (loads_s, write_mb_per_s) instead of lines.") var json = false
 
     func run() throws {
@@ -24,6 +25,17 @@ struct SnapshotLoadBench: ParsableCommand {
             let state = try Snapshots.load(path: file, keyRing: ring)
             loads.append(Date().timeIntervalSince(start))
             if !json { print("load \(round): \(state.count) residents in \(String(format: "%.2f", loads.last!)) s") }
+            if lookups > 0 {
+                // Keys of every 7th person, probed in a shuffled order.
+                var keys: [String] = []
+                for (i, (_, entry)) in state.persons.enumerated() where i % 7 == 0 { keys.append(try entry.resident().kojinBango) }
+                keys.shuffle()
+                let start = DispatchTime.now().uptimeNanoseconds
+                var found = 0
+                for i in 0..<lookups where state.byKojinBango(keys[i % keys.count]) != nil { found += 1 }
+                precondition(found == lookups, "a lookup missed")
+                if !json { print("lookups \(round): \(Double(DispatchTime.now().uptimeNanoseconds - start) / Double(lookups)) ns/op") }
+            }
             if let writeDir {
                 let start = Date()
                 let written = try Snapshots.write(state, directory: writeDir, keyRing: ring)
