@@ -25,6 +25,12 @@ for t in $targets; do
     > "Fuzz/crashes/$t/last-run.log" 2>&1 || status=1
   grep -E "^#[0-9]+[[:space:]]+DONE|stat::number_of_executed_units|stat::peak_rss_mb|==[0-9]+==ERROR|SUMMARY|Test unit written" \
     "Fuzz/crashes/$t/last-run.log" | tail -6
+  # With -jobs=N libFuzzer writes each worker's output to fuzz-<i>.log here: report and keep them beside last-run.log.
+  for w in fuzz-*.log; do
+    [ -e "$w" ] || continue
+    grep -E "^Done|stat::number_of_executed_units|==[0-9]+==ERROR|SUMMARY" "$w" | sed "s/^/$w: /"
+    mv "$w" "Fuzz/crashes/$t/$w"
+  done
   echo "corpus: $(ls "Fuzz/corpus/$t" | wc -l) inputs"
 done
 exit $status
