@@ -218,6 +218,10 @@ public struct RegisterState: Sendable, Equatable {
                 }
                 // A former resident moving back: the same person, with their old 宛名番号.
                 let old = try existing.resident()
+                guard old.kojinBango == r.kojinBango else {
+                    // Found by a number the person held before: their current one stays theirs.
+                    throw RPCError(.failedPrecondition, "resident.kojin_bango: a former 個人番号 of a 除票; record the person with their current 個人番号")
+                }
                 r.integratedAtenaNumber = id.string
                 r.atenaNumber = old.atenaNumber
                 r.formerKojinBango = old.formerKojinBango
@@ -236,6 +240,9 @@ public struct RegisterState: Sendable, Equatable {
             let (id, existing, old) = try current(r.integratedAtenaNumber, mustBeResident: e.kind == .moveWithin)
             guard r.kojinBango == old.kojinBango else {
                 throw RPCError(.failedPrecondition, "resident.kojin_bango: changes only through CHANGE_KOJIN_BANGO")
+            }
+            guard r.formerKojinBango == old.formerKojinBango else {
+                throw RPCError(.failedPrecondition, "resident.former_kojin_bango: changes only through CHANGE_KOJIN_BANGO")
             }
             if e.kind == .moveWithin {
                 // 転居 may change the address and nothing else (DOMAIN.md §6).
@@ -389,7 +396,7 @@ public struct RegisterState: Sendable, Equatable {
         return d
     }
 
-    /// 宛名番号, 住民票コード and 個人番号 each name one person.
+    /// 宛名番号, 住民票コード and 個人番号 (current and former) each name one person.
     private func ensureUnique(_ r: Resident, for id: PackedID) throws {
         if let k = PackedID(r.atenaNumber), let other = indexes.byAtena[k]?.id, other != id {
             throw RPCError(.alreadyExists, "resident.atena_number: already assigned to another person")
@@ -399,6 +406,12 @@ public struct RegisterState: Sendable, Equatable {
         }
         if let k = PackedID(r.kojinBango), let other = indexes.byKojinBango[k]?.id, other != id {
             throw RPCError(.alreadyExists, "resident.kojin_bango: already held by another person")
+        }
+        // Former numbers find the person too, so they are as unique as the current one.
+        for former in r.formerKojinBango {
+            if let k = PackedID(former), let other = indexes.byKojinBango[k]?.id, other != id {
+                throw RPCError(.alreadyExists, "resident.former_kojin_bango: already held by another person")
+            }
         }
     }
 

@@ -68,6 +68,16 @@ import Testing
         }
     }
 
+    /// Found by fuzzing: Yams overflows (traps) on a long YAML 1.1 base-60 integer; such a
+    /// value is now text, refused by the type check, while decimal integers still read.
+    @Test func baseSixtyNumbersAreAnErrorNotATrap() throws {
+        for text in ["-2072220000722000088:0", "version: -2008220002072200008:0\n", "version: 99999999999999999999:59:59\n"] {
+            #expect(throws: (any Error).self, "\(text)") { _ = try PermissionList.parse(text, source: "t") }
+            #expect(throws: (any Error).self, "\(text)") { _ = try Policy.parse(text, source: "t") }
+        }
+        #expect(try StrictYAML.document("a: 12\nb: -3\nc: 1:30\n", source: "t", what: "test") as? [String: AnyHashable] == ["a": 12, "b": -3, "c": "1:30"])
+    }
+
     @Test func aReloadThatFailsKeepsTheListInForce() throws {
         let path = NSTemporaryDirectory() + "list-\(UUID().uuidString).yaml"
         defer { try? FileManager.default.removeItem(atPath: path) }

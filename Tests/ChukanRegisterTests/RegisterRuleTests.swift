@@ -85,6 +85,34 @@ func code(_ body: () throws -> Void) -> StatusCode? {
         #expect(s.search(kana: "ウイツカースメアリ", address: "旭川市AB町1-2-3") == [people[2].integratedAtenaNumber])
     }
 
+    /// A former 個人番号 finds its person like the current one, so it names one person only:
+    /// another record cannot claim it, a correction cannot change the list, and a 除票
+    /// found by a former number is not brought back under it.
+    @Test func formerNumbersStayWithTheirPerson() throws {
+        var s = try loaded()
+        let a = people[0], b = people[1]
+        var claiming = people[2]
+        claiming.formerKojinBango = [a.kojinBango]
+        #expect(code { _ = try s.applying(event(.correct) { $0.resident = claiming }, sequence: 21) } == .failedPrecondition)
+        var stranger = currentResidents(30, seed: 3)[25]  // not among the 20 loaded
+        stranger.formerKojinBango = [b.kojinBango]
+        #expect(code { _ = try s.applying(recordEvent(stranger), sequence: 21) } == .alreadyExists)
+        #expect(try s.byKojinBango(b.kojinBango)?.resident().integratedAtenaNumber == b.integratedAtenaNumber)
+
+        // A changes number (X → Y), moves out; a 転入 with X is refused and Y still finds A.
+        let y = SyntheticResidents.myNumber(50_000, seed: 3)
+        s = try s.applying(event(.changeKojinBango) { $0.person = a.integratedAtenaNumber; $0.kojinBango = y }, sequence: 21)
+        s = try s.applying(event(.remove) { $0.person = a.integratedAtenaNumber; $0.reason = .tenshutsu; $0.eventDate = CalendarDate(2026, 4, 1) }, sequence: 22)
+        #expect(code { _ = try s.applying(recordEvent(a), sequence: 23) } == .failedPrecondition)
+        var back = a
+        back.kojinBango = y
+        s = try s.applying(recordEvent(back), sequence: 23)
+        let found = try #require(try s.byKojinBango(y)?.resident())
+        #expect(found.integratedAtenaNumber == a.integratedAtenaNumber && found.formerKojinBango == [a.kojinBango])
+        #expect(try s.byKojinBango(a.kojinBango)?.resident().integratedAtenaNumber == a.integratedAtenaNumber)
+        #expect(try s.rebuiltIndexes() == s.indexes)
+    }
+
     @Test func invalidWritesNameTheFieldNotTheValue() throws {
         var r = people[0]
         r.kojinBango = "983205673215"

@@ -43,7 +43,15 @@ public enum StrictYAML {
         budget -= 1
         guard budget > 0 else { throw fail("more than \(maximumNodes) values") }
         switch node {
-        case .scalar:
+        case let .scalar(scalar):
+            // Yams multiplies YAML 1.1 base-60 integers (`1:30:00`) without an overflow
+            // check, so a long one traps (found by the policy fuzz target). Integers are
+            // read here: decimal ones by `Int`, a base-60 one stays text (and then fails the
+            // schema's type check like any other wrong value).
+            if node.tag.rawValue == Tag.Name.int.rawValue {
+                if let n = Int(scalar.string) { return n }
+                if scalar.string.contains(":") { return scalar.string }
+            }
             return Constructor.default.any(from: node)
         case let .mapping(map):
             var out: [String: Any] = [:]
