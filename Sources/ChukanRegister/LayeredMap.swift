@@ -116,22 +116,21 @@ public struct LayeredMap<Key: FlatHashable, Value: Sendable>: Sendable, Sequence
     }
 
     public struct Iterator: IteratorProtocol {
-        private let base: FlatTable<Key, Value>
-        private let changes: TreeDictionary<Key, Value?>
+        private let map: LayeredMap
         private var slot = 0
         private var changed: TreeDictionary<Key, Value?>.Iterator
 
         init(_ map: LayeredMap) {
-            base = map.base
-            changes = map.changes
+            self.map = map
             changed = map.changes.makeIterator()
         }
 
-        /// The table's entries not overridden by a change, then the changes that set a value.
+        /// The table's entries not overridden by a change (the filter answers for most
+        /// without the trie), then the changes that set a value.
         public mutating func next() -> (key: Key, value: Value)? {
-            while slot < base.slots.count {
+            while slot < map.base.slots.count {
                 defer { slot += 1 }
-                if let entry = base.slots[slot], changes.isEmpty || changes[entry.key] == nil { return entry }
+                if let entry = map.base.slots[slot], !map.mayHaveChanged(entry.key) || map.changes[entry.key] == nil { return entry }
             }
             while let (key, value) = changed.next() {
                 if let value { return (key, value) }
