@@ -61,7 +61,7 @@ struct FlatTable<Key: FlatHashable, Value: Sendable>: Sendable {
     /// Sets `key` to `value`, or removes it when `value` is nil.
     mutating func set(_ key: Key, _ value: Value?) {
         if let value {
-            if Self.limit(slots.count) <= count { grow(to: (count + 1) * 2) }
+            if Self.limit(slots.count) <= count { grow(toHold: count + 1) }
             let (i, found) = find(key)
             slots[i] = (key, value)
             if !found { count += 1 }
@@ -74,7 +74,7 @@ struct FlatTable<Key: FlatHashable, Value: Sendable>: Sendable {
     /// Changes the value of `key` in place (a multi-valued index adding to its list),
     /// inserting `defaultValue` first when the key is absent.
     mutating func modify(_ key: Key, default defaultValue: @autoclosure () -> Value, _ body: (inout Value) -> Void) {
-        if Self.limit(slots.count) <= count { grow(to: (count + 1) * 2) }
+        if Self.limit(slots.count) <= count { grow(toHold: count + 1) }
         let (i, found) = find(key)
         if found {
             // Take the value out so that `body` changes a uniquely held array in place.
@@ -109,10 +109,9 @@ struct FlatTable<Key: FlatHashable, Value: Sendable>: Sendable {
         count -= 1
     }
 
-    /// Rehashes every entry into `capacity` slots.
-    mutating func grow(to capacity: Int) {
-        var bigger = FlatTable(expected: 0)
-        bigger.slots = ContiguousArray(repeating: nil, count: max(8, capacity))
+    /// Rehashes every entry into a table with room for `entries` (twice as many slots).
+    mutating func grow(toHold entries: Int) {
+        var bigger = FlatTable(expected: entries)
         for case let slot? in slots {
             let (i, _) = bigger.find(slot.key)
             bigger.slots[i] = slot

@@ -30,7 +30,7 @@ public struct LayeredMap<Key: FlatHashable, Value: Sendable>: Sendable, Sequence
         count = 0
     }
 
-    /// A map of `entries` (keys distinct), built straight into one table.
+    /// A map holding what `table` holds, with no changes beside it (a loader's).
     init(_ table: FlatTable<Key, Value>) {
         base = table
         count = table.count
@@ -107,7 +107,7 @@ public struct LayeredMap<Key: FlatHashable, Value: Sendable>: Sendable, Sequence
         var table = base
         base = FlatTable()  // this value's reference dropped: a table no version shares changes in place
         if FlatTable<Key, Value>.limit(table.slots.count) < count {
-            table.grow(to: count * 2)
+            table.grow(toHold: count)
         }
         for (key, value) in changes { table.set(key, value) }
         changes = [:]
