@@ -120,14 +120,14 @@ let package = Package(
         .executableTarget(
             name: "chukan",
             dependencies: [
-                "ChukanServer",
+                "ChukanServer", "ChukanCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(
             name: "chukanctl",
             dependencies: [
-                "ChukanRPC", "ChukanDev", "ChukanStore", "ChukanRegister", "ChukanProto", "ChukanTLS", "ChukanService",
+                "ChukanRPC", "ChukanDev", "ChukanStore", "ChukanRegister", "ChukanProto", "ChukanTLS", "ChukanService", "ChukanCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -142,7 +142,7 @@ let package = Package(
         .executableTarget(
             name: "chukan-bench",
             dependencies: [
-                "ChukanRPC", "ChukanProto", "ChukanRegister", "ChukanStore", "ChukanService", "ChukanTLS",
+                "ChukanRPC", "ChukanProto", "ChukanRegister", "ChukanStore", "ChukanService", "ChukanTLS", "ChukanCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]

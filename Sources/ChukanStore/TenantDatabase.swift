@@ -278,12 +278,14 @@ public final class TenantDatabase: Sendable {
         switch result {
         case .success:
             // The version it replaces is freed elsewhere: releasing the nodes only it held
-            // is work the writer need not wait for (the other core does it).
-            let replaced = published.withLock { p in
+            // (and, after a compaction, a whole table) is work the writer need not wait
+            // for. The writer must not hold the last reference even for a moment, or the
+            // release lands back here: it hands over a box it never opens again.
+            let replaced = Disposal(published.withLock { p in
                 defer { p = version }
                 return p
-            }
-            DispatchQueue.global().async { withExtendedLifetime(replaced) {} }
+            })
+            DispatchQueue.global().async { replaced.dispose() }
             let retries = writer.withLock { w -> [(WriteResult, Waiter)] in
                 w.inFlight = false
                 flush(&w)
@@ -361,9 +363,20 @@ public final class TenantDatabase: Sendable {
         return due.count
     }
 
+    /// The log's group commits since the tenant was opened (records per fdatasync).
+    public var groupCommits: WriteAheadLog.GroupCommits { log.groupCommits }
+
     public func close() {
         log.close()
         audit.close()
         lock.release()
     }
+}
+
+/// A replaced version on its way to be freed off the writer's thread: only `dispose`
+/// (run once, elsewhere) touches what it holds.
+private final class Disposal: @unchecked Sendable {
+    private var state: RegisterState?
+    init(_ state: RegisterState) { self.state = state }
+    func dispose() { state = nil }
 }

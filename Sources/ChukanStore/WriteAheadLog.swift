@@ -54,6 +54,7 @@ public final class WriteAheadLog: @unchecked Sendable {
     private var stopping = false
     private var blocked = false
     private var lastAcknowledgedShared: UInt64
+    private var commitsShared = GroupCommits()
 
     // Owned by the writer thread.
     private var segment: OpenSegment?
@@ -158,6 +159,15 @@ public final class WriteAheadLog: @unchecked Sendable {
 
     /// The last sequence number made durable.
     public var lastSequence: UInt64 { condition.withLock { lastAcknowledgedShared } }
+
+    /// How many fdatasyncs made how many records durable since the log was opened.
+    public struct GroupCommits: Sendable, Equatable {
+        public var syncs = 0
+        public var records = 0
+        public var recordsPerSync: Double { syncs == 0 ? 0 : Double(records) / Double(syncs) }
+    }
+
+    public var groupCommits: GroupCommits { condition.withLock { commitsShared } }
 
     /// Appends a record; `done` runs (on the writer thread, in sequence order) once it is
     /// durable, or failed. With `sequence`, the record is written only if it gets exactly
@@ -269,7 +279,11 @@ public final class WriteAheadLog: @unchecked Sendable {
             let first = nextSequence
             nextSequence = sequence
             lastAcknowledged = sequence - 1
-            condition.withLock { lastAcknowledgedShared = lastAcknowledged }
+            condition.withLock {
+                lastAcknowledgedShared = lastAcknowledged
+                commitsShared.syncs += 1
+                commitsShared.records += written.count
+            }
             for (i, p) in written.enumerated() { p.done(.success(first + UInt64(i))) }
         } catch {
             // Never retry on this file: cut it back to what was acknowledged, if we can,

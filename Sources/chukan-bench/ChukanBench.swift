@@ -1,4 +1,5 @@
 import ArgumentParser
+import ChukanCore
 import ChukanProto
 import ChukanRPC
 import ChukanRegister
@@ -17,6 +18,12 @@ struct ChukanBenchCommand: AsyncParsableCommand {
         abstract: "Chukan's benchmarks: echo load over TLS, and the register.",
         subcommands: [ChukanBench.self, RegisterBench.self, SnapshotLoadBench.self, ProvisionSteps.self, Soak.self],
         defaultSubcommand: ChukanBench.self)
+
+    /// Huge pages for the heap first (see `HugePages`): the process may start again here.
+    static func main() async {
+        HugePages.enableForThisProcess()
+        await main(nil)
+    }
 }
 
 struct ChukanBench: AsyncParsableCommand {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ChukanCore
 import Foundation
 import ChukanServer
 import Logging
@@ -15,6 +16,12 @@ struct Chukan: AsyncParsableCommand {
         abstract: "Chukan (中間): an intermediate server for My Number information linkage.",
         subcommands: [Serve.self],
         defaultSubcommand: Serve.self)
+
+    /// Huge pages for the heap first (see `HugePages`): the process may start again here.
+    static func main() async {
+        HugePages.enableForThisProcess()
+        await main(nil)
+    }
 }
 
 struct Serve: AsyncParsableCommand {

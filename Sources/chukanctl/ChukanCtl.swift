@@ -1,4 +1,5 @@
 import ArgumentParser
+import ChukanCore
 
 @main
 struct ChukanCtl: AsyncParsableCommand {
@@ -10,4 +11,10 @@ struct ChukanCtl: AsyncParsableCommand {
         (defaults: 127.0.0.1:7443 and the "admin" files that `make run` puts in demo/certs).
         """,
         subcommands: [Certs.self, Call.self, TenantCommand.self, DataCommand.self, SnapshotCommand.self, PurgeCommand.self, StaffCommand.self, AuditCommand.self, RulesCommand.self, Disclose.self, DevCommand.self])
+
+    /// Huge pages for the heap first (see `HugePages`): offline commands load whole registers.
+    static func main() async {
+        HugePages.enableForThisProcess()
+        await main(nil)
+    }
 }

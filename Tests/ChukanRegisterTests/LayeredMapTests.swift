@@ -57,6 +57,52 @@ private struct CrowdedKey: FlatHashable {
         for n in 20_000..<20_100 { #expect(map[PackedID("K\(n)")!] == nil) }
     }
 
+    /// A writer that publishes a version every few writes, as the tenant's writer does
+    /// after each group commit: each publication seals the open layer, layers merge, and
+    /// every version — the last few held, one kept from long ago — must keep reading
+    /// exactly what it held, whatever the writer did after it.
+    @Test(arguments: [4, 5] as [UInt64])
+    func publishedVersionsKeepTheirLayers(seed: UInt64) {
+        var rng = SplitMix64(seed: seed)
+        var map = LayeredMap<PackedID, Int>()
+        for n in 0..<4_000 { map[PackedID("K\(n)")!] = -n }
+        map.compact()
+        var model = Dictionary(uniqueKeysWithValues: (0..<4_000).map { (PackedID("K\($0)")!, -$0) })
+        var recent: [(LayeredMap<PackedID, Int>, [PackedID: Int])] = []
+        var old: (LayeredMap<PackedID, Int>, [PackedID: Int])? = nil
+        var mostLayers = 0
+        var step = 0
+        while step < 40_000 {
+            // A batch of 1-64 writes, then a version is published (a copy held).
+            for _ in 0..<(1 + Int(rng.next(64))) {
+                let key = PackedID("K\(rng.next(6_000))")!
+                if rng.next(5) == 0 {
+                    map[key] = nil
+                    model[key] = nil
+                } else {
+                    map[key] = step
+                    model[key] = step
+                }
+                #expect(map[key] == model[key])
+                step += 1
+            }
+            recent.append((map, model))
+            if recent.count > 3 { recent.removeFirst() }
+            if old == nil && step > 20_000 { old = (map, model) }
+            mostLayers = max(mostLayers, map.changeLayers)
+            if recent.count == 3 && rng.next(50) == 0 {
+                for (i, (version, itsModel)) in recent.enumerated() { check(version, equals: itsModel, "step \(step), recent \(i)") }
+            }
+        }
+        #expect(mostLayers >= 4, "publications made several layers")
+        #expect(mostLayers <= 20, "merging kept the layers few")
+        if let (version, itsModel) = old { check(version, equals: itsModel, "version held from step 20,000") }
+        check(map, equals: model, "the writer's copy")
+        map.compact()
+        #expect(map.changeLayers == 0)
+        check(map, equals: model, "after compact()")
+    }
+
     @Test func longProbeRunsSurviveRemovals() {
         var rng = SplitMix64(seed: 7)
         var map = LayeredMap<CrowdedKey, Int>()
