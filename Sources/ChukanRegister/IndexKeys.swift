@@ -6,7 +6,7 @@ import ChukanProtoC
 /// rebuilding the indexes of a snapshot needs these, not the whole `Resident`, and
 /// building the whole value for a million records costs more than all the rest of a load.
 /// Identifiers are packed (`PackedID`) and search keys hashed (`SearchKey`) here, once.
-struct IndexKeys {
+struct IndexKeys: Equatable {
     var atena: PackedID?
     var juminhyo: PackedID?
     var kojinBango: PackedID?
@@ -45,8 +45,134 @@ struct IndexKeys {
         removedOn = r.removedOn
     }
 
-    /// Reads the keys of an encoded `chukan.v1.Resident`.
+    /// Reads the keys of an encoded `chukan.v1.Resident` straight from its wire format
+    /// (`WireReader`): a load reads them for every record, and unpacking the whole record
+    /// with protobuf-c for a handful of fields — every string and submessage allocated and
+    /// freed — was half of a snapshot load. Gives what `init(unpacking:)` gives wherever
+    /// protobuf-c reads the record (tests hold them equal, for damaged records too), and
+    /// refuses malformed wire format; fields it does not read are only stepped over, so
+    /// it may read a damaged record protobuf-c would refuse. What it reads is the
+    /// register's own encoding (a snapshot's chunks are authenticated first).
     init(encoded bytes: [UInt8]) throws {
+        var k = IndexKeys()
+        var kana = "", addressText = "", addressSubstitute = ""
+        var birth = DateFields(), removedOn = DateFields()
+        try bytes.withUnsafeBytes { raw in
+            var r = WireReader(raw)
+            while let (field, type) = try r.nextField() {
+                switch field {
+                case 2, 3, 4, 5, 7:
+                    try WireReader.expect(type, .lengthDelimited, field: field)
+                    let id = try Self.packedID(&r)
+                    switch field {
+                    case 2: k.atena = id
+                    case 3: k.household = id
+                    case 4: k.juminhyo = id
+                    case 5: k.kojinBango = id
+                    default: if let id { k.formerKojinBango.append(id) }
+                    }
+                case 8:  // Name: kana = 1
+                    try WireReader.expect(type, .lengthDelimited, field: field)
+                    var name = WireReader(try r.lengthDelimited())
+                    var occurrence = ""
+                    while let (f, t) = try name.nextField() {
+                        if f == 1 {
+                            try WireReader.expect(t, .lengthDelimited, field: f)
+                            occurrence = try name.string()
+                        } else {
+                            try name.skip(t)
+                        }
+                    }
+                    Self.merge(occurrence, into: &kana)
+                case 9, 31:  // CalendarDate
+                    try WireReader.expect(type, .lengthDelimited, field: field)
+                    var date = WireReader(try r.lengthDelimited())
+                    if field == 9 { try birth.read(&date) } else { try removedOn.read(&date) }
+                case 15:  // Address: address = 4, a JText (text = 1, substitute = 2)
+                    try WireReader.expect(type, .lengthDelimited, field: field)
+                    var address = WireReader(try r.lengthDelimited())
+                    var inAddress = ("", "")
+                    while let (f, t) = try address.nextField() {
+                        guard f == 4 else {
+                            try address.skip(t)
+                            continue
+                        }
+                        try WireReader.expect(t, .lengthDelimited, field: f)
+                        var text = WireReader(try address.lengthDelimited())
+                        var inText = ("", "")
+                        while let (g, u) = try text.nextField() {
+                            switch g {
+                            case 1, 2:
+                                try WireReader.expect(u, .lengthDelimited, field: g)
+                                if g == 1 { inText.0 = try text.string() } else { inText.1 = try text.string() }
+                            default: try text.skip(u)
+                            }
+                        }
+                        Self.merge(inText.0, into: &inAddress.0)
+                        Self.merge(inText.1, into: &inAddress.1)
+                    }
+                    Self.merge(inAddress.0, into: &addressText)
+                    Self.merge(inAddress.1, into: &addressSubstitute)
+                case 30:  // removal_reason
+                    try WireReader.expect(type, .varint, field: field)
+                    k.removed = UInt32(truncatingIfNeeded: try r.varint()) != 0
+                default:
+                    try r.skip(type)
+                }
+            }
+        }
+        k.setSearchKeys(kana: kana, birth: birth.date, address: addressSubstitute.isEmpty ? addressText : addressSubstitute)
+        k.removedOn = removedOn.date
+        self = k
+    }
+
+    /// A string of a message met again: protobuf-c merges the occurrences, and an empty
+    /// string (its zero) does not replace what an earlier one gave.
+    private static func merge(_ value: String, into merged: inout String) {
+        if !value.isEmpty { merged = value }
+    }
+
+    /// A string field read as an identifier, as `PackedID(cString:)` reads protobuf-c's.
+    private static func packedID(_ r: inout WireReader) throws -> PackedID? {
+        let bytes = try r.cStringBytes()
+        return PackedID.pack(bytes.bindMemory(to: UInt8.self))
+    }
+
+    /// A `CalendarDate` read field by field (a message met twice is merged, as protobuf-c does).
+    private struct DateFields {
+        var present = false
+        var year: UInt32 = 0, month: UInt32 = 0, day: UInt32 = 0, precision: UInt32 = 0
+
+        /// One occurrence: within it the last value of a field wins; merged into what
+        /// earlier occurrences gave, a zero does not replace a value (protobuf-c's merge).
+        mutating func read(_ r: inout WireReader) throws {
+            var v: [UInt32] = [0, 0, 0, 0]
+            while let (f, t) = try r.nextField() {
+                guard (1...4).contains(f) else {
+                    try r.skip(t)
+                    continue
+                }
+                try WireReader.expect(t, .varint, field: f)
+                v[Int(f) - 1] = UInt32(truncatingIfNeeded: try r.varint())
+            }
+            present = true
+            if v[0] != 0 { year = v[0] }
+            if v[1] != 0 { month = v[1] }
+            if v[2] != 0 { day = v[2] }
+            if v[3] != 0 { precision = v[3] }
+        }
+
+        var date: CalendarDate? {
+            guard present else { return nil }
+            var d = CalendarDate(year, month, day)
+            d.precision = CalendarDatePrecision(rawValue: Int32(bitPattern: precision)) ?? .full
+            return d
+        }
+    }
+
+    /// The same keys read by unpacking the whole record with protobuf-c: what
+    /// `init(encoded:)` must agree with (tests compare the two).
+    init(unpacking bytes: [UInt8]) throws {
         self = try bytes.withUnsafeBytes { raw in
             try ProtobufC.withUnpacked(Resident.descriptorForKeys, as: Chukan__V1__Resident.self, name: Resident.protoName,
                                        bytes: raw, limit: ProtobufC.defaultDecodeLimit) { p in

@@ -119,8 +119,21 @@ public struct RegisterState: Sendable, Equatable {
     public func byJuminhyo(_ c: String) -> PersonEntry? { lookup(indexes.byJuminhyo, c) }
     public func byKojinBango(_ k: String) -> PersonEntry? { lookup(indexes.byKojinBango, k) }
     public func household(_ n: String) -> [PersonEntry] {
-        guard let key = PackedID(n) else { return [] }
-        return (indexes.byHousehold[key]?.ids ?? []).compactMap { persons[$0] }
+        guard let key = PackedID(n), let members = indexes.byHousehold[key] else { return [] }
+        switch members {
+        case .one(let id):
+            return persons[id].map { [$0] } ?? []
+        case .many(let ids):
+            // Every member's slot first, without retaining anything: those probes are
+            // independent loads whose cache misses overlap, where fetching entries one by
+            // one puts a retain (an atomic instruction) between each miss and the next.
+            var present = 0
+            for id in ids where persons.contains(id) { present += 1 }
+            var entries: [PersonEntry] = []
+            entries.reserveCapacity(present)
+            for id in ids { if let entry = persons[id] { entries.append(entry) } }
+            return entries
+        }
     }
 
     private func lookup(_ index: LayeredMap<PackedID, Indexed>, _ key: String) -> PersonEntry? {
