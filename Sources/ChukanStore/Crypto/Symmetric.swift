@@ -86,11 +86,15 @@ public final class AESGCM {
                 throw CryptoError.openSSL("decrypt aad")
             }
         }
-        var plaintext = [UInt8](repeating: 0, count: n)
         let input = ciphertextAndTag.baseAddress!.assumingMemoryBound(to: UInt8.self)
-        try plaintext.withUnsafeMutableBufferPointer { buffer in
+        // Decrypted into uninitialised memory (every byte is written, or the array is
+        // thrown away with the error): a snapshot load opens hundreds of MB.
+        return try [UInt8](unsafeUninitializedCapacity: n) { buffer, initialized in
+            initialized = n
             if n > 0 {
-                guard EVP_DecryptUpdate(ctx, buffer.baseAddress!, &outLength, input, Int32(n)) == 1 else { throw CryptoError.openSSL("decrypt") }
+                guard EVP_DecryptUpdate(ctx, buffer.baseAddress!, &outLength, input, Int32(n)) == 1, outLength == Int32(n) else {
+                    throw CryptoError.openSSL("decrypt")
+                }
             }
             var tag = Array(UnsafeBufferPointer(start: input + n, count: Self.tagSize))
             guard EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, Int32(Self.tagSize), &tag) == 1 else { throw CryptoError.openSSL("set tag") }
@@ -98,7 +102,6 @@ public final class AESGCM {
             var scratch = [UInt8](repeating: 0, count: 16)
             guard EVP_DecryptFinal_ex(ctx, &scratch, &finalLength) == 1 else { throw CryptoError.authenticationFailed }
         }
-        return plaintext
     }
 }
 
