@@ -95,7 +95,8 @@ public struct RegisterState: Sendable, Equatable {
         public var byJuminhyo = LayeredMap<PackedID, Indexed>()
         /// Current and former 個人番号.
         public var byKojinBango = LayeredMap<PackedID, Indexed>()
-        public var byHousehold = LayeredMap<PackedID, Postings>()
+        /// 世帯番号 → the members, with their entries.
+        public var byHousehold = LayeredMap<PackedID, Members>()
         /// 4情報 search: normalised kana name with birth date, and with address.
         public var byKanaAndBirth = LayeredMap<SearchKey, Postings>()
         public var byKanaAndAddress = LayeredMap<SearchKey, Postings>()
@@ -119,21 +120,8 @@ public struct RegisterState: Sendable, Equatable {
     public func byJuminhyo(_ c: String) -> PersonEntry? { lookup(indexes.byJuminhyo, c) }
     public func byKojinBango(_ k: String) -> PersonEntry? { lookup(indexes.byKojinBango, k) }
     public func household(_ n: String) -> [PersonEntry] {
-        guard let key = PackedID(n), let members = indexes.byHousehold[key] else { return [] }
-        switch members {
-        case .one(let id):
-            return persons[id].map { [$0] } ?? []
-        case .many(let ids):
-            // Every member's slot first, without retaining anything: those probes are
-            // independent loads whose cache misses overlap, where fetching entries one by
-            // one puts a retain (an atomic instruction) between each miss and the next.
-            var present = 0
-            for id in ids where persons.contains(id) { present += 1 }
-            var entries: [PersonEntry] = []
-            entries.reserveCapacity(present)
-            for id in ids { if let entry = persons[id] { entries.append(entry) } }
-            return entries
-        }
+        guard let key = PackedID(n) else { return [] }
+        return indexes.byHousehold[key]?.entries ?? []
     }
 
     private func lookup(_ index: LayeredMap<PackedID, Indexed>, _ key: String) -> PersonEntry? {
@@ -447,7 +435,14 @@ public struct RegisterState: Sendable, Equatable {
         if let k = r.atena { indexes.byAtena[k] = indexed }
         if let k = r.juminhyo { indexes.byJuminhyo[k] = indexed }
         for k in r.allKojinBango { indexes.byKojinBango[k] = indexed }
-        if let k = r.household { Self.add(id, to: &indexes.byHousehold, key: k) }
+        if let k = r.household {
+            if var members = indexes.byHousehold[k] {
+                members.insert(indexed)
+                indexes.byHousehold[k] = members
+            } else {
+                indexes.byHousehold[k] = .one(indexed)
+            }
+        }
         if let k = r.kanaBirth { Self.add(id, to: &indexes.byKanaAndBirth, key: k) }
         if let k = r.kanaAddress { Self.add(id, to: &indexes.byKanaAndAddress, key: k) }
     }
@@ -456,7 +451,7 @@ public struct RegisterState: Sendable, Equatable {
         if let k = r.atena { indexes.byAtena[k] = nil }
         if let k = r.juminhyo { indexes.byJuminhyo[k] = nil }
         for k in r.allKojinBango { indexes.byKojinBango[k] = nil }
-        if let k = r.household { Self.remove(id, from: &indexes.byHousehold, key: k) }
+        if let k = r.household, let members = indexes.byHousehold[k] { indexes.byHousehold[k] = members.removing(id) }
         if let k = r.kanaBirth { Self.remove(id, from: &indexes.byKanaAndBirth, key: k) }
         if let k = r.kanaAddress { Self.remove(id, from: &indexes.byKanaAndAddress, key: k) }
     }
@@ -531,10 +526,13 @@ public struct RegisterState: Sendable, Equatable {
                 }
                 (built.atena, built.juminhyo, built.kojin) = (atena, juminhyo, kojin)
             default:
-                var household = FlatTable<PackedID, Postings>(expected: count / 2)
+                var household = FlatTable<PackedID, Members>(expected: count / 2)
                 var kanaBirth = FlatTable<SearchKey, Postings>(expected: count), kanaAddress = kanaBirth
                 for l in loaded {
-                    if let k = l.household { household.modify(k, default: .one(l.id)) { $0.insert(l.id) } }
+                    if let k = l.household {
+                        let member = Indexed(id: l.id, entry: l.entry)
+                        household.modify(k, default: .one(member)) { $0.insert(member) }
+                    }
                     if let k = l.kanaBirth { kanaBirth.modify(k, default: .one(l.id)) { $0.insert(l.id) } }
                     if let k = l.kanaAddress { kanaAddress.modify(k, default: .one(l.id)) { $0.insert(l.id) } }
                 }
@@ -563,7 +561,7 @@ private final class TableBuild: @unchecked Sendable {
     var atena = FlatTable<PackedID, RegisterState.Indexed>()
     var juminhyo = FlatTable<PackedID, RegisterState.Indexed>()
     var kojin = FlatTable<PackedID, RegisterState.Indexed>()
-    var household = FlatTable<PackedID, Postings>()
+    var household = FlatTable<PackedID, Members>()
     var kanaBirth = FlatTable<SearchKey, Postings>()
     var kanaAddress = FlatTable<SearchKey, Postings>()
 }
