@@ -50,7 +50,7 @@ lines.append(f"| load after restart (Chukan: fresh process, first load) | {resta
 lines.append(f"| file size (snapshot / RDB) | {r['snapshot_bytes'] / 1e6:,.0f} MB | {redis['rdb_bytes'] / 1e6:,.0f} MB | {r['snapshot_bytes'] / redis['rdb_bytes']:.2f}× |")
 lines.append(f"| memory (RSS delta / used_memory) | {r['ram_bytes_per_resident'] * n / 1e6:,.0f} MB | {int(redis['used_memory']) / 1e6:,.0f} MB | {r['ram_bytes_per_resident'] * n / int(redis['used_memory']):.2f}× |")
 lines.append("")
-lines.append("Chukan's snapshot is encrypted and authenticated (AES-256-GCM) and holds the full record and its history; its load decrypts, decodes every record with protobuf-c and rebuilds seven indexes. Redis's RDB is plaintext and its load rebuilds only the key space.")
+lines.append("Chukan's snapshot is encrypted and authenticated (AES-256-GCM) and holds the full record and its history; its load decrypts every chunk, reads each record's index keys from its protobuf wire format and rebuilds seven indexes. Redis's RDB is plaintext and its load rebuilds only the key space.")
 lines.append("<!-- register:end -->")
 section = "\n".join(lines)
 replace_section("register", section)

@@ -2,7 +2,7 @@
 # Fuzzes the decoders that read outside bytes (Sources/chukan-fuzz) with libFuzzer and
 # AddressSanitizer, one target at a time, starting from its committed corpus
 # (Fuzz/corpus/TARGET); new inputs are kept there, crashes in Fuzz/crashes/TARGET.
-# Stops by itself. Targets: wire wal snapshot permit policy permission-list, or all.
+# Stops by itself. Targets: wire wal snapshot permit policy permission-list record, or all.
 #   scripts/fuzz.sh                 every target, 60 s each
 #   scripts/fuzz.sh wal 600         the log reader, ten minutes
 #   scripts/fuzz.sh all 30 -jobs=2  extra libFuzzer options after the seconds
@@ -12,7 +12,7 @@ export PATH="$PATH:/opt/swift/usr/bin"
 targets=${1:-all}
 seconds=${2:-60}
 shift 2 || shift $# || true
-[ "$targets" = all ] && targets="wire wal snapshot permit policy permission-list"
+[ "$targets" = all ] && targets="wire wal snapshot permit policy permission-list record"
 swift build -c release --product chukan-fuzz --scratch-path .build-fuzz \
   -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING -Xswiftc -parse-as-library
 status=0

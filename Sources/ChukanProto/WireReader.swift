@@ -14,7 +14,9 @@ public struct WireFormatError: Error, CustomStringConvertible, Sendable {
 /// (groups, wire types 3 and 4, are refused, as protobuf-c refuses them), at most ten
 /// bytes a varint, lengths within the message. A caller that wants protobuf-c's answer
 /// keeps its rules too: the last value of a singular field wins, and a message field
-/// that occurs twice is merged (read both into the same state).
+/// that occurs twice is merged the way protobuf-c merges it — a string or message of
+/// the later occurrence replaces the earlier one's only where it is present, a proto3
+/// number always (an absent one as 0).
 public struct WireReader {
     public enum WireType: UInt8 {
         case varint = 0, fixed64 = 1, lengthDelimited = 2, fixed32 = 5
@@ -30,16 +32,20 @@ public struct WireReader {
         end = bytes.count
     }
 
-    /// The next field's number and wire type; nil at the end of the message.
+    /// The next field's number and wire type; nil at the end of the message. The number
+    /// is what protobuf-c makes of the tag: 32 bits of it, and 0 refused only when the
+    /// tag's first byte says so (an overlong 0 is an unknown field to protobuf-c — the
+    /// `record` fuzz target found the difference).
     public mutating func nextField() throws -> (number: UInt64, type: WireType)? {
         guard offset < end else { return nil }
+        guard base!.load(fromByteOffset: offset, as: UInt8.self) & 0xF8 != 0 else {
+            throw WireFormatError("field number 0 at offset \(offset)")
+        }
         let tag = try varint()
         guard let type = WireType(rawValue: UInt8(tag & 7)) else {
             throw WireFormatError("wire type \(tag & 7) at offset \(offset)")
         }
-        let number = tag >> 3
-        guard number > 0 else { throw WireFormatError("field number 0 at offset \(offset)") }
-        return (number, type)
+        return (UInt64(UInt32(truncatingIfNeeded: tag >> 3)), type)
     }
 
     public mutating func varint() throws -> UInt64 {

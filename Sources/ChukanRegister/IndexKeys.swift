@@ -74,16 +74,14 @@ struct IndexKeys: Equatable {
                 case 8:  // Name: kana = 1
                     try WireReader.expect(type, .lengthDelimited, field: field)
                     var name = WireReader(try r.lengthDelimited())
-                    var occurrence = ""
                     while let (f, t) = try name.nextField() {
                         if f == 1 {
                             try WireReader.expect(t, .lengthDelimited, field: f)
-                            occurrence = try name.string()
+                            kana = try name.string()
                         } else {
                             try name.skip(t)
                         }
                     }
-                    Self.merge(occurrence, into: &kana)
                 case 9, 31:  // CalendarDate
                     try WireReader.expect(type, .lengthDelimited, field: field)
                     var date = WireReader(try r.lengthDelimited())
@@ -91,7 +89,6 @@ struct IndexKeys: Equatable {
                 case 15:  // Address: address = 4, a JText (text = 1, substitute = 2)
                     try WireReader.expect(type, .lengthDelimited, field: field)
                     var address = WireReader(try r.lengthDelimited())
-                    var inAddress = ("", "")
                     while let (f, t) = try address.nextField() {
                         guard f == 4 else {
                             try address.skip(t)
@@ -99,20 +96,15 @@ struct IndexKeys: Equatable {
                         }
                         try WireReader.expect(t, .lengthDelimited, field: f)
                         var text = WireReader(try address.lengthDelimited())
-                        var inText = ("", "")
                         while let (g, u) = try text.nextField() {
                             switch g {
                             case 1, 2:
                                 try WireReader.expect(u, .lengthDelimited, field: g)
-                                if g == 1 { inText.0 = try text.string() } else { inText.1 = try text.string() }
+                                if g == 1 { addressText = try text.string() } else { addressSubstitute = try text.string() }
                             default: try text.skip(u)
                             }
                         }
-                        Self.merge(inText.0, into: &inAddress.0)
-                        Self.merge(inText.1, into: &inAddress.1)
                     }
-                    Self.merge(inAddress.0, into: &addressText)
-                    Self.merge(inAddress.1, into: &addressSubstitute)
                 case 30:  // removal_reason
                     try WireReader.expect(type, .varint, field: field)
                     k.removed = UInt32(truncatingIfNeeded: try r.varint()) != 0
@@ -126,40 +118,36 @@ struct IndexKeys: Equatable {
         self = k
     }
 
-    /// A string of a message met again: protobuf-c merges the occurrences, and an empty
-    /// string (its zero) does not replace what an earlier one gave.
-    private static func merge(_ value: String, into merged: inout String) {
-        if !value.isEmpty { merged = value }
-    }
-
     /// A string field read as an identifier, as `PackedID(cString:)` reads protobuf-c's.
     private static func packedID(_ r: inout WireReader) throws -> PackedID? {
         let bytes = try r.cStringBytes()
         return PackedID.pack(bytes.bindMemory(to: UInt8.self))
     }
 
-    /// A `CalendarDate` read field by field (a message met twice is merged, as protobuf-c does).
+    /// A `CalendarDate` read field by field. protobuf-c merges a message met twice, but
+    /// a proto3 number of the later one always wins — an absent one as 0 — so a date is
+    /// its last occurrence, whole (the `record` fuzz target found this).
     private struct DateFields {
         var present = false
         var year: UInt32 = 0, month: UInt32 = 0, day: UInt32 = 0, precision: UInt32 = 0
 
-        /// One occurrence: within it the last value of a field wins; merged into what
-        /// earlier occurrences gave, a zero does not replace a value (protobuf-c's merge).
         mutating func read(_ r: inout WireReader) throws {
-            var v: [UInt32] = [0, 0, 0, 0]
+            self = DateFields()
+            present = true
             while let (f, t) = try r.nextField() {
                 guard (1...4).contains(f) else {
                     try r.skip(t)
                     continue
                 }
                 try WireReader.expect(t, .varint, field: f)
-                v[Int(f) - 1] = UInt32(truncatingIfNeeded: try r.varint())
+                let v = UInt32(truncatingIfNeeded: try r.varint())
+                switch f {
+                case 1: year = v
+                case 2: month = v
+                case 3: day = v
+                default: precision = v
+                }
             }
-            present = true
-            if v[0] != 0 { year = v[0] }
-            if v[1] != 0 { month = v[1] }
-            if v[2] != 0 { day = v[2] }
-            if v[3] != 0 { precision = v[3] }
         }
 
         var date: CalendarDate? {
@@ -232,4 +220,15 @@ struct IndexKeys: Equatable {
 
 extension Resident {
     nonisolated(unsafe) static let descriptorForKeys = protobufDescriptor(Chukan__V1__Resident.self, chukan__v1__resident__init)
+}
+
+extension RegisterState {
+    /// Whether the two readers of a record's index keys agree on `bytes`: the wire-format
+    /// reader a load uses and protobuf-c's full unpack. nil when protobuf-c refuses the
+    /// bytes (the wire-format reader may then read or refuse them). For the fuzz target
+    /// `record`, which makes a disagreement a crash.
+    public static func indexKeyReadersAgree(_ bytes: [UInt8]) -> Bool? {
+        guard let unpacked = try? IndexKeys(unpacking: bytes) else { return nil }
+        return (try? IndexKeys(encoded: bytes)) == unpacked
+    }
 }

@@ -18,6 +18,9 @@ enum FuzzTargets {
         case policy
         /// The permission list (照会許可用照合リスト).
         case permissionList = "permission-list"
+        /// A register record's index keys: the wire-format reader a load uses against
+        /// protobuf-c (a differential target: they must agree wherever protobuf-c reads).
+        case record
     }
 
     static func run(_ target: Target, _ input: UnsafeRawBufferPointer) {
@@ -28,6 +31,7 @@ enum FuzzTargets {
         case .permit: ProvisionTargets.permit(input)
         case .policy: ProvisionTargets.policy(input)
         case .permissionList: ProvisionTargets.permissionList(input)
+        case .record: StoreTargets.record(input)
         }
     }
 

@@ -105,6 +105,16 @@ enum Seeds {
         payload.nameAndBirth = nb
         let answer = try AnswerSealer().seal(payload.encodedBytes, to: ProvisionTargets.inquirerKey.publicKey, permitID: "FUZZ-1")
         try put(.permit, "answer", [2] + answer.encodedBytes)
+        // Records as the register stores them: residents, a 除票 with former numbers.
+        for (i, r) in SyntheticResidents(count: 4, seed: 5).enumerated() {
+            var v = r
+            if i == 3 {
+                v.formerKojinBango = ["123456789018"]
+                v.removalReason = .shibou
+                v.removedOn = CalendarDate(2024, 1, 31)
+            }
+            try put(.record, "resident-\(i)", v.encodedBytes)
+        }
         // The files people write.
         let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
         try put(.policy, "demo", Array(try Data(contentsOf: URL(fileURLWithPath: "\(repo)/config/demo-policy.yaml"))))

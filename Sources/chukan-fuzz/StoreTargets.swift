@@ -1,3 +1,4 @@
+import ChukanRegister
 import ChukanStore
 import Foundation
 import Synchronization
@@ -13,6 +14,13 @@ enum StoreTargets {
     static func wal(_ input: UnsafeRawBufferPointer) {
         let fs = MemoryFileSystem(["/wal/\(WALFormat.segmentName(firstSequence: 1))": Array(input)])
         _ = try? WriteAheadLog.read(directory: "/wal", keyRing: keyRing, fs: fs) { _ in }
+    }
+
+    /// A disagreement between the two readers of a record's index keys is a finding.
+    static func record(_ input: UnsafeRawBufferPointer) {
+        if RegisterState.indexKeyReadersAgree(Array(input)) == false {
+            fatalError("the wire-format reader and protobuf-c read different index keys")
+        }
     }
 
     static func snapshot(_ input: UnsafeRawBufferPointer) {

@@ -6,7 +6,7 @@ import Testing
 /// without a crash: `chukan-fuzz` built without libFuzzer is the replayer. This is CI's
 /// smoke of every fuzz target; scripts/fuzz.sh runs the fuzzer itself.
 @Suite struct FuzzCorpusTests {
-    static let targets = ["wire", "wal", "snapshot", "permit", "policy", "permission-list"]
+    static let targets = ["wire", "wal", "snapshot", "permit", "policy", "permission-list", "record"]
 
     @Test func theCorporaAndPastCrashesReplay() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
