@@ -17,10 +17,10 @@ import Synchronization
 /// while the older of the last two is at most twice the newer (a binary counter), so a
 /// key is copied a few times before the table takes it and there are few layers.
 ///
-/// When the changes outgrow a sixteenth of the table, the writer folds them into a new
+/// When the changes outgrow a quarter of the table, the writer folds them into a new
 /// table (`compact`): a copy of the slots plus the changes, or a rehash when it must
-/// grow. That costs one pass over the table every size/16 writes (amortised, a few
-/// slot copies a write); readers holding older versions keep the table they had.
+/// grow. That costs one pass over the table every size/4 writes (amortised, a few slot
+/// copies a write); readers holding older versions keep the table they had.
 public struct LayeredMap<Key: FlatHashable, Value: Sendable>: Sendable, Sequence {
     private var base: FlatTable<Key, Value>
     /// The changes since `base` was built, oldest first, each a small flat table (nil
