@@ -98,8 +98,8 @@ public struct RegisterState: Sendable, Equatable {
         /// 世帯番号 → the members, with their entries.
         public var byHousehold = LayeredMap<PackedID, Members>()
         /// 4情報 search: normalised kana name with birth date, and with address.
-        public var byKanaAndBirth = LayeredMap<SearchKey, Postings>()
-        public var byKanaAndAddress = LayeredMap<SearchKey, Postings>()
+        public var byKanaAndBirth = LayeredMap<SearchKey, Postings<PackedID>>()
+        public var byKanaAndAddress = LayeredMap<SearchKey, Postings<PackedID>>()
     }
 
     /// A unique index's value: the person's 団体内統合宛名番号 and current entry.
@@ -144,9 +144,9 @@ public struct RegisterState: Sendable, Equatable {
 
     /// The index is keyed by a hash of `key`; each candidate's own key is checked so that
     /// a hash collision never returns the wrong person.
-    private func matches(_ index: LayeredMap<SearchKey, Postings>, _ key: String, _ keyOf: (IndexKeys) -> String?) -> [String] {
+    private func matches(_ index: LayeredMap<SearchKey, Postings<PackedID>>, _ key: String, _ keyOf: (IndexKeys) -> String?) -> [String] {
         guard let candidates = index[SearchKey(key)] else { return [] }
-        return candidates.ids.filter { id in
+        return candidates.elements.filter { id in
             guard let entry = persons[id], let keys = try? IndexKeys(encoded: entry.record) else { return false }
             return keyOf(keys) == key
         }.map(\.string)
@@ -435,14 +435,7 @@ public struct RegisterState: Sendable, Equatable {
         if let k = r.atena { indexes.byAtena[k] = indexed }
         if let k = r.juminhyo { indexes.byJuminhyo[k] = indexed }
         for k in r.allKojinBango { indexes.byKojinBango[k] = indexed }
-        if let k = r.household {
-            if var members = indexes.byHousehold[k] {
-                members.insert(indexed)
-                indexes.byHousehold[k] = members
-            } else {
-                indexes.byHousehold[k] = .one(indexed)
-            }
-        }
+        if let k = r.household { Self.add(indexed, to: &indexes.byHousehold, key: k) }
         if let k = r.kanaBirth { Self.add(id, to: &indexes.byKanaAndBirth, key: k) }
         if let k = r.kanaAddress { Self.add(id, to: &indexes.byKanaAndAddress, key: k) }
     }
@@ -451,23 +444,23 @@ public struct RegisterState: Sendable, Equatable {
         if let k = r.atena { indexes.byAtena[k] = nil }
         if let k = r.juminhyo { indexes.byJuminhyo[k] = nil }
         for k in r.allKojinBango { indexes.byKojinBango[k] = nil }
-        if let k = r.household, let members = indexes.byHousehold[k] { indexes.byHousehold[k] = members.removing(id) }
+        if let k = r.household { Self.remove(id, from: &indexes.byHousehold, key: k) }
         if let k = r.kanaBirth { Self.remove(id, from: &indexes.byKanaAndBirth, key: k) }
         if let k = r.kanaAddress { Self.remove(id, from: &indexes.byKanaAndAddress, key: k) }
     }
 
-    private static func add<K>(_ id: PackedID, to index: inout LayeredMap<K, Postings>, key: K) {
-        guard var ids = index[key] else {
-            index[key] = .one(id)
+    private static func add<K, E>(_ element: E, to index: inout LayeredMap<K, Postings<E>>, key: K) {
+        guard var postings = index[key] else {
+            index[key] = .one(element)
             return
         }
-        ids.insert(id)
-        index[key] = ids
+        postings.insert(element)
+        index[key] = postings
     }
 
-    private static func remove<K>(_ id: PackedID, from index: inout LayeredMap<K, Postings>, key: K) {
-        guard let ids = index[key] else { return }
-        index[key] = ids.removing(id)
+    private static func remove<K, E>(_ person: PackedID, from index: inout LayeredMap<K, Postings<E>>, key: K) {
+        guard let postings = index[key] else { return }
+        index[key] = postings.removing(person)
     }
 
     /// The indexes rebuilt from the records alone; equal to `indexes` unless a bug lurks.
@@ -527,7 +520,7 @@ public struct RegisterState: Sendable, Equatable {
                 (built.atena, built.juminhyo, built.kojin) = (atena, juminhyo, kojin)
             default:
                 var household = FlatTable<PackedID, Members>(expected: count / 2)
-                var kanaBirth = FlatTable<SearchKey, Postings>(expected: count), kanaAddress = kanaBirth
+                var kanaBirth = FlatTable<SearchKey, Postings<PackedID>>(expected: count), kanaAddress = kanaBirth
                 for l in loaded {
                     if let k = l.household {
                         let member = Indexed(id: l.id, entry: l.entry)
@@ -562,6 +555,6 @@ private final class TableBuild: @unchecked Sendable {
     var juminhyo = FlatTable<PackedID, RegisterState.Indexed>()
     var kojin = FlatTable<PackedID, RegisterState.Indexed>()
     var household = FlatTable<PackedID, Members>()
-    var kanaBirth = FlatTable<SearchKey, Postings>()
-    var kanaAddress = FlatTable<SearchKey, Postings>()
+    var kanaBirth = FlatTable<SearchKey, Postings<PackedID>>()
+    var kanaAddress = FlatTable<SearchKey, Postings<PackedID>>()
 }
