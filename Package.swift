@@ -156,6 +156,7 @@ let package = Package(
             dependencies: [
                 "ChukanRPC", "ChukanServer", "ChukanService", "ChukanTLS", "ChukanProto", "ChukanDev", "ChukanWire", "ChukanCore",
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Yams", package: "Yams"),
             ]
         ),
     ]

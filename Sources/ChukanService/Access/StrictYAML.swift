@@ -21,11 +21,16 @@ public enum StrictYAML {
     /// tree here rather than by `Yams.load`, which traps on a key that is not plain text
     /// (found by fuzzing: a config file must get an error, never stop the server). A key
     /// given twice in one map is refused (by Yams' parser), aliases are refused, and the
-    /// document is bounded in nodes.
+    /// document is bounded in nodes. Keys are compared as text (`1` and `"1"` are the same
+    /// key, since the map's keys become text), values get YAML 1.1's types (`implicitTag`).
     public static func document(_ text: String, source path: String, what: String) throws -> Any? {
         let root: Node?
         do {
-            root = try Yams.compose(yaml: text)
+            // UTF-8 named here: Yams' default reads the environment on every parse (and
+            // prints to stdout when YAMS_DEFAULT_ENCODING is set); Swift strings are UTF-8.
+            // The basic resolver leaves every untagged scalar text while parsing: the parser
+            // compares keys (for duplicates) by it; values are typed in `plain`.
+            root = try Yams.compose(yaml: text, .basic, constructor, .utf8)
         } catch let YamlError.duplicatedKeysInMapping(duplicates, _) {
             throw YAMLFileError("\(what) \(path): a key is given twice in one map (\(duplicates.prefix(3).joined(separator: ", ")))")
         } catch {
@@ -35,6 +40,10 @@ public enum StrictYAML {
         var budget = maximumNodes
         return try plain(root, at: "", budget: &budget) { YAMLFileError("\(what) \(path): \($0)") }
     }
+
+    /// Yams' `Constructor.default` builds a new constructor (and its tables) on each use.
+    /// Its tables are immutable after init, so one is shared.
+    nonisolated(unsafe) private static let constructor = Constructor.default
 
     /// More nodes than any configuration, policy or permission list holds.
     static let maximumNodes = 1_000_000
@@ -48,11 +57,15 @@ public enum StrictYAML {
             // check, so a long one traps (found by the policy fuzz target). Integers are
             // read here: decimal ones by `Int`, a base-60 one stays text (and then fails the
             // schema's type check like any other wrong value).
-            if node.tag.rawValue == Tag.Name.int.rawValue {
+            // An untagged plain scalar still has the implicit tag (only keys were resolved).
+            let implicit = scalar.tag.rawValue == Tag.Name.implicit.rawValue
+            let tag = implicit ? implicitTag(scalar.string) : Tag.Name(rawValue: node.tag.rawValue)
+            if tag == .int {
                 if let n = Int(scalar.string) { return n }
                 if scalar.string.contains(":") { return scalar.string }
             }
-            return Constructor.default.any(from: node)
+            guard implicit else { return constructor.any(from: node) }
+            return constructor.any(from: .scalar(.init(scalar.string, Tag(tag, .basic, constructor), scalar.style)))
         case let .mapping(map):
             var out: [String: Any] = [:]
             for (k, v) in map {
@@ -69,6 +82,35 @@ public enum StrictYAML {
             throw fail("aliases (*name) are not allowed")
         }
     }
+
+    /// The type YAML 1.1 gives an untagged plain scalar — exactly what Yams' default resolver
+    /// says, whose seven regular expressions are most of a parse's time. Text that starts
+    /// with a letter can only be one of the bool and null words; text that starts with
+    /// anything but a digit, sign, dot, `~`, `<`, `=` or a line break is text. The rest, and
+    /// letters followed by a line break (ICU's `$` matches before a final one), go to Yams.
+    public static func implicitTag(_ text: String) -> Tag.Name {
+        guard let first = text.utf8.first else { return .null }
+        let isLetter = (0x41...0x5A).contains(first) || (0x61...0x7A).contains(first)
+        if isLetter {
+            if text.utf8.allSatisfy({ (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) }) {
+                return boolWords.contains(text) ? .bool : nullWords.contains(text) ? .null : .str
+            }
+            // Only a final line break could still let a word match.
+            guard let last = text.utf8.last, lineBreakEnds.contains(last) else { return .str }
+        } else if !regexStarts.contains(first) {
+            return .str
+        }
+        return Resolver.default.resolveTag(of: .scalar(.init(text, Tag(.implicit, .default, constructor))))
+    }
+
+    private static let boolWords: Set<String> = ["yes", "Yes", "YES", "no", "No", "NO", "true", "True", "TRUE",
+                                                 "false", "False", "FALSE", "on", "On", "ON", "off", "Off", "OFF"]
+    private static let nullWords: Set<String> = ["null", "Null", "NULL"]
+    /// First bytes of text a rule other than bool's and null's words may match: digits,
+    /// `+ - . ~ < =`, and line breaks (ASCII ones, and the lead bytes of U+0085, U+2028/9).
+    private static let regexStarts: Set<UInt8> = Set(Array("0123456789+-.~<=".utf8) + [0x0A, 0x0B, 0x0C, 0x0D, 0xC2, 0xE2])
+    /// Last bytes of a line break: ASCII ones, and of U+0085, U+2028, U+2029.
+    private static let lineBreakEnds: Set<UInt8> = [0x0A, 0x0B, 0x0C, 0x0D, 0x85, 0xA8, 0xA9]
 
     public static func read(path: String, what: String) throws -> String {
         guard let data = FileManager.default.contents(atPath: path) else {
