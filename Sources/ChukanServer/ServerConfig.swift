@@ -43,6 +43,7 @@ public struct ServerConfig: Codable, Sendable, Equatable {
         public var maxConcurrentStreams: Int?
         public var maxMessageBytes: Int?
         public var idleTimeoutSeconds: Double?
+        public var frameTimeoutSeconds: Double?
         public var drainTimeoutSeconds: Double?
         /// Per tenant: calls running at once (default 1024; 0 none) and per second (default 0: none).
         public var perTenantInFlight: Int?
@@ -55,6 +56,7 @@ public struct ServerConfig: Codable, Sendable, Equatable {
             case maxConcurrentStreams = "max_concurrent_streams"
             case maxMessageBytes = "max_message_bytes"
             case idleTimeoutSeconds = "idle_timeout_seconds"
+            case frameTimeoutSeconds = "frame_timeout_seconds"
             case drainTimeoutSeconds = "drain_timeout_seconds"
         }
         public init() {}
@@ -213,7 +215,7 @@ public struct ServerConfig: Codable, Sendable, Equatable {
                       "minimum_password_length": true, "grants_lapse_on": true],
             "tls": ["certificate": true, "key": true, "client_ca": true, "crl": true, "min_version": true, "handshake_timeout_seconds": true],
             "limits": ["max_connections": true, "max_concurrent_streams": true, "max_message_bytes": true,
-                       "idle_timeout_seconds": true, "drain_timeout_seconds": true, "per_tenant_in_flight": true,
+                       "idle_timeout_seconds": true, "frame_timeout_seconds": true, "drain_timeout_seconds": true, "per_tenant_in_flight": true,
                        "per_tenant_calls_per_second": true],
         ]
     }()
@@ -284,6 +286,10 @@ public struct ServerConfig: Codable, Sendable, Equatable {
             if let v = l.idleTimeoutSeconds {
                 let t = try Self.seconds(v, "limits.idle_timeout_seconds")
                 c.idleTimeout = v > 0 ? t : nil
+            }
+            if let v = l.frameTimeoutSeconds {
+                let t = try Self.seconds(v, "limits.frame_timeout_seconds")
+                c.frameTimeout = v > 0 ? t : nil
             }
             if let v = l.drainTimeoutSeconds { c.drainTimeout = try Self.seconds(v, "limits.drain_timeout_seconds") }
         }

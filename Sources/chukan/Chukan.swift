@@ -47,6 +47,7 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("max-streams"), help: "Calls still running per connection (default 1024); calls answered inline do not count.") var maxStreams: Int?
     @Option(name: .customLong("max-message-bytes"), help: "Largest frame accepted, at most 4194304 (default).") var maxMessageBytes: Int?
     @Option(name: .customLong("idle-timeout"), help: "Seconds before an idle connection is closed (default 300; 0 never).") var idleTimeout: Double?
+    @Option(name: .customLong("frame-timeout"), help: "Seconds a frame may take to arrive once begun, else the connection is closed (default 30; 0 never).") var frameTimeout: Double?
     @Option(name: .customLong("drain-timeout"), help: "Seconds a shutdown waits for calls in flight (default 30).") var drainTimeout: Double?
     @Option(help: "Data directory: one folder per tenant (enables the register and chukan.v1.Admin).") var data: String?
     @Option(help: "Tenant key directory (TENANT.vN.key, mode 0600), apart from the data.") var keys: String?
@@ -77,6 +78,7 @@ struct Serve: AsyncParsableCommand {
         if let maxStreams { limits.maxConcurrentStreams = maxStreams }
         if let maxMessageBytes { limits.maxMessageBytes = maxMessageBytes }
         if let idleTimeout { limits.idleTimeoutSeconds = idleTimeout }
+        if let frameTimeout { limits.frameTimeoutSeconds = frameTimeout }
         if let drainTimeout { limits.drainTimeoutSeconds = drainTimeout }
         c.limits = limits
         if let logLevel { c.logLevel = logLevel }

@@ -32,6 +32,7 @@ import Testing
           max_concurrent_streams: 64
           max_message_bytes: 1048576
           idle_timeout_seconds: 60
+          frame_timeout_seconds: 12
           drain_timeout_seconds: 15
         log_level: debug
         """)
@@ -39,6 +40,7 @@ import Testing
         let rpc = try c.rpcConfiguration()
         #expect(rpc.port == 8443 && rpc.maxConnections == 100 && rpc.maxConcurrentStreams == 64)
         #expect(rpc.maxMessageSize == 1 << 20 && rpc.idleTimeout == .seconds(60) && rpc.drainTimeout == .seconds(15))
+        #expect(rpc.frameTimeout == .seconds(12))
         let tls = try c.tlsConfiguration()
         #expect(tls.minimumVersion == .tls12 && tls.crlPath == "/etc/chukan/crl.pem" && tls.requireClientCertificate)
         #expect(tls.handshakeTimeout == .seconds(5))

@@ -91,6 +91,47 @@ import Testing
         await s.stop()
     }
 
+    /// Slowloris: a frame begun and then trickled a byte at a time (each byte is traffic, so
+    /// the idle timeout never fires) is closed by the frame timeout; a client whose frames
+    /// each complete in time, however many, stays; the server serves others meanwhile.
+    @Test func aFrameTrickledTooSlowlyClosesItsConnection() async throws {
+        let s = try await TestServer.start { $0.frameTimeout = .seconds(2); $0.idleTimeout = .seconds(60) }
+        let good = try await s.client()
+        let slow = try await RawConnection.connect(port: s.port, tls: s.pki.clientTLS("admin"))
+        let steady = try await RawConnection.connect(port: s.port, tls: s.pki.clientTLS("admin"))
+        let echo = EchoMessage(bytes: [1, 2, 3]).encoded()
+        var frame = ByteBuffer()
+        let request = TTRPCRequest(service: "chukan.v1.Echo", method: "Echo", payload: echo).encoded()
+        frame.writeMultipleIntegers(UInt32(request.readableBytes), UInt32(1), UInt8(1), UInt8(0))
+        frame.writeImmutableBuffer(request)
+        let start = NIODeadline.now()
+        var closedAfter: TimeAmount?
+        var id: UInt32 = 1
+        // For 8 s: the slow one sends a byte of one frame every 0.5 s (the frame would need
+        // far longer); the steady one a whole call every 0.5 s, each frame in two halves
+        // 0.25 s apart — partial often, and for longer than the timeout all told.
+        for byte in frame.readableBytesView.prefix(16) {
+            if closedAfter == nil { try? await slow.send(ByteBuffer(bytes: [byte])) }
+            var call = ByteBuffer()
+            call.writeMultipleIntegers(UInt32(request.readableBytes), id, UInt8(1), UInt8(0))
+            call.writeImmutableBuffer(request)
+            try await steady.send(call.getSlice(at: 0, length: 7)!)
+            try await Task.sleep(for: .milliseconds(250))
+            try await steady.send(call.getSlice(at: 7, length: call.readableBytes - 7)!)
+            let r = try #require(try await steady.nextResponse())
+            #expect(r.0 == id && r.1.status.isOK)
+            id += 2
+            try await Task.sleep(for: .milliseconds(250))
+            if closedAfter == nil && slow.isClosed { closedAfter = .now() - start }
+        }
+        #expect(closedAfter != nil, "the trickled frame's connection is still open")
+        if let closedAfter { #expect(closedAfter >= .milliseconds(1_900), "closed after \(closedAfter), before the frame timeout") }
+        #expect(try await good.echo("unaffected") == "unaffected")
+        await steady.close()
+        await good.close()
+        await s.stop()
+    }
+
     /// A partial frame, then nothing: the connection is closed by the idle timeout.
     @Test func idleAndPartialFramesTimeOut() async throws {
         let s = try await TestServer.start { $0.idleTimeout = .seconds(4) }

@@ -18,6 +18,9 @@ public struct RPCServerConfiguration: Sendable, Hashable {
     public var maxMessageSize: Int = 4 << 20
     /// A connection with no traffic and no calls for this long is closed; nil never.
     public var idleTimeout: TimeAmount? = .seconds(300)
+    /// A frame whose first bytes have arrived must be whole within this long, or the
+    /// connection is closed (slowloris); nil never.
+    public var frameTimeout: TimeAmount? = .seconds(30)
     /// How long a graceful shutdown waits for calls in flight before closing.
     public var drainTimeout: TimeAmount = .seconds(30)
 
@@ -65,7 +68,8 @@ public final class RPCServer: Service, Sendable {
         if let address = localAddress { return address }
         let limits = TTRPCServerHandler.Limits(
             maxMessageSize: min(configuration.maxMessageSize, 4 << 20),
-            maxConcurrentStreams: configuration.maxConcurrentStreams)
+            maxConcurrentStreams: configuration.maxConcurrentStreams,
+            frameTimeout: configuration.frameTimeout)
         let idleTimeout = configuration.idleTimeout
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)

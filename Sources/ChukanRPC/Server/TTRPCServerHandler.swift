@@ -19,6 +19,8 @@ final class TTRPCServerHandler: ChannelInboundHandler {
     struct Limits: Sendable {
         var maxMessageSize: Int
         var maxConcurrentStreams: Int
+        /// A frame begun must be whole within this long, or the connection is closed; nil never.
+        var frameTimeout: TimeAmount? = nil
     }
 
     private struct ActiveStream {
@@ -59,6 +61,10 @@ final class TTRPCServerHandler: ChannelInboundHandler {
     private var flushScheduled = false
     private var writabilityWaiters: [EventLoopPromise<Void>] = []
     private var context: ChannelHandlerContext?
+    /// While part of a frame has arrived (or an oversized one is being skipped): since when,
+    /// and the timer that closes the connection if it is not whole within the frame timeout.
+    private var partialSince: NIODeadline?
+    private var partialTimer: Scheduled<Void>?
 
     init(router: RPCRouter, limits: Limits, metrics: ServerMetrics, logger: Logger) {
         self.router = router
@@ -89,7 +95,9 @@ final class TTRPCServerHandler: ChannelInboundHandler {
             incoming = c
         }
         inRead = true
+        var framesEnded = false
         while !closed, let decoded = decoder.next(from: &incoming) {
+            framesEnded = true
             switch decoded {
             case let .frame(frame):
                 handle(frame, context: context)
@@ -108,6 +116,47 @@ final class TTRPCServerHandler: ChannelInboundHandler {
             if incoming.readerIndex > 64 * 1024 { incoming.discardReadBytes() }
             cumulation = incoming
         }
+        notePartialFrame(pending: incoming.readableBytes > 0 || decoder.isSkipping, newFrame: framesEnded, context: context)
+    }
+
+    // MARK: frame deadline
+
+    /// Slowloris: a client that starts a frame and never finishes it would hold its
+    /// connection (and the bytes so far) until the idle timeout, since each trickle of bytes
+    /// counts as traffic. A frame begun must be whole within the frame timeout instead.
+    private func notePartialFrame(pending: Bool, newFrame: Bool, context: ChannelHandlerContext) {
+        guard let timeout = limits.frameTimeout, !closed else { return }
+        guard pending else {
+            partialSince = nil
+            partialTimer?.cancel()
+            partialTimer = nil
+            return
+        }
+        // The bytes left over begin a new frame when one ended in this read.
+        if partialSince == nil || newFrame { partialSince = .now() }
+        if partialTimer == nil { armFrameTimer(in: timeout, context: context) }
+    }
+
+    private func armFrameTimer(in delay: TimeAmount, context: ChannelHandlerContext) {
+        partialTimer = context.eventLoop.assumeIsolated().scheduleTask(in: delay) { [self] in
+            partialTimer = nil
+            frameTimerFired()
+        }
+    }
+
+    private func frameTimerFired() {
+        guard let since = partialSince, let timeout = limits.frameTimeout, let context, !closed else { return }
+        let now = NIODeadline.now()
+        if now < since + timeout { return armFrameTimer(in: since + timeout - now, context: context) }
+        // Reads stopped by this side (a client stream's unread messages, or responses the
+        // client has not read yet) are not the client's slowness: wait another period.
+        if readsPaused || !context.channel.isWritable {
+            partialSince = now
+            return armFrameTimer(in: timeout, context: context)
+        }
+        metrics.protocolErrors.increment()
+        logger.notice("closing connection: a frame was not completed in time", metadata: ["frame_timeout_s": "\(timeout.nanoseconds / 1_000_000_000)"])
+        closeConnection(context: context)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -460,6 +509,8 @@ final class TTRPCServerHandler: ChannelInboundHandler {
             stream.inbox?.finish(throwing: RPCError(.cancelled, "the connection closed"))
         }
         streams.removeAll()
+        partialTimer?.cancel()
+        partialTimer = nil
         let waiters = writabilityWaiters
         writabilityWaiters = []
         waiters.forEach { $0.fail(RPCError(.cancelled, "the connection closed")) }

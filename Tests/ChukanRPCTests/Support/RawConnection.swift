@@ -123,6 +123,8 @@ final class RawConnection: Sendable {
     }
 
     /// Whether the server ended the TLS session with close_notify.
+    var isClosed: Bool { inbox.state.withLock { $0.closed } }
+
     var receivedCloseNotify: Bool { inbox.closeNotify.withLock { $0 } }
 
     func close() async { try? await channel.close() }
