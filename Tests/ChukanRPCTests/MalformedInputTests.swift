@@ -67,6 +67,35 @@ import Testing
         await s.stop()
     }
 
+    /// Bad frames in a loop (stream-id abuse): each is answered until the connection's error
+    /// budget (100, refilled at 10 a second) is spent, then the connection is closed; a
+    /// connection with the odd bad frame, and everyone else, are served on.
+    @Test func aConnectionSendingBadFramesInALoopIsClosed() async throws {
+        let s = try await TestServer.start()
+        let good = try await s.client()
+        let abuser = try await RawConnection.connect(port: s.port, tls: s.pki.clientTLS("admin"))
+        let echo = EchoMessage(bytes: [1]).encoded()
+        for i in 0..<150 { try? await abuser.sendRequest(id: UInt32(2 * i + 2), service: "chukan.v1.Echo", method: "Echo", payload: echo) }
+        var answered = 0
+        while let r = try await abuser.nextResponse(timeout: .seconds(5)) {
+            #expect(r.1.status.code == .invalidArgument)
+            answered += 1
+        }
+        #expect(try await abuser.waitClosed())
+        #expect((100...110).contains(answered), "\(answered) bad frames answered before the close")
+        // The odd bad frame on another connection is answered and the connection stays.
+        let careless = try await RawConnection.connect(port: s.port, tls: s.pki.clientTLS("admin"))
+        try await careless.sendRequest(id: 2, service: "chukan.v1.Echo", method: "Echo", payload: echo)
+        try await expectStatus(careless, id: 2, .invalidArgument)
+        try await careless.sendRequest(id: 3, service: "chukan.v1.Echo", method: "Echo", payload: echo)
+        let ok = try #require(try await careless.nextResponse())
+        #expect(ok.0 == 3 && ok.1.status.isOK && !careless.isClosed)
+        #expect(try await good.echo("unaffected") == "unaffected")
+        await careless.close()
+        await good.close()
+        await s.stop()
+    }
+
     /// Bytes that cannot be ttrpc close that connection only.
     @Test func garbageClosesOnlyThatConnection() async throws {
         let s = try await TestServer.start()

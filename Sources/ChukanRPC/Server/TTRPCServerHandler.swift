@@ -63,6 +63,7 @@ final class TTRPCServerHandler: ChannelInboundHandler {
     private var context: ChannelHandlerContext?
     /// While part of a frame has arrived (or an oversized one is being skipped): since when,
     /// and the timer that closes the connection if it is not whole within the frame timeout.
+    private var errorBudget = ProtocolErrorBudget()
     private var partialSince: NIODeadline?
     private var partialTimer: Scheduled<Void>?
 
@@ -102,7 +103,6 @@ final class TTRPCServerHandler: ChannelInboundHandler {
             case let .frame(frame):
                 handle(frame, context: context)
             case let .oversized(header):
-                metrics.protocolErrors.increment()
                 streamError(header.streamID, .resourceExhausted(
                     "frame data of \(header.length) bytes exceeds the limit of \(limits.maxMessageSize) bytes"),
                     context: context)
@@ -176,7 +176,6 @@ final class TTRPCServerHandler: ChannelInboundHandler {
         case .data?:
             if var stream = streams[id], let inbox = stream.inbox {
                 guard !stream.remoteClosed else {
-                    metrics.protocolErrors.increment()
                     return streamError(id, .invalidArgument("data frame on stream \(id) after its last (remote closed)"), context: context)
                 }
                 // An empty frame is a message too (an all-default protobuf encodes to nothing),
@@ -198,17 +197,14 @@ final class TTRPCServerHandler: ChannelInboundHandler {
                 }
                 return
             }
-            metrics.protocolErrors.increment()
             if streams[id] != nil {
                 streamError(id, .invalidArgument("stream \(id) does not accept data frames"), context: context)
             } else {
                 streamError(id, .invalidArgument("data frame on stream \(id), which is not open"), context: context)
             }
         case .response?:
-            metrics.protocolErrors.increment()
             streamError(id, .invalidArgument("clients do not send response frames"), context: context)
         case nil:
-            metrics.protocolErrors.increment()
             let hex = String(frame.header.typeByte, radix: 16)
             streamError(id, .invalidArgument("unknown frame type 0x\(hex.count == 1 ? "0" : "")\(hex)"), context: context)
         }
@@ -217,11 +213,9 @@ final class TTRPCServerHandler: ChannelInboundHandler {
     private func handleRequest(_ frame: Frame, context: ChannelHandlerContext) {
         let id = frame.header.streamID
         guard id % 2 == 1 else {
-            metrics.protocolErrors.increment()
             return streamError(id, .invalidArgument("stream id \(id) is even; clients open odd stream ids"), context: context)
         }
         guard id > lastStreamID else {
-            metrics.protocolErrors.increment()
             return streamError(id, .invalidArgument("stream id \(id) was already used; stream ids must increase"), context: context)
         }
         lastStreamID = id
@@ -230,7 +224,6 @@ final class TTRPCServerHandler: ChannelInboundHandler {
         do {
             request = try TTRPCRequest(protobuf: frame.data, limit: limits.maxMessageSize)
         } catch {
-            metrics.protocolErrors.increment()
             return streamError(id, .invalidArgument("request envelope: \(error)"), context: context)
         }
         // Route first: until a name is known to exist, metrics label it "unknown", so a
@@ -407,7 +400,16 @@ final class TTRPCServerHandler: ChannelInboundHandler {
     }
 
     /// Answers `id` with an error, dropping any work still running for it.
+    /// Answers a bad frame on its stream; counts it, and closes a connection that keeps
+    /// sending them (`ProtocolErrorBudget`).
     private func streamError(_ id: UInt32, _ error: RPCError, context: ChannelHandlerContext) {
+        metrics.protocolErrors.increment()
+        defer {
+            if !errorBudget.spend(at: .now()) {
+                logger.notice("closing connection: too many protocol errors", metadata: ["burst": "\(ProtocolErrorBudget.burst)"])
+                closeConnection(context: context)
+            }
+        }
         var service = "unknown", method = "unknown", start = NIODeadline.now()
         if let stream = streams.removeValue(forKey: id) {
             stream.timer?.cancel()
@@ -522,5 +524,25 @@ final class TTRPCServerHandler: ChannelInboundHandler {
         closed = true
         context.flush()
         context.close(promise: nil)
+    }
+}
+
+/// A client may send bad frames now and then (each answered on its stream), not as a
+/// stream: a token bucket of `burst` errors, refilled at `perSecond`; a connection that
+/// empties it is closed. A correct client never gets near it; one that sends bad frames in a
+/// loop (stream-id abuse) is shed instead of being answered — and logged — without end.
+struct ProtocolErrorBudget {
+    static let burst = 100.0
+    static let perSecond = 10.0
+    private var tokens = burst
+    private var at: NIODeadline?
+
+    /// Takes one error from the budget; false when there was none left.
+    mutating func spend(at now: NIODeadline) -> Bool {
+        if let at { tokens = min(Self.burst, tokens + Double((now - at).nanoseconds) / 1e9 * Self.perSecond) }
+        at = now
+        guard tokens >= 1 else { return false }
+        tokens -= 1
+        return true
     }
 }
