@@ -119,9 +119,9 @@ public struct RegisterState: Sendable, Equatable {
     public func byAtena(_ n: String) -> PersonEntry? { lookup(indexes.byAtena, n) }
     public func byJuminhyo(_ c: String) -> PersonEntry? { lookup(indexes.byJuminhyo, c) }
     public func byKojinBango(_ k: String) -> PersonEntry? { lookup(indexes.byKojinBango, k) }
-    public func household(_ n: String) -> [PersonEntry] {
-        guard let key = PackedID(n) else { return [] }
-        return indexes.byHousehold[key]?.entries ?? []
+    /// A household's members, in 団体内統合宛名番号 order, read in place (no array is built).
+    public func household(_ n: String) -> Household {
+        Household(members: PackedID(n).flatMap { indexes.byHousehold[$0] })
     }
 
     private func lookup(_ index: LayeredMap<PackedID, Indexed>, _ key: String) -> PersonEntry? {

@@ -129,6 +129,44 @@ import Testing
         await f.stop()
     }
 
+    /// Keyset paging: a member who leaves the household between two pages makes the next
+    /// page neither skip nor repeat anyone (with offsets as tokens, it skipped one).
+    @Test func aWriteBetweenPagesSkipsNoOne() async throws {
+        let f = try await start()
+        let clerk = try await f.client("clerk")
+        let household = try #require(Dictionary(grouping: Self.people, by: \.householdNumber).values.filter { $0.count >= 2 }.max { $0.count < $1.count })
+        func page(_ token: String) async throws -> PersonPage {
+            var r = HouseholdRequest()
+            r.tenant = Self.asahikawa
+            r.householdNumber = household[0].householdNumber
+            r.pageSize = 1
+            r.pageToken = token
+            return try await clerk.unary(service: "chukan.v1.Inquiry", method: "Household", request: r, as: PersonPage.self)
+        }
+        let first = try await page("")
+        let firstID = try #require(first.people.first?.integratedAtenaNumber)
+        // The member just shown moves to a household of their own.
+        var e = RegisterEvent()
+        e.kind = .changeHousehold
+        e.reason = .setaiHenko
+        e.person = firstID
+        e.householdNumber = "HMOVED1"
+        e.relationship = "世帯主"
+        e.eventDate = CalendarDate(2026, 11, 1)
+        try await f.tenants.database(Self.asahikawa).apply(e)
+        var seen = [firstID]
+        var token = first.nextPageToken
+        while !token.isEmpty {
+            let p = try await page(token)
+            seen += p.people.map(\.integratedAtenaNumber)
+            token = p.nextPageToken
+        }
+        #expect(seen.sorted() == household.map(\.integratedAtenaNumber).sorted())
+        #expect(await statusCode { _ = try await page("not a token!") } == .invalidArgument)
+        await clerk.close()
+        await f.stop()
+    }
+
     @Test func codesAreStableOneToOneAndOpaque() async throws {
         let f = try await start()
         let manager = try await f.client("code-manager"), clerk = try await f.client("clerk")

@@ -206,7 +206,7 @@ func code(_ body: () throws -> Void) -> StatusCode? {
         let p = people[7]
         s = try s.applying(event(.changeHousehold) { $0.person = p.integratedAtenaNumber; $0.householdNumber = "HNEW"; $0.relationship = "世帯主" }, sequence: 21)
         #expect(s.household("HNEW").count == 1)
-        #expect(!s.household(p.householdNumber).contains { (try? $0.resident().integratedAtenaNumber) == p.integratedAtenaNumber })
+        #expect(!s.household(p.householdNumber).contains { (try? $0.entry.resident().integratedAtenaNumber) == p.integratedAtenaNumber })
     }
 
     @Test func versionsAreIndependent() throws {

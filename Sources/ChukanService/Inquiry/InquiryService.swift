@@ -49,7 +49,7 @@ public struct InquiryService: RPCService {
                     let state = try tenants.database(request.tenant).current
                     let members = state.household(try Self.identifier(request.householdNumber, field: "household_number"))
                     guard !members.isEmpty else { throw RPCError(.notFound, "no household with that 世帯番号") }
-                    return try Self.page(members, size: request.pageSize, token: request.pageToken, for: caller)
+                    return try Self.page(members.map { ($0.id, $0.entry) }, size: request.pageSize, token: request.pageToken, for: caller)
                 }
             },
             "Search": .unaryAsync(SearchRequest.self) { request, context in
@@ -67,7 +67,8 @@ public struct InquiryService: RPCService {
                         // Both given: both must match.
                         ids = request.birthDate == nil ? byAddress : ids.filter(Set(byAddress).contains)
                     }
-                    return try Self.page(ids.compactMap { state.person($0) }, size: request.pageSize, token: request.pageToken, for: caller)
+                    let people = ids.compactMap { id in PackedID(id).flatMap { k in state.person(k).map { (k, $0) } } }
+                    return try Self.page(people.sorted { $0.0 < $1.0 }, size: request.pageSize, token: request.pageToken, for: caller)
                 }
             },
             "RequestNetworkInquiry": .unaryAsync(NetworkInquiryRequest.self) { request, context in
@@ -99,20 +100,23 @@ public struct InquiryService: RPCService {
         return v
     }
 
-    static func page(_ entries: [PersonEntry], size: UInt32, token: String, for caller: Caller) throws -> PersonPage {
+    /// One page of `people` (sorted by 団体内統合宛名番号). The token is the last id the page
+    /// before returned, and a page starts after it (keyset paging): each page is read from the
+    /// register as it is then, and a write between pages neither skips nor repeats anyone —
+    /// a person who joins or leaves behind the token is simply not on the later pages.
+    static func page(_ people: [(id: PackedID, entry: PersonEntry)], size: UInt32, token: String, for caller: Caller) throws -> PersonPage {
         let pageSize = size == 0 ? 20 : Int(size)
         guard (1...100).contains(pageSize) else { throw RPCError.invalidArgument("page_size: must be 1-100") }
-        let start: Int
-        if token.isEmpty {
-            start = 0
-        } else {
-            guard let n = Int(token), n > 0, n < entries.count else { throw RPCError.invalidArgument("page_token: not a token of this result") }
-            start = n
+        var rest = people[...]
+        if !token.isEmpty {
+            guard let after = PackedID(token) else { throw RPCError.invalidArgument("page_token: not a token of this result") }
+            rest = rest.drop { $0.id <= after }
         }
+        let chosen = rest.prefix(pageSize)
         var p = PersonPage()
-        p.total = UInt32(entries.count)
-        p.people = try entries[start..<min(start + pageSize, entries.count)].map { try view($0, for: caller) }
-        if start + pageSize < entries.count { p.nextPageToken = String(start + pageSize) }
+        p.total = UInt32(people.count)
+        p.people = try chosen.map { try view($0.entry, for: caller) }
+        if rest.count > pageSize, let last = chosen.last { p.nextPageToken = last.id.string }
         return p
     }
 

@@ -87,7 +87,7 @@ public enum ProvisionPayloads {
     /// The household's current members (除票 excluded), the person included.
     static func householdMembers(of r: Resident, in state: RegisterState) throws -> [Resident] {
         guard !r.householdNumber.isEmpty else { return [] }
-        return try state.household(r.householdNumber).filter { !$0.isRemoved }.map { try $0.resident() }
+        return try state.household(r.householdNumber).filter { !$0.entry.isRemoved }.map { try $0.entry.resident() }
     }
 
     /// Why an answer must not leave without review (自動応答不可), or nil: the person's
