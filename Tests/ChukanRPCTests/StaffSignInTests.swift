@@ -133,6 +133,32 @@ import Testing
         #expect(!records.contains { [$0.outcomeDetail, $0.subject].contains { $0.contains("password-") } }, "no password in the trail")
     }
 
+    /// A lock outlives a restart: the failure that locks an account also writes the lock into
+    /// it, so a restarted server (which has counted nothing) still refuses the right password
+    /// until the lock time has passed. A password reset lifts a lock.
+    @Test func aLockOutlivesARestart() async throws {
+        let clock = TestClock(Date(timeIntervalSince1970: 1_796_000_400))
+        let f = try await ServiceFixture.start(pki: Self.pki, policy: Self.policy, tenants: [Self.tenant], now: { clock.now })
+        let admin = try await f.client("tenant-admin"), t1 = try await f.client("terminal-1")
+        let password = "initial-password-1"
+        _ = try await staff(admin, "AddStaff", "s002", password: password, roles: ["clerk"])
+        for _ in 0..<5 { #expect(await statusCode { _ = try await login(t1, "s002", "not-my-password") } == .unauthenticated) }
+        for c in [admin, t1] { await c.close() }
+        await f.stop()
+
+        let again = try await ServiceFixture.start(pki: Self.pki, policy: Self.policy, tenants: [Self.tenant], reusing: f.root, now: { clock.now })
+        let admin2 = try await again.client("tenant-admin"), t2 = try await again.client("terminal-2")
+        #expect(await statusCode { _ = try await login(t2, "s002", password) } == .unauthenticated, "the lock was lifted by the restart")
+        clock.advance(16 * 60)
+        _ = try await login(t2, "s002", password)
+        for _ in 0..<5 { _ = await statusCode { _ = try await login(t2, "s002", "not-my-password") } }
+        #expect(await statusCode { _ = try await login(t2, "s002", password) } == .unauthenticated)
+        _ = try await staff(admin2, "ResetPassword", "s002", password: "reset-password-4")
+        _ = try await login(t2, "s002", "reset-password-4")
+        for c in [admin2, t2] { await c.close() }
+        await again.stop()
+    }
+
     /// Changes of one account at the same moment are applied one after the other: a
     /// DisableStaff among many GrantRoles is never undone by one of them.
     @Test func concurrentChangesOfAnAccountAreNotLost() async throws {

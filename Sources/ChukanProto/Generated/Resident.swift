@@ -839,6 +839,7 @@ public struct StaffAccount: ProtoMessage, Equatable {
     public var passwordChangedUnixMs: Int64 = 0
     public var mustChangePassword: Bool = false
     public var grantsRenewedOn: CalendarDate?
+    public var lockedUntilUnixMs: Int64 = 0
 
     public init() {}
 
@@ -850,6 +851,7 @@ public struct StaffAccount: ProtoMessage, Equatable {
         passwordChangedUnixMs = m.password_changed_unix_ms
         mustChangePassword = m.must_change_password != 0
         grantsRenewedOn = m.grants_renewed_on.map { CalendarDate(c: $0.pointee) }
+        lockedUntilUnixMs = m.locked_until_unix_ms
     }
 
     func c(_ arena: inout CArena) -> Chukan__V1__StaffAccount {
@@ -867,6 +869,7 @@ public struct StaffAccount: ProtoMessage, Equatable {
         m.password_changed_unix_ms = passwordChangedUnixMs
         m.must_change_password = mustChangePassword ? 1 : 0
         if let v = grantsRenewedOn { m.grants_renewed_on = arena.make(v.c(&arena)) }
+        m.locked_until_unix_ms = lockedUntilUnixMs
         return m
     }
 

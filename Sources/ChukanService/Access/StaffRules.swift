@@ -53,7 +53,8 @@ public struct StaffRules: Sendable, Equatable {
 }
 
 /// Signed-in staff, and sign-in failures: kept in memory. A restart signs everyone out and
-/// clears temporary locks (the audit trail keeps every attempt).
+/// forgets failures that have not locked an account yet; a lock itself is also written into
+/// the account (`StaffService`), so it outlives a restart. The audit trail keeps every attempt.
 final class SessionStore: Sendable {
     struct Session: Sendable {
         var tenant: String
@@ -102,16 +103,23 @@ final class SessionStore: Sendable {
     }
 
     /// Counts a failure; failures further apart than the lock time do not add up. Entries
-    /// that can no longer lock anything are dropped, so the table stays small.
-    func failed(_ key: String, now: Date, rules: StaffRules) {
+    /// that can no longer lock anything are dropped, so the table stays small. Returns the
+    /// end of the lock when this failure locked the account.
+    @discardableResult
+    func failed(_ key: String, now: Date, rules: StaffRules) -> Date? {
         failures.withLock { f in
             f = f.filter { $0.value.lockedUntil.map { $0 > now } ?? (now.timeIntervalSince($0.value.last) < rules.lockSeconds) }
             var entry = f[key] ?? (0, now, nil)
             if now.timeIntervalSince(entry.last) >= rules.lockSeconds { entry.count = 0 }
             entry.count += 1
             entry.last = now
-            if entry.count >= rules.lockAfterFailures { entry = (0, now, now.addingTimeInterval(rules.lockSeconds)) }
+            var lockedUntil: Date?
+            if entry.count >= rules.lockAfterFailures {
+                lockedUntil = now.addingTimeInterval(rules.lockSeconds)
+                entry = (0, now, lockedUntil)
+            }
             f[key] = entry
+            return lockedUntil
         }
     }
 

@@ -42,13 +42,16 @@ public struct StaffService: RPCService {
                     guard let staff = caller.staff else { throw RPCError(.failedPrecondition, "sign in on a terminal to change a password") }
                     let db = try tenants.database(request.tenant)
                     let key = "\(request.tenant)/\(staff)"
-                    guard !access.sessions.isLocked(key, now: access.now()) else {
+                    guard !isLocked(key, db.current.staff[staff], now: access.now()) else {
                         throw RPCError.unauthenticated("too many failed attempts: the account is locked for a while")
                     }
                     // A wrong old password counts towards the lock, as a failed sign-in does.
                     try await locks.serialized(key) {
                         guard var account = db.current.staff[staff], PasswordHash.verify(request.oldPassword, against: account.passwordHash) else {
-                            access.sessions.failed(key, now: access.now(), rules: access.rules)
+                            if let until = access.sessions.failed(key, now: access.now(), rules: access.rules), var locked = db.current.staff[staff] {
+                                locked.lockedUntilUnixMs = Int64(until.timeIntervalSince1970 * 1000)
+                                try? await Self.save(locked, kind: .staffUpdate, db)  // the lock in memory holds even if this fails
+                            }
                             throw RPCError.unauthenticated("the old password is wrong")
                         }
                         if let p = access.rules.passwordProblem(request.newPassword) { throw RPCError.invalidArgument("new_password: \(p)") }
@@ -86,6 +89,7 @@ public struct StaffService: RPCService {
                 a.passwordChangedUnixMs = Int64(now.timeIntervalSince1970 * 1000)
                 a.mustChangePassword = true
                 a.disabled = false
+                a.lockedUntilUnixMs = 0
                 access.sessions.succeeded("\(request.tenant)/\(request.staffId)")  // a reset lifts a lock
                 return (a, .staffUpdate)
             },
@@ -129,6 +133,8 @@ public struct StaffService: RPCService {
         record.staff = RegisterState.staffIDProblem(request.staffId) == nil ? request.staffId : ""
         let now = access.now()
         let key = "\(request.tenant)/\(request.staffId)"
+        var lockedUntil: Date?  // set when this failure locks the account
+        let db = try? tenants.database(request.tenant)
         let outcome: Result<LoginResponse, RPCError> = {
             guard let terminal else { return .failure(RPCError.unauthenticated("the client certificate is not in the server's policy")) }
             // A staff id that cannot exist is refused before it is counted or kept anywhere.
@@ -136,15 +142,15 @@ public struct StaffService: RPCService {
             guard terminal.kind == .terminal, terminal.tenant == request.tenant else {
                 return .failure(RPCError.permissionDenied("staff sign in on a terminal of their tenant named in the policy"))
             }
-            if access.sessions.isLocked(key, now: now) {
+            guard let db else { return .failure(RPCError.unavailable("tenant \(request.tenant) is not serving")) }
+            let account = db.current.staff[request.staffId]
+            if isLocked(key, account, now: now) {
                 return .failure(RPCError.unauthenticated("too many failed sign-ins: the account is locked for a while"))
             }
-            guard let db = try? tenants.database(request.tenant) else { return .failure(RPCError.unavailable("tenant \(request.tenant) is not serving")) }
-            let account = db.current.staff[request.staffId]
             // An unknown id costs the same hashing as a known one: the timing tells nothing.
             let matches = PasswordHash.verify(request.password, against: account?.passwordHash ?? access.decoyHash)
             guard let account, !account.disabled, matches else {
-                access.sessions.failed(key, now: now, rules: access.rules)
+                lockedUntil = access.sessions.failed(key, now: now, rules: access.rules)
                 return .failure(RPCError.unauthenticated("staff id or password is wrong, or the account is disabled"))
             }
             access.sessions.succeeded(key)
@@ -160,8 +166,28 @@ public struct StaffService: RPCService {
             record.outcomeCode = UInt32(e.code.rawValue)
             record.outcomeDetail = e.message
         }
+        if let lockedUntil, let db { await persistLock(request.staffId, until: lockedUntil, key: key, db) }
         try await access.audit.record(record, tenant: Identifiers.localGovernmentCodeProblem(request.tenant) == nil ? request.tenant : nil)
         return try outcome.get()
+    }
+
+    /// Locked by failures counted since this server started, or by a lock written into the
+    /// account (which a restart does not lift).
+    private func isLocked(_ key: String, _ account: StaffAccount?, now: Date) -> Bool {
+        if access.sessions.isLocked(key, now: now) { return true }
+        guard let until = account?.lockedUntilUnixMs, until > 0 else { return false }
+        return Double(until) > now.timeIntervalSince1970 * 1000
+    }
+
+    /// Writes a lock into the account (a register event, so it is in the log and the next
+    /// snapshot). Only an existing account is written: a lock on an unknown id stays in memory.
+    /// If the write fails, the lock in memory still holds until a restart.
+    private func persistLock(_ staffID: String, until: Date, key: String, _ db: TenantDatabase) async {
+        try? await locks.serialized(key) {
+            guard var a = db.current.staff[staffID] else { return }
+            a.lockedUntilUnixMs = Int64(until.timeIntervalSince1970 * 1000)
+            try await Self.save(a, kind: .staffUpdate, db)
+        }
     }
 
     func view(_ a: StaffAccount) -> StaffView {

@@ -2608,7 +2608,7 @@ const ProtobufCMessageDescriptor chukan__v1__export_ticket__descriptor =
   (ProtobufCMessageInit) chukan__v1__export_ticket__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor chukan__v1__staff_account__field_descriptors[7] =
+static const ProtobufCFieldDescriptor chukan__v1__staff_account__field_descriptors[8] =
 {
   {
     "staff_id",
@@ -2694,10 +2694,23 @@ static const ProtobufCFieldDescriptor chukan__v1__staff_account__field_descripto
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "locked_until_unix_ms",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__StaffAccount, locked_until_unix_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned chukan__v1__staff_account__field_indices_by_name[] = {
   3,   /* field[3] = disabled */
   6,   /* field[6] = grants_renewed_on */
+  7,   /* field[7] = locked_until_unix_ms */
   5,   /* field[5] = must_change_password */
   4,   /* field[4] = password_changed_unix_ms */
   1,   /* field[1] = password_hash */
@@ -2707,7 +2720,7 @@ static const unsigned chukan__v1__staff_account__field_indices_by_name[] = {
 static const ProtobufCIntRange chukan__v1__staff_account__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 7 }
+  { 0, 8 }
 };
 const ProtobufCMessageDescriptor chukan__v1__staff_account__descriptor =
 {
@@ -2717,7 +2730,7 @@ const ProtobufCMessageDescriptor chukan__v1__staff_account__descriptor =
   "Chukan__V1__StaffAccount",
   "chukan.v1",
   sizeof(Chukan__V1__StaffAccount),
-  7,
+  8,
   chukan__v1__staff_account__field_descriptors,
   chukan__v1__staff_account__field_indices_by_name,
   1,  chukan__v1__staff_account__number_ranges,

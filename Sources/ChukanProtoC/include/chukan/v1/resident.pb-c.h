@@ -838,10 +838,14 @@ struct  Chukan__V1__StaffAccount
    * grants lapse on the first yearly lapse date after this
    */
   Chukan__V1__CalendarDate *grants_renewed_on;
+  /*
+   * sign-in refused until then (too many failures); kept across restarts
+   */
+  int64_t locked_until_unix_ms;
 };
 #define CHUKAN__V1__STAFF_ACCOUNT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&chukan__v1__staff_account__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0, 0, 0, NULL }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0, 0, 0, NULL, 0 }
 
 
 /*
