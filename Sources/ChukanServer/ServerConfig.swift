@@ -92,6 +92,7 @@ public struct ServerConfig: Codable, Sendable, Equatable {
         public var minimumPasswordLength: Int?
         /// MM-DD, Asia/Tokyo: every grant lapses on this date each year until renewed.
         public var grantsLapseOn: String?
+        public var maxWaitingPasswordChecks: Int?
         enum CodingKeys: String, CodingKey {
             case sessionHours = "session_hours"
             case lockAfterFailures = "lock_after_failures"
@@ -99,6 +100,7 @@ public struct ServerConfig: Codable, Sendable, Equatable {
             case passwordMaxAgeDays = "password_max_age_days"
             case minimumPasswordLength = "minimum_password_length"
             case grantsLapseOn = "grants_lapse_on"
+            case maxWaitingPasswordChecks = "max_waiting_password_checks"
         }
         public init() {}
 
@@ -131,6 +133,10 @@ public struct ServerConfig: Codable, Sendable, Equatable {
                     throw ConfigError("staff.grants_lapse_on must be MM-DD with a day from 1 to 28")
                 }
                 (r.grantsLapseMonth, r.grantsLapseDay) = (parts[0], parts[1])
+            }
+            if let n = maxWaitingPasswordChecks {
+                guard (1...10_000).contains(n) else { throw ConfigError("staff.max_waiting_password_checks must be 1-10000") }
+                r.maxWaitingPasswordChecks = n
             }
             return r
         }
@@ -212,7 +218,7 @@ public struct ServerConfig: Codable, Sendable, Equatable {
             "policy": true, "development": true,
             "provision": ["permission_list": true, "network_key": true, "answer_key_rotation_seconds": true],
             "staff": ["session_hours": true, "lock_after_failures": true, "lock_minutes": true, "password_max_age_days": true,
-                      "minimum_password_length": true, "grants_lapse_on": true],
+                      "minimum_password_length": true, "grants_lapse_on": true, "max_waiting_password_checks": true],
             "tls": ["certificate": true, "key": true, "client_ca": true, "crl": true, "min_version": true, "handshake_timeout_seconds": true],
             "limits": ["max_connections": true, "max_concurrent_streams": true, "max_message_bytes": true,
                        "idle_timeout_seconds": true, "frame_timeout_seconds": true, "drain_timeout_seconds": true, "per_tenant_in_flight": true,

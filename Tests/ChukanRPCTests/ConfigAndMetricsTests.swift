@@ -62,6 +62,11 @@ import Testing
         bad = ServerConfig.StaffSection()
         bad.lockAfterFailures = 0
         #expect(throws: ConfigError.self) { try bad.rules() }
+        bad = ServerConfig.StaffSection()
+        bad.maxWaitingPasswordChecks = 0
+        #expect(throws: ConfigError("staff.max_waiting_password_checks must be 1-10000")) { try bad.rules() }
+        bad.maxWaitingPasswordChecks = 4
+        #expect(try bad.rules().maxWaitingPasswordChecks == 4)
     }
 
     @Test func errorsNameTheKey() throws {

@@ -159,6 +159,30 @@ import Testing
         await again.stop()
     }
 
+    /// Password checks are rationed: with room for two, twenty sign-ins at once get two
+    /// answers of the password check and RESOURCE_EXHAUSTED for the rest — each recorded —
+    /// and the server goes on serving other calls.
+    @Test func passwordChecksAreRationed() async throws {
+        var rules = ServiceFixture.fastRules
+        rules.passwordIterations = 200_000  // checks that take a while, as in production
+        rules.maxWaitingPasswordChecks = 2
+        let f = try await ServiceFixture.start(pki: Self.pki, policy: Self.policy, tenants: [Self.tenant], rules: rules)
+        let admin = try await f.client("tenant-admin"), t1 = try await f.client("terminal-1")
+        let codes = await withTaskGroup(of: StatusCode?.self) { group in
+            for i in 0..<20 { group.addTask { await statusCode { _ = try await login(t1, "ghost\(i)", "not-a-password") } } }
+            return await group.reduce(into: [StatusCode?]()) { $0.append($1) }
+        }
+        #expect(codes.count == 20 && codes.allSatisfy { $0 == .unauthenticated || $0 == .resourceExhausted }, "\(codes)")
+        #expect(codes.contains(.resourceExhausted) && codes.contains(.unauthenticated), "\(codes)")
+        var list = ListStaffRequest()
+        list.tenant = Self.tenant
+        _ = try await admin.unary(service: "chukan.v1.Staff", method: "ListStaff", request: list, as: ListStaffResponse.self)
+        let refused = try f.auditRecords(Self.tenant).filter { $0.operation == "chukan.v1.Staff/Login" && $0.outcomeCode == UInt32(StatusCode.resourceExhausted.rawValue) }
+        #expect(refused.count == codes.filter { $0 == .resourceExhausted }.count)
+        for c in [admin, t1] { await c.close() }
+        await f.stop()
+    }
+
     /// Changes of one account at the same moment are applied one after the other: a
     /// DisableStaff among many GrantRoles is never undone by one of them.
     @Test func concurrentChangesOfAnAccountAreNotLost() async throws {

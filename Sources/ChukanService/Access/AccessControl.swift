@@ -57,6 +57,7 @@ public final class AccessControl: Sendable {
     /// The clock (tests move it to check expiry, lockout and the yearly lapse).
     let now: @Sendable () -> Date
     let sessions = SessionStore()
+    let passwordChecks: PasswordChecks
     /// A hash no password matches, checked for unknown staff ids (see `StaffService.login`).
     let decoyHash: String
 
@@ -74,6 +75,7 @@ public final class AccessControl: Sendable {
         self.rules = rules
         self.now = now
         decoyHash = PasswordHash.make(secureRandomHex(16), iterations: rules.passwordIterations)
+        passwordChecks = PasswordChecks(limit: rules.maxWaitingPasswordChecks)
     }
 
     var tenants: TenantManager { audit.tenants }

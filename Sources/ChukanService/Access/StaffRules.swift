@@ -20,6 +20,9 @@ public struct StaffRules: Sendable, Equatable {
     public var grantsLapseDay: UInt32 = 1
     /// PBKDF2 iterations for new hashes (each hash records its own count).
     public var passwordIterations = PasswordHash.defaultIterations
+    /// Password checks (sign-ins, password changes) admitted at once, the one running
+    /// included; one more is RESOURCE_EXHAUSTED (`PasswordChecks`).
+    public var maxWaitingPasswordChecks = 32
 
     public init() {}
 

@@ -47,7 +47,9 @@ public struct StaffService: RPCService {
                     }
                     // A wrong old password counts towards the lock, as a failed sign-in does.
                     try await locks.serialized(key) {
-                        guard var account = db.current.staff[staff], PasswordHash.verify(request.oldPassword, against: account.passwordHash) else {
+                        let current = db.current.staff[staff]
+                        let matches = try await access.passwordChecks.verify(request.oldPassword, against: current?.passwordHash ?? access.decoyHash)
+                        guard var account = current, matches else {
                             if let until = access.sessions.failed(key, now: access.now(), rules: access.rules), var locked = db.current.staff[staff] {
                                 locked.lockedUntilUnixMs = Int64(until.timeIntervalSince1970 * 1000)
                                 try? await Self.save(locked, kind: .staffUpdate, db)  // the lock in memory holds even if this fails
@@ -135,7 +137,7 @@ public struct StaffService: RPCService {
         let key = "\(request.tenant)/\(request.staffId)"
         var lockedUntil: Date?  // set when this failure locks the account
         let db = try? tenants.database(request.tenant)
-        let outcome: Result<LoginResponse, RPCError> = {
+        let outcome: Result<LoginResponse, RPCError> = await { () async -> Result<LoginResponse, RPCError> in
             guard let terminal else { return .failure(RPCError.unauthenticated("the client certificate is not in the server's policy")) }
             // A staff id that cannot exist is refused before it is counted or kept anywhere.
             if let p = RegisterState.staffIDProblem(request.staffId) { return .failure(RPCError.invalidArgument("staff_id: \(p)")) }
@@ -148,7 +150,12 @@ public struct StaffService: RPCService {
                 return .failure(RPCError.unauthenticated("too many failed sign-ins: the account is locked for a while"))
             }
             // An unknown id costs the same hashing as a known one: the timing tells nothing.
-            let matches = PasswordHash.verify(request.password, against: account?.passwordHash ?? access.decoyHash)
+            let matches: Bool
+            do {
+                matches = try await access.passwordChecks.verify(request.password, against: account?.passwordHash ?? access.decoyHash)
+            } catch {
+                return .failure(RPCError.from(error))  // too many waiting: not a failed sign-in
+            }
             guard let account, !account.disabled, matches else {
                 lockedUntil = access.sessions.failed(key, now: now, rules: access.rules)
                 return .failure(RPCError.unauthenticated("staff id or password is wrong, or the account is disabled"))
