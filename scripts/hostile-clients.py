@@ -188,11 +188,14 @@ async def stream_id_abuse(deadline, t):
         i = 0
         try:
             while time.monotonic() < deadline and not reader.done():
+                if w.transport.is_closing():  # closed by the server (the reader counts it): stop writing
+                    break
                 w.write(frame(ids(i), echo_request(b"x" * 32)))
                 t.sent += 1
                 i += 1
                 if i % 64 == 0:
                     await w.drain()
+                    await asyncio.sleep(0)  # drain() does not yield below the high-water mark: let the other 15 run
         except (ConnectionError, OSError, ssl.SSLError):
             pass
         await reader
