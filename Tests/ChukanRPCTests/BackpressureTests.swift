@@ -12,7 +12,7 @@ import Testing
     @Test func clientThatNeverReadsIsNotBufferedWithoutBound() async throws {
         let s = try await TestServer.start()
         let raw = try await RawConnection.connect(port: s.port, tls: s.pki.clientTLS("admin"))
-        try await raw.channel.setOption(.autoRead, value: false)
+        try await raw.channel.setOption(.autoRead, value: false).get()
 
         let payload = EchoMessage(payload: ByteBuffer(repeating: 0x5A, count: 256 * 1024)).encoded()
         let requests = 400  // 100 MiB of requests, and as much in answers
@@ -39,7 +39,7 @@ import Testing
         await c.close()
 
         // Once the client reads again, everything completes.
-        try await raw.channel.setOption(.autoRead, value: true)
+        try await raw.channel.setOption(.autoRead, value: true).get()
         var answered = 0
         while answered < requests, let r = try await raw.nextResponse(timeout: .seconds(20)) {
             #expect(r.1.status.isOK)
