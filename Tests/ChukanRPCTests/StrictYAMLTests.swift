@@ -52,7 +52,7 @@ import Yams
     /// The map's keys become text, so `1` and `"1"` (or `no` and `"no"`) are one key given
     /// twice: refused, rather than one silently replacing the other.
     @Test func keysThatReadAsTheSameTextAreDuplicates() {
-        for text in ["1: a\n\"1\": b\n", "no: a\n'no': b\n", "x: 1\nx: 2\n"] {
+        for text in ["1: a\n\"1\": b\n", "no: a\n'no': b\n", "x: 1\nx: 2\n", "!!int 1: a\n1: b\n"] {
             #expect(throws: YAMLFileError.self, "\(text)") { _ = try StrictYAML.document(text, source: "t", what: "test") }
         }
     }

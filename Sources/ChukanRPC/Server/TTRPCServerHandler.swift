@@ -61,9 +61,9 @@ final class TTRPCServerHandler: ChannelInboundHandler {
     private var flushScheduled = false
     private var writabilityWaiters: [EventLoopPromise<Void>] = []
     private var context: ChannelHandlerContext?
+    private var errorBudget = ProtocolErrorBudget()
     /// While part of a frame has arrived (or an oversized one is being skipped): since when,
     /// and the timer that closes the connection if it is not whole within the frame timeout.
-    private var errorBudget = ProtocolErrorBudget()
     private var partialSince: NIODeadline?
     private var partialTimer: Scheduled<Void>?
 
@@ -96,6 +96,7 @@ final class TTRPCServerHandler: ChannelInboundHandler {
             incoming = c
         }
         inRead = true
+        let wasSkipping = decoder.isSkipping
         var framesEnded = false
         while !closed, let decoded = decoder.next(from: &incoming) {
             framesEnded = true
@@ -116,7 +117,9 @@ final class TTRPCServerHandler: ChannelInboundHandler {
             if incoming.readerIndex > 64 * 1024 { incoming.discardReadBytes() }
             cumulation = incoming
         }
-        notePartialFrame(pending: incoming.readableBytes > 0 || decoder.isSkipping, newFrame: framesEnded, context: context)
+        // A frame ended in this read, or an oversized one finished being skipped: what is left begins the next.
+        let newFrame = framesEnded || (wasSkipping && !decoder.isSkipping)
+        notePartialFrame(pending: incoming.readableBytes > 0 || decoder.isSkipping, newFrame: newFrame, context: context)
     }
 
     // MARK: frame deadline
@@ -200,7 +203,10 @@ final class TTRPCServerHandler: ChannelInboundHandler {
             if streams[id] != nil {
                 streamError(id, .invalidArgument("stream \(id) does not accept data frames"), context: context)
             } else {
-                streamError(id, .invalidArgument("data frame on stream \(id), which is not open"), context: context)
+                // A stream that existed and has ended (a client stream the server answered early):
+                // its data still in flight is the client's bad luck, not abuse — not charged.
+                let ended = id % 2 == 1 && id <= lastStreamID
+                streamError(id, .invalidArgument("data frame on stream \(id), which is not open"), charged: !ended, context: context)
             }
         case .response?:
             streamError(id, .invalidArgument("clients do not send response frames"), context: context)
@@ -399,13 +405,12 @@ final class TTRPCServerHandler: ChannelInboundHandler {
         return promise.futureResult
     }
 
-    /// Answers `id` with an error, dropping any work still running for it.
-    /// Answers a bad frame on its stream; counts it, and closes a connection that keeps
-    /// sending them (`ProtocolErrorBudget`).
-    private func streamError(_ id: UInt32, _ error: RPCError, context: ChannelHandlerContext) {
+    /// Answers a bad frame on its stream, dropping any work still running for it; counts it,
+    /// and (when `charged`) closes a connection that keeps sending them (`ProtocolErrorBudget`).
+    private func streamError(_ id: UInt32, _ error: RPCError, charged: Bool = true, context: ChannelHandlerContext) {
         metrics.protocolErrors.increment()
         defer {
-            if !errorBudget.spend(at: .now()) {
+            if charged && !errorBudget.spend(at: .now()) {
                 logger.notice("closing connection: too many protocol errors", metadata: ["burst": "\(ProtocolErrorBudget.burst)"])
                 closeConnection(context: context)
             }

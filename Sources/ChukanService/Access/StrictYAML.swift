@@ -71,6 +71,8 @@ public enum StrictYAML {
             for (k, v) in map {
                 guard case .scalar = k, let name = k.string else { throw fail("a key under \(key.isEmpty ? "the top" : key) is not plain text") }
                 let at = key.isEmpty ? name : "\(key).\(name)"
+                // Keys with different tags (`!!int 1`, `1`) pass Yams' check but are one name here.
+                guard out[name] == nil else { throw fail("a key is given twice in one map (\(at))") }
                 out[name] = try plain(v, at: at, budget: &budget, fail)
             }
             return out

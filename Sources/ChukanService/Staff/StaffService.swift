@@ -47,8 +47,15 @@ public struct StaffService: RPCService {
                     }
                     // A wrong old password counts towards the lock, as a failed sign-in does.
                     try await locks.serialized(key) {
+                        // Calls that queued here may find the account locked by one before them.
+                        guard !isLocked(key, db.current.staff[staff], now: access.now()) else {
+                            throw RPCError.unauthenticated("too many failed attempts: the account is locked for a while")
+                        }
                         let current = db.current.staff[staff]
                         let matches = try await access.passwordChecks.verify(request.oldPassword, against: current?.passwordHash ?? access.decoyHash)
+                        guard !isLocked(key, db.current.staff[staff], now: access.now()) else {  // locked by a sign-in meanwhile
+                            throw RPCError.unauthenticated("too many failed attempts: the account is locked for a while")
+                        }
                         guard var account = current, matches else {
                             if let until = access.sessions.failed(key, now: access.now(), rules: access.rules), var locked = db.current.staff[staff] {
                                 locked.lockedUntilUnixMs = Int64(until.timeIntervalSince1970 * 1000)
@@ -156,6 +163,10 @@ public struct StaffService: RPCService {
             } catch {
                 return .failure(RPCError.from(error))  // too many waiting: not a failed sign-in
             }
+            // Checks queued behind the one that locked the account must not count or sign in.
+            if isLocked(key, db.current.staff[request.staffId], now: access.now()) {
+                return .failure(RPCError.unauthenticated("too many failed sign-ins: the account is locked for a while"))
+            }
             guard let account, !account.disabled, matches else {
                 lockedUntil = access.sessions.failed(key, now: now, rules: access.rules)
                 return .failure(RPCError.unauthenticated("staff id or password is wrong, or the account is disabled"))
@@ -191,7 +202,8 @@ public struct StaffService: RPCService {
     /// If the write fails, the lock in memory still holds until a restart.
     private func persistLock(_ staffID: String, until: Date, key: String, _ db: TenantDatabase) async {
         try? await locks.serialized(key) {
-            guard var a = db.current.staff[staffID] else { return }
+            // A reset that came in between lifted the lock (in memory too): do not write it back.
+            guard access.sessions.isLocked(key, now: access.now()), var a = db.current.staff[staffID] else { return }
             a.lockedUntilUnixMs = Int64(until.timeIntervalSince1970 * 1000)
             try await Self.save(a, kind: .staffUpdate, db)
         }
