@@ -151,6 +151,12 @@ final class TTRPCServerHandler: ChannelInboundHandler {
         guard let since = partialSince, let timeout = limits.frameTimeout, let context, !closed else { return }
         let now = NIODeadline.now()
         if now < since + timeout { return armFrameTimer(in: since + timeout - now, context: context) }
+        // Fired well after it was due: this loop was stalled, and the rest of the frame may be
+        // waiting unread in the socket. Look again once the loop has read it.
+        if now - (since + timeout) > .milliseconds(500) {
+            partialSince = now - timeout + .seconds(1)
+            return armFrameTimer(in: .seconds(1), context: context)
+        }
         // Reads stopped by this side (a client stream's unread messages, or responses the
         // client has not read yet) are not the client's slowness: wait another period.
         if readsPaused || !context.channel.isWritable {

@@ -28,7 +28,9 @@ public final class TenantManager: Sendable {
     }
 
     public let configuration: Configuration
-    private let slots = Mutex<[String: Slot]>([:])
+    /// A pthread mutex (`Locked`), not `Synchronization.Mutex`: recovery threads and callers
+    /// contend on it, and ThreadSanitizer cannot follow Mutex's futex hand-over (RELIABILITY.md).
+    private let slots = Locked<[String: Slot]>([:])
     private let logger: Logger
 
     public init(configuration: Configuration, logger: Logger = Logger(label: "chukan.tenants")) {
