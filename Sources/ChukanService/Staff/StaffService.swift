@@ -42,24 +42,16 @@ public struct StaffService: RPCService {
                     guard let staff = caller.staff else { throw RPCError(.failedPrecondition, "sign in on a terminal to change a password") }
                     let db = try tenants.database(request.tenant)
                     let key = "\(request.tenant)/\(staff)"
-                    guard !isLocked(key, db.current.staff[staff], now: access.now()) else {
-                        throw RPCError.unauthenticated("too many failed attempts: the account is locked for a while")
-                    }
                     // A wrong old password counts towards the lock, as a failed sign-in does.
                     try await locks.serialized(key) {
-                        // Calls that queued here may find the account locked by one before them.
-                        guard !isLocked(key, db.current.staff[staff], now: access.now()) else {
-                            throw RPCError.unauthenticated("too many failed attempts: the account is locked for a while")
-                        }
+                        // Checked again after the password check: a sign-in may have locked it meanwhile.
+                        guard !isLocked(key, db.current.staff[staff], now: access.now()) else { throw Self.lockedError }
                         let current = db.current.staff[staff]
                         let matches = try await access.passwordChecks.verify(request.oldPassword, against: current?.passwordHash ?? access.decoyHash)
-                        guard !isLocked(key, db.current.staff[staff], now: access.now()) else {  // locked by a sign-in meanwhile
-                            throw RPCError.unauthenticated("too many failed attempts: the account is locked for a while")
-                        }
+                        guard !isLocked(key, db.current.staff[staff], now: access.now()) else { throw Self.lockedError }
                         guard var account = current, matches else {
-                            if let until = access.sessions.failed(key, now: access.now(), rules: access.rules), var locked = db.current.staff[staff] {
-                                locked.lockedUntilUnixMs = Int64(until.timeIntervalSince1970 * 1000)
-                                try? await Self.save(locked, kind: .staffUpdate, db)  // the lock in memory holds even if this fails
+                            if let until = access.sessions.failed(key, now: access.now(), rules: access.rules) {
+                                await writeLock(until, staffID: staff, db)  // already serialized on this account
                             }
                             throw RPCError.unauthenticated("the old password is wrong")
                         }
@@ -153,9 +145,7 @@ public struct StaffService: RPCService {
             }
             guard let db else { return .failure(RPCError.unavailable("tenant \(request.tenant) is not serving")) }
             let account = db.current.staff[request.staffId]
-            if isLocked(key, account, now: now) {
-                return .failure(RPCError.unauthenticated("too many failed sign-ins: the account is locked for a while"))
-            }
+            if isLocked(key, account, now: now) { return .failure(Self.lockedError) }
             // An unknown id costs the same hashing as a known one: the timing tells nothing.
             let matches: Bool
             do {
@@ -164,9 +154,7 @@ public struct StaffService: RPCService {
                 return .failure(RPCError.from(error))  // too many waiting: not a failed sign-in
             }
             // Checks queued behind the one that locked the account must not count or sign in.
-            if isLocked(key, db.current.staff[request.staffId], now: access.now()) {
-                return .failure(RPCError.unauthenticated("too many failed sign-ins: the account is locked for a while"))
-            }
+            if isLocked(key, db.current.staff[request.staffId], now: access.now()) { return .failure(Self.lockedError) }
             guard let account, !account.disabled, matches else {
                 lockedUntil = access.sessions.failed(key, now: now, rules: access.rules)
                 return .failure(RPCError.unauthenticated("staff id or password is wrong, or the account is disabled"))
@@ -203,11 +191,19 @@ public struct StaffService: RPCService {
     private func persistLock(_ staffID: String, until: Date, key: String, _ db: TenantDatabase) async {
         try? await locks.serialized(key) {
             // A reset that came in between lifted the lock (in memory too): do not write it back.
-            guard access.sessions.isLocked(key, now: access.now()), var a = db.current.staff[staffID] else { return }
-            a.lockedUntilUnixMs = Int64(until.timeIntervalSince1970 * 1000)
-            try await Self.save(a, kind: .staffUpdate, db)
+            guard access.sessions.isLocked(key, now: access.now()) else { return }
+            await writeLock(until, staffID: staffID, db)
         }
     }
+
+    /// The write itself; the caller holds the account's turn (`locks`).
+    private func writeLock(_ until: Date, staffID: String, _ db: TenantDatabase) async {
+        guard var a = db.current.staff[staffID] else { return }
+        a.lockedUntilUnixMs = Int64(until.timeIntervalSince1970 * 1000)
+        try? await Self.save(a, kind: .staffUpdate, db)
+    }
+
+    static let lockedError = RPCError.unauthenticated("too many failed sign-ins: the account is locked for a while")
 
     func view(_ a: StaffAccount) -> StaffView {
         var v = StaffView()
