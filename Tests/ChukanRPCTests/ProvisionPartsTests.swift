@@ -49,7 +49,7 @@ import Testing
             (Self.minimal + "\n  - \"no\": 1\n    inquirer: x\n    kinds: [市町村長]\n    legal_row: 49\n    purpose: p\n    item_groups: [address]\n    removed_residents: false\n", "row 1 appears twice"),
             (Self.minimal + "\n  - \"no\": 2\n    inquirer: x\n    kinds: [市町村長]\n    legal_row: 48\n    purpose: p\n    item_groups: [address]\n    removed_residents: false\n", "項 48 appears in two rows"),
             ("rows: [", "not valid YAML"),
-            (Self.minimal.replacingOccurrences(of: "    removed_residents: true", with: "    removed_residents: true\n    item_groups: [address]"), "a key is given twice in one map (item_groups)"),
+            (Self.minimal.replacingOccurrences(of: "    removed_residents: true", with: "    removed_residents: true\n    item_groups: [address]"), "a key is given twice in one map (rows[0].item_groups)"),
         ]
         for (text, problem) in broken {
             do {

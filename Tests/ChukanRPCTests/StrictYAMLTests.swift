@@ -56,4 +56,62 @@ import Yams
             #expect(throws: YAMLFileError.self, "\(text)") { _ = try StrictYAML.document(text, source: "t", what: "test") }
         }
     }
+
+    /// Found by fuzzing: Yams' duplicate-key check sorted nested complex keys with a
+    /// comparison taking 2^depth steps (the fuzz inputs ran for over ten minutes). Keys that
+    /// are not text are now refused at the first one, and nesting is bounded.
+    @Test(.timeLimit(.minutes(1))) func nestedComplexKeysAreRefusedAtOnce() throws {
+        let deep = String(repeating: "? - ", count: 300) + "a\n: b\n" + String(repeating: "? - ", count: 300) + "a\n: b\n"
+        for text in [deep, "? [a, b]\n: 1\n", "a:\n  ? {x: 1}\n  : y\n"] {
+            #expect {
+                _ = try StrictYAML.document(text, source: "t", what: "test")
+            } throws: { "\($0)".contains("is not plain text") }
+        }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        let folder = "\(root)/Fuzz/regressions/permission-list"
+        let found = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasPrefix("yams-duplicate-key-sort") }
+        #expect(found.count == 2)
+        for name in found {
+            let text = String(decoding: try Data(contentsOf: URL(fileURLWithPath: "\(folder)/\(name)")), as: UTF8.self)
+            #expect(throws: YAMLFileError.self, "\(name)") { _ = try StrictYAML.document(text, source: "t", what: "test") }
+        }
+    }
+
+    @Test func nestingIsBounded() throws {
+        let ok = String(repeating: "[", count: 64) + String(repeating: "]", count: 64)
+        #expect(try StrictYAML.document(ok, source: "t", what: "test") is [Any])
+        let deep = String(repeating: "[", count: 65) + String(repeating: "]", count: 65)
+        #expect {
+            _ = try StrictYAML.document(deep, source: "t", what: "test")
+        } throws: { "\($0)".contains("nested more than 64 levels") }
+        // Far deeper than any stack could recurse: refused at level 65, not a crash.
+        let abyss = String(repeating: "[", count: 200_000)
+        #expect(throws: YAMLFileError.self) { _ = try StrictYAML.document(abyss, source: "t", what: "test") }
+    }
+
+    @Test func errorsNameTheProblemAndNeverAValue() throws {
+        let cases: [(String, String)] = [
+            ("a: secret-1\nb: [\n", "test t is not valid YAML (line 3)"),
+            ("a: &x secret-2\nb: *x\n", "aliases (*name) are not allowed"),
+            ("a: secret-3\n---\nb: 1\n", "more than one document"),
+            ("top:\n  inner:\n    x: secret-4\n    x: secret-5\n", "a key is given twice in one map (top.inner.x)"),
+            ("list:\n  - {k: secret-6}\n  - ? [secret-7]\n    : v\n", "a key under list[1] is not plain text"),
+        ]
+        for (text, message) in cases {
+            do {
+                _ = try StrictYAML.document(text, source: "t", what: "test")
+                Issue.record("accepted \(text.debugDescription)")
+            } catch {
+                #expect("\(error)".contains(message), "\(error)")
+                #expect(!"\(error)".contains("secret"), "\(error)")
+            }
+        }
+        #expect(try StrictYAML.document("", source: "t", what: "test") == nil)
+        #expect(try StrictYAML.document("# only a comment\n", source: "t", what: "test") == nil)
+        let nested = try #require(try StrictYAML.document("a:\n  - b: [1, two, {c: ~}]\n", source: "t", what: "test") as? [String: Any])
+        let list = try #require(nested["a"] as? [Any])
+        let inner = try #require((list.first as? [String: Any])?["b"] as? [Any])
+        #expect(inner.count == 3 && inner[0] as? Int == 1 && inner[1] as? String == "two")
+        #expect((inner[2] as? [String: Any])?["c"] is NSNull)
+    }
 }

@@ -17,72 +17,47 @@ public enum StrictYAML {
         return node
     }
 
-    /// The YAML document as maps (with text keys), lists and scalars. Built from Yams' node
-    /// tree here rather than by `Yams.load`, which traps on a key that is not plain text
-    /// (found by fuzzing: a config file must get an error, never stop the server). A key
-    /// given twice in one map is refused (by Yams' parser), aliases are refused, and the
-    /// document is bounded in nodes. Keys are compared as text (`1` and `"1"` are the same
-    /// key, since the map's keys become text), values get YAML 1.1's types (`implicitTag`).
+    /// The YAML document as maps (with text keys), lists and scalars, read from libyaml's
+    /// events (the C parser inside Yams) rather than from Yams' node tree: Yams traps on a
+    /// key that is not plain text (`Yams.load`), and its duplicate-key check sorts nested
+    /// keys with a comparison that takes 2^depth steps (both found by fuzzing). Here a key
+    /// must be a scalar, refused at once otherwise; keys are compared as text (`1` and `"1"`
+    /// are one key, given twice); aliases are refused; one document only; nesting and node
+    /// count are bounded. Values get YAML 1.1's types (`implicitTag`, Yams' constructor).
     public static func document(_ text: String, source path: String, what: String) throws -> Any? {
-        let root: Node?
-        do {
-            // UTF-8 named here: Yams' default reads the environment on every parse (and
-            // prints to stdout when YAMS_DEFAULT_ENCODING is set); Swift strings are UTF-8.
-            // The basic resolver leaves every untagged scalar text while parsing: the parser
-            // compares keys (for duplicates) by it; values are typed in `plain`.
-            root = try Yams.compose(yaml: text, .basic, constructor, .utf8)
-        } catch let YamlError.duplicatedKeysInMapping(duplicates, _) {
-            throw YAMLFileError("\(what) \(path): a key is given twice in one map (\(duplicates.prefix(3).joined(separator: ", ")))")
-        } catch {
-            throw YAMLFileError("\(what) \(path) is not valid YAML")
+        let fail = { (problem: String) in YAMLFileError("\(what) \(path): \(problem)") }
+        var bytes = Array(text.utf8)
+        if bytes.isEmpty { bytes.append(0x0A) }  // libyaml wants a buffer; an empty one is an empty stream
+        return try bytes.withUnsafeBufferPointer { buffer in
+            try YAMLComposer(fail: fail, invalid: { line in
+                YAMLFileError("\(what) \(path) is not valid YAML" + (line.map { " (line \($0))" } ?? ""))
+            }).compose(YAMLEventReader(buffer))
         }
-        guard let root else { return nil }
-        var budget = maximumNodes
-        return try plain(root, at: "", budget: &budget) { YAMLFileError("\(what) \(path): \($0)") }
     }
 
     /// Yams' `Constructor.default` builds a new constructor (and its tables) on each use.
     /// Its tables are immutable after init, so one is shared.
-    nonisolated(unsafe) private static let constructor = Constructor.default
+    nonisolated(unsafe) static let constructor = Constructor.default
 
     /// More nodes than any configuration, policy or permission list holds.
     static let maximumNodes = 1_000_000
+    /// Deeper than any of them nests (the policy file's deepest value is 3 levels down).
+    static let maximumDepth = 64
 
-    private static func plain(_ node: Node, at key: String, budget: inout Int, _ fail: (String) -> YAMLFileError) throws -> Any {
-        budget -= 1
-        guard budget > 0 else { throw fail("more than \(maximumNodes) values") }
-        switch node {
-        case let .scalar(scalar):
-            // Yams multiplies YAML 1.1 base-60 integers (`1:30:00`) without an overflow
-            // check, so a long one traps (found by the policy fuzz target). Integers are
-            // read here: decimal ones by `Int`, a base-60 one stays text (and then fails the
-            // schema's type check like any other wrong value).
-            // An untagged plain scalar still has the implicit tag (only keys were resolved).
-            let implicit = scalar.tag.rawValue == Tag.Name.implicit.rawValue
-            let tag = implicit ? implicitTag(scalar.string) : Tag.Name(rawValue: node.tag.rawValue)
-            if tag == .int {
-                if let n = Int(scalar.string) { return n }
-                if scalar.string.contains(":") { return scalar.string }
-            }
-            guard implicit else { return constructor.any(from: node) }
-            return constructor.any(from: .scalar(.init(scalar.string, Tag(tag, .basic, constructor), scalar.style)))
-        case let .mapping(map):
-            var out: [String: Any] = [:]
-            for (k, v) in map {
-                guard case .scalar = k, let name = k.string else { throw fail("a key under \(key.isEmpty ? "the top" : key) is not plain text") }
-                let at = key.isEmpty ? name : "\(key).\(name)"
-                // Keys with different tags (`!!int 1`, `1`) pass Yams' check but are one name here.
-                guard out[name] == nil else { throw fail("a key is given twice in one map (\(at))") }
-                out[name] = try plain(v, at: at, budget: &budget, fail)
-            }
-            return out
-        case let .sequence(items):
-            var out: [Any] = []
-            for (i, item) in items.enumerated() { out.append(try plain(item, at: "\(key)[\(i)]", budget: &budget, fail)) }
-            return out
-        case .alias:
-            throw fail("aliases (*name) are not allowed")
+    /// A scalar's value with its YAML 1.1 type: `tag` is the event's (nil when untagged and
+    /// plain, so implicit), `quoted` when it is untagged but quoted (so text).
+    static func typedScalar(_ value: String, tag: String?, quoted: Bool, style: Node.Scalar.Style) -> Any {
+        let name = quoted ? Tag.Name.str : tag.map(Tag.Name.init(rawValue:))
+        // Yams multiplies YAML 1.1 base-60 integers (`1:30:00`) without an overflow
+        // check, so a long one traps (found by the policy fuzz target). Integers are
+        // read here: decimal ones by `Int`, a base-60 one stays text (and then fails the
+        // schema's type check like any other wrong value).
+        let resolved = name ?? implicitTag(value)
+        if resolved == .int {
+            if let n = Int(value) { return n }
+            if value.contains(":") { return value }
         }
+        return constructor.any(from: .scalar(.init(value, Tag(resolved, .basic, constructor), style)))
     }
 
     /// The type YAML 1.1 gives an untagged plain scalar — exactly what Yams' default resolver
