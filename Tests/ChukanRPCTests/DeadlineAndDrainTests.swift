@@ -42,15 +42,16 @@ import Testing
 }
 
 @Suite struct DrainTests {
-    /// Shutdown stops accepting, lets calls in flight finish, then closes.
+    /// Shutdown stops accepting, lets calls in flight finish, then closes — when the last
+    /// call ends, not when the drain timeout fires: the timeout here is ten minutes, so a
+    /// drain that finishes at all finished by itself. (A wall-clock bound flaked: under a
+    /// loaded suite the 2 s call itself took over 9 s to be answered.)
     @Test func gracefulDrainFinishesCallsInFlight() async throws {
-        let s = try await TestServer.start { $0.drainTimeout = .seconds(10) }
+        let s = try await TestServer.start { $0.drainTimeout = .seconds(600) }
         let c = try await s.client()
-        // Long enough that the connection is still draining whatever the machine's load.
         async let inFlight = c.slow("Sleep", millis: 2000)
         try await s.slow.waitStarted(1)
-        let start = ContinuousClock.now
-        async let drained: Void = s.stop()
+        let drained = Task { await s.stop() }
         // A new call on the draining connection is refused with UNAVAILABLE, once the
         // shutdown has reached the connection (a slow machine may answer a call or two first).
         var late: StatusCode? = nil
@@ -63,9 +64,11 @@ import Testing
         // New connections are refused once shutdown began.
         await #expect(throws: (any Error).self) { _ = try await s.client() }
         #expect(try await inFlight == "2000")
-        await drained
-        #expect(ContinuousClock.now - start < .seconds(9))  // well inside the 10 s drain timeout
-        #expect(s.server.openConnections == 0)
+        // The call answered, the connection closes and the drain ends: give it a minute
+        // (rather than the ten the timeout would take).
+        for _ in 0..<600 where s.server.openConnections > 0 { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(s.server.openConnections == 0, "a connection was still open a minute after its last call was answered")
+        if s.server.openConnections == 0 { await drained.value }
     }
 
     @Test func drainTimeoutClosesStragglers() async throws {

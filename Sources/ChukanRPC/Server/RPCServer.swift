@@ -43,6 +43,9 @@ public final class RPCServer: Service, Sendable {
         var serverChannel: (any Channel)?
         var connections: [ObjectIdentifier: any Channel] = [:]
         var nextConnectionID: UInt64 = 1
+        /// Set when shutdown begins: a connection accepted after it is refused, so every
+        /// connection admitted is one the drain reaches and waits for.
+        var draining = false
     }
 
     public init(
@@ -92,19 +95,21 @@ public final class RPCServer: Service, Sendable {
             }
             .bind(host: configuration.host, port: configuration.port)
             .get()
-        state.withLock { $0.serverChannel = channel }
+        state.withLock { $0.serverChannel = channel; $0.draining = false }
         logger.info("listening", metadata: ["endpoint": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
         return channel.localAddress!
     }
 
     /// Registers a new connection, or refuses it when the server is full.
     private func admit(_ channel: any Channel) -> UInt64? {
-        let id: UInt64? = state.withLock { s in
-            guard s.connections.count < configuration.maxConnections else { return nil }
+        let (id, draining): (UInt64?, Bool) = state.withLock { s in
+            guard !s.draining else { return (nil, true) }
+            guard s.connections.count < configuration.maxConnections else { return (nil, false) }
             s.connections[ObjectIdentifier(channel)] = channel
             defer { s.nextConnectionID += 1 }
-            return s.nextConnectionID
+            return (s.nextConnectionID, false)
         }
+        if draining { return nil }
         guard let id else {
             metrics.rejectedConnections.increment()
             logger.warning("connection refused: limit reached", metadata: ["limit": "\(configuration.maxConnections)"])
@@ -129,7 +134,7 @@ public final class RPCServer: Service, Sendable {
     /// Stops accepting, lets calls in flight finish (up to the drain timeout), then closes.
     public func shutdown() async {
         let (server, connections) = state.withLock { s in
-            defer { s.serverChannel = nil }
+            defer { s.serverChannel = nil; s.draining = true }
             return (s.serverChannel, Array(s.connections.values))
         }
         try? await server?.close()
