@@ -84,7 +84,7 @@ import Testing
         }
         try? await abuser.send(burst)
         var answered = 0
-        while let r = try await abuser.nextResponse(timeout: .seconds(5)) {
+        while let r = try await abuser.nextResponse() {
             #expect(r.1.status.code == .invalidArgument)
             answered += 1
         }

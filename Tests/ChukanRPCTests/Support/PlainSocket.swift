@@ -16,7 +16,7 @@ final class PlainSocket: Sendable {
         try await channel.writeAndFlush(ByteBuffer(bytes: bytes))
     }
 
-    func waitClosed(timeout: Duration = .seconds(5)) async throws -> Bool {
+    func waitClosed(timeout: Duration = .seconds(30)) async throws -> Bool {
         let end = ContinuousClock.now + timeout
         while ContinuousClock.now < end {
             if !channel.isActive { return true }

@@ -92,7 +92,7 @@ final class RawConnection: Sendable {
     }
 
     /// The next frame, or nil if the connection closed or nothing came within `timeout`.
-    func nextFrame(timeout: Duration = .seconds(5)) async throws -> Frame? {
+    func nextFrame(timeout: Duration = .seconds(30)) async throws -> Frame? {
         let end = ContinuousClock.now + timeout
         while ContinuousClock.now < end {
             let (frame, closed): (Frame?, Bool) = inbox.state.withLock { s in
@@ -106,13 +106,13 @@ final class RawConnection: Sendable {
     }
 
     /// The next response frame decoded, checked to be on `id`.
-    func nextResponse(timeout: Duration = .seconds(5)) async throws -> (UInt32, TTRPCResponse)? {
+    func nextResponse(timeout: Duration = .seconds(30)) async throws -> (UInt32, TTRPCResponse)? {
         guard let f = try await nextFrame(timeout: timeout) else { return nil }
         guard f.header.type == .response else { return nil }
         return (f.header.streamID, try TTRPCResponse(protobuf: f.data))
     }
 
-    func waitClosed(timeout: Duration = .seconds(5)) async throws -> Bool {
+    func waitClosed(timeout: Duration = .seconds(30)) async throws -> Bool {
         let end = ContinuousClock.now + timeout
         while ContinuousClock.now < end {
             if inbox.state.withLock({ $0.closed && $0.frames.isEmpty }) { return true }
