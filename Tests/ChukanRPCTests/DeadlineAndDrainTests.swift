@@ -16,7 +16,11 @@ import Testing
         let r = try #require(try await raw.nextResponse())
         #expect(r.0 == 1)
         #expect(r.1.status.code == .deadlineExceeded)
-        for _ in 0..<300 where s.slow.cancelled.load(ordering: .relaxed) == 0 { try await Task.sleep(for: .milliseconds(100)) }
+        var waited = 0
+        while s.slow.cancelled.load(ordering: .relaxed) == 0 && waited < 300 {
+            try await Task.sleep(for: .milliseconds(100))
+            waited += 1
+        }
         #expect(s.slow.cancelled.load(ordering: .relaxed) == 1)
         #expect(s.slow.finished.load(ordering: .relaxed) == 0)
         // Future-based handlers too.
@@ -45,7 +49,7 @@ import Testing
     /// call ends, not when the drain timeout fires: the timeout here is ten minutes, so a
     /// drain that finishes at all finished by itself. (A wall-clock bound flaked: under a
     /// loaded suite the 2 s call itself took over 9 s to be answered.)
-    @Test func gracefulDrainFinishesCallsInFlight() async throws {
+    @Test(.timeLimit(.minutes(3))) func gracefulDrainFinishesCallsInFlight() async throws {
         let s = try await TestServer.start { $0.drainTimeout = .seconds(600) }
         let c = try await s.client()
         async let inFlight = c.slow("Sleep", millis: 2000)
@@ -54,7 +58,7 @@ import Testing
         // A new call on the draining connection is refused with UNAVAILABLE, once the
         // shutdown has reached the connection (a slow machine may answer a call or two first).
         var late: StatusCode? = nil
-        for _ in 0..<40 {
+        for _ in 0..<400 {
             late = await statusCode { _ = try await c.echo("late") }
             if late != nil { break }
             try await Task.sleep(for: .milliseconds(25))
@@ -65,7 +69,11 @@ import Testing
         #expect(try await inFlight == "2000")
         // The call answered, the connection closes and the drain ends: give it a minute
         // (rather than the ten the timeout would take).
-        for _ in 0..<600 where s.server.openConnections > 0 { try await Task.sleep(for: .milliseconds(100)) }
+        var waited = 0
+        while s.server.openConnections > 0 && waited < 600 {
+            try await Task.sleep(for: .milliseconds(100))
+            waited += 1
+        }
         #expect(s.server.openConnections == 0, "a connection was still open a minute after its last call was answered")
         if s.server.openConnections == 0 { await drained.value }
     }

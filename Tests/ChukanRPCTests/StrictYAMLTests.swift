@@ -36,6 +36,8 @@ import Yams
             g: 12
             h: 市町村長
             i: 'no'
+            j: 010
+            k: !!int "12"
             """
         let map = try #require(try StrictYAML.document(text, source: "t", what: "test") as? [String: Any])
         #expect(map["a"] as? Bool == true)
@@ -47,6 +49,9 @@ import Yams
         #expect(map["g"] as? Int == 12)
         #expect(map["h"] as? String == "市町村長")
         #expect(map["i"] as? String == "no")
+        // As Yams reads them: a leading zero is octal, and a quoted scalar is never a number.
+        #expect(map["j"] as? Int == 8)
+        #expect(map["k"] as? String == "12")
     }
 
     /// The map's keys become text, so `1` and `"1"` (or `no` and `"no"`) are one key given
@@ -96,6 +101,11 @@ import Yams
             ("a: secret-3\n---\nb: 1\n", "more than one document"),
             ("top:\n  inner:\n    x: secret-4\n    x: secret-5\n", "a key is given twice in one map (top.inner.x)"),
             ("list:\n  - {k: secret-6}\n  - ? [secret-7]\n    : v\n", "a key under list[1] is not plain text"),
+            // libyaml's reader (not its scanner) refuses a control character: still a line.
+            ("a: 1\nb: 2\nc: secret-8\u{07}\n", "test t is not valid YAML (line 3)"),
+            // A key is shown escaped and cut short.
+            ("\"k\\nx\": 1\n\"k\\nx\": 2\n", #"a key is given twice in one map ("k\nx")"#),
+            ("m:\n  \(String(repeating: "k", count: 100)): 1\n  \(String(repeating: "k", count: 100)): 2\n", "(m.\(String(repeating: "k", count: 48))…)"),
         ]
         for (text, message) in cases {
             do {

@@ -65,10 +65,12 @@ public final class RPCServer: Service, Sendable {
 
     public var openConnections: Int { state.withLock { $0.connections.count } }
 
-    /// Binds and starts accepting. Returns the bound address.
+    /// Binds and starts accepting. Returns the bound address. A server once shut down is
+    /// not started again (its connections would be refused as arriving during a drain).
     @discardableResult
     public func start() async throws -> SocketAddress {
         if let address = localAddress { return address }
+        guard !state.withLock({ $0.draining }) else { throw ChannelError.ioOnClosedChannel }
         let limits = TTRPCServerHandler.Limits(
             maxMessageSize: min(configuration.maxMessageSize, 4 << 20),
             maxConcurrentStreams: configuration.maxConcurrentStreams,
@@ -95,7 +97,14 @@ public final class RPCServer: Service, Sendable {
             }
             .bind(host: configuration.host, port: configuration.port)
             .get()
-        state.withLock { $0.serverChannel = channel; $0.draining = false }
+        // A shutdown that ran while this bound found no listener to close: close it here.
+        guard state.withLock({ s in
+            if !s.draining { s.serverChannel = channel }
+            return !s.draining
+        }) else {
+            try? await channel.close()
+            throw ChannelError.ioOnClosedChannel
+        }
         logger.info("listening", metadata: ["endpoint": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
         return channel.localAddress!
     }

@@ -49,14 +49,10 @@ public enum StrictYAML {
     static func typedScalar(_ value: String, tag: String?, quoted: Bool, style: Node.Scalar.Style) -> Any {
         let name = quoted ? Tag.Name.str : tag.map(Tag.Name.init(rawValue:))
         // Yams multiplies YAML 1.1 base-60 integers (`1:30:00`) without an overflow
-        // check, so a long one traps (found by the policy fuzz target). Integers are
-        // read here: decimal ones by `Int`, a base-60 one stays text (and then fails the
-        // schema's type check like any other wrong value).
+        // check, so a long one traps (found by the policy fuzz target): a base-60 integer
+        // stays text (and then fails the schema's type check like any other wrong value).
         let resolved = name ?? implicitTag(value)
-        if resolved == .int {
-            if let n = Int(value) { return n }
-            if value.contains(":") { return value }
-        }
+        if resolved == .int && value.contains(":") { return value }
         return constructor.any(from: .scalar(.init(value, Tag(resolved, .basic, constructor), style)))
     }
 
@@ -97,11 +93,19 @@ public enum StrictYAML {
         return text
     }
 
+    /// A key as an error message shows it: escaped (a key may hold a line break) and cut
+    /// short. Keys are names the schema defines, not values.
+    static func shown(_ key: String) -> String {
+        let cut = key.count > 48 ? String(key.prefix(48)) + "…" : key
+        return cut.unicodeScalars.contains { $0.properties.generalCategory == .control || $0 == "\u{2028}" || $0 == "\u{2029}" }
+            ? cut.debugDescription : cut
+    }
+
     static func unknownKeys(_ node: Any?, allowed: [String: Any], at prefix: String) -> [String] {
         guard let map = node as? [String: Any] else { return [] }
         var out: [String] = []
         for (key, value) in map.sorted(by: { $0.key < $1.key }) {
-            let path = prefix.isEmpty ? key : "\(prefix).\(key)"
+            let path = prefix.isEmpty ? shown(key) : "\(prefix).\(shown(key))"
             guard let rule = allowed[key] else { out.append(path); continue }
             if let nested = rule as? [String: Any] { out += unknownKeys(value, allowed: nested, at: path) }
         }

@@ -7,8 +7,10 @@ import Yams
 final class YAMLEventReader {
     private let parser = UnsafeMutablePointer<yaml_parser_t>.allocate(capacity: 1)
     private let ready: Bool
+    private let buffer: UnsafeBufferPointer<UInt8>
 
     init(_ buffer: UnsafeBufferPointer<UInt8>) {
+        self.buffer = buffer
         ready = yaml_parser_initialize(parser) == 1
         if ready {
             yaml_parser_set_encoding(parser, YAML_UTF8_ENCODING)
@@ -26,8 +28,21 @@ final class YAMLEventReader {
         ready && yaml_parser_parse(parser, &event) == 1
     }
 
-    /// Where the syntax error is (1-based), to point the operator at the line.
-    var problemLine: Int? { ready ? Int(parser.pointee.problem_mark.line) + 1 : nil }
+    /// Where the error is (1-based), to point the operator at the line: the scanner and
+    /// parser mark it; the reader (bad UTF-8, a control character) gives a byte offset.
+    var problemLine: Int? {
+        guard ready else { return nil }
+        let p = parser.pointee
+        switch p.error {
+        case YAML_SCANNER_ERROR, YAML_PARSER_ERROR:
+            return Int(p.problem_mark.line) + 1
+        case YAML_READER_ERROR:
+            let offset = min(Int(p.problem_offset), buffer.count)
+            return buffer[..<offset].reduce(1) { $1 == 0x0A ? $0 + 1 : $0 }
+        default:
+            return nil
+        }
+    }
 }
 
 /// Builds maps (`[String: Any]`), lists (`[Any]`) and typed scalars from the events, with an
@@ -38,25 +53,33 @@ struct YAMLComposer {
     /// The text is not YAML; the line where libyaml stopped, if known.
     let invalid: (Int?) -> YAMLFileError
 
-    /// A map or list being read. A class so that adding to it never copies what it holds.
+    /// A map or list being read. A class so that adding to it never copies what it holds;
+    /// it knows its parent and its place there, so a path is built only for an error.
     private final class Open {
-        let at: String
+        let parent: Open?
+        /// Its key in the parent map, or its index in the parent list.
+        let place: String?
+        let index: Int
         var map: [String: Any]?
         var list: [Any]?
         /// In a map: the key read, whose value comes next.
         var key: String?
-        init(at: String, isMap: Bool) {
-            self.at = at
+        init(parent: Open?, isMap: Bool) {
+            self.parent = parent
+            place = parent?.key
+            index = parent?.list?.count ?? 0
             if isMap { map = [:] } else { list = [] }
         }
         var value: Any { map ?? list ?? [] }
-        /// Where the next value sits, for error messages.
-        var childPath: String {
-            if let key { return at.isEmpty ? key : "\(at).\(key)" }
-            return "\(at)[\(list?.count ?? 0)]"
-        }
         var awaitsKey: Bool { map != nil && key == nil }
-        var keyPlace: String { at.isEmpty ? "the top" : at }
+        /// `rows[0].item_groups`-style, keys escaped and cut short.
+        var path: String {
+            guard let parent else { return "" }
+            let above = parent.path
+            if let place { return above.isEmpty ? StrictYAML.shown(place) : "\(above).\(StrictYAML.shown(place))" }
+            return "\(above)[\(index)]"
+        }
+        var keyPlace: String { parent == nil ? "the top" : path }
     }
 
     func compose(_ reader: YAMLEventReader) throws -> Any? {
@@ -77,7 +100,7 @@ struct YAMLComposer {
         }
         func count() throws {
             budget -= 1
-            guard budget > 0 else { throw fail("more than \(StrictYAML.maximumNodes) values") }
+            guard budget >= 0 else { throw fail("more than \(StrictYAML.maximumNodes) values") }
         }
         func open(isMap: Bool) throws {
             if let top = stack.last, top.awaitsKey { throw fail("a key under \(top.keyPlace) is not plain text") }
@@ -85,7 +108,7 @@ struct YAMLComposer {
                 throw fail("nested more than \(StrictYAML.maximumDepth) levels deep")
             }
             try count()
-            stack.append(Open(at: stack.last?.childPath ?? "", isMap: isMap))
+            stack.append(Open(parent: stack.last, isMap: isMap))
         }
 
         while true {
@@ -107,7 +130,10 @@ struct YAMLComposer {
                 let text = String(decoding: UnsafeBufferPointer(start: scalar.value, count: scalar.length), as: UTF8.self)
                 if let top = stack.last, top.awaitsKey {
                     // Keys compare as text, whatever their tag or quotes: `1` and `"1"` are one key.
-                    guard top.map![text] == nil else { throw fail("a key is given twice in one map (\(top.at.isEmpty ? text : "\(top.at).\(text)"))") }
+                    guard top.map![text] == nil else {
+                        let at = top.path
+                        throw fail("a key is given twice in one map (\(at.isEmpty ? "" : at + ".")\(StrictYAML.shown(text)))")
+                    }
                     top.key = text
                     continue
                 }
