@@ -49,13 +49,13 @@ struct ProvisionSteps: ParsableCommand {
             results.append((name, Double(DispatchTime.now().uptimeNanoseconds - start) / Double(iterations) / 1000))
         }
         try time("permit: ECDSA P-256 verify + decode + checks") { _ = try Permits.open(signed, networkKey: verifier, nowUnixMs: p.issuedUnixMs + 1) }
-        try time("符号 → person (AES block)") { _ = codeIssuer.person(for: p.fugo) }
+        time("符号 → person (AES block)") { _ = codeIssuer.person(for: p.fugo) }
         try time("record decode (Resident)") { _ = try entry.resident() }
         try time("hold check") { _ = try ProvisionPayloads.holdReason(group: .nameAndBirth, person: entry, in: state) }
         try time("payload: build + encode") { _ = try ProvisionPayloads.make(group: .nameAndBirth, person: entry, in: state, permit: p, nowUnixMs: 1).encodedBytes }
         try time("seal: HKDF + AES-256-GCM (agreement cached)") { _ = try sealer.seal(payload, to: inquirer.publicKey, permitID: p.permitId) }
         try time("X25519 agreement (uncached)") { _ = try inquirer.agree(with: X25519Key(publicKey: sealer.publicKey)) }
-        try time("audit record: encode + SHA-256") { _ = SHA256.hash(record.encodedBytes) }
+        time("audit record: encode + SHA-256") { _ = SHA256.hash(record.encodedBytes) }
         try time("request decode (ProvideRequest)") {
             var r = ProvideRequest()
             r.permit = signed

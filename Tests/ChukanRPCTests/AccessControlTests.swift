@@ -115,7 +115,7 @@ import Testing
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         func load(_ text: String) -> String? {
             let path = "\(dir)/p.yaml"
-            FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
+            _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
             do {
                 _ = try Policy.load(path: path)
                 return nil
