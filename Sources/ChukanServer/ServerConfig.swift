@@ -45,6 +45,8 @@ public struct ServerConfig: Codable, Sendable, Equatable {
         public var idleTimeoutSeconds: Double?
         public var frameTimeoutSeconds: Double?
         public var drainTimeoutSeconds: Double?
+        /// Per connection: bytes a second the server reads (default 33554432; 0 unpaced).
+        public var readBytesPerSecond: Int?
         /// Per tenant: calls running at once (default 1024; 0 none) and per second (default 0: none).
         public var perTenantInFlight: Int?
         public var perTenantCallsPerSecond: Double?
@@ -58,6 +60,7 @@ public struct ServerConfig: Codable, Sendable, Equatable {
             case idleTimeoutSeconds = "idle_timeout_seconds"
             case frameTimeoutSeconds = "frame_timeout_seconds"
             case drainTimeoutSeconds = "drain_timeout_seconds"
+            case readBytesPerSecond = "read_bytes_per_second"
         }
         public init() {}
     }
@@ -222,7 +225,7 @@ public struct ServerConfig: Codable, Sendable, Equatable {
             "tls": ["certificate": true, "key": true, "client_ca": true, "crl": true, "min_version": true, "handshake_timeout_seconds": true],
             "limits": ["max_connections": true, "max_concurrent_streams": true, "max_message_bytes": true,
                        "idle_timeout_seconds": true, "frame_timeout_seconds": true, "drain_timeout_seconds": true, "per_tenant_in_flight": true,
-                       "per_tenant_calls_per_second": true],
+                       "per_tenant_calls_per_second": true, "read_bytes_per_second": true],
         ]
     }()
 
@@ -298,6 +301,13 @@ public struct ServerConfig: Codable, Sendable, Equatable {
                 c.frameTimeout = v > 0 ? t : nil
             }
             if let v = l.drainTimeoutSeconds { c.drainTimeout = try Self.seconds(v, "limits.drain_timeout_seconds") }
+            if let v = l.readBytesPerSecond {
+                // Below 1 MiB/s a 4 MiB frame would take longer than a frame may (frame timeout).
+                guard v == 0 || (1 << 20 ... 1 << 40).contains(v) else {
+                    throw ConfigError("limits.read_bytes_per_second must be 0 (unpaced) or between 1048576 and 1099511627776")
+                }
+                c.readBytesPerSecond = v == 0 ? nil : v
+            }
         }
         return c
     }

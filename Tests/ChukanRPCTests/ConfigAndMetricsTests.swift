@@ -34,13 +34,15 @@ import Testing
           idle_timeout_seconds: 60
           frame_timeout_seconds: 12
           drain_timeout_seconds: 15
+          read_bytes_per_second: 8388608
         log_level: debug
         """)
         let c = try ServerConfig.load(path: path)
         let rpc = try c.rpcConfiguration()
         #expect(rpc.port == 8443 && rpc.maxConnections == 100 && rpc.maxConcurrentStreams == 64)
         #expect(rpc.maxMessageSize == 1 << 20 && rpc.idleTimeout == .seconds(60) && rpc.drainTimeout == .seconds(15))
-        #expect(rpc.frameTimeout == .seconds(12))
+        #expect(rpc.frameTimeout == .seconds(12) && rpc.readBytesPerSecond == 8 << 20)
+        #expect(try ServerConfig().rpcConfiguration().readBytesPerSecond == 32 << 20)  // paced by default
         let tls = try c.tlsConfiguration()
         #expect(tls.minimumVersion == .tls12 && tls.crlPath == "/etc/chukan/crl.pem" && tls.requireClientCertificate)
         #expect(tls.handshakeTimeout == .seconds(5))
@@ -93,6 +95,11 @@ import Testing
         #expect(throws: ConfigError("limits.drain_timeout_seconds must be between 0 and 86400 seconds")) {
             try ServerConfig.load(path: forever).rpcConfiguration()
         }
+        let slow = try write("limits: { read_bytes_per_second: 1000 }")
+        #expect(throws: ConfigError("limits.read_bytes_per_second must be 0 (unpaced) or between 1048576 and 1099511627776")) {
+            try ServerConfig.load(path: slow).rpcConfiguration()
+        }
+        #expect(try ServerConfig.load(path: try write("limits: { read_bytes_per_second: 0 }")).rpcConfiguration().readBytesPerSecond == nil)
         let noCA = try write("tls: { certificate: a, key: b }")
         #expect(throws: ConfigError("tls.client_ca is required: client certificates are verified against it")) {
             try ServerConfig.load(path: noCA).tlsConfiguration()

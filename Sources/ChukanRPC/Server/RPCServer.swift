@@ -21,6 +21,11 @@ public struct RPCServerConfiguration: Sendable, Hashable {
     /// A frame whose first bytes have arrived must be whole within this long, or the
     /// connection is closed (slowloris); nil never.
     public var frameTimeout: TimeAmount? = .seconds(30)
+    /// Bytes a second one connection may make the server read (the encrypted stream), with
+    /// a burst of `readBurst`; nil unpaced. Bounds what a client sending maximum-size frames
+    /// in a loop costs everyone else (`ReadPacingHandler`).
+    public var readBytesPerSecond: Int? = 32 << 20
+    public var readBurst: Int = 8 << 20
     /// How long a graceful shutdown waits for calls in flight before closing.
     public var drainTimeout: TimeAmount = .seconds(30)
 
@@ -76,6 +81,7 @@ public final class RPCServer: Service, Sendable {
             maxConcurrentStreams: configuration.maxConcurrentStreams,
             frameTimeout: configuration.frameTimeout)
         let idleTimeout = configuration.idleTimeout
+        let readPace = configuration.readBytesPerSecond.map { ($0, configuration.readBurst) }
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -89,6 +95,7 @@ public final class RPCServer: Service, Sendable {
                     var connectionLogger = logger
                     connectionLogger[metadataKey: "conn"] = "\(id)"
                     let sync = channel.pipeline.syncOperations
+                    if let (rate, burst) = readPace { try sync.addHandler(ReadPacingHandler(bytesPerSecond: rate, burst: burst)) }
                     try sync.addHandler(OpenSSLHandler(context: tls.context))
                     try sync.addHandler(BackPressureHandler())
                     if let idleTimeout { try sync.addHandler(IdleStateHandler(allTimeout: idleTimeout)) }
