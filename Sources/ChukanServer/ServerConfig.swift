@@ -45,7 +45,7 @@ public struct ServerConfig: Codable, Sendable, Equatable {
         public var idleTimeoutSeconds: Double?
         public var frameTimeoutSeconds: Double?
         public var drainTimeoutSeconds: Double?
-        /// Per connection: bytes a second the server reads (default 33554432; 0 unpaced).
+        /// Per connection: bytes a second the server reads (default 67108864; 0 unpaced).
         public var readBytesPerSecond: Int?
         /// Per tenant: calls running at once (default 1024; 0 none) and per second (default 0: none).
         public var perTenantInFlight: Int?
@@ -302,7 +302,7 @@ public struct ServerConfig: Codable, Sendable, Equatable {
             }
             if let v = l.drainTimeoutSeconds { c.drainTimeout = try Self.seconds(v, "limits.drain_timeout_seconds") }
             if let v = l.readBytesPerSecond {
-                // Below 1 MiB/s a 4 MiB frame would take longer than a frame may (frame timeout).
+                // A floor against a typo that would make every large call crawl.
                 guard v == 0 || (1 << 20 ... 1 << 40).contains(v) else {
                     throw ConfigError("limits.read_bytes_per_second must be 0 (unpaced) or between 1048576 and 1099511627776")
                 }

@@ -49,7 +49,7 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("idle-timeout"), help: "Seconds before an idle connection is closed (default 300; 0 never).") var idleTimeout: Double?
     @Option(name: .customLong("frame-timeout"), help: "Seconds a frame may take to arrive once begun, else the connection is closed (default 30; 0 never).") var frameTimeout: Double?
     @Option(name: .customLong("drain-timeout"), help: "Seconds a shutdown waits for calls in flight (default 30).") var drainTimeout: Double?
-    @Option(name: .customLong("read-rate"), help: "Bytes a second the server reads from one connection (default 33554432, 32 MiB; 0 unpaced; else at least 1048576).") var readRate: Int?
+    @Option(name: .customLong("read-rate"), help: "Bytes a second the server reads from one connection (default 67108864, 64 MiB; 0 unpaced; else at least 1048576).") var readRate: Int?
     @Option(help: "Data directory: one folder per tenant (enables the register and chukan.v1.Admin).") var data: String?
     @Option(help: "Tenant key directory (TENANT.vN.key, mode 0600), apart from the data.") var keys: String?
     @Option(help: "The policy file: certificates, principals, tenants and roles (YAML; docs/SECURITY.md). Reloaded on SIGHUP.") var policy: String?

@@ -42,7 +42,7 @@ import Testing
         #expect(rpc.port == 8443 && rpc.maxConnections == 100 && rpc.maxConcurrentStreams == 64)
         #expect(rpc.maxMessageSize == 1 << 20 && rpc.idleTimeout == .seconds(60) && rpc.drainTimeout == .seconds(15))
         #expect(rpc.frameTimeout == .seconds(12) && rpc.readBytesPerSecond == 8 << 20)
-        #expect(try ServerConfig().rpcConfiguration().readBytesPerSecond == 32 << 20)  // paced by default
+        #expect(try ServerConfig().rpcConfiguration().readBytesPerSecond == 64 << 20)  // paced by default
         let tls = try c.tlsConfiguration()
         #expect(tls.minimumVersion == .tls12 && tls.crlPath == "/etc/chukan/crl.pem" && tls.requireClientCertificate)
         #expect(tls.handshakeTimeout == .seconds(5))

@@ -18,20 +18,51 @@ import Testing
         let other = try await s.client()
         let megabyte = String(repeating: "m", count: (1 << 20) - 1024)
         let start = ContinuousClock.now
-        try await withThrowingTaskGroup(of: Void.self) { group in
+        let otherServed = try await withThrowingTaskGroup(of: Bool.self) { group in
             for _ in 0..<6 {
                 group.addTask {
                     let answer = try await heavy.echo(megabyte)
                     #expect(answer.count == megabyte.count)
+                    return false
                 }
             }
-            try await group.waitForAll()
+            // Meanwhile, a small call on another connection is answered while the heavy ones
+            // are still being read.
+            group.addTask {
+                try await Task.sleep(for: .milliseconds(500))
+                #expect(try await other.echo("small") == "small")
+                return true
+            }
+            var servedFirst = false
+            var done = 0
+            for try await isOther in group {
+                if isOther { servedFirst = done < 6 }
+                done += 1
+            }
+            return servedFirst
         }
         let elapsed = ContinuousClock.now - start
         #expect(elapsed >= .milliseconds(2400), "6 MiB read in \(elapsed) at 2 MiB/s")
-        #expect(try await other.echo("small") == "small")
+        #expect(otherServed, "the other connection waited for the paced one")
         await heavy.close()
         await other.close()
+        await s.stop()
+    }
+
+    /// The frame timeout blames the client, not the server's own pacing: a 3 MiB call read at
+    /// 1 MiB/s takes about 2 s to arrive, over a 1 s frame timeout, and is still answered.
+    @Test func pacingDoesNotTripTheFrameTimeout() async throws {
+        let s = try await TestServer.start {
+            $0.readBytesPerSecond = 1 << 20
+            $0.readBurst = 1 << 20
+            $0.frameTimeout = .seconds(1)
+        }
+        let c = try await s.client()
+        let payload = String(repeating: "p", count: 3 << 20)
+        let start = ContinuousClock.now
+        #expect(try await c.echo(payload).count == payload.count)
+        #expect(ContinuousClock.now - start >= .milliseconds(1500))
+        await c.close()
         await s.stop()
     }
 

@@ -24,7 +24,7 @@ public struct RPCServerConfiguration: Sendable, Hashable {
     /// Bytes a second one connection may make the server read (the encrypted stream), with
     /// a burst of `readBurst`; nil unpaced. Bounds what a client sending maximum-size frames
     /// in a loop costs everyone else (`ReadPacingHandler`).
-    public var readBytesPerSecond: Int? = 32 << 20
+    public var readBytesPerSecond: Int? = 64 << 20
     public var readBurst: Int = 8 << 20
     /// How long a graceful shutdown waits for calls in flight before closing.
     public var drainTimeout: TimeAmount = .seconds(30)

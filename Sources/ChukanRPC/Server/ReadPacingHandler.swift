@@ -6,7 +6,10 @@ import NIOCore
 /// maximum-size frames in a loop costs the server no more decryption and decoding a second
 /// than the rate allows; the kernel's buffers, then TCP, push back on the client. A client
 /// within the rate never waits. Holding `read` (rather than toggling auto-read) leaves
-/// auto-read to the handlers that already use it for back-pressure.
+/// auto-read to the handlers that already use it for back-pressure; a held read is sent
+/// again from the pipeline's tail, so those handlers see it, and dropped if auto-read was
+/// turned off meanwhile (whoever turns it on reads again). Each hold is announced
+/// (`ReadsPacedEvent`) so that the frame timeout does not blame the client for it.
 final class ReadPacingHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -31,10 +34,12 @@ final class ReadPacingHandler: ChannelDuplexHandler {
         guard wait > .zero else { return context.read() }
         guard !heldRead else { return }
         heldRead = true
+        context.fireUserInboundEventTriggered(ReadsPacedEvent())
         resume = context.eventLoop.assumeIsolated().scheduleTask(in: wait) { [self] in
             heldRead = false
             resume = nil
-            read(context: context)
+            let autoRead = (try? context.channel.syncOptions?.getOption(ChannelOptions.autoRead)) ?? true
+            if autoRead && context.channel.isActive { context.channel.read() }
         }
     }
 

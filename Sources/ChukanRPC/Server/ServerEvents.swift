@@ -3,3 +3,9 @@
 public struct ServerDrainEvent: Sendable {
     public init() {}
 }
+
+/// Sent up a connection's pipeline when `ReadPacingHandler` starts holding back reads: the
+/// server, not the client, is slowing the bytes down, so a frame's timeout must wait.
+public struct ReadsPacedEvent: Sendable {
+    public init() {}
+}

@@ -40,6 +40,8 @@ final class TTRPCServerHandler: ChannelInboundHandler {
     /// mark the connection is not read until they fall below the low one.
     private var inboxBytes = 0
     private var readsPaused = false
+    /// The read rate held back a read since the frame timer last looked (`ReadsPacedEvent`).
+    private var pacedSinceFrameCheck = false
     static let inboxHighWater = 8 << 20
     static let inboxLowWater = 2 << 20
 
@@ -157,9 +159,11 @@ final class TTRPCServerHandler: ChannelInboundHandler {
             partialSince = now - timeout + .seconds(1)
             return armFrameTimer(in: .seconds(1), context: context)
         }
-        // Reads stopped by this side (a client stream's unread messages, or responses the
-        // client has not read yet) are not the client's slowness: wait another period.
-        if readsPaused || !context.channel.isWritable {
+        // Reads stopped by this side (a client stream's unread messages, responses the
+        // client has not read yet, or the read rate) are not the client's slowness: wait
+        // another period.
+        if readsPaused || !context.channel.isWritable || pacedSinceFrameCheck {
+            pacedSinceFrameCheck = false
             partialSince = now
             return armFrameTimer(in: timeout, context: context)
         }
@@ -494,6 +498,8 @@ final class TTRPCServerHandler: ChannelInboundHandler {
                 logger.debug("closing idle connection")
                 closeConnection(context: context)
             }
+        case is ReadsPacedEvent:
+            pacedSinceFrameCheck = true
         case is ServerDrainEvent:
             draining = true
             if streams.isEmpty { closeConnection(context: context) }
