@@ -196,9 +196,19 @@ public struct RegisterState: Sendable, Equatable {
     /// path copying while this value is the only owner of its tries (a loader, or a
     /// writer's working copy between publications).
     /// Returns the 団体内統合宛名番号 of the person written (empty for a purge).
+    /// `prepared`, when given, must be `PreparedResident(e)`: its validation, record and
+    /// index keys stand in for the ones `apply` would compute from `e.resident`.
     @discardableResult
-    public mutating func apply(_ e: RegisterEvent, sequence: UInt64) throws -> String {
+    public mutating func apply(_ e: RegisterEvent, sequence: UInt64, prepared: PreparedResident? = nil) throws -> String {
         var person = ""
+        let prepared = prepared.flatMap { $0.kind == e.kind ? $0 : nil }
+        func validate(_ r: Resident) throws {
+            if let prepared {
+                if let problem = prepared.problem { throw problem }
+            } else {
+                try ResidentValidation.validate(r)
+            }
+        }
         func history(before: [UInt8]?) -> HistoryEntry {
             HistoryEntry(sequence: sequence, kind: e.kind, reason: e.reason, eventDate: e.eventDate, notifiedOn: e.notifiedOn, before: before)
         }
@@ -208,7 +218,7 @@ public struct RegisterState: Sendable, Equatable {
             guard r.removalReason == .reasonUnspecified, r.removedOn == nil else {
                 throw RPCError.invalidArgument("event.resident: a new record cannot be a 除票")
             }
-            try ResidentValidation.validate(r)
+            try validate(r)
             guard let integrated = PackedID(r.integratedAtenaNumber) else {
                 throw RPCError.invalidArgument("resident.integrated_atena_number: must be 1-16 ASCII letters or digits")
             }
@@ -233,11 +243,11 @@ public struct RegisterState: Sendable, Equatable {
                     throw RPCError(.alreadyExists, "resident.integrated_atena_number: already assigned to another person")
                 }
                 try ensureUnique(r, for: integrated)
-                person = try replace(integrated, with: r, entry: history(before: nil))
+                person = try replace(integrated, with: r, entry: history(before: nil), prepared: prepared)
             }
         case .correct, .moveWithin:
             guard let r = e.resident else { throw RPCError.invalidArgument("event.resident: is required") }
-            try ResidentValidation.validate(r)
+            try validate(r)
             let (id, existing, old) = try current(r.integratedAtenaNumber, mustBeResident: e.kind == .moveWithin)
             guard r.kojinBango == old.kojinBango else {
                 throw RPCError(.failedPrecondition, "resident.kojin_bango: changes only through CHANGE_KOJIN_BANGO")
@@ -257,7 +267,7 @@ public struct RegisterState: Sendable, Equatable {
                 }
             }
             try ensureUnique(r, for: id)
-            person = try replace(id, with: r, entry: history(before: existing.record))
+            person = try replace(id, with: r, entry: history(before: existing.record), prepared: prepared)
         case .planMoveOut, .confirmMoveOut:
             let (id, existing, old) = try current(e.person, mustBeResident: true)
             guard let address = e.address, !(address.address?.text.isEmpty ?? true) else {
@@ -418,15 +428,16 @@ public struct RegisterState: Sendable, Equatable {
 
     /// Replaces (or adds) a person's record; nothing after the first line can fail, so
     /// the caller's checks plus this make the event all-or-nothing.
-    private mutating func replace(_ id: PackedID, with r: Resident, entry: HistoryEntry) throws -> String {
+    /// `prepared` holds `r`'s record and keys when `r` is the event's resident, unchanged.
+    private mutating func replace(_ id: PackedID, with r: Resident, entry: HistoryEntry, prepared: PreparedResident? = nil) throws -> String {
         let oldKeys = try persons[id].map { try IndexKeys(encoded: $0.record) }
         var history = persons[id]?.history ?? []
         if let oldKeys { unindex(id, oldKeys) }
         history.append(entry)
         let removed = r.removalReason != .reasonUnspecified
-        let person = PersonEntry(record: r.encodedBytes, history: history, isRemoved: removed, removedOn: r.removedOn)
+        let person = PersonEntry(record: prepared?.record ?? r.encodedBytes, history: history, isRemoved: removed, removedOn: r.removedOn)
         persons[id] = person
-        index(id, person, IndexKeys(r))
+        index(id, person, prepared?.keys ?? IndexKeys(r))
         return id.string
     }
 

@@ -71,7 +71,7 @@ public final class TenantDatabase: Sendable {
     private let writer: Mutex<Writer>
     /// Events handed in by callers, waiting for `writerQueue`.
     private struct Incoming {
-        var events: [(RegisterEvent, [UInt8], Waiter)] = []
+        var events: [(RegisterEvent, [UInt8], PreparedResident?, Waiter)] = []
         var scheduled = false
     }
     private let incoming = Locked(Incoming())  // contended by every writer: see `Locked`
@@ -184,14 +184,16 @@ public final class TenantDatabase: Sendable {
     /// write's, once that is durable; the same key with another request digest is refused.
     public func write(_ event: RegisterEvent) async throws -> WriteResult {
         if let refusal = options.writeGate?() { throw RPCError.unavailable(refusal) }
-        // Encoded here, on the caller's thread, to keep the single writer's work short.
+        // Encoded, and its resident validated, encoded and keyed, here on the caller's
+        // thread: the single writer's turn bounds the tenant's writes a second.
         let payload = event.encodedBytes
+        let prepared = PreparedResident(event)
         // Checked before it joins a batch, so that it cannot make the whole batch fail.
         guard payload.count + AESGCM.tagSize <= WALFormat.maxRecordData else {
             throw RPCError(.resourceExhausted, "the event is \(payload.count) bytes; the log takes at most \(WALFormat.maxRecordData - AESGCM.tagSize)")
         }
         return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<WriteResult, Error>) in
-            enqueue(event, payload) { continuation.resume(with: $0) }
+            enqueue(event, payload, prepared) { continuation.resume(with: $0) }
         }
     }
 
@@ -204,12 +206,12 @@ public final class TenantDatabase: Sendable {
         guard payload.count + AESGCM.tagSize <= WALFormat.maxRecordData else {
             return completion(.failure(RPCError(.resourceExhausted, "the event is \(payload.count) bytes; the log takes at most \(WALFormat.maxRecordData - AESGCM.tagSize)")))
         }
-        enqueue(event, payload, completion)
+        enqueue(event, payload, PreparedResident(event), completion)
     }
 
-    private func enqueue(_ event: RegisterEvent, _ payload: [UInt8], _ completion: @escaping Completion) {
+    private func enqueue(_ event: RegisterEvent, _ payload: [UInt8], _ prepared: PreparedResident?, _ completion: @escaping Completion) {
         let schedule = incoming.withLock { i in
-            i.events.append((event, payload, completion))
+            i.events.append((event, payload, prepared, completion))
             defer { i.scheduled = true }
             return !i.scheduled
         }
@@ -222,7 +224,7 @@ public final class TenantDatabase: Sendable {
 
     /// Validates what has arrived, in arrival order, into the working copy.
     private func drainIncoming() {
-        let events = incoming.withLock { i -> [(RegisterEvent, [UInt8], Waiter)] in
+        let events = incoming.withLock { i -> [(RegisterEvent, [UInt8], PreparedResident?, Waiter)] in
             i.scheduled = false
             defer { i.events.removeAll(keepingCapacity: true) }
             return i.events
@@ -236,7 +238,7 @@ public final class TenantDatabase: Sendable {
                 w.lastTrim = Date()
                 w.working.forgetIdempotentWrites(acceptedBefore: Int64(w.lastTrim.timeIntervalSince1970 * 1000) - SnapshotFormat.idempotencyRetentionMs)
             }
-            for (event, payload, continuation) in events {
+            for (event, payload, prepared, continuation) in events {
                 if !event.idempotencyKey.isEmpty, let earlier = w.working.idempotency[event.idempotencyKey] {
                     guard earlier.requestDigest == event.requestDigest else {
                         answers.append((continuation, .failure(RPCError(.failedPrecondition, "idempotency_key: already used for a different write"))))
@@ -249,7 +251,7 @@ public final class TenantDatabase: Sendable {
                 }
                 let sequence = w.nextSequence
                 let person: String
-                do { person = try w.working.apply(event, sequence: sequence) } catch {
+                do { person = try w.working.apply(event, sequence: sequence, prepared: prepared) } catch {
                     answers.append((continuation, .failure(error)))
                     continue
                 }
