@@ -44,10 +44,11 @@ public struct StaffService: RPCService {
                     let key = "\(request.tenant)/\(staff)"
                     // A wrong old password counts towards the lock, as a failed sign-in does.
                     try await locks.serialized(key) {
-                        // Checked again after the password check: a sign-in may have locked it meanwhile.
                         guard !isLocked(key, db.current.staff[staff], now: access.now()) else { throw Self.lockedError }
                         let current = db.current.staff[staff]
                         let matches = try await access.passwordChecks.verify(request.oldPassword, against: current?.passwordHash ?? access.decoyHash)
+                        // Checked again after the password check: a failed sign-in (counted outside
+                        // this turn) may have locked the account meanwhile.
                         guard !isLocked(key, db.current.staff[staff], now: access.now()) else { throw Self.lockedError }
                         guard var account = current, matches else {
                             if let until = access.sessions.failed(key, now: access.now(), rules: access.rules) {
