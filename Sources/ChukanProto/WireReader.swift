@@ -26,6 +26,9 @@ public struct WireReader {
     private var offset: Int
     private let end: Int
 
+    /// Where the next field starts, from the start of the message.
+    public var position: Int { offset }
+
     public init(_ bytes: UnsafeRawBufferPointer) {
         base = bytes.baseAddress
         offset = 0

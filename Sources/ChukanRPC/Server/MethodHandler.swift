@@ -65,6 +65,14 @@ extension MethodHandler {
         }
     }
 
+    /// A unary method that writes its answer's bytes itself (e.g. straight from stored
+    /// bytes) and hands them over on a future.
+    public static func unaryEncoded<Request: ProtoMessage>(
+        _ request: Request.Type, _ body: @escaping @Sendable (Request, ServerCallContext) throws -> EventLoopFuture<ByteBuffer>
+    ) -> MethodHandler {
+        .unary { payload, context in .later(try body(decode(Request.self, payload), context)) }
+    }
+
     /// A unary method run as a Swift task.
     public static func unaryAsync<Request: ProtoMessage, Response: ProtoMessage>(
         _ request: Request.Type, _ body: @escaping @Sendable (Request, ServerCallContext) async throws -> Response

@@ -4,6 +4,7 @@ import ChukanRPC
 import ChukanRegister
 import ChukanStore
 import Foundation
+import NIOCore
 import Synchronization
 
 /// Who is calling, as the policy resolved it.
@@ -117,6 +118,65 @@ public final class AccessControl: Sendable {
         } catch {
             outcome = .failure(error)
         }
+        let record = outcomeRecord(context, caller: caller, subject: subject, legalRow: legalRow, outcome: outcome, subjectOf: subjectOf, notes: notes)
+        if caller.isPlatformOperator {
+            try await audit.recordPlatform(record, tenant: tenant)
+        } else {
+            try await audit.record(record, tenant: caller.tenant)
+        }
+        countOutcome(record, caller: caller, tenant: tenant)
+        return try outcome.get()
+    }
+
+    /// `perform` for a body that is done at once (reads of the in-memory register): it
+    /// runs on the calling thread — the connection's event loop — and the answer comes on
+    /// a future of that loop once the record is durable. No task is started: the only
+    /// other thread a call visits is the log's writer, which completes many calls' futures
+    /// per group commit. Same checks, limits, record and outcome as `perform`.
+    public func performNow<T: Sendable>(
+        _ context: ServerCallContext, tenant: String?, roles: Set<Role>, subject: String = "", legalRow: String = "",
+        subjectOf: (@Sendable (T) -> String)? = nil, _ body: (Caller) throws -> T
+    ) -> EventLoopFuture<T> {
+        let promise = context.eventLoop.makePromise(of: T.self)
+        let (decided, denial) = decide(context, tenant: tenant, roles: roles)
+        if let denial {
+            recordDenial(denial, context: context, caller: decided, tenant: tenant, subject: subject) { recorded in
+                if case let .failure(error) = recorded { promise.fail(error) } else { promise.fail(denial) }
+            }
+            return promise.futureResult
+        }
+        let caller = decided!
+        let limited = caller.isPlatformOperator ? nil : caller.tenant ?? tenant
+        let outcome: Result<T, Error>
+        do {
+            if let limited { try limiter.acquire(limited, now: now()) }
+            defer { if let limited { limiter.release(limited) } }
+            outcome = .success(try body(caller))
+        } catch {
+            outcome = .failure(error)
+        }
+        let record = outcomeRecord(context, caller: caller, subject: subject, legalRow: legalRow, outcome: outcome, subjectOf: subjectOf, notes: nil)
+        let done: @Sendable (Result<Void, Error>) -> Void = { [self] recorded in
+            switch recorded {
+            case let .failure(error): promise.fail(error)
+            case .success:
+                countOutcome(record, caller: caller, tenant: tenant)
+                promise.completeWith(outcome)
+            }
+        }
+        if caller.isPlatformOperator {
+            audit.recordPlatform(record, tenant: tenant, done: done)
+        } else {
+            audit.record(record, tenant: caller.tenant, done: done)
+        }
+        return promise.futureResult
+    }
+
+    /// The record of a call the policy allowed, whatever its outcome.
+    private func outcomeRecord<T>(
+        _ context: ServerCallContext, caller: Caller, subject: String, legalRow: String, outcome: Result<T, Error>,
+        subjectOf: ((T) -> String)?, notes: AuditNotes?
+    ) -> AuditRecord {
         var record = Self.record(context, caller: caller, subject: subject)
         record.legalRow = String(legalRow.prefix(64))
         if case let .success(value) = outcome, let subjectOf { record.subject = subjectOf(value) }
@@ -126,15 +186,13 @@ public final class AccessControl: Sendable {
             record.outcomeCode = UInt32(status.code.rawValue)
             record.outcomeDetail = status.message
         }
-        if caller.isPlatformOperator {
-            try await audit.recordPlatform(record, tenant: tenant)
-        } else {
-            try await audit.record(record, tenant: caller.tenant)
-        }
+        return record
+    }
+
+    private func countOutcome(_ record: AuditRecord, caller: Caller, tenant: String?) {
         if let t = caller.tenant ?? tenant {
             statistics.count(tenant: t, operation: record.operation, ok: record.outcomeCode == 0, on: StaffRules.tokyoDate(now()))
         }
-        return try outcome.get()
     }
 
     /// The caller, when the policy allows this call; else records the denial and throws it.
@@ -143,19 +201,28 @@ public final class AccessControl: Sendable {
     public func authorize(_ context: ServerCallContext, tenant: String?, roles: Set<Role>, subject: String = "", allowStale: Bool = false) async throws -> Caller {
         let (caller, denial) = decide(context, tenant: tenant, roles: roles, allowStale: allowStale)
         if let denial {
-            var record = Self.record(context, caller: caller, subject: subject)
-            record.certificate = context.peer.map { $0.commonName ?? $0.fingerprintSHA256 } ?? ""
-            record.outcomeCode = UInt32(denial.code.rawValue)
-            record.outcomeDetail = denial.message
-            // A denial that names a serving tenant goes to that tenant's stream: its
-            // auditor should see attempts on it. Anything else to the platform's.
-            let named = tenant.flatMap { Identifiers.localGovernmentCodeProblem($0) == nil ? $0 : nil }
-            try await audit.record(record, tenant: named)
-            if let named { statistics.count(tenant: named, operation: record.operation, ok: false, on: StaffRules.tokyoDate(now())) }
-            context.logger.notice("call denied", metadata: ["principal": "\(record.principal)", "code": "\(denial.code)"])
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
+                recordDenial(denial, context: context, caller: caller, tenant: tenant, subject: subject) { continuation.resume(with: $0) }
+            }
             throw denial
         }
         return caller!
+    }
+
+    /// Records a denial: in the stream of the tenant the request names when that tenant is
+    /// serving (its auditor should see attempts on it), else in the platform's.
+    private func recordDenial(
+        _ denial: RPCError, context: ServerCallContext, caller: Caller?, tenant: String?, subject: String,
+        done: @escaping @Sendable (Result<Void, Error>) -> Void
+    ) {
+        var record = Self.record(context, caller: caller, subject: subject)
+        record.certificate = context.peer.map { $0.commonName ?? $0.fingerprintSHA256 } ?? ""
+        record.outcomeCode = UInt32(denial.code.rawValue)
+        record.outcomeDetail = denial.message
+        let named = tenant.flatMap { Identifiers.localGovernmentCodeProblem($0) == nil ? $0 : nil }
+        if let named { statistics.count(tenant: named, operation: record.operation, ok: false, on: StaffRules.tokyoDate(now())) }
+        context.logger.notice("call denied", metadata: ["principal": "\(record.principal)", "code": "\(denial.code)"])
+        audit.record(record, tenant: named, done: done)
     }
 
     /// The decision alone, without recording it (the rules in one place).

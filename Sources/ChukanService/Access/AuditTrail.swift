@@ -30,23 +30,39 @@ public final class AuditTrail: Sendable {
     /// Records `record` in the tenant's stream when `tenant` is serving, else in the
     /// platform stream; returns once it is durable.
     public func record(_ record: AuditRecord, tenant: String?) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
+            self.record(record, tenant: tenant) { continuation.resume(with: $0) }
+        }
+    }
+
+    /// `record(_:tenant:)` with a callback, run on the log's writer thread once the record
+    /// is durable (or failed).
+    public func record(_ record: AuditRecord, tenant: String?, done: @escaping @Sendable (Result<Void, Error>) -> Void) {
         var r = record
         r.timeUnixMs = Int64(Date().timeIntervalSince1970 * 1000)
+        let log: AuditLog
         if let tenant, let db = try? tenants.database(tenant) {
             r.tenant = tenant
-            try await db.audit.record(r)
+            log = db.audit
         } else {
             r.tenant = tenant ?? ""
-            try await platform.record(r)
+            log = platform
         }
+        log.record(r) { done($0.map { _ in () }) }
     }
 
     /// Records in the platform stream whatever the tenant (operator actions).
     public func recordPlatform(_ record: AuditRecord, tenant: String?) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
+            recordPlatform(record, tenant: tenant) { continuation.resume(with: $0) }
+        }
+    }
+
+    public func recordPlatform(_ record: AuditRecord, tenant: String?, done: @escaping @Sendable (Result<Void, Error>) -> Void) {
         var r = record
         r.timeUnixMs = Int64(Date().timeIntervalSince1970 * 1000)
         r.tenant = tenant ?? ""
-        try await platform.record(r)
+        platform.record(r) { done($0.map { _ in () }) }
     }
 
     /// The retention job: in every serving tenant's stream and the platform's, purges the

@@ -47,11 +47,40 @@ public struct StaffRules: Sendable, Equatable {
         password.count >= minimumPasswordLength ? nil : "must be at least \(minimumPasswordLength) characters"
     }
 
+    /// The Asia/Tokyo date of `d`. Every call counts its day, so this is arithmetic, not a
+    /// Calendar (building one with its time zone cost more than the rest of a 照会): Japan
+    /// has kept UTC+9 without daylight saving since September 1951; earlier instants go
+    /// through the Calendar.
     public static func tokyoDate(_ d: Date) -> CalendarDate {
+        let seconds = d.timeIntervalSince1970
+        guard seconds >= fixedOffsetSince, seconds < 253_402_300_800 else { return calendarTokyoDate(d) }  // to 9999-12-31
+        let days = Int(((seconds + 9 * 3600) / 86_400).rounded(.down))
+        let (y, m, day) = civilDate(daysSince1970: days)
+        return CalendarDate(UInt32(y), UInt32(m), UInt32(day))
+    }
+
+    /// 1952-01-01T00:00:00+09:00, after the last daylight-saving period (1951).
+    static let fixedOffsetSince: Double = -568_112_400
+
+    static func calendarTokyoDate(_ d: Date) -> CalendarDate {
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = TimeZone(identifier: "Asia/Tokyo")!
         let c = calendar.dateComponents([.year, .month, .day], from: d)
         return CalendarDate(UInt32(c.year!), UInt32(c.month!), UInt32(c.day!))
+    }
+
+    /// Year, month and day of a day count from 1970-01-01 in the proleptic Gregorian
+    /// calendar (H. Hinnant's `civil_from_days`).
+    static func civilDate(daysSince1970 z0: Int) -> (year: Int, month: Int, day: Int) {
+        let z = z0 + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let day = doy - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        return (yoe + era * 400 + (month <= 2 ? 1 : 0), month, day)
     }
 }
 

@@ -23,18 +23,37 @@ public struct LocalCodeIssuer: CodeIssuer {
     public init(key: [UInt8]) throws { cipher = try AESBlockPermutation(key: key) }
 
     public func code(for person: PackedID) -> String {
-        cipher.forward(person.bytes).map { String(format: "%02X", $0) }.joined()
+        let block = cipher.forward(person.bytes)
+        return String(unsafeUninitializedCapacity: 32) { out in
+            for (i, b) in block.enumerated() {
+                out[2 * i] = Self.hexDigits[Int(b >> 4)]
+                out[2 * i + 1] = Self.hexDigits[Int(b & 0xF)]
+            }
+            return 32
+        }
     }
 
+    /// Upper-case hex digits, as codes are written (they are read in either case).
+    static let hexDigits: [UInt8] = Array("0123456789ABCDEF".utf8)
+
     public func person(for code: String) -> PackedID? {
-        let utf8 = Array(code.uppercased().utf8)
-        guard utf8.count == 32 else { return nil }
-        var block: [UInt8] = []
-        block.reserveCapacity(16)
-        for i in stride(from: 0, to: 32, by: 2) {
-            guard let b = UInt8(String(decoding: utf8[i..<i + 2], as: UTF8.self), radix: 16) else { return nil }
-            block.append(b)
+        var block = [UInt8](repeating: 0, count: 16)
+        var count = 0
+        for c in code.utf8 {
+            guard count < 32, let v = Self.hexValue(c) else { return nil }
+            block[count / 2] |= count % 2 == 0 ? v << 4 : v
+            count += 1
         }
+        guard count == 32 else { return nil }
         return PackedID(bytes: cipher.backward(block))
+    }
+
+    static func hexValue(_ c: UInt8) -> UInt8? {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
+        default: nil
+        }
     }
 }

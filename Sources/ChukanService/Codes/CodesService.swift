@@ -40,10 +40,12 @@ public struct CodesService: RPCService {
         self.codes = codes
     }
 
+    // Both calls are done at once (a cipher and a register read): they run on the
+    // connection's event loop, answered when their records are durable (`performNow`).
     public var methods: [String: MethodHandler] {
         [
-            "AcquireCode": .unaryAsync(AcquireCodeRequest.self) { request, context in
-                try await access.perform(context, tenant: request.tenant, roles: [.codeManager], subjectOf: { $0.integratedAtenaNumber }) { _ in
+            "AcquireCode": .unaryFuture(AcquireCodeRequest.self) { request, context in
+                access.performNow(context, tenant: request.tenant, roles: [.codeManager], subjectOf: { $0.integratedAtenaNumber }) { _ in
                     guard let id = PackedID(request.integratedAtenaNumber) else {
                         throw RPCError.invalidArgument("integrated_atena_number: must be 1-16 ASCII letters or digits")
                     }
@@ -56,8 +58,8 @@ public struct CodesService: RPCService {
                     return r
                 }
             },
-            "LookupCode": .unaryAsync(LookupCodeRequest.self) { request, context in
-                try await access.perform(context, tenant: request.tenant, roles: [.codeManager], subjectOf: { $0.integratedAtenaNumber }) { _ in
+            "LookupCode": .unaryFuture(LookupCodeRequest.self) { request, context in
+                access.performNow(context, tenant: request.tenant, roles: [.codeManager], subjectOf: { $0.integratedAtenaNumber }) { _ in
                     guard request.fugo.utf8.count == 32, request.fugo.utf8.allSatisfy({ (48...57).contains($0) || (65...70).contains($0) || (97...102).contains($0) }) else {
                         throw RPCError.invalidArgument("fugo: must be 32 hex digits")
                     }

@@ -2,6 +2,7 @@ import ChukanCore
 import ChukanProto
 import ChukanRPC
 import ChukanRegister
+import NIOCore
 
 /// chukan.v1.Inquiry: 照会 in the tenant's own replica, for clerks (no 個人番号) and
 /// number-clerks (with it). Every inquiry is recorded under the internal ids it found.
@@ -19,41 +20,27 @@ public struct InquiryService: RPCService {
         self.codes = codes
     }
 
+    // Every inquiry reads the in-memory register and is done at once: it runs on the
+    // connection's event loop (`performNow`), and its answer leaves when its record is durable.
     public var methods: [String: MethodHandler] {
         [
-            "Lookup": .unaryAsync(LookupRequest.self) { request, context in
-                try await access.perform(context, tenant: request.tenant, roles: Self.readers, subjectOf: { $0.person?.integratedAtenaNumber ?? "" }) { caller in
-                    let state = try tenants.database(request.tenant).current
-                    let entry: PersonEntry?
-                    switch request.keyKind {
-                    case .atenaNumber: entry = state.byAtena(try Self.identifier(request.key))
-                    case .integratedAtenaNumber: entry = state.person(try Self.identifier(request.key))
-                    case .juminhyoCode: entry = state.byJuminhyo(try Self.identifier(request.key))
-                    case .fugo: entry = try codes.issuer(request.tenant).person(for: request.key).flatMap { state.person($0) }
-                    case .kojinBango:
-                        guard caller.roles.contains(.numberClerk) else {
-                            throw RPCError.permissionDenied("an inquiry by 個人番号 needs the role number-clerk")
-                        }
-                        entry = state.byKojinBango(try Self.identifier(request.key))
-                    case .keyKindUnspecified:
-                        throw RPCError.invalidArgument("key_kind: is required")
-                    }
-                    guard let entry else { throw RPCError(.notFound, "no person with that key") }
-                    var r = LookupResponse()
-                    r.person = try Self.view(entry, for: caller)
-                    return r
-                }
+            "Lookup": .unaryEncoded(LookupRequest.self) { request, context in
+                let allocator = context.allocator
+                return access.performNow(context, tenant: request.tenant, roles: Self.readers, subjectOf: { $0.subject }) { caller in
+                    let entry = try find(request, caller: caller)
+                    return try Self.lookupResponse(entry, for: caller, allocator: allocator)
+                }.map(\.bytes)
             },
-            "Household": .unaryAsync(HouseholdRequest.self) { request, context in
-                try await access.perform(context, tenant: request.tenant, roles: Self.readers, subjectOf: Self.subjects) { caller in
+            "Household": .unaryFuture(HouseholdRequest.self) { request, context in
+                access.performNow(context, tenant: request.tenant, roles: Self.readers, subjectOf: Self.subjects) { caller in
                     let state = try tenants.database(request.tenant).current
                     let members = state.household(try Self.identifier(request.householdNumber, field: "household_number"))
                     guard !members.isEmpty else { throw RPCError(.notFound, "no household with that 世帯番号") }
                     return try Self.page(members.map { ($0.id, $0.entry) }, size: request.pageSize, token: request.pageToken, for: caller)
                 }
             },
-            "Search": .unaryAsync(SearchRequest.self) { request, context in
-                try await access.perform(context, tenant: request.tenant, roles: Self.readers, subjectOf: Self.subjects) { caller in
+            "Search": .unaryFuture(SearchRequest.self) { request, context in
+                access.performNow(context, tenant: request.tenant, roles: Self.readers, subjectOf: Self.subjects) { caller in
                     // 4情報 (DOMAIN.md §4): a name and at least one more fact besides sex.
                     guard !request.kana.isEmpty, request.birthDate != nil || !request.address.isEmpty else {
                         throw RPCError.invalidArgument("a 4情報 search needs a kana name and a birth date or an address")
@@ -71,13 +58,54 @@ public struct InquiryService: RPCService {
                     return try Self.page(people.sorted { $0.0 < $1.0 }, size: request.pageSize, token: request.pageToken, for: caller)
                 }
             },
-            "RequestNetworkInquiry": .unaryAsync(NetworkInquiryRequest.self) { request, context in
-                try await access.perform(context, tenant: request.tenant, roles: Self.readers, legalRow: request.legalRow) { _ -> NetworkInquiryResponse in
+            "RequestNetworkInquiry": .unaryFuture(NetworkInquiryRequest.self) { request, context in
+                access.performNow(context, tenant: request.tenant, roles: Self.readers, legalRow: request.legalRow) { _ -> NetworkInquiryResponse in
                     // The resident register's own work uses its own data: no 情報照会 has a legal basis here.
                     throw RPCError(.failedPrecondition, "resident-register work has no legal basis for an information inquiry through the network")
                 }
             },
         ]
+    }
+
+    /// The person a Lookup names, by the kind of key it gives.
+    func find(_ request: LookupRequest, caller: Caller) throws -> PersonEntry {
+        let state = try tenants.database(request.tenant).current
+        let entry: PersonEntry?
+        switch request.keyKind {
+        case .atenaNumber: entry = state.byAtena(try Self.identifier(request.key))
+        case .integratedAtenaNumber: entry = state.person(try Self.identifier(request.key))
+        case .juminhyoCode: entry = state.byJuminhyo(try Self.identifier(request.key))
+        case .fugo: entry = try codes.issuer(request.tenant).person(for: request.key).flatMap { state.person($0) }
+        case .kojinBango:
+            guard caller.roles.contains(.numberClerk) else {
+                throw RPCError.permissionDenied("an inquiry by 個人番号 needs the role number-clerk")
+            }
+            entry = state.byKojinBango(try Self.identifier(request.key))
+        case .keyKindUnspecified:
+            throw RPCError.invalidArgument("key_kind: is required")
+        }
+        guard let entry else { throw RPCError(.notFound, "no person with that key") }
+        return entry
+    }
+
+    /// An encoded answer and the audit subject it names.
+    struct EncodedAnswer: Sendable {
+        var bytes: ByteBuffer
+        var subject: String
+    }
+
+    /// The encoded `LookupResponse`: written from the stored bytes (`PersonViewEncoder`);
+    /// a record those cannot be read from is decoded instead, which answers for it.
+    static func lookupResponse(_ entry: PersonEntry, for caller: Caller, allocator: ByteBufferAllocator) throws -> EncodedAnswer {
+        var out = allocator.buffer(capacity: entry.record.count + 48)
+        if let subject = try? PersonViewEncoder.writeLookupResponse(entry, withNumber: caller.roles.contains(.numberClerk), into: &out) {
+            return EncodedAnswer(bytes: out, subject: subject)
+        }
+        out.clear()
+        var r = LookupResponse()
+        r.person = try view(entry, for: caller)
+        r.encode(into: &out)
+        return EncodedAnswer(bytes: out, subject: r.person?.integratedAtenaNumber ?? "")
     }
 
     static func identifier(_ key: String, field: String = "key") throws -> String {

@@ -15,13 +15,13 @@ public final class TenantStatistics: Sendable {
         public var provisions = 0
     }
 
-    private let days = Locked<[String: [String: Day]]>([:])  // tenant → YYYY-MM-DD → counts
+    private let days = Locked<[String: [UInt32: Day]]>([:])  // tenant → YYYYMMDD → counts
 
     public init() {}
 
     /// Counts one recorded call by its operation and outcome.
     public func count(tenant: String, operation: String, ok: Bool, on date: CalendarDate) {
-        let day = String(format: "%04d-%02d-%02d", date.year, date.month, date.day)
+        let day = date.year * 10000 + date.month * 100 + date.day  // formatted only when read
         days.withLock { all in
             var d = all[tenant]?[day] ?? Day()
             if !ok {
@@ -41,6 +41,8 @@ public final class TenantStatistics: Sendable {
 
     /// The tenant's days, oldest first.
     public func days(_ tenant: String) -> [(String, Day)] {
-        days.withLock { ($0[tenant] ?? [:]).sorted { $0.key < $1.key } }
+        days.withLock { ($0[tenant] ?? [:]).sorted { $0.key < $1.key } }.map { day, counts in
+            (String(format: "%04d-%02d-%02d", day / 10000, day / 100 % 100, day % 100), counts)
+        }
     }
 }

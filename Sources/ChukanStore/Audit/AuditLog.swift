@@ -63,39 +63,46 @@ public final class AuditLog: Sendable {
     @discardableResult
     public func record(_ record: AuditRecord) async throws -> UInt64 {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<UInt64, Error>) in
-            chain.withLock { c in
-                var r = record
-                r.schemaVersion = 1
-                r.sequence = c.nextSequence
-                r.previousHash = c.lastHash
-                let bytes = r.encodedBytes
-                c.lastHash = SHA256.hash(bytes)
-                c.nextSequence += 1
-                let hash = c.lastHash
-                let sequence = r.sequence
-                let generation = c.generation
-                log.append(sequence: sequence, type: Self.recordType, payload: bytes) { [self] result in
-                    switch result {
-                    case .success:
-                        chain.withLock { c in
-                            if sequence > c.durableSequence {
-                                c.durableSequence = sequence
-                                c.durableHash = hash
-                            }
+            self.record(record) { continuation.resume(with: $0) }
+        }
+    }
+
+    /// Appends `record`; `done` runs on the log's writer thread once it is durable, or with
+    /// UNAVAILABLE when the log cannot make it durable. For callers that answer from an
+    /// event loop without a task (`AccessControl.performNow`).
+    public func record(_ record: AuditRecord, done: @escaping @Sendable (Result<UInt64, Error>) -> Void) {
+        chain.withLock { c in
+            var r = record
+            r.schemaVersion = 1
+            r.sequence = c.nextSequence
+            r.previousHash = c.lastHash
+            let bytes = r.encodedBytes
+            c.lastHash = SHA256.hash(bytes)
+            c.nextSequence += 1
+            let hash = c.lastHash
+            let sequence = r.sequence
+            let generation = c.generation
+            log.append(sequence: sequence, type: Self.recordType, payload: bytes) { [self] result in
+                switch result {
+                case .success:
+                    chain.withLock { c in
+                        if sequence > c.durableSequence {
+                            c.durableSequence = sequence
+                            c.durableHash = hash
                         }
-                        continuation.resume(returning: sequence)
-                    case let .failure(error):
-                        // Everything queued behind this record failed with it; the chain
-                        // continues from the last durable record.
-                        chain.withLock { c in
-                            guard c.generation == generation else { return }
-                            c.lastHash = c.durableHash
-                            c.nextSequence = c.durableSequence + 1
-                            c.generation += 1
-                            log.unblock()
-                        }
-                        continuation.resume(throwing: RPCError.unavailable("the audit record could not be made durable: \(error)"))
                     }
+                    done(.success(sequence))
+                case let .failure(error):
+                    // Everything queued behind this record failed with it; the chain
+                    // continues from the last durable record.
+                    chain.withLock { c in
+                        guard c.generation == generation else { return }
+                        c.lastHash = c.durableHash
+                        c.nextSequence = c.durableSequence + 1
+                        c.generation += 1
+                        log.unblock()
+                    }
+                    done(.failure(RPCError.unavailable("the audit record could not be made durable: \(error)")))
                 }
             }
         }
