@@ -42,15 +42,23 @@ public struct Policy: Sendable, Equatable {
     }
 
     /// The principal a verified certificate stands for, if any.
+    /// (Every call asks this: the fingerprint is normalized only when a principal is bound
+    /// by one, and not at all when it already is in normal form, as `PeerIdentity` gives it.)
     public func principal(commonName: String?, fingerprintSHA256: String) -> Principal? {
-        let fingerprint = Self.normalizeFingerprint(fingerprintSHA256)
+        var fingerprint: String?
         return principals.first { p in
-            if let f = p.certificateSHA256 { return f == fingerprint }
+            if let f = p.certificateSHA256 {
+                if fingerprint == nil { fingerprint = Self.normalizeFingerprint(fingerprintSHA256) }
+                return f == fingerprint
+            }
             return p.certificateCN != nil && p.certificateCN == commonName
         }
     }
 
-    static func normalizeFingerprint(_ s: String) -> String { s.lowercased().filter { $0 != ":" } }
+    static func normalizeFingerprint(_ s: String) -> String {
+        let normal = s.utf8.allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains($0) }
+        return normal ? s : s.lowercased().filter { $0 != ":" }
+    }
 
     /// Checks the rules a policy must keep; throws naming the principal and the rule.
     public func validate() throws {
