@@ -110,6 +110,24 @@ import Testing
         }
     }
 
+    /// A principal bound by fingerprint is found from the peer's fingerprint in any of the
+    /// forms one may write it; a certificate bound by CN still by its CN.
+    @Test func principalsAreFoundByFingerprintOrName() throws {
+        let print = (0..<32).map { String(format: "%02x", ($0 * 37 + 5) % 256) }.joined()
+        let policy = Policy(principals: [
+            Policy.Principal(name: "by-cn", kind: .system, tenant: "012041", roles: [.clerk], certificateCN: "clerk", certificateSHA256: nil),
+            Policy.Principal(name: "by-print", kind: .terminal, tenant: "012041", roles: [], certificateCN: nil, certificateSHA256: print),
+        ])
+        let colons = stride(from: 0, to: 64, by: 2).map { i in
+            String(print.dropFirst(i).prefix(2)).uppercased()
+        }.joined(separator: ":")
+        #expect(policy.principal(commonName: "x", fingerprintSHA256: print)?.name == "by-print")
+        #expect(policy.principal(commonName: nil, fingerprintSHA256: colons)?.name == "by-print")
+        #expect(policy.principal(commonName: "clerk", fingerprintSHA256: String(repeating: "0", count: 64))?.name == "by-cn")
+        let another = String(print.dropLast()) + (print.hasSuffix("0") ? "1" : "0")
+        #expect(policy.principal(commonName: "other", fingerprintSHA256: another) == nil)
+    }
+
     @Test func policyFilesAreValidatedWhole() throws {
         let dir = NSTemporaryDirectory() + "chukan-policy-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
