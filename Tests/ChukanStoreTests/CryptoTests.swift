@@ -64,6 +64,32 @@ import Testing
         }
     }
 
+    /// One context used for many records in both directions, with failures between them,
+    /// gives what a fresh context gives for each (it keeps the key schedule between calls).
+    @Test func aReusedContextSealsAndOpensAsFreshOnes() throws {
+        let key = secureRandomBytes(32)
+        let reused = try AESGCM(key: key)
+        var sealedSoFar: [(nonce: [UInt8], aad: [UInt8], sealed: [UInt8], plaintext: [UInt8])] = []
+        for i in 0..<60 {
+            let nonce = secureRandomBytes(12), aad = secureRandomBytes(i % 3 * 8)
+            let plaintext = secureRandomBytes(i * 7 % 200)
+            func seal(_ gcm: AESGCM) throws -> [UInt8] {
+                var out: [UInt8] = []
+                try plaintext.withUnsafeBytes { p in try aad.withUnsafeBytes { a in try gcm.seal(nonce: nonce, plaintext: p, aad: a, into: &out) } }
+                return out
+            }
+            let sealed = try seal(reused)
+            #expect(sealed == (try seal(AESGCM(key: key))), "seal \(i)")
+            sealedSoFar.append((nonce, aad, sealed, plaintext))
+            // Open an earlier record, now and then a tampered one, between the seals.
+            let earlier = sealedSoFar[i * 5 % sealedSoFar.count]
+            var bytes = earlier.sealed
+            if i % 4 == 3 { bytes[bytes.count - 1] ^= 0x80 }
+            let opened = try? bytes.withUnsafeBytes { c in try earlier.aad.withUnsafeBytes { a in try reused.open(nonce: earlier.nonce, ciphertextAndTag: c, aad: a) } }
+            #expect(opened == (i % 4 == 3 ? nil : earlier.plaintext), "open after seal \(i)")
+        }
+    }
+
     @Test func keyFilesMustBePrivateAndExact() throws {
         let dir = NSTemporaryDirectory() + "chukan-keys-\(UUID().uuidString)"
         #expect(try TenantKeyRing.addVersion(tenant: "012041", directory: dir) == 1)

@@ -22,15 +22,20 @@ enum PersonViewEncoder {
     static let numberFields: Set<UInt64> = [5, 7, 42]
     static let integratedAtenaNumberField: UInt64 = 6
 
-    /// Appends `PersonView` (integrated_atena_number = 1, removed = 2, resident = 3) as the
-    /// message body; returns the 団体内統合宛名番号 (the audit record's subject). Throws
-    /// when the record is not well-formed protobuf.
-    @discardableResult
-    static func writeView(_ entry: PersonEntry, withNumber: Bool, into out: inout ByteBuffer) throws -> String {
+    /// `LookupResponse { person = 1 }` for `entry`; returns the 団体内統合宛名番号 (the
+    /// audit record's subject). Two passes over the record: one to measure, one to copy.
+    /// Throws when the record is not well-formed protobuf.
+    static func writeLookupResponse(_ entry: PersonEntry, withNumber: Bool, into out: inout ByteBuffer) throws -> String {
         try entry.record.withUnsafeBytes { record in
             var id: UnsafeRawBufferPointer?
             let residentLength = try scan(record, withNumber: withNumber, id: &id)
             let idLength = id?.count ?? 0
+            // PersonView: integrated_atena_number = 1, removed = 2, resident = 3.
+            let viewSize = (idLength > 0 ? 1 + varintSize(UInt64(idLength)) + idLength : 0)
+                + (entry.isRemoved ? 2 : 0)
+                + 1 + varintSize(UInt64(residentLength)) + residentLength
+            out.writeInteger(UInt8(0x0A))
+            writeVarint(UInt64(viewSize), into: &out)
             if idLength > 0 {
                 out.writeInteger(UInt8(0x0A))
                 writeVarint(UInt64(idLength), into: &out)
@@ -50,25 +55,6 @@ enum PersonViewEncoder {
             }
             return id.map { String(decoding: $0, as: UTF8.self) } ?? ""
         }
-    }
-
-    /// The size of `PersonView` for `entry`, to write the length in front of it.
-    static func viewSize(_ entry: PersonEntry, withNumber: Bool) throws -> Int {
-        try entry.record.withUnsafeBytes { record in
-            var id: UnsafeRawBufferPointer?
-            let residentLength = try scan(record, withNumber: withNumber, id: &id)
-            let idLength = id?.count ?? 0
-            return (idLength > 0 ? 1 + varintSize(UInt64(idLength)) + idLength : 0)
-                + (entry.isRemoved ? 2 : 0)
-                + 1 + varintSize(UInt64(residentLength)) + residentLength
-        }
-    }
-
-    /// `LookupResponse { person = 1 }` for `entry`; returns the subject.
-    static func writeLookupResponse(_ entry: PersonEntry, withNumber: Bool, into out: inout ByteBuffer) throws -> String {
-        out.writeInteger(UInt8(0x0A))
-        writeVarint(UInt64(try viewSize(entry, withNumber: withNumber)), into: &out)
-        return try writeView(entry, withNumber: withNumber, into: &out)
     }
 
     /// Length of the kept fields, and the 団体内統合宛名番号 as decoding reads it (the last

@@ -38,6 +38,11 @@ public final class AESGCM {
 
     private let key: [UInt8]
     private let ctx: OpaquePointer
+    /// The direction the context holds the key for: a call in the same direction gives
+    /// only the nonce and keeps the key schedule and GHASH table (a WAL writer seals one
+    /// small record after another); nil after a failure, so the next call starts afresh.
+    private var keyedFor: Direction?
+    private enum Direction { case encrypt, decrypt }
 
     public init(key: [UInt8]) throws {
         precondition(key.count == Self.keySize, "AES-256 takes a 32-byte key")
@@ -52,7 +57,12 @@ public final class AESGCM {
     public func seal(nonce: [UInt8], plaintext: UnsafeRawBufferPointer, aad: UnsafeRawBufferPointer, into out: inout [UInt8]) throws {
         precondition(nonce.count == Self.nonceSize)
         var outLength: Int32 = 0
-        guard EVP_EncryptInit_ex(ctx, Algorithms.aes256GCM, nil, key, nonce) == 1 else { throw CryptoError.openSSL("encrypt init") }
+        let keyed = keyedFor == .encrypt
+        keyedFor = nil
+        let started = keyed
+            ? EVP_EncryptInit_ex(ctx, nil, nil, nil, nonce)
+            : EVP_EncryptInit_ex(ctx, Algorithms.aes256GCM, nil, key, nonce)
+        guard started == 1 else { throw CryptoError.openSSL("encrypt init") }
         if aad.count > 0 {
             guard EVP_EncryptUpdate(ctx, nil, &outLength, aad.baseAddress!.assumingMemoryBound(to: UInt8.self), Int32(aad.count)) == 1 else {
                 throw CryptoError.openSSL("encrypt aad")
@@ -72,6 +82,7 @@ public final class AESGCM {
                   EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, Int32(Self.tagSize), base + plaintext.count) == 1
             else { throw CryptoError.openSSL("encrypt final") }
         }
+        keyedFor = .encrypt
     }
 
     /// Decrypts `ciphertextAndTag`; throws `.authenticationFailed` if it, the nonce or the aad changed.
@@ -80,7 +91,12 @@ public final class AESGCM {
         guard ciphertextAndTag.count >= Self.tagSize else { throw CryptoError.authenticationFailed }
         let n = ciphertextAndTag.count - Self.tagSize
         var outLength: Int32 = 0
-        guard EVP_DecryptInit_ex(ctx, Algorithms.aes256GCM, nil, key, nonce) == 1 else { throw CryptoError.openSSL("decrypt init") }
+        let keyed = keyedFor == .decrypt
+        keyedFor = nil
+        let started = keyed
+            ? EVP_DecryptInit_ex(ctx, nil, nil, nil, nonce)
+            : EVP_DecryptInit_ex(ctx, Algorithms.aes256GCM, nil, key, nonce)
+        guard started == 1 else { throw CryptoError.openSSL("decrypt init") }
         if aad.count > 0 {
             guard EVP_DecryptUpdate(ctx, nil, &outLength, aad.baseAddress!.assumingMemoryBound(to: UInt8.self), Int32(aad.count)) == 1 else {
                 throw CryptoError.openSSL("decrypt aad")
@@ -89,7 +105,7 @@ public final class AESGCM {
         let input = ciphertextAndTag.baseAddress!.assumingMemoryBound(to: UInt8.self)
         // Decrypted into uninitialised memory (every byte is written, or the array is
         // thrown away with the error): a snapshot load opens hundreds of MB.
-        return try [UInt8](unsafeUninitializedCapacity: n) { buffer, initialized in
+        let plaintext = try [UInt8](unsafeUninitializedCapacity: n) { buffer, initialized in
             initialized = n
             if n > 0 {
                 guard EVP_DecryptUpdate(ctx, buffer.baseAddress!, &outLength, input, Int32(n)) == 1, outLength == Int32(n) else {
@@ -102,6 +118,8 @@ public final class AESGCM {
             var scratch = [UInt8](repeating: 0, count: 16)
             guard EVP_DecryptFinal_ex(ctx, &scratch, &finalLength) == 1 else { throw CryptoError.authenticationFailed }
         }
+        keyedFor = .decrypt
+        return plaintext
     }
 }
 
