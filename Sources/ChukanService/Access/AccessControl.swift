@@ -137,6 +137,19 @@ public final class AccessControl: Sendable {
         _ context: ServerCallContext, tenant: String?, roles: Set<Role>, subject: String = "", legalRow: String = "",
         subjectOf: (@Sendable (T) -> String)? = nil, _ body: (Caller) throws -> T
     ) -> EventLoopFuture<T> {
+        performFuture(context, tenant: tenant, roles: roles, subject: subject, legalRow: legalRow, subjectOf: subjectOf) { caller in
+            context.eventLoop.makeSucceededFuture(try body(caller))
+        }
+    }
+
+    /// `performNow` for a body that is done at once on its usual path and hands the rare
+    /// slow one (a durable register write) to a future: `body` runs on the event loop, and
+    /// the call's record is made when its future completes (the tenant's limit is held
+    /// until then), then the answer comes once the record is durable.
+    public func performFuture<T: Sendable>(
+        _ context: ServerCallContext, tenant: String?, roles: Set<Role>, subject: String = "", legalRow: String = "",
+        subjectOf: (@Sendable (T) -> String)? = nil, notes: AuditNotes? = nil, _ body: (Caller) throws -> EventLoopFuture<T>
+    ) -> EventLoopFuture<T> {
         let promise = context.eventLoop.makePromise(of: T.self)
         let (decided, denial) = decide(context, tenant: tenant, roles: roles)
         if let denial {
@@ -146,28 +159,33 @@ public final class AccessControl: Sendable {
             return promise.futureResult
         }
         let caller = decided!
+        // Limits hold per tenant; the platform operator's few calls are not counted.
         let limited = caller.isPlatformOperator ? nil : caller.tenant ?? tenant
-        let outcome: Result<T, Error>
+        let running: EventLoopFuture<T>
+        var admitted = false
         do {
             if let limited { try limiter.acquire(limited, now: now()) }
-            defer { if let limited { limiter.release(limited) } }
-            outcome = .success(try body(caller))
+            admitted = true
+            running = try body(caller)
         } catch {
-            outcome = .failure(error)
+            running = context.eventLoop.makeFailedFuture(error)
         }
-        let record = outcomeRecord(context, caller: caller, subject: subject, legalRow: legalRow, outcome: outcome, subjectOf: subjectOf, notes: nil)
-        let done: @Sendable (Result<Void, Error>) -> Void = { [self] recorded in
-            switch recorded {
-            case let .failure(error): promise.fail(error)
-            case .success:
-                countOutcome(record, caller: caller, tenant: tenant)
-                promise.completeWith(outcome)
+        running.whenComplete { [self, admitted] outcome in
+            if admitted, let limited { limiter.release(limited) }
+            let record = outcomeRecord(context, caller: caller, subject: subject, legalRow: legalRow, outcome: outcome, subjectOf: subjectOf, notes: notes)
+            let done: @Sendable (Result<Void, Error>) -> Void = { [self] recorded in
+                switch recorded {
+                case let .failure(error): promise.fail(error)
+                case .success:
+                    countOutcome(record, caller: caller, tenant: tenant)
+                    promise.completeWith(outcome)
+                }
             }
-        }
-        if caller.isPlatformOperator {
-            audit.recordPlatform(record, tenant: tenant, done: done)
-        } else {
-            audit.record(record, tenant: caller.tenant, done: done)
+            if caller.isPlatformOperator {
+                audit.recordPlatform(record, tenant: tenant, done: done)
+            } else {
+                audit.record(record, tenant: caller.tenant, done: done)
+            }
         }
         return promise.futureResult
     }
