@@ -1,5 +1,6 @@
 import ChukanCore
 import ChukanProto
+import ChukanProtoC
 import ChukanRegister
 @testable import ChukanService
 import Foundation
@@ -22,6 +23,7 @@ import Testing
             if i % 3 == 0 { r.formerKojinBango = ["123456789018", r.kojinBango] }
             if i % 4 == 0 { r.replicaExtract = Array(r.kojinBango.utf8) + [0, 1, 2] }
             if i % 5 == 0 { r.kojinBango = "" }
+            if i % 6 == 0 { r.restricted = true }  // the last field, 43
             return PersonEntry(record: r.encodedBytes, history: [], isRemoved: i % 7 == 0, removedOn: nil)
         }
     }
@@ -59,6 +61,31 @@ import Testing
                 }
             }
         }
+    }
+
+    /// The fields copied are exactly `Resident`'s, and those left out for a clerk are the
+    /// number fields by name: a field added to the schema fails here until it is placed.
+    @Test func theCopiedFieldsAreTheResidentsFields() {
+        let d = chukan__v1__resident__descriptor
+        let fields = (0..<Int(d.n_fields)).map { d.fields[$0] }
+        #expect(Set(fields.map { UInt64($0.id) }) == Set(PersonViewEncoder.knownFields))
+        let byName = Dictionary(uniqueKeysWithValues: fields.map { (String(cString: $0.name), UInt64($0.id)) })
+        let numbers = Set(["kojin_bango", "former_kojin_bango", "replica_extract"].compactMap { byName[$0] })
+        #expect(numbers == PersonViewEncoder.numberFields)
+        #expect(byName["schema_version"] == PersonViewEncoder.schemaVersionField)
+        #expect(byName["integrated_atena_number"] == PersonViewEncoder.integratedAtenaNumberField)
+    }
+
+    /// A record of a later schema version is answered by decoding (it may hold fields
+    /// inside submessages that this version would drop).
+    @Test func aLaterSchemaVersionIsAnsweredByDecoding() throws {
+        var r = Array(SyntheticResidents(count: 1, seed: 5))[0]
+        r.schemaVersion = ResidentValidation.schemaVersion + 1
+        let entry = PersonEntry(record: r.encodedBytes, history: [], isRemoved: false, removedOn: nil)
+        var out = ByteBuffer()
+        #expect(throws: (any Error).self) { try PersonViewEncoder.writeLookupResponse(entry, withNumber: false, into: &out) }
+        let same = try fastAnswer(entry, for: Self.clerk).bytes == slowAnswer(entry, for: Self.clerk)
+        #expect(same)
     }
 
     /// A field this version does not know is dropped as decoding drops it, even when it

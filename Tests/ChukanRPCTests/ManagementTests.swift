@@ -27,6 +27,37 @@ import Testing
         try limiter.acquire(Self.a, now: t0.addingTimeInterval(0.5))  // half a second refills 1.5
     }
 
+    /// Every call gives its place back, answered or refused: with one call allowed at a
+    /// time, calls one after another never find the place taken.
+    @Test func everyCallGivesItsPlaceBack() async throws {
+        let policy = Policy(principals: [policyPrincipal("clerk-a", tenant: Self.a, [.clerk]), policyPrincipal("admin-a", tenant: Self.a, [.codeManager])])
+        let f = try await ServiceFixture.start(
+            pki: Self.pki, policy: policy, tenants: [Self.a], residents: [Self.a: Self.people], limits: .init(inFlight: 1, perSecond: 0))
+        let clerk = try await f.client("clerk-a"), codes = try await f.client("admin-a")
+        func lookup(_ key: String) async -> StatusCode? {
+            await statusCode {
+                var r = LookupRequest()
+                r.tenant = Self.a
+                r.keyKind = .atenaNumber
+                r.key = key
+                _ = try await clerk.unary(service: "chukan.v1.Inquiry", method: "Lookup", request: r, as: LookupResponse.self)
+            }
+        }
+        for _ in 0..<3 {
+            #expect(await lookup(Self.people[0].atenaNumber) == nil)
+            #expect(await lookup("NOSUCH1") == .notFound)
+            #expect(await lookup("not valid!") == .invalidArgument)
+            #expect(await statusCode {
+                var r = AcquireCodeRequest()
+                r.tenant = Self.a
+                r.integratedAtenaNumber = Self.people[1].integratedAtenaNumber
+                _ = try await codes.unary(service: "chukan.v1.Codes", method: "AcquireCode", request: r, as: CodeResponse.self)
+            } == nil)
+        }
+        for c in [clerk, codes] { await c.close() }
+        await f.stop()
+    }
+
     @Test func overItsLimitATenantGetsResourceExhaustedAndTheOthersGoOn() async throws {
         let frozen = Date()
         let policy = Policy(principals: [

@@ -64,29 +64,35 @@ import Testing
         }
     }
 
-    /// One context used for many records in both directions, with failures between them,
-    /// gives what a fresh context gives for each (it keeps the key schedule between calls).
+    /// One context used for many records — a run of seals, a run of opens with a tampered
+    /// record in it, then the two directions in turn — gives what a fresh context gives
+    /// for each (it keeps the key schedule between calls in one direction).
     @Test func aReusedContextSealsAndOpensAsFreshOnes() throws {
         let key = secureRandomBytes(32)
         let reused = try AESGCM(key: key)
-        var sealedSoFar: [(nonce: [UInt8], aad: [UInt8], sealed: [UInt8], plaintext: [UInt8])] = []
-        for i in 0..<60 {
-            let nonce = secureRandomBytes(12), aad = secureRandomBytes(i % 3 * 8)
-            let plaintext = secureRandomBytes(i * 7 % 200)
-            func seal(_ gcm: AESGCM) throws -> [UInt8] {
-                var out: [UInt8] = []
-                try plaintext.withUnsafeBytes { p in try aad.withUnsafeBytes { a in try gcm.seal(nonce: nonce, plaintext: p, aad: a, into: &out) } }
-                return out
-            }
-            let sealed = try seal(reused)
-            #expect(sealed == (try seal(AESGCM(key: key))), "seal \(i)")
-            sealedSoFar.append((nonce, aad, sealed, plaintext))
-            // Open an earlier record, now and then a tampered one, between the seals.
-            let earlier = sealedSoFar[i * 5 % sealedSoFar.count]
-            var bytes = earlier.sealed
-            if i % 4 == 3 { bytes[bytes.count - 1] ^= 0x80 }
-            let opened = try? bytes.withUnsafeBytes { c in try earlier.aad.withUnsafeBytes { a in try reused.open(nonce: earlier.nonce, ciphertextAndTag: c, aad: a) } }
-            #expect(opened == (i % 4 == 3 ? nil : earlier.plaintext), "open after seal \(i)")
+        func seal(_ gcm: AESGCM, _ r: (nonce: [UInt8], aad: [UInt8], plaintext: [UInt8])) throws -> [UInt8] {
+            var out: [UInt8] = []
+            try r.plaintext.withUnsafeBytes { p in try r.aad.withUnsafeBytes { a in try gcm.seal(nonce: r.nonce, plaintext: p, aad: a, into: &out) } }
+            return out
+        }
+        func open(_ gcm: AESGCM, _ r: (nonce: [UInt8], aad: [UInt8], plaintext: [UInt8]), _ sealed: [UInt8]) -> [UInt8]? {
+            try? sealed.withUnsafeBytes { c in try r.aad.withUnsafeBytes { a in try gcm.open(nonce: r.nonce, ciphertextAndTag: c, aad: a) } }
+        }
+        let records = (0..<40).map { i in (nonce: secureRandomBytes(12), aad: secureRandomBytes(i % 3 * 8), plaintext: secureRandomBytes(i * 7 % 200)) }
+        var sealed: [[UInt8]] = []
+        for (i, r) in records.prefix(20).enumerated() {  // seals in a row
+            sealed.append(try seal(reused, r))
+            #expect(sealed[i] == (try seal(AESGCM(key: key), r)), "seal \(i)")
+        }
+        for (i, r) in records.prefix(20).enumerated() {  // opens in a row, one tampered
+            var bytes = sealed[i]
+            if i == 9 { bytes[0] ^= 1 }
+            #expect(open(reused, r, bytes) == (i == 9 ? nil : r.plaintext), "open \(i)")
+        }
+        for (i, r) in records.enumerated().dropFirst(20) {  // in turn
+            let s = try seal(reused, r)
+            #expect(s == (try seal(AESGCM(key: key), r)), "seal \(i)")
+            #expect(open(reused, records[i - 20], sealed[i - 20]) == records[i - 20].plaintext, "open \(i - 20)")
         }
     }
 

@@ -173,12 +173,17 @@ public final class AccessControl: Sendable {
         running.whenComplete { [self, admitted] outcome in
             if admitted, let limited { limiter.release(limited) }
             let record = outcomeRecord(context, caller: caller, subject: subject, legalRow: legalRow, outcome: outcome, subjectOf: subjectOf, notes: notes)
+            // Runs on the log's writer thread: the rest goes back to the loop (as completing
+            // the promise from there would), to keep the writer's group commit short.
+            let loop = context.eventLoop
             let done: @Sendable (Result<Void, Error>) -> Void = { [self] recorded in
-                switch recorded {
-                case let .failure(error): promise.fail(error)
-                case .success:
-                    countOutcome(record, caller: caller, tenant: tenant)
-                    promise.completeWith(outcome)
+                loop.execute { [self] in
+                    switch recorded {
+                    case let .failure(error): promise.fail(error)
+                    case .success:
+                        countOutcome(record, caller: caller, tenant: tenant)
+                        promise.completeWith(outcome)
+                    }
                 }
             }
             if caller.isPlatformOperator {
@@ -238,9 +243,14 @@ public final class AccessControl: Sendable {
         record.outcomeCode = UInt32(denial.code.rawValue)
         record.outcomeDetail = denial.message
         let named = tenant.flatMap { Identifiers.localGovernmentCodeProblem($0) == nil ? $0 : nil }
-        if let named { statistics.count(tenant: named, operation: record.operation, ok: false, on: StaffRules.tokyoDate(now())) }
-        context.logger.notice("call denied", metadata: ["principal": "\(record.principal)", "code": "\(denial.code)"])
-        audit.record(record, tenant: named, done: done)
+        let logger = context.logger
+        audit.record(record, tenant: named) { [self, record] recorded in
+            if case .success = recorded {
+                if let named { statistics.count(tenant: named, operation: record.operation, ok: false, on: StaffRules.tokyoDate(now())) }
+                logger.notice("call denied", metadata: ["principal": "\(record.principal)", "code": "\(denial.code)"])
+            }
+            done(recorded)
+        }
     }
 
     /// The decision alone, without recording it (the rules in one place).

@@ -20,8 +20,9 @@ public struct InquiryService: RPCService {
         self.codes = codes
     }
 
-    // Every inquiry reads the in-memory register and is done at once: it runs on the
-    // connection's event loop (`performNow`), and its answer leaves when its record is durable.
+    // An inquiry of one person or household reads the in-memory register and is done at
+    // once: it runs on the connection's event loop (`performNow`), and its answer leaves
+    // when its record is durable.
     public var methods: [String: MethodHandler] {
         [
             "Lookup": .unaryEncoded(LookupRequest.self) { request, context in
@@ -39,8 +40,10 @@ public struct InquiryService: RPCService {
                     return try Self.page(members.map { ($0.id, $0.entry) }, size: request.pageSize, token: request.pageToken, for: caller)
                 }
             },
-            "Search": .unaryFuture(SearchRequest.self) { request, context in
-                access.performNow(context, tenant: request.tenant, roles: Self.readers, subjectOf: Self.subjects) { caller in
+            // A search may match many people (a common name): it runs as a task, off the
+            // connection's event loop.
+            "Search": .unaryAsync(SearchRequest.self) { request, context in
+                try await access.perform(context, tenant: request.tenant, roles: Self.readers, subjectOf: Self.subjects) { caller in
                     // 4情報 (DOMAIN.md §4): a name and at least one more fact besides sex.
                     guard !request.kana.isEmpty, request.birthDate != nil || !request.address.isEmpty else {
                         throw RPCError.invalidArgument("a 4情報 search needs a kana name and a birth date or an address")

@@ -12,14 +12,17 @@ import NIOCore
 /// not know is dropped as decoding drops it; left out for a caller without number
 /// rights are exactly the fields the mask empties: `kojin_bango` (5),
 /// `former_kojin_bango` (7) and `replica_extract` (42, opaque, may hold the number).
-/// Submessages are copied as they are: the register stores records Chukan encoded itself
-/// (`PreparedResident`, snapshots), so they hold nothing decoding would drop.
-/// `PersonViewEncoderTests` checks field for field that both ways give the same view.
+/// Submessages are copied as they are: the register holds records this schema version
+/// wrote (`PreparedResident`, and snapshots of them), so they hold nothing decoding would
+/// drop. A record of a later schema version (a snapshot a newer build wrote) may, so it
+/// is refused here and answered by decoding (`InquiryService.lookupResponse`).
+/// `FastPathEquivalenceTests` checks byte for byte that both ways give the same answer.
 enum PersonViewEncoder {
     /// Top-level fields of `Resident` this version knows.
     static let knownFields: ClosedRange<UInt64> = 1...43
     /// The fields that carry the 個人番号, left out for callers without number rights.
     static let numberFields: Set<UInt64> = [5, 7, 42]
+    static let schemaVersionField: UInt64 = 1
     static let integratedAtenaNumberField: UInt64 = 6
 
     /// `LookupResponse { person = 1 }` for `entry`; returns the 団体内統合宛名番号 (the
@@ -64,7 +67,12 @@ enum PersonViewEncoder {
         var start = 0
         var kept = 0
         while let (number, type) = try reader.nextField() {
-            if number == integratedAtenaNumberField {
+            if number == schemaVersionField {
+                try WireReader.expect(type, .varint, field: number)
+                guard try reader.varint() <= UInt64(ResidentValidation.schemaVersion) else {
+                    throw RPCError(.internal, "a record of a later schema version")  // answered by decoding
+                }
+            } else if number == integratedAtenaNumberField {
                 try WireReader.expect(type, .lengthDelimited, field: number)
                 id = try reader.cStringBytes()
             } else {

@@ -172,9 +172,8 @@ public struct ProvisionService: RPCService {
     }
 
     /// 提供: every check, in order, each failure with its own reason; then the answer,
-    /// or a hold. The caller records the outcome (with `notes`) before anything leaves.
-    /// The checks in order, then the answer; a provision held for review is saved (a
-    /// durable register write) by a task, whose future fails with the hold.
+    /// or a hold — saved (a durable register write) by a task, whose future fails with
+    /// the hold. The caller records the outcome (with `notes`) before anything leaves.
     func provide(_ request: ProvideRequest, notes: AuditNotes, on loop: any EventLoop) throws -> EventLoopFuture<ProvideResponse> {
         // 1. The request itself.
         if let p = PermissionList.agencyCodeProblem(request.inquirer) { throw RPCError.invalidArgument("inquirer: \(p)") }
