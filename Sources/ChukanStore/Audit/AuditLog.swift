@@ -133,8 +133,12 @@ public final class AuditLog: Sendable {
         for name in names.dropLast() {
             let path = "\(directory)/\(name)"
             let segment = try WALReader.read(try fs.read(path), file: path, keyRing: keyRing)
+            guard let last = segment.records.last else { break }
+            // Records are appended as they are made: a segment that ends with a record too
+            // young to purge is kept without decoding the rest (a segment holds ~10^5).
+            guard try AuditRecord(protobuf: last.payload).timeUnixMs < cutoffUnixMs else { break }
             let records = try segment.records.map { try AuditRecord(protobuf: $0.payload) }
-            guard let last = segment.records.last, records.allSatisfy({ $0.timeUnixMs < cutoffUnixMs }) else { break }
+            guard records.allSatisfy({ $0.timeUnixMs < cutoffUnixMs }) else { break }
             doomed.append(path)
             through = (last.sequence, SHA256.hash(last.payload))
             purged += records.count
