@@ -26,6 +26,14 @@ public final class WriteAheadLog: @unchecked Sendable {
     public struct Options: Sendable {
         /// A new segment is started once the current one reaches this size.
         public var segmentSize = 64 << 20
+        /// The group commit window: after a flush that carried more than one record (records
+        /// are arriving together), the writer waits up to this long, or until `groupTarget`
+        /// records are queued, before the next flush. A flush costs about the same CPU and
+        /// disk time whatever it carries (on the development VM ~0.1 ms of CPU in the virtio
+        /// driver, 0.26-0.45 ms in all), so under load fewer, larger flushes leave more CPU
+        /// for the calls. A lone record is flushed at once. 0 turns the window off.
+        public var commitWindowMicroseconds = 500
+        public var groupTarget = 64
         public init() {}
     }
 
@@ -53,6 +61,8 @@ public final class WriteAheadLog: @unchecked Sendable {
     private var queue: [Pending] = []
     private var stopping = false
     private var blocked = false
+    /// The writer is inside a commit window: an append wakes it only once the group is full.
+    private var gathering = false
     private var lastAcknowledgedShared: UInt64
     private var commitsShared = GroupCommits()
 
@@ -206,7 +216,7 @@ public final class WriteAheadLog: @unchecked Sendable {
             return
         }
         queue += records
-        condition.signal()
+        if !gathering || queue.count >= options.groupTarget { condition.signal() }
         condition.unlock()
     }
 
@@ -239,15 +249,24 @@ public final class WriteAheadLog: @unchecked Sendable {
     // MARK: writer thread
 
     private func writerLoop() {
+        var lastGroup = 0
         while true {
             condition.lock()
             while queue.isEmpty && !stopping { condition.wait() }
+            if lastGroup > 1 && options.commitWindowMicroseconds > 0 {
+                // Records came together last time: let more join this flush (`Options`).
+                let until = Date(timeIntervalSinceNow: Double(options.commitWindowMicroseconds) / 1_000_000)
+                gathering = true
+                while queue.count < options.groupTarget && !stopping && condition.wait(until: until) {}
+                gathering = false
+            }
             let batch = queue
             queue.removeAll(keepingCapacity: true)
             let stop = stopping && batch.isEmpty
             condition.unlock()
             if stop { break }
             write(batch)
+            lastGroup = batch.count
         }
         segment?.file.close()
         segment = nil
