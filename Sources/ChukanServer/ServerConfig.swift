@@ -76,10 +76,14 @@ public struct ServerConfig: Codable, Sendable, Equatable {
         /// which register writes are refused (default 2), in percent.
         public var diskWarnFreePercent: Double?
         public var diskRefuseFreePercent: Double?
+        /// The write-ahead logs' group commit window in microseconds (default 0: off;
+        /// docs/STORAGE.md §4): more CPU for the calls under load, for latency.
+        public var commitWindowMicroseconds: Int?
 
         enum CodingKeys: String, CodingKey {
             case directory, keys
             case keepSnapshots = "keep_snapshots"
+            case commitWindowMicroseconds = "commit_window_us"
             case diskWarnFreePercent = "disk_warn_free_percent"
             case diskRefuseFreePercent = "disk_refuse_free_percent"
         }
@@ -217,7 +221,7 @@ public struct ServerConfig: Codable, Sendable, Equatable {
         let endpoint: [String: Any] = ["host": true, "port": true]
         return [
             "listen": endpoint, "health_listen": endpoint, "metrics_listen": endpoint, "log_level": true,
-            "data": ["directory": true, "keys": true, "keep_snapshots": true, "disk_warn_free_percent": true, "disk_refuse_free_percent": true],
+            "data": ["directory": true, "keys": true, "keep_snapshots": true, "disk_warn_free_percent": true, "disk_refuse_free_percent": true, "commit_window_us": true],
             "policy": true, "development": true,
             "provision": ["permission_list": true, "network_key": true, "answer_key_rotation_seconds": true],
             "staff": ["session_hours": true, "lock_after_failures": true, "lock_minutes": true, "password_max_age_days": true,
@@ -279,6 +283,14 @@ public struct ServerConfig: Codable, Sendable, Equatable {
             throw ConfigError("data.disk_refuse_free_percent and data.disk_warn_free_percent must be 0-100, refuse at most warn")
         }
         return (warn, refuse)
+    }
+
+    /// The write-ahead logs' commit window (`data.commit_window_us`): 0 (off, the default)
+    /// to 100,000 µs.
+    public func commitWindowMicroseconds() throws -> Int {
+        let v = data?.commitWindowMicroseconds ?? 0
+        guard (0...100_000).contains(v) else { throw ConfigError("data.commit_window_us must be 0 (off) to 100000 microseconds") }
+        return v
     }
 
     public func rpcConfiguration() throws -> RPCServerConfiguration {

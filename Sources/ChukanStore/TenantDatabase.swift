@@ -153,7 +153,7 @@ public final class TenantDatabase: Sendable {
         recovery.records = state.count
         recovery.seconds = Date().timeIntervalSince(started)
         let audit: AuditLog
-        do { audit = try AuditLog.open(directory: "\(directory)/audit", keyRing: keyRing, fs: fs) } catch {
+        do { audit = try AuditLog.open(directory: "\(directory)/audit", keyRing: keyRing, fs: fs, options: options.wal) } catch {
             log.close()
             throw error
         }

@@ -30,9 +30,11 @@ public final class WriteAheadLog: @unchecked Sendable {
         /// are arriving together), the writer waits up to this long, or until `groupTarget`
         /// records are queued, before the next flush. A flush costs about the same CPU and
         /// disk time whatever it carries (on the development VM ~0.1 ms of CPU in the virtio
-        /// driver, 0.26-0.45 ms in all), so under load fewer, larger flushes leave more CPU
-        /// for the calls. A lone record is flushed at once. 0 turns the window off.
-        public var commitWindowMicroseconds = 500
+        /// driver, 0.26-0.45 ms in all), so when the cores are the bound, fewer, larger
+        /// flushes leave more of them to the calls; when they are not, the window is only
+        /// latency (docs/STORAGE.md §4 has the figures). A lone record is flushed at once.
+        /// 0, the default, turns the window off.
+        public var commitWindowMicroseconds = 0
         public var groupTarget = 64
         public init() {}
     }

@@ -100,6 +100,11 @@ import Testing
             try ServerConfig.load(path: slow).rpcConfiguration()
         }
         #expect(try ServerConfig.load(path: try write("limits: { read_bytes_per_second: 0 }")).rpcConfiguration().readBytesPerSecond == nil)
+        #expect(try ServerConfig().commitWindowMicroseconds() == 0)  // off unless asked for
+        #expect(try ServerConfig.load(path: try write("data: { commit_window_us: 500 }")).commitWindowMicroseconds() == 500)
+        #expect(throws: ConfigError("data.commit_window_us must be 0 (off) to 100000 microseconds")) {
+            try ServerConfig.load(path: try write("data: { commit_window_us: -1 }")).commitWindowMicroseconds()
+        }
         let noCA = try write("tls: { certificate: a, key: b }")
         #expect(throws: ConfigError("tls.client_ca is required: client certificates are verified against it")) {
             try ServerConfig.load(path: noCA).tlsConfiguration()

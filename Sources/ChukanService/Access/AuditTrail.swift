@@ -22,7 +22,9 @@ public final class AuditTrail: Sendable {
             try TenantKeyRing.addVersion(tenant: Self.platformStream, directory: keys)
         }
         let ring = try TenantKeyRing.load(tenant: Self.platformStream, directory: keys)
-        platform = try AuditLog.open(directory: Self.platformDirectory(dataDirectory: tenants.configuration.dataDirectory), keyRing: ring)
+        platform = try AuditLog.open(
+            directory: Self.platformDirectory(dataDirectory: tenants.configuration.dataDirectory), keyRing: ring,
+            options: tenants.configuration.options.wal)
     }
 
     public static func platformDirectory(dataDirectory: String) -> String { "\(dataDirectory)/_platform/audit" }
