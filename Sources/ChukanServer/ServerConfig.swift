@@ -76,7 +76,7 @@ public struct ServerConfig: Codable, Sendable, Equatable {
         /// which register writes are refused (default 2), in percent.
         public var diskWarnFreePercent: Double?
         public var diskRefuseFreePercent: Double?
-        /// The write-ahead logs' group commit window in microseconds (default 0: off;
+        /// The audit logs' group commit window in microseconds (default 0: off;
         /// docs/STORAGE.md §4): more CPU for the calls under load, for latency.
         public var commitWindowMicroseconds: Int?
 
@@ -285,7 +285,7 @@ public struct ServerConfig: Codable, Sendable, Equatable {
         return (warn, refuse)
     }
 
-    /// The write-ahead logs' commit window (`data.commit_window_us`): 0 (off, the default)
+    /// The audit logs' commit window (`data.commit_window_us`): 0 (off, the default)
     /// to 100,000 µs.
     public func commitWindowMicroseconds() throws -> Int {
         let v = data?.commitWindowMicroseconds ?? 0

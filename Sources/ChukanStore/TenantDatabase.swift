@@ -127,8 +127,12 @@ public final class TenantDatabase: Sendable {
             throw SnapshotError("tenant \(tenant): no snapshot could be loaded: \(recovery.skippedSnapshots.joined(separator: "; "))")
         }
         var replayed = 0
+        // The register gathers its own groups (the writes staged while a batch is with the
+        // log) and hands the log one batch at a time: a commit window there would only delay.
+        var registerWAL = options.wal
+        registerWAL.commitWindowMicroseconds = 0
         let (log, walReport) = try WriteAheadLog.open(
-            directory: "\(directory)/wal", keyRing: keyRing, fs: fs, options: options.wal, replayAfter: state.sequence
+            directory: "\(directory)/wal", keyRing: keyRing, fs: fs, options: registerWAL, replayAfter: state.sequence
         ) { record in
             guard record.sequence == state.sequence + 1 else {
                 throw WALError.sequenceGap(file: "\(directory)/wal", offset: 0, expected: state.sequence + 1, found: record.sequence)

@@ -218,7 +218,7 @@ public final class WriteAheadLog: @unchecked Sendable {
             return
         }
         queue += records
-        if !gathering || queue.count >= options.groupTarget { condition.signal() }
+        if !gathering { condition.signal() }  // a gathering writer looks at the queue itself
         condition.unlock()
     }
 
@@ -257,9 +257,17 @@ public final class WriteAheadLog: @unchecked Sendable {
             while queue.isEmpty && !stopping { condition.wait() }
             if lastGroup > 1 && options.commitWindowMicroseconds > 0 {
                 // Records came together last time: let more join this flush (`Options`).
-                let until = Date(timeIntervalSinceNow: Double(options.commitWindowMicroseconds) / 1_000_000)
+                // Slept in slices against the monotonic clock, not waited on the condition:
+                // its timed wait runs on the wall clock, which may be set back.
+                let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(options.commitWindowMicroseconds) * 1000
                 gathering = true
-                while queue.count < options.groupTarget && !stopping && condition.wait(until: until) {}
+                while queue.count < options.groupTarget && !stopping {
+                    let now = DispatchTime.now().uptimeNanoseconds
+                    guard now < deadline else { break }
+                    condition.unlock()
+                    usleep(UInt32(min((deadline - now) / 1000, 100)) + 1)
+                    condition.lock()
+                }
                 gathering = false
             }
             let batch = queue

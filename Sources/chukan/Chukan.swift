@@ -52,7 +52,7 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("read-rate"), help: "Bytes a second the server reads from one connection (default 67108864, 64 MiB; 0 unpaced; else at least 1048576).") var readRate: Int?
     @Option(help: "Data directory: one folder per tenant (enables the register and chukan.v1.Admin).") var data: String?
     @Option(help: "Tenant key directory (TENANT.vN.key, mode 0600), apart from the data.") var keys: String?
-    @Option(name: .customLong("commit-window-us"), help: "Group commit window of the write-ahead logs, in microseconds (default 0: off; at most 100000): under a load the cores cannot keep up with, fewer, larger flushes, for latency.") var commitWindow: Int?
+    @Option(name: .customLong("commit-window-us"), help: "Group commit window of the audit logs, in microseconds (default 0: off; at most 100000): under a load the cores cannot keep up with, fewer, larger flushes, for latency.") var commitWindow: Int?
     @Option(help: "The policy file: certificates, principals, tenants and roles (YAML; docs/SECURITY.md). Reloaded on SIGHUP.") var policy: String?
     @Option(name: .customLong("permission-list"), help: "The 提供 permission list (照会許可用照合リスト, YAML). Reloaded on SIGHUP.") var permissionList: String?
     @Option(name: .customLong("network-key"), help: "The national network's permit-signing public key (ECDSA P-256, PEM).") var networkKey: String?

@@ -105,6 +105,9 @@ import Testing
         #expect(throws: ConfigError("data.commit_window_us must be 0 (off) to 100000 microseconds")) {
             try ServerConfig.load(path: try write("data: { commit_window_us: -1 }")).commitWindowMicroseconds()
         }
+        #expect(throws: ConfigError("data.commit_window_us must be 0 (off) to 100000 microseconds")) {
+            try ServerConfig.load(path: try write("data: { commit_window_us: 100001 }")).commitWindowMicroseconds()
+        }
         let noCA = try write("tls: { certificate: a, key: b }")
         #expect(throws: ConfigError("tls.client_ca is required: client certificates are verified against it")) {
             try ServerConfig.load(path: noCA).tlsConfiguration()
