@@ -74,7 +74,7 @@ public final class ChukanServerInstance: Sendable {
                 guard keep >= 1 else { throw ConfigError("data.keep_snapshots must be at least 1") }
                 c.options.keepSnapshots = keep
             }
-            c.options.wal.commitWindowMicroseconds = try config.commitWindowMicroseconds()
+            c.options.audit.commitWindowMicroseconds = try config.commitWindowMicroseconds()
             try PosixFileSystem().createDirectory(dir)
             let thresholds = try config.diskThresholds()
             let watch = DiskWatch(directory: dir, warnPercent: thresholds.warn, refusePercent: thresholds.refuse, logger: logger)

@@ -29,7 +29,11 @@ public struct TenantRecovery: Sendable {
 /// Layout under the tenant's data directory: `wal/` (segments) and `snapshots/`.
 public final class TenantDatabase: Sendable {
     public struct Options: Sendable {
+        /// The register's log. (It gathers its own groups — the writes staged while a batch
+        /// is with the log — so a commit window there would only delay.)
         public var wal = WriteAheadLog.Options()
+        /// The tenant's audit stream's log (the platform stream takes the same).
+        public var audit = WriteAheadLog.Options()
         /// Snapshots kept by `snapshot()`; the log is kept back to the oldest of them.
         public var keepSnapshots = 3
         /// Asked before each write; a reason means the write is refused with UNAVAILABLE
@@ -127,12 +131,8 @@ public final class TenantDatabase: Sendable {
             throw SnapshotError("tenant \(tenant): no snapshot could be loaded: \(recovery.skippedSnapshots.joined(separator: "; "))")
         }
         var replayed = 0
-        // The register gathers its own groups (the writes staged while a batch is with the
-        // log) and hands the log one batch at a time: a commit window there would only delay.
-        var registerWAL = options.wal
-        registerWAL.commitWindowMicroseconds = 0
         let (log, walReport) = try WriteAheadLog.open(
-            directory: "\(directory)/wal", keyRing: keyRing, fs: fs, options: registerWAL, replayAfter: state.sequence
+            directory: "\(directory)/wal", keyRing: keyRing, fs: fs, options: options.wal, replayAfter: state.sequence
         ) { record in
             guard record.sequence == state.sequence + 1 else {
                 throw WALError.sequenceGap(file: "\(directory)/wal", offset: 0, expected: state.sequence + 1, found: record.sequence)
@@ -157,7 +157,7 @@ public final class TenantDatabase: Sendable {
         recovery.records = state.count
         recovery.seconds = Date().timeIntervalSince(started)
         let audit: AuditLog
-        do { audit = try AuditLog.open(directory: "\(directory)/audit", keyRing: keyRing, fs: fs, options: options.wal) } catch {
+        do { audit = try AuditLog.open(directory: "\(directory)/audit", keyRing: keyRing, fs: fs, options: options.audit) } catch {
             log.close()
             throw error
         }

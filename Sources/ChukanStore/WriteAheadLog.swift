@@ -63,8 +63,6 @@ public final class WriteAheadLog: @unchecked Sendable {
     private var queue: [Pending] = []
     private var stopping = false
     private var blocked = false
-    /// The writer is inside a commit window: an append wakes it only once the group is full.
-    private var gathering = false
     private var lastAcknowledgedShared: UInt64
     private var commitsShared = GroupCommits()
 
@@ -218,7 +216,7 @@ public final class WriteAheadLog: @unchecked Sendable {
             return
         }
         queue += records
-        if !gathering { condition.signal() }  // a gathering writer looks at the queue itself
+        condition.signal()
         condition.unlock()
     }
 
@@ -260,7 +258,6 @@ public final class WriteAheadLog: @unchecked Sendable {
                 // Slept in slices against the monotonic clock, not waited on the condition:
                 // its timed wait runs on the wall clock, which may be set back.
                 let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(options.commitWindowMicroseconds) * 1000
-                gathering = true
                 while queue.count < options.groupTarget && !stopping {
                     let now = DispatchTime.now().uptimeNanoseconds
                     guard now < deadline else { break }
@@ -268,7 +265,6 @@ public final class WriteAheadLog: @unchecked Sendable {
                     usleep(UInt32(min((deadline - now) / 1000, 100)) + 1)
                     condition.lock()
                 }
-                gathering = false
             }
             let batch = queue
             queue.removeAll(keepingCapacity: true)

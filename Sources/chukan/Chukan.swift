@@ -85,12 +85,15 @@ struct Serve: AsyncParsableCommand {
         if let readRate { limits.readBytesPerSecond = readRate }
         c.limits = limits
         if let logLevel { c.logLevel = logLevel }
-        if data != nil || keys != nil || commitWindow != nil {
+        if data != nil || keys != nil {
             var d = c.data ?? .init()
             if let data { d.directory = data }
             if let keys { d.keys = keys }
-            if let commitWindow { d.commitWindowMicroseconds = commitWindow }
             c.data = d
+        }
+        if let commitWindow {
+            guard c.data != nil else { throw ConfigError("--commit-window-us applies to the audit logs of a data directory: give --data and --keys too") }
+            c.data?.commitWindowMicroseconds = commitWindow
         }
         if let policy { c.policy = policy }
         if permissionList != nil || networkKey != nil {

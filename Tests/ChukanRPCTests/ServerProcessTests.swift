@@ -90,6 +90,9 @@ final class ServerProcess: @unchecked Sendable {
         let (rc2, out2) = try runProcess(builtProduct("chukan"), ["serve", "--port", "0", "--metrics-port", "0"])
         #expect(rc2 != 0)
         #expect(out2.contains("tls.certificate and tls.key are required"))
+        let (rc3, out3) = try runProcess(builtProduct("chukan"), ["serve", "--port", "0", "--metrics-port", "0", "--commit-window-us", "500"])
+        #expect(rc3 != 0)
+        #expect(out3.contains("--commit-window-us applies to the audit logs of a data directory: give --data and --keys too"))
     }
 
     @Test func chukanctlCertsInitRefusesToOverwrite() throws {

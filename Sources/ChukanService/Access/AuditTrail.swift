@@ -24,7 +24,7 @@ public final class AuditTrail: Sendable {
         let ring = try TenantKeyRing.load(tenant: Self.platformStream, directory: keys)
         platform = try AuditLog.open(
             directory: Self.platformDirectory(dataDirectory: tenants.configuration.dataDirectory), keyRing: ring,
-            options: tenants.configuration.options.wal)
+            options: tenants.configuration.options.audit)
     }
 
     public static func platformDirectory(dataDirectory: String) -> String { "\(dataDirectory)/_platform/audit" }

@@ -53,16 +53,21 @@ public final class AESGCM {
 
     deinit { EVP_CIPHER_CTX_free(ctx) }
 
+    /// Starts a seal or an open with `nonce`: the nonce alone when the context already holds
+    /// the key for that direction, else cipher, key and nonce. The caller sets `keyedFor`
+    /// again once the call has succeeded.
+    private func start(_ direction: Direction, nonce: [UInt8]) -> Bool {
+        let keyed = keyedFor == direction
+        keyedFor = nil
+        let initialise = direction == .encrypt ? EVP_EncryptInit_ex : EVP_DecryptInit_ex
+        return (keyed ? initialise(ctx, nil, nil, nil, nonce) : initialise(ctx, Algorithms.aes256GCM, nil, key, nonce)) == 1
+    }
+
     /// Appends ciphertext and the 16-byte tag of `plaintext` to `out`.
     public func seal(nonce: [UInt8], plaintext: UnsafeRawBufferPointer, aad: UnsafeRawBufferPointer, into out: inout [UInt8]) throws {
         precondition(nonce.count == Self.nonceSize)
         var outLength: Int32 = 0
-        let keyed = keyedFor == .encrypt
-        keyedFor = nil
-        let started = keyed
-            ? EVP_EncryptInit_ex(ctx, nil, nil, nil, nonce)
-            : EVP_EncryptInit_ex(ctx, Algorithms.aes256GCM, nil, key, nonce)
-        guard started == 1 else { throw CryptoError.openSSL("encrypt init") }
+        guard start(.encrypt, nonce: nonce) else { throw CryptoError.openSSL("encrypt init") }
         if aad.count > 0 {
             guard EVP_EncryptUpdate(ctx, nil, &outLength, aad.baseAddress!.assumingMemoryBound(to: UInt8.self), Int32(aad.count)) == 1 else {
                 throw CryptoError.openSSL("encrypt aad")
@@ -91,12 +96,7 @@ public final class AESGCM {
         guard ciphertextAndTag.count >= Self.tagSize else { throw CryptoError.authenticationFailed }
         let n = ciphertextAndTag.count - Self.tagSize
         var outLength: Int32 = 0
-        let keyed = keyedFor == .decrypt
-        keyedFor = nil
-        let started = keyed
-            ? EVP_DecryptInit_ex(ctx, nil, nil, nil, nonce)
-            : EVP_DecryptInit_ex(ctx, Algorithms.aes256GCM, nil, key, nonce)
-        guard started == 1 else { throw CryptoError.openSSL("decrypt init") }
+        guard start(.decrypt, nonce: nonce) else { throw CryptoError.openSSL("decrypt init") }
         if aad.count > 0 {
             guard EVP_DecryptUpdate(ctx, nil, &outLength, aad.baseAddress!.assumingMemoryBound(to: UInt8.self), Int32(aad.count)) == 1 else {
                 throw CryptoError.openSSL("decrypt aad")
