@@ -38,6 +38,8 @@ let package = Package(
         ),
         // CRC-32C with the SSE 4.2 instruction (Swift cannot reach it portably).
         .target(name: "CChukanCRC"),
+        // A cache prefetch hint (Swift has none) for lookups that touch several objects.
+        .target(name: "CChukanPrefetch"),
         // protoc-c output for Protos/ (committed; scripts/generate-protos.sh).
         .target(name: "ChukanProtoC", dependencies: ["CProtobufC"]),
 
@@ -86,7 +88,7 @@ let package = Package(
         .target(
             name: "ChukanRegister",
             dependencies: [
-                "ChukanCore", "ChukanProto", "ChukanProtoC", "CProtobufC",
+                "ChukanCore", "ChukanProto", "ChukanProtoC", "CProtobufC", "CChukanPrefetch",
                 .product(name: "HashTreeCollections", package: "swift-collections"),
             ]
         ),
