@@ -21,8 +21,15 @@ public struct StoreIOError: Error, Equatable, Sendable, CustomStringConvertible 
 /// hardening tests inject ENOSPC, EIO and short writes.
 public protocol AppendFile: AnyObject {
     var path: String { get }
-    /// Writes all of `bytes` at the end, or throws.
+    /// Writes all of `bytes` at the end, or throws. The end is where the last append (or
+    /// a `truncate`) left it, not the end of any zeros `reserve` wrote beyond it.
     func append(_ bytes: UnsafeRawBufferPointer) throws
+    /// Writes zeros after everything written so far, up to `size` bytes in all (no-op if
+    /// the file is that long already); appends then overwrite them. Made durable by the
+    /// next `sync`. Blocks that exist before they are written let a later fdatasync write
+    /// the data alone: appending to a growing file makes each fdatasync write the inode
+    /// too, one more device write per group commit.
+    func reserve(upTo size: Int) throws
     /// Makes everything appended so far durable (fdatasync).
     func sync() throws
     /// Cuts the file back to `size` bytes.
@@ -49,7 +56,9 @@ public struct PosixFileSystem: StoreFileSystem {
     public init() {}
 
     public func createNew(_ path: String) throws -> any AppendFile {
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0o600)
+        // Not O_APPEND: appends are written at the file's own end, which zeros from
+        // `reserve` may lie beyond.
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw StoreIOError("create", path, errno: errno) }
         return PosixAppendFile(fd: fd, path: path)
     }
@@ -129,6 +138,10 @@ final class PosixAppendFile: AppendFile {
     let fd: Int32
     let path: String
     private var closed = false
+    /// Where the next append goes.
+    private var end = 0
+    /// The file's size: `end`, or more after `reserve`.
+    private var size = 0
 
     init(fd: Int32, path: String) {
         self.fd = fd
@@ -138,11 +151,27 @@ final class PosixAppendFile: AppendFile {
     deinit { close() }
 
     func append(_ bytes: UnsafeRawBufferPointer) throws {
+        try write(bytes, at: end, "write")
+        end += bytes.count
+        size = max(size, end)
+    }
+
+    func reserve(upTo target: Int) throws {
+        while size < target {
+            let n = min(target - size, Self.zeros.count)
+            try Self.zeros.withUnsafeBytes { try write(UnsafeRawBufferPointer(rebasing: $0.prefix(n)), at: size, "write (reserve)") }
+            size += n
+        }
+    }
+
+    private static let zeros = [UInt8](repeating: 0, count: 1 << 20)
+
+    private func write(_ bytes: UnsafeRawBufferPointer, at offset: Int, _ operation: String) throws {
         var done = 0
         while done < bytes.count {
-            let n = write(fd, bytes.baseAddress! + done, bytes.count - done)
+            let n = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(offset + done))
             if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw StoreIOError("write", path, errno: n == 0 ? EIO : errno) }
+            guard n > 0 else { throw StoreIOError(operation, path, errno: n == 0 ? EIO : errno) }
             done += n
         }
     }
@@ -151,8 +180,10 @@ final class PosixAppendFile: AppendFile {
         guard fdatasync(fd) == 0 else { throw StoreIOError("fdatasync", path, errno: errno) }
     }
 
-    func truncate(to size: Int) throws {
-        guard ftruncate(fd, off_t(size)) == 0 else { throw StoreIOError("truncate", path, errno: errno) }
+    func truncate(to newSize: Int) throws {
+        guard ftruncate(fd, off_t(newSize)) == 0 else { throw StoreIOError("truncate", path, errno: errno) }
+        size = newSize
+        end = min(end, newSize)
     }
 
     func close() {

@@ -6,16 +6,22 @@
 ///     key version u32 · first sequence u64 · previous last acknowledged u64 ·
 ///     salt 16 bytes · CRC-32C of the 56 bytes before it u32 · reserved u32
 ///
-/// then records, each: length u32 · type u8 · reserved 3 · sequence u64 · CRC-32C u32
-/// (over the 16 bytes before it and the data) · data (`length` bytes: AES-256-GCM
-/// ciphertext and tag). All integers big-endian.
+/// then records, each: length u32 · type u8 · group offset u24 · sequence u64 · CRC-32C
+/// u32 (over the 16 bytes before it and the data) · data (`length` bytes: AES-256-GCM
+/// ciphertext and tag). All integers big-endian. The group offset (version 2; zero in
+/// version 1) is the record's place in the group commit that wrote it: 0 for its first
+/// record. Recovery uses it to tell a crash inside the last group commit from damage.
 ///
 /// Each segment has its own key, HKDF-SHA256(tenant key, salt, "chukan/wal/v1" ‖ tenant ‖
 /// first sequence), and the nonce of a record is its sequence number, so no nonce repeats
 /// under a key: a segment is never appended to after a restart or a failed write.
 public enum WALFormat {
     public static let magic: [UInt8] = Array("CHUKWAL".utf8) + [0]
-    public static let version: UInt16 = 1
+    /// The version new segments are written in; version 1 (no group offsets) is read too.
+    public static let version: UInt16 = 2
+    public static let readableVersions: ClosedRange<UInt16> = 1...2
+    /// A group commit writes at most this many records (the group offset's 24 bits).
+    public static let maxGroupRecords = (1 << 24) - 1
     public static let headerSize = 64
     public static let recordHeaderSize = 20
     /// A record larger than this is corruption, not data.
@@ -29,8 +35,11 @@ public enum WALFormat {
         /// the previous segment after it were never acknowledged and are not replayed.
         public var previousLastAcknowledged: UInt64
         public var salt: [UInt8]
+        /// The format version (`WALFormat.version` for a segment written now).
+        public var version: UInt16
 
-        public init(tenant: String, keyVersion: UInt32, firstSequence: UInt64, previousLastAcknowledged: UInt64, salt: [UInt8]) {
+        public init(tenant: String, keyVersion: UInt32, firstSequence: UInt64, previousLastAcknowledged: UInt64, salt: [UInt8], version: UInt16 = WALFormat.version) {
+            self.version = version
             self.tenant = tenant
             self.keyVersion = keyVersion
             self.firstSequence = firstSequence
@@ -39,7 +48,7 @@ public enum WALFormat {
         }
 
         public func encoded() -> [UInt8] {
-            var b = FileHeaderCodec.begin(magic: magic, version: version, tenant: tenant)
+            var b = FileHeaderCodec.begin(magic: magic, version: self.version, tenant: tenant)
             b.appendBE(keyVersion)
             b.appendBE(firstSequence)
             b.appendBE(previousLastAcknowledged)
@@ -49,11 +58,11 @@ public enum WALFormat {
         }
 
         public static func decode(_ b: ArraySlice<UInt8>) -> SegmentHeader? {
-            guard let h = FileHeaderCodec.open(b, magic: magic, version: version, size: headerSize) else { return nil }
+            guard let h = FileHeaderCodec.open(b, magic: magic, versions: readableVersions, size: headerSize) else { return nil }
             let tenant = FileHeaderCodec.tenant(h)
             return SegmentHeader(
                 tenant: tenant, keyVersion: h.readBE(UInt32.self, at: 20), firstSequence: h.readBE(UInt64.self, at: 24),
-                previousLastAcknowledged: h.readBE(UInt64.self, at: 32), salt: Array(h[40..<56]))
+                previousLastAcknowledged: h.readBE(UInt64.self, at: 32), salt: Array(h[40..<56]), version: h.readBE(UInt16.self, at: 8))
         }
     }
 
@@ -75,11 +84,12 @@ public enum WALFormat {
     }
 
     /// The 16 bytes before a record's CRC: also the AEAD's associated data.
-    static func recordPrefix(length: UInt32, type: UInt8, sequence: UInt64) -> [UInt8] {
+    static func recordPrefix(length: UInt32, type: UInt8, groupOffset: Int, sequence: UInt64) -> [UInt8] {
+        precondition(groupOffset >= 0 && groupOffset <= maxGroupRecords)
         var b: [UInt8] = []
         b.reserveCapacity(16)
         b.appendBE(length)
-        b += [type, 0, 0, 0]
+        b += [type, UInt8(truncatingIfNeeded: groupOffset >> 16), UInt8(truncatingIfNeeded: groupOffset >> 8), UInt8(truncatingIfNeeded: groupOffset)]
         b.appendBE(sequence)
         return b
     }
@@ -105,10 +115,14 @@ enum FileHeaderCodec {
 
     /// The header's bytes, if magic, version and checksum are right.
     static func open(_ b: ArraySlice<UInt8>, magic: [UInt8], version: UInt16, size: Int) -> [UInt8]? {
+        open(b, magic: magic, versions: version...version, size: size)
+    }
+
+    static func open(_ b: ArraySlice<UInt8>, magic: [UInt8], versions: ClosedRange<UInt16>, size: Int) -> [UInt8]? {
         guard b.count >= size else { return nil }
         let h = Array(b.prefix(size))
         let crcAt = size - 8
-        guard Array(h[0..<8]) == magic, h.readBE(UInt16.self, at: 8) == version,
+        guard Array(h[0..<8]) == magic, versions.contains(h.readBE(UInt16.self, at: 8)),
               h.readBE(UInt32.self, at: crcAt) == CRC32C.checksum(h[0..<crcAt])
         else { return nil }
         return h

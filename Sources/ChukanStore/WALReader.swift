@@ -59,7 +59,8 @@ enum WALReader {
     }
 
     /// Parses one segment. A bad record followed by a good one is a hard error; a bad
-    /// record at the end (a torn write) is reported through `tornAt`. With `lastAcknowledged`
+    /// record at the end (a torn write) is reported through `tornAt`; zeros to the end
+    /// are the clean end of a segment written with space reserved ahead. With `lastAcknowledged`
     /// (an abandoned segment: the next segment's header says where acknowledged writes
     /// ended) reading stops there: what follows was never acknowledged, damaged or not.
     static func read(_ bytes: [UInt8], file: String, keyRing: TenantKeyRing, lastAcknowledged: UInt64? = nil) throws -> Segment {
@@ -73,8 +74,8 @@ enum WALReader {
         var expected = header.firstSequence
         while offset < bytes.count {
             if let last = lastAcknowledged, expected > last { break }
-            switch parseRecord(bytes, at: offset) {
-            case let .ok(type, sequence, dataRange, end):
+            switch parseRecord(bytes, at: offset, version: header.version) {
+            case let .ok(type, sequence, _, dataRange, end):
                 guard sequence == expected else {
                     throw WALError.sequenceGap(file: file, offset: offset, expected: expected, found: sequence)
                 }
@@ -93,9 +94,18 @@ enum WALReader {
                 expected += 1
                 offset = end
             case let .bad(reason):
-                // Torn tail, or corruption in the middle? Look for any valid record after it.
-                if let later = firstValidRecord(bytes, after: offset, sequenceAtLeast: expected) {
-                    throw WALError.corruptRecord(file: file, offset: offset, reason: "\(reason); a valid record follows at offset \(later)")
+                // Zeros to the end are space reserved ahead of the records
+                // (`WriteAheadLog.Options.reserveAhead`): the log's clean end.
+                if Self.allZero(bytes, from: offset) {
+                    return Segment(header: header, records: records, goodEnd: offset, tornAt: nil)
+                }
+                // Torn tail, or corruption in the middle? A record after it that a later group
+                // commit wrote proves this one had been made durable: damage. (A group
+                // commit's pages reach the disk in any order until its fdatasync returns, so
+                // after a crash its own later records may stand behind a hole.) Version 1
+                // records carry no group offset: any valid record after it is damage.
+                if let later = laterGroupRecord(bytes, after: offset, damagedSequence: expected, version: header.version) {
+                    throw WALError.corruptRecord(file: file, offset: offset, reason: "\(reason); a valid record of a later group commit follows at offset \(later)")
                 }
                 return Segment(header: header, records: records, goodEnd: offset, tornAt: offset)
             }
@@ -103,33 +113,72 @@ enum WALReader {
         return Segment(header: header, records: records, goodEnd: offset, tornAt: nil)
     }
 
+    /// Whether every byte from `offset` to the end is zero (a word at a time: a segment
+    /// may end in megabytes of them).
+    static func allZero(_ b: [UInt8], from offset: Int) -> Bool {
+        b.withUnsafeBytes { raw in
+            var i = offset
+            while i < raw.count && i % 8 != 0 {
+                if raw[i] != 0 { return false }
+                i += 1
+            }
+            while i + 8 <= raw.count {
+                if raw.loadUnaligned(fromByteOffset: i, as: UInt64.self) != 0 { return false }
+                i += 8
+            }
+            while i < raw.count {
+                if raw[i] != 0 { return false }
+                i += 1
+            }
+            return true
+        }
+    }
+
     enum Parsed {
-        case ok(type: UInt8, sequence: UInt64, data: Range<Int>, end: Int)
+        case ok(type: UInt8, sequence: UInt64, groupOffset: UInt64, data: Range<Int>, end: Int)
         case bad(String)
     }
 
-    static func parseRecord(_ b: [UInt8], at offset: Int) -> Parsed {
+    static func parseRecord(_ b: [UInt8], at offset: Int, version: UInt16) -> Parsed {
         guard b.count - offset >= WALFormat.recordHeaderSize else { return .bad("truncated record header") }
         let length = Int(b.readBE(UInt32.self, at: offset))
         guard length >= AESGCM.tagSize, length <= WALFormat.maxRecordData else { return .bad("impossible length \(length)") }
         let end = offset + WALFormat.recordHeaderSize + length
         guard end <= b.count else { return .bad("truncated record data") }
-        guard b[offset + 5] == 0, b[offset + 6] == 0, b[offset + 7] == 0 else { return .bad("reserved bytes set") }
+        // Version 1 reserved these bytes; version 2 keeps the group offset there.
+        let groupOffset = UInt64(b[offset + 5]) << 16 | UInt64(b[offset + 6]) << 8 | UInt64(b[offset + 7])
+        guard version >= 2 || groupOffset == 0 else { return .bad("reserved bytes set") }
         let stored = b.readBE(UInt32.self, at: offset + 16)
         var crc = b[offset..<offset + 16].withUnsafeBytes { CRC32C.checksum($0) }
         crc = b[(offset + WALFormat.recordHeaderSize)..<end].withUnsafeBytes { CRC32C.update(crc, $0) }
         guard crc == stored else { return .bad("checksum mismatch") }
-        return .ok(type: b[offset + 4], sequence: b.readBE(UInt64.self, at: offset + 8), data: (offset + WALFormat.recordHeaderSize)..<end, end: end)
+        return .ok(type: b[offset + 4], sequence: b.readBE(UInt64.self, at: offset + 8), groupOffset: groupOffset, data: (offset + WALFormat.recordHeaderSize)..<end, end: end)
+    }
+
+    /// The offset of a valid record after `offset` that a group commit after the one of
+    /// `damagedSequence` wrote (its group began after that sequence), if any. For version
+    /// 1, any valid record at or after that sequence.
+    static func laterGroupRecord(_ b: [UInt8], after offset: Int, damagedSequence: UInt64, version: UInt16) -> Int? {
+        var o = offset + 1
+        while let found = firstValidRecord(b, after: o - 1, sequenceAtLeast: damagedSequence, version: version) {
+            guard version >= 2 else { return found }
+            if case let .ok(_, sequence, groupOffset, _, _) = parseRecord(b, at: found, version: version),
+               groupOffset <= sequence, sequence - groupOffset > damagedSequence {
+                return found
+            }
+            o = found + 1
+        }
+        return nil
     }
 
     /// The offset of the first record after `offset` whose checksum verifies, if any.
     /// Only offsets whose sequence field is plausible are checksummed, so a long garbage
     /// tail costs a scan, not a CRC per byte.
-    static func firstValidRecord(_ b: [UInt8], after offset: Int, sequenceAtLeast minimum: UInt64) -> Int? {
+    static func firstValidRecord(_ b: [UInt8], after offset: Int, sequenceAtLeast minimum: UInt64, version: UInt16) -> Int? {
         var o = offset + 1
         while o + WALFormat.recordHeaderSize <= b.count {
             let sequence = b.readBE(UInt64.self, at: o + 8)
-            if sequence >= minimum && sequence - minimum < 1 << 32, case .ok = parseRecord(b, at: o) { return o }
+            if sequence >= minimum && sequence - minimum < 1 << 32, case .ok = parseRecord(b, at: o, version: version) { return o }
             o += 1
         }
         return nil

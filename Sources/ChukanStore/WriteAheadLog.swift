@@ -36,6 +36,13 @@ public final class WriteAheadLog: @unchecked Sendable {
         /// 0, the default, turns the window off.
         public var commitWindowMicroseconds = 0
         public var groupTarget = 64
+        /// Zeros are written this far ahead of the records (`AppendFile.reserve`), so that
+        /// a group commit's fdatasync writes the records alone, not the inode of a file
+        /// that grew: on the development VM that cut a flush from ~350 to ~220 µs and its
+        /// CPU by a third. The zeros past the last record are the log's clean end
+        /// (`WALReader`); a segment is cut back to its records when it is closed. 0 turns
+        /// it off (every append grows the file).
+        public var reserveAhead = 4 << 20
         public init() {}
     }
 
@@ -50,7 +57,11 @@ public final class WriteAheadLog: @unchecked Sendable {
     private struct OpenSegment {
         var file: any AppendFile
         var cipher: AESGCM
+        /// The end of the last record written.
         var size: Int
+        /// The file's size: zeros from `size` on (`Options.reserveAhead`); `Int.max` once
+        /// reserving failed (the disk nearly full): appends grow the file from then on.
+        var reserved: Int
     }
 
     public let directory: String
@@ -110,15 +121,19 @@ public final class WriteAheadLog: @unchecked Sendable {
 
     /// Reads every record of the log in `directory` without changing a file (a torn tail is
     /// reported, not cut): what `chukanctl` uses to inspect a log that may be in use.
+    /// `through`: stop after that sequence — a reader in the log's own process passes the
+    /// log's `lastSequence`, so that it never reads bytes the writer may be writing (with
+    /// space reserved ahead, those may show a hole before records of the same write).
     public static func read(
-        directory: String, keyRing: TenantKeyRing, fs: any StoreFileSystem = PosixFileSystem(), onRecord: (WALRecord) throws -> Void
+        directory: String, keyRing: TenantKeyRing, fs: any StoreFileSystem = PosixFileSystem(), through: UInt64? = nil,
+        onRecord: (WALRecord) throws -> Void
     ) throws -> WALRecoveryReport {
-        try recover(directory: directory, keyRing: keyRing, fs: fs, replayAfter: 0, readOnly: true, onRecord: onRecord)
+        try recover(directory: directory, keyRing: keyRing, fs: fs, replayAfter: 0, readOnly: true, through: through, onRecord: onRecord)
     }
 
     private static func recover(
         directory: String, keyRing: TenantKeyRing, fs: any StoreFileSystem, replayAfter: UInt64, readOnly: Bool = false,
-        onRecord: (WALRecord) throws -> Void
+        through: UInt64? = nil, onRecord: (WALRecord) throws -> Void
     ) throws -> WALRecoveryReport {
         var report = WALRecoveryReport()
         let names = try segmentFiles(directory, fs: fs)
@@ -134,12 +149,15 @@ public final class WriteAheadLog: @unchecked Sendable {
             let file = "\(directory)/\(names[i])"
             // A later segment's header says where acknowledged writes ended in this one.
             let nextHeader = i + 1 < contents.count ? WALFormat.SegmentHeader.decode(contents[i + 1][...]) : nil
-            let segment = try WALReader.read(bytes, file: file, keyRing: keyRing, lastAcknowledged: nextHeader?.previousLastAcknowledged)
+            // With `through`, the read ends in this segment unless the next one starts at or before it.
+            let endsHere = through.map { t in nextHeader.map { $0.previousLastAcknowledged >= t } ?? true } ?? false
+            let limit = [nextHeader?.previousLastAcknowledged, through].compactMap { $0 }.min()
+            let segment = try WALReader.read(bytes, file: file, keyRing: keyRing, lastAcknowledged: limit)
             if let e = expected, segment.header.firstSequence != e {
                 throw WALError.sequenceGap(file: file, offset: 0, expected: e, found: segment.header.firstSequence)
             }
             report.segments += 1
-            if i + 1 < contents.count {
+            if i + 1 < contents.count && !endsHere {
                 guard let next = WALFormat.SegmentHeader.decode(contents[i + 1][...]) else {
                     throw WALError.badHeader(file: "\(directory)/\(names[i + 1])")
                 }
@@ -154,6 +172,9 @@ public final class WriteAheadLog: @unchecked Sendable {
                 if let torn = segment.tornAt {
                     if !readOnly { try fs.truncate(file, to: torn) }
                     report.truncated.append((file: file, offset: torn))
+                } else if !readOnly && segment.goodEnd < bytes.count && !endsHere {
+                    // Zeros reserved ahead, left by a crash: not a torn tail, but no use either.
+                    try fs.truncate(file, to: segment.goodEnd)
                 }
                 expected = (segment.records.last?.sequence ?? (segment.header.firstSequence - 1)) + 1
             }
@@ -163,6 +184,7 @@ public final class WriteAheadLog: @unchecked Sendable {
                 if r.sequence > replayAfter { try onRecord(r) }
             }
             if segment.records.isEmpty { report.lastSequence = max(report.lastSequence, segment.header.firstSequence - 1) }
+            if endsHere { break }
         }
         return report
     }
@@ -266,16 +288,21 @@ public final class WriteAheadLog: @unchecked Sendable {
                     condition.lock()
                 }
             }
-            let batch = queue
-            queue.removeAll(keepingCapacity: true)
+            var batch = queue
+            if batch.count > WALFormat.maxGroupRecords {
+                // More than a record's group offset can number: the rest goes in the next flush.
+                batch = Array(queue.prefix(WALFormat.maxGroupRecords))
+                queue.removeFirst(WALFormat.maxGroupRecords)
+            } else {
+                queue.removeAll(keepingCapacity: true)
+            }
             let stop = stopping && batch.isEmpty
             condition.unlock()
             if stop { break }
             write(batch)
             lastGroup = batch.count
         }
-        segment?.file.close()
-        segment = nil
+        closeSegment()
         finished.signal()
     }
 
@@ -293,11 +320,19 @@ public final class WriteAheadLog: @unchecked Sendable {
                     p.done(.failure(WALWriteError("an earlier write failed; this one was not written")))
                     continue
                 }
-                try encode(p, sequence: sequence, into: &buffer)
+                try encode(p, sequence: sequence, groupOffset: Int(sequence - nextSequence), into: &buffer)
                 written.append(p)
                 sequence += 1
             }
             guard !written.isEmpty else { return }
+            if options.reserveAhead > 0 && segment!.size + buffer.count > segment!.reserved {
+                // The zeros reach past these records again; this flush makes them durable
+                // too. Best effort: on a nearly full disk the records may still fit, and
+                // appends to a growing file are only slower (zeros written in part are a
+                // clean end like any others).
+                let target = segment!.size + buffer.count + options.reserveAhead
+                segment!.reserved = (try? segment!.file.reserve(upTo: target)) != nil ? target : Int.max
+            }
             try buffer.withUnsafeBytes { try segment!.file.append($0) }
             try segment!.file.sync()
             segment!.size += buffer.count
@@ -333,8 +368,8 @@ public final class WriteAheadLog: @unchecked Sendable {
         }
     }
 
-    private func encode(_ p: Pending, sequence: UInt64, into buffer: inout [UInt8]) throws {
-        let prefix = WALFormat.recordPrefix(length: UInt32(p.payload.count + AESGCM.tagSize), type: p.type, sequence: sequence)
+    private func encode(_ p: Pending, sequence: UInt64, groupOffset: Int, into buffer: inout [UInt8]) throws {
+        let prefix = WALFormat.recordPrefix(length: UInt32(p.payload.count + AESGCM.tagSize), type: p.type, groupOffset: groupOffset, sequence: sequence)
         var sealed: [UInt8] = []
         sealed.reserveCapacity(p.payload.count + AESGCM.tagSize)
         try p.payload.withUnsafeBytes { plaintext in
@@ -349,9 +384,18 @@ public final class WriteAheadLog: @unchecked Sendable {
         buffer += sealed
     }
 
-    private func startSegment() throws {
-        segment?.file.close()
+    /// Cuts the segment back to its records (dropping the zeros reserved past them; if
+    /// that fails they are harmless, the clean end the reader knows) and closes it.
+    private func closeSegment() {
+        if let s = segment {
+            if s.reserved > s.size { try? s.file.truncate(to: s.size) }
+            s.file.close()
+        }
         segment = nil
+    }
+
+    private func startSegment() throws {
+        closeSegment()
         let header = WALFormat.SegmentHeader(
             tenant: keyRing.tenant, keyVersion: keyRing.currentVersion, firstSequence: nextSequence,
             previousLastAcknowledged: lastAcknowledged, salt: secureRandomBytes(16))
@@ -366,9 +410,11 @@ public final class WriteAheadLog: @unchecked Sendable {
         }
         let bytes = header.encoded()
         try bytes.withUnsafeBytes { try file.append($0) }
+        var reserved = bytes.count + options.reserveAhead
+        if options.reserveAhead > 0 && (try? file.reserve(upTo: reserved)) == nil { reserved = Int.max }  // best effort, as in `write`
         try file.sync()
         try fs.syncDirectory(directory)
         let key = try WALFormat.segmentKey(tenantKey: keyRing.key(version: header.keyVersion), header: header)
-        segment = OpenSegment(file: file, cipher: try AESGCM(key: key), size: bytes.count)
+        segment = OpenSegment(file: file, cipher: try AESGCM(key: key), size: bytes.count, reserved: reserved)
     }
 }

@@ -127,6 +127,134 @@ func payload(_ i: Int) -> [UInt8] { Array("record \(i) 旭川市".utf8) }
         #expect(records2.count == 11 && report2.truncated.isEmpty)
     }
 
+    /// Zeros are reserved ahead of the records while the log is open (`reserveAhead`); a
+    /// copy taken then — the log as a crash leaves it — recovers every acknowledged record
+    /// and reads the zeros as the clean end, not as a torn tail; extending the zeros as the
+    /// records reach them keeps the records intact; closing cuts the zeros off.
+    @Test func reservedZerosAreTheCleanEndAndAreCutOnClose() async throws {
+        let f = try LogFixture()
+        var options = WriteAheadLog.Options()
+        options.reserveAhead = 4096
+        let (log, _, _) = try f.open(options: options)
+        for i in 0..<200 { _ = try await log.append(type: 1, payload: payload(i)) }  // ~10 KB: the zeros are extended
+        let path = "\(f.walDir)/\(try f.segments()[0])"
+        let open = try PosixFileSystem().read(path)
+        let recordsEnd = WALFormat.headerSize + (0..<200).reduce(0) { $0 + WALFormat.recordHeaderSize + payload($1).count + 16 }
+        #expect(open.count > recordsEnd && open[recordsEnd...].allSatisfy { $0 == 0 })
+
+        // The log as a crash would leave it (the open file, zeros and all), in another directory.
+        let crashed = try LogFixture()
+        try PosixFileSystem().createDirectory(crashed.walDir)
+        try Data(open).write(to: URL(fileURLWithPath: "\(crashed.walDir)/\(try f.segments()[0])"))
+        let (recovered, report, records) = try crashed.open(keys: f.keys)
+        #expect(records.map(\.sequence) == Array(1...200) && records.map(\.payload) == (0..<200).map(payload))
+        #expect(report.truncated.isEmpty && report.lastSequence == 200)
+        recovered.close()
+        // Recovery cut the zeros off (they are of no use once a new segment is started).
+        #expect(try PosixFileSystem().read("\(crashed.walDir)/\(try f.segments()[0])").count == recordsEnd)
+
+        log.close()
+        #expect(try PosixFileSystem().read(path).count == recordsEnd)
+        let (_, again, all) = try f.open(options: options)
+        #expect(all.count == 200 && again.truncated.isEmpty)
+    }
+
+    /// Zeros are the clean end only when nothing but zeros follows: a torn record before
+    /// them is still cut and reported, and a valid record after them is still a hard error.
+    @Test func zerosEndTheLogOnlyWhenNothingFollowsThem() async throws {
+        let f = try LogFixture()
+        let (log, _, _) = try f.open()
+        for i in 0..<10 { _ = try await log.append(type: 1, payload: payload(i)) }
+        log.close()
+        let path = "\(f.walDir)/\(try f.segments()[0])"
+        let good = try PosixFileSystem().read(path)
+        let recordSize = WALFormat.recordHeaderSize + payload(0).count + 16
+        let last = good.count - recordSize
+
+        // Half of the last record, then zeros: a torn write into reserved space.
+        var torn = Array(good[..<(last + recordSize / 2)])
+        torn += [UInt8](repeating: 0, count: 8192)
+        try Data(torn).write(to: URL(fileURLWithPath: path))
+        let (reopened, report, records) = try f.open()
+        reopened.close()
+        #expect(records.count == 9 && report.truncated.count == 1 && report.truncated[0].offset == last)
+
+        // The ninth record zeroed, the tenth (a later group commit) intact after it: damage, not an end.
+        let g = try LogFixture()
+        let (log2, _, _) = try g.open()
+        for i in 0..<10 { _ = try await log2.append(type: 1, payload: payload(i)) }
+        log2.close()
+        let path2 = "\(g.walDir)/\(try g.segments()[0])"
+        var zeroed = try PosixFileSystem().read(path2)
+        let ninth = zeroed.count - 2 * recordSize
+        for i in ninth..<(ninth + recordSize) { zeroed[i] = 0 }
+        try Data(zeroed).write(to: URL(fileURLWithPath: path2))
+        #expect(throws: WALError.self) { _ = try g.open() }
+    }
+
+    /// Until its fdatasync returns, a group commit's pages may reach the disk in any order:
+    /// a crash can leave a hole inside the last group with its later records intact. That
+    /// is a torn tail (cut, reported); the same hole in a group that a later group follows
+    /// is damage. Each record's group offset (format version 2) tells the two apart.
+    @Test func aHoleInsideTheLastGroupCommitIsATornTail() async throws {
+        let f = try LogFixture()
+        let (log, _, _) = try f.open()
+        for i in 0..<3 { _ = try await log.append(type: 1, payload: payload(i)) }
+        // Records 4-8 in one group commit.
+        _ = try await withCheckedThrowingContinuation { (c: CheckedContinuation<UInt64, Error>) in
+            log.append(batch: (3..<8).map { (UInt64($0 + 1), UInt8(1), payload($0)) }) { c.resume(with: $0.mapError { $0 as Error }) }
+        }
+        log.close()
+        let path = "\(f.walDir)/\(try f.segments()[0])"
+        let good = try PosixFileSystem().read(path)
+        let recordSize = WALFormat.recordHeaderSize + payload(0).count + 16
+        let fifth = WALFormat.headerSize + 4 * recordSize
+        var holed = good
+        for i in fifth..<(fifth + recordSize) { holed[i] = 0 }
+        try Data(holed).write(to: URL(fileURLWithPath: path))
+        let (again, report, records) = try f.open()
+        again.close()
+        #expect(records.map(\.sequence) == [1, 2, 3, 4])
+        #expect(report.truncated.count == 1 && report.truncated[0].offset == fifth)
+
+        // The same hole in record 2, whose group (itself alone) later groups follow: damage.
+        let g = try LogFixture()
+        let (log2, _, _) = try g.open()
+        for i in 0..<3 { _ = try await log2.append(type: 1, payload: payload(i)) }
+        log2.close()
+        let path2 = "\(g.walDir)/\(try g.segments()[0])"
+        var damaged = try PosixFileSystem().read(path2)
+        let second = WALFormat.headerSize + recordSize
+        for i in second..<(second + recordSize) { damaged[i] = 0 }
+        try Data(damaged).write(to: URL(fileURLWithPath: path2))
+        #expect(throws: WALError.self) { _ = try g.open() }
+    }
+
+    /// Segments of format version 1 (no group offsets; written before version 2) still
+    /// read, and there any valid record after a bad one is damage.
+    @Test func versionOneSegmentsStillRead() async throws {
+        let f = try LogFixture()
+        let (log, _, _) = try f.open()
+        for i in 0..<3 { _ = try await log.append(type: 1, payload: payload(i)) }  // one record a group: offsets 0, as version 1 wrote
+        log.close()
+        let path = "\(f.walDir)/\(try f.segments()[0])"
+        var bytes = try PosixFileSystem().read(path)
+        #expect(bytes.readBigEndianUInt16(at: 8) == 2)
+        // The header as version 1 wrote it: version 1, its CRC again.
+        bytes[8] = 0
+        bytes[9] = 1
+        let crc = CRC32C.checksum(bytes[0..<56])
+        for k in 0..<4 { bytes[56 + k] = UInt8(truncatingIfNeeded: crc >> (24 - 8 * UInt32(k))) }
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let (again, report, records) = try f.open()
+        #expect(records.map(\.payload) == (0..<3).map(payload) && report.truncated.isEmpty)
+        // New writes go to a new segment of version 2.
+        #expect(try await again.append(type: 1, payload: [4]) == 4)
+        again.close()
+        let newest = try PosixFileSystem().read("\(f.walDir)/\(try f.segments().last!)")
+        #expect(newest.readBigEndianUInt16(at: 8) == 2)
+    }
+
     @Test func corruptionFollowedByGoodRecordsIsAHardError() async throws {
         let f = try LogFixture()
         let (log, _, _) = try f.open()
@@ -220,8 +348,10 @@ func payload(_ i: Int) -> [UInt8] { Array("record \(i) 旭川市".utf8) }
         var bytes = try PosixFileSystem().read(first)
         let recordSize = WALFormat.recordHeaderSize + payload(0).count + 16
         let acknowledgedEnd = WALFormat.headerSize + 3 * recordSize
-        // Records 4 and 5 are still there; damage 4, leave 5 valid behind it.
-        try #require(bytes.count == acknowledgedEnd + 2 * recordSize)
+        // Records 4 and 5 are still there (then the zeros reserved ahead, which the failed
+        // cut left too); damage 4, leave 5 valid behind it.
+        try #require(bytes.count >= acknowledgedEnd + 2 * recordSize)
+        #expect(bytes[(acknowledgedEnd + 2 * recordSize)...].allSatisfy { $0 == 0 })
         bytes[acknowledgedEnd + WALFormat.recordHeaderSize + 1] ^= 0xFF
         try Data(bytes).write(to: URL(fileURLWithPath: first))
         let (_, _, records) = try f.open()
@@ -286,6 +416,11 @@ final class FaultyFileSystem: StoreFileSystem, @unchecked Sendable {
             }
             try inner.append(bytes)
         }
+        func reserve(upTo size: Int) throws {
+            let errno = owner.failWrites.load(ordering: .relaxed)
+            if errno != 0 { throw StoreIOError("write (reserve)", path, errno: errno) }
+            try inner.reserve(upTo: size)
+        }
         func sync() throws {
             let fail = owner.failNextSync.exchange(false, ordering: .relaxed)
             while owner.holdSync.load(ordering: .relaxed) { usleep(1000) }
@@ -311,4 +446,8 @@ final class FaultyFileSystem: StoreFileSystem, @unchecked Sendable {
     func rename(_ from: String, _ to: String) throws { try real.rename(from, to) }
     func createDirectory(_ path: String) throws { try real.createDirectory(path) }
     func syncDirectory(_ path: String) throws { try real.syncDirectory(path) }
+}
+
+extension Array where Element == UInt8 {
+    func readBigEndianUInt16(at offset: Int) -> UInt16 { UInt16(self[offset]) << 8 | UInt16(self[offset + 1]) }
 }

@@ -111,7 +111,8 @@ public final class AuditLog: Sendable {
     public func close() { log.close() }
 
     /// Every durable record of this stream, in order (disclosure, queries while serving).
-    public func readAll() throws -> [AuditRecord] { try Self.read(directory: directory, keyRing: keyRing, fs: fs) }
+    /// Reads through the last durable record only: the writer may be writing past it.
+    public func readAll() throws -> [AuditRecord] { try Self.read(directory: directory, keyRing: keyRing, fs: fs, through: log.lastSequence) }
 
     // MARK: retention
 
@@ -190,10 +191,10 @@ public final class AuditLog: Sendable {
     }
 
     /// Every record of a stream, in order (for queries); fails on a broken chain.
-    public static func read(directory: String, keyRing: TenantKeyRing, fs: any StoreFileSystem = PosixFileSystem()) throws -> [AuditRecord] {
+    public static func read(directory: String, keyRing: TenantKeyRing, fs: any StoreFileSystem = PosixFileSystem(), through: UInt64? = nil) throws -> [AuditRecord] {
         var verifier = try ChainVerifier(checkpoint: AuditCheckpoint.read(directory: directory, fs: fs))
         var records: [AuditRecord] = []
-        _ = try WriteAheadLog.read(directory: directory, keyRing: keyRing, fs: fs) { record in
+        _ = try WriteAheadLog.read(directory: directory, keyRing: keyRing, fs: fs, through: through) { record in
             try verifier.check(record, file: directory)
             records.append(verifier.last!)
         }
