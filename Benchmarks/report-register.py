@@ -32,6 +32,8 @@ lines.append(row("snapshot write (in the benchmark process)", f"{r['snapshot_wri
 lines.append(row("snapshot write, fresh process (median of 3)", f"{median(fresh['write_mb_per_s']):.0f} MB/s (each: {', '.join(f'{x:.0f}' for x in fresh['write_mb_per_s'])})", "≥ 200 MB/s"))
 lines.append(row("snapshot load with index rebuild (in the benchmark process)", f"{r['snapshot_load_s']:.1f} s", "≤ 5 s"))
 lines.append(row("snapshot load, fresh process as after a restart (first; then each)", f"{restart_load:.1f} s ({', '.join(f'{x:.1f}' for x in fresh['loads_s'])})", "≤ 5 s"))
+if 'log_appends_per_s' in r:
+    lines.append(row(f"the write-ahead log alone, {r.get('writers', 64)} concurrent writers (events encoded beforehand; no validation, index or publication)", f"{r['log_appends_per_s']:,.0f} /s, ack p50 {r['log_ack_p50_us']:,} µs, p99 {r['log_ack_p99_us']:,} µs, {r['log_records_per_sync']:.0f} records per fdatasync", ""))
 lines.append(row(f"durable writes, {r.get('writers', 64)} concurrent writers (group commit)", f"{r['wal_writes_per_s']:,.0f} /s, ack p50 {r['wal_ack_p50_us']:,} µs, p99 {r['wal_ack_p99_us']:,} µs" + (f", {r['wal_records_per_sync']:.0f} writes per fdatasync" if 'wal_records_per_sync' in r else ""), "≥ 50,000 /s"))
 for k, label in [("integrated", "団体内統合宛名番号"), ("atena", "宛名番号"), ("juminhyo", "住民票コード"), ("kojin_bango", "個人番号"), ("household", "世帯番号 → members")]:
     lines.append(row(f"point lookup by {label} (register built by writes, {r.get('pending_changes_after_build', 0):,} person changes beside the table)", f"{r['lookup_ns_' + k]:,.0f} ns/op", "≤ 1 µs"))

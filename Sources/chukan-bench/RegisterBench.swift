@@ -42,7 +42,10 @@ struct RegisterBench: AsyncParsableCommand {
             let people = residentsToRecord(writes)
             let keyDir = "\(dir)/keys"
             try TenantKeyRing.addVersion(tenant: "012041", directory: keyDir)
-            let wal = try await walThroughput(people: people, ring: try TenantKeyRing.load(tenant: "012041", directory: keyDir))
+            let ring = try TenantKeyRing.load(tenant: "012041", directory: keyDir)
+            let alone = try await logThroughput(people: people, ring: ring)
+            log("log alone: \(alone.rate) appends/s, ack p50 \(alone.histogram.valueAtPercentile(50)) µs, p99 \(alone.histogram.valueAtPercentile(99)) µs, \(alone.recordsPerSync) records per fdatasync")
+            let wal = try await walThroughput(people: people, ring: ring)
             log("WAL: \(wal.rate) writes/s, ack p50 \(wal.histogram.valueAtPercentile(50)) µs, p99 \(wal.histogram.valueAtPercentile(99)) µs, \(wal.recordsPerSync) records per fdatasync")
             return
         }
@@ -56,13 +59,7 @@ struct RegisterBench: AsyncParsableCommand {
         let rssBefore = residentBytes()
         t = Date()
         var state = RegisterState(tenant: "012041")
-        for (i, r) in people.enumerated() {
-            var e = RegisterEvent()
-            e.kind = .record
-            e.reason = .tennyu
-            e.resident = r
-            try state.apply(e, sequence: UInt64(i + 1))
-        }
+        for (i, r) in people.enumerated() { try state.apply(Self.record(r), sequence: UInt64(i + 1)) }
         results["build_s"] = Date().timeIntervalSince(t)
         let rssAfter = residentBytes()
         let recordBytes = state.persons.reduce(0) { $0 + $1.value.record.count }
@@ -131,13 +128,16 @@ struct RegisterBench: AsyncParsableCommand {
         })
         log("lookup p99 idle \(results["lookup_p99_ns_idle"]!) ns, during snapshot \(results["lookup_p99_ns_during_snapshot"]!) ns")
 
-        // Durable writes: group commit with concurrent writers.
-        let wal = try await walThroughput(people: Array(people.prefix(writes)), ring: ring)
-        results["wal_writes_per_s"] = wal.rate
-        results["wal_ack_p50_us"] = wal.histogram.valueAtPercentile(50)
-        results["wal_ack_p99_us"] = wal.histogram.valueAtPercentile(99)
-        results["wal_records_per_sync"] = wal.recordsPerSync
-        log("WAL: \(wal.rate) writes/s, ack p99 \(wal.histogram.valueAtPercentile(99)) µs")
+        // The log alone (the same events, already encoded), then durable register writes:
+        // group commit with concurrent writers.
+        for (name, rateKey, measure) in [("log", "log_appends_per_s", logThroughput), ("wal", "wal_writes_per_s", walThroughput)] {
+            let m = try await measure(Array(people.prefix(writes)), ring)
+            results[rateKey] = m.rate
+            results["\(name)_ack_p50_us"] = m.histogram.valueAtPercentile(50)
+            results["\(name)_ack_p99_us"] = m.histogram.valueAtPercentile(99)
+            results["\(name)_records_per_sync"] = m.recordsPerSync
+            log("\(name): \(m.rate) writes/s, ack p99 \(m.histogram.valueAtPercentile(99)) µs, \(m.recordsPerSync) per fdatasync")
+        }
 
         let data = try JSONSerialization.data(withJSONObject: results, options: [.sortedKeys])
         print(String(decoding: data, as: UTF8.self))
@@ -193,25 +193,46 @@ struct RegisterBench: AsyncParsableCommand {
         return Double(h.valueAtPercentile(99))
     }
 
-    /// `writers` writers, each a loop that sends its next write once the last one is
-    /// acknowledged (as a client with one call in flight does): the rate and the
-    /// acknowledgement latency of all of them.
+    /// Durable register writes (記載 of each of `people`), driven as `drive` does.
     func walThroughput(people: [Resident], ring: TenantKeyRing) async throws -> (rate: Double, histogram: Histogram<UInt64>, recordsPerSync: Double) {
         let db = try TenantDatabase.open(directory: "\(dir)/tenant", keyRing: ring)
         defer { db.close() }
+        let (rate, histogram) = try await drive(people.map(Self.record)) { try await db.apply($0) }
+        return (rate, histogram, db.groupCommits.recordsPerSync)
+    }
+
+    /// The write-ahead log alone, driven the same way with the same events (encoded
+    /// beforehand): what the log and group commit allow, without validating, indexing
+    /// or publishing.
+    func logThroughput(people: [Resident], ring: TenantKeyRing) async throws -> (rate: Double, histogram: Histogram<UInt64>, recordsPerSync: Double) {
+        let (log, _) = try WriteAheadLog.open(directory: "\(dir)/log-alone", keyRing: ring) { _ in }
+        defer { log.close() }
+        let (rate, histogram) = try await drive(people.map { Self.record($0).encodedBytes }) { _ = try await log.append(type: 1, payload: $0) }
+        return (rate, histogram, log.groupCommits.recordsPerSync)
+    }
+
+    /// The event that records `resident` (転入).
+    static func record(_ resident: Resident) -> RegisterEvent {
+        var e = RegisterEvent()
+        e.kind = .record
+        e.reason = .tennyu
+        e.resident = resident
+        return e
+    }
+
+    /// `writers` loops over `items`, each sending its next item once the last one is
+    /// acknowledged (as a client with one call in flight does): the rate and the
+    /// acknowledgement latency of all of them.
+    func drive<Item: Sendable>(_ items: [Item], _ send: @escaping @Sendable (Item) async throws -> Void) async throws -> (rate: Double, histogram: Histogram<UInt64>) {
         let start = Date()
-        let writers = min(self.writers, people.count)
+        let writers = min(self.writers, items.count)
         let histogram = try await withThrowingTaskGroup(of: Histogram<UInt64>.self) { group in
             for w in 0..<writers {
                 group.addTask {
                     var h = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
-                    var e = RegisterEvent()
-                    e.kind = .record
-                    e.reason = .tennyu
-                    for i in stride(from: w, to: people.count, by: writers) {
-                        e.resident = people[i]
+                    for i in stride(from: w, to: items.count, by: writers) {
                         let t0 = DispatchTime.now().uptimeNanoseconds
-                        try await db.apply(e)
+                        try await send(items[i])
                         _ = h.record((DispatchTime.now().uptimeNanoseconds - t0) / 1000)
                     }
                     return h
@@ -221,7 +242,7 @@ struct RegisterBench: AsyncParsableCommand {
             for try await h in group { all.add(h) }
             return all
         }
-        return (Double(people.count) / Date().timeIntervalSince(start), histogram, db.groupCommits.recordsPerSync)
+        return (Double(items.count) / Date().timeIntervalSince(start), histogram)
     }
 
     /// Redis protocol for `redis-cli --pipe`: one hash per resident with its main items.
