@@ -162,8 +162,9 @@ enum WALReader {
         var o = offset + 1
         while let found = firstValidRecord(b, after: o - 1, sequenceAtLeast: damagedSequence, version: version) {
             guard version >= 2 else { return found }
+            // A group offset the writer cannot have written (past the sequence) is damage too.
             if case let .ok(_, sequence, groupOffset, _, _) = parseRecord(b, at: found, version: version),
-               groupOffset <= sequence, sequence - groupOffset > damagedSequence {
+               groupOffset > sequence || sequence - groupOffset > damagedSequence {
                 return found
             }
             o = found + 1

@@ -149,8 +149,9 @@ public final class WriteAheadLog: @unchecked Sendable {
             let file = "\(directory)/\(names[i])"
             // A later segment's header says where acknowledged writes ended in this one.
             let nextHeader = i + 1 < contents.count ? WALFormat.SegmentHeader.decode(contents[i + 1][...]) : nil
-            // With `through`, the read ends in this segment unless the next one starts at or before it.
-            let endsHere = through.map { t in nextHeader.map { $0.previousLastAcknowledged >= t } ?? true } ?? false
+            // With `through`, the read ends in this segment if it is the last, or if the next
+            // one begins after `through` (a next header that does not decode is still an error).
+            let endsHere = through.map { t in i + 1 == contents.count || (nextHeader.map { $0.previousLastAcknowledged >= t } ?? false) } ?? false
             let limit = [nextHeader?.previousLastAcknowledged, through].compactMap { $0 }.min()
             let segment = try WALReader.read(bytes, file: file, keyRing: keyRing, lastAcknowledged: limit)
             if let e = expected, segment.header.firstSequence != e {
@@ -170,6 +171,8 @@ public final class WriteAheadLog: @unchecked Sendable {
                 expected = cut + 1
             } else {
                 if let torn = segment.tornAt {
+                    // Everything through `through` was acknowledged: a bad record there is damage.
+                    if through != nil { throw WALError.corruptRecord(file: file, offset: torn, reason: "an acknowledged record does not read") }
                     if !readOnly { try fs.truncate(file, to: torn) }
                     report.truncated.append((file: file, offset: torn))
                 } else if !readOnly && segment.goodEnd < bytes.count && !endsHere {
@@ -185,6 +188,9 @@ public final class WriteAheadLog: @unchecked Sendable {
             }
             if segment.records.isEmpty { report.lastSequence = max(report.lastSequence, segment.header.firstSequence - 1) }
             if endsHere { break }
+        }
+        if let through, report.lastSequence < through {
+            throw WALError.sequenceGap(file: directory, offset: 0, expected: through, found: report.lastSequence)
         }
         return report
     }
@@ -214,6 +220,10 @@ public final class WriteAheadLog: @unchecked Sendable {
     /// once, so the writer thread puts them in one group commit, and `done` runs once, with
     /// the last sequence, when all are durable — or with the failure, when none is.
     public func append(batch: [(sequence: UInt64, type: UInt8, payload: [UInt8])], done: @escaping @Sendable (Result<UInt64, WALWriteError>) -> Void) {
+        // One group commit holds at most this many (a record's group offset numbers them).
+        guard batch.count <= WALFormat.maxGroupRecords else {
+            return Self.failLater(done, "a batch of \(batch.count) records exceeds the \(WALFormat.maxGroupRecords) one group commit holds")
+        }
         var pending: [Pending] = []
         pending.reserveCapacity(batch.count)
         for (i, r) in batch.enumerated() {
@@ -290,7 +300,9 @@ public final class WriteAheadLog: @unchecked Sendable {
             }
             var batch = queue
             if batch.count > WALFormat.maxGroupRecords {
-                // More than a record's group offset can number: the rest goes in the next flush.
+                // More than a record's group offset can number: the rest goes in the next
+                // flush. (That could split one `append(batch:)` between two flushes; it
+                // takes 16.7M queued records, gigabytes, which no caller comes near.)
                 batch = Array(queue.prefix(WALFormat.maxGroupRecords))
                 queue.removeFirst(WALFormat.maxGroupRecords)
             } else {

@@ -230,6 +230,52 @@ func payload(_ i: Int) -> [UInt8] { Array("record \(i) 旭川市".utf8) }
         #expect(throws: WALError.self) { _ = try g.open() }
     }
 
+    /// A hole in a group of several records, with more of that group and then a later
+    /// group behind it: the later group proves the hole's group was durable — damage.
+    @Test func aHoleInAGroupWithALaterGroupBehindItIsDamage() async throws {
+        let f = try LogFixture()
+        let (log, _, _) = try f.open()
+        for i in 0..<2 { _ = try await log.append(type: 1, payload: payload(i)) }
+        _ = try await withCheckedThrowingContinuation { (c: CheckedContinuation<UInt64, Error>) in
+            log.append(batch: (2..<6).map { (UInt64($0 + 1), UInt8(1), payload($0)) }) { c.resume(with: $0.mapError { $0 as Error }) }
+        }
+        for i in 6..<8 { _ = try await log.append(type: 1, payload: payload(i)) }
+        log.close()
+        let path = "\(f.walDir)/\(try f.segments()[0])"
+        var bytes = try PosixFileSystem().read(path)
+        let recordSize = WALFormat.recordHeaderSize + payload(0).count + 16
+        let fourth = WALFormat.headerSize + 3 * recordSize  // record 4: the group's second
+        for i in fourth..<(fourth + recordSize) { bytes[i] = 0 }
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        #expect(throws: WALError.self) { _ = try f.open() }
+    }
+
+    /// `read(through:)` (the server reading its own audit stream) hands out exactly the
+    /// records through that sequence, across segments, and takes damage there for what it is.
+    @Test func readingThroughASequenceStopsThere() async throws {
+        let f = try LogFixture()
+        var options = WriteAheadLog.Options()
+        options.segmentSize = 1024
+        let (log, _, _) = try f.open(options: options)
+        for i in 0..<100 { _ = try await log.append(type: 1, payload: payload(i)) }
+        log.close()
+        #expect(try f.segments().count > 3)
+        for through in [UInt64(1), 37, 99, 100] {
+            var seen: [UInt64] = []
+            _ = try WriteAheadLog.read(directory: f.walDir, keyRing: f.keys, through: through) { seen.append($0.sequence) }
+            #expect(seen == Array(1...through))
+        }
+        // Past the end of the log: an error, not a short answer.
+        #expect(throws: WALError.self) { _ = try WriteAheadLog.read(directory: f.walDir, keyRing: f.keys, through: 101) { _ in } }
+        // The last record damaged: through 99 reads; through 100 is damage (it was acknowledged).
+        let last = "\(f.walDir)/\(try f.segments().last!)"
+        var bytes = try PosixFileSystem().read(last)
+        bytes[bytes.count - 3] ^= 0xFF
+        try Data(bytes).write(to: URL(fileURLWithPath: last))
+        _ = try WriteAheadLog.read(directory: f.walDir, keyRing: f.keys, through: 99) { _ in }
+        #expect(throws: WALError.self) { _ = try WriteAheadLog.read(directory: f.walDir, keyRing: f.keys, through: 100) { _ in } }
+    }
+
     /// Segments of format version 1 (no group offsets; written before version 2) still
     /// read, and there any valid record after a bad one is damage.
     @Test func versionOneSegmentsStillRead() async throws {
