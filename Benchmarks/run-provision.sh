@@ -51,6 +51,8 @@ bench() {  # in-flight
 }
 : > "$out/provision.jsonl"
 for n in 16 64 256; do bench $n | tee -a "$out/provision.jsonl"; done
+# A profile is reported only from this run: an older one would be dated as this one.
+rm -f "$out/provision-profile.txt"
 if [ "${PROFILE:-0}" = 1 ]; then
   perf record -F 499 -g -p "$server" -o "$out/provision.perf" -- sleep "$((DURATION + 40))" >/dev/null 2>&1 &
   recorder=$!

@@ -46,6 +46,8 @@ for n in 16 64 256; do
   for s in lookup-atena lookup-fugo; do bench $s $n clerk | tee -a "$out/services.jsonl"; done
   bench acquire-code $n codes | tee -a "$out/services.jsonl"
 done
+# A profile is reported only from this run: an older one would be dated as this one.
+rm -f "$out/services-profile.txt"
 if [ "${PROFILE:-0}" = 1 ]; then
   perf record -F 499 -g -p "$server" -o "$out/services.perf" -- sleep "$DURATION" >/dev/null 2>&1 &
   recorder=$!
