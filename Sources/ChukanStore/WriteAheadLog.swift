@@ -175,9 +175,10 @@ public final class WriteAheadLog: @unchecked Sendable {
                     if through != nil { throw WALError.corruptRecord(file: file, offset: torn, reason: "an acknowledged record does not read") }
                     if !readOnly { try fs.truncate(file, to: torn) }
                     report.truncated.append((file: file, offset: torn))
-                } else if !readOnly && segment.goodEnd < bytes.count && !endsHere {
-                    // Zeros reserved ahead, left by a crash: not a torn tail, but no use either.
-                    try fs.truncate(file, to: segment.goodEnd)
+                } else if !readOnly && segment.goodEnd < bytes.count {
+                    // Zeros reserved ahead, left by a crash: not a torn tail, and no use either.
+                    // Cutting them is tidying only; if it fails they still read as the clean end.
+                    try? fs.truncate(file, to: segment.goodEnd)
                 }
                 expected = (segment.records.last?.sequence ?? (segment.header.firstSequence - 1)) + 1
             }

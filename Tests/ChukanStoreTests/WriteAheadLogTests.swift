@@ -22,7 +22,38 @@ struct LogFixture {
     }
 
     func segments() throws -> [String] { try PosixFileSystem().list(walDir).filter { $0.hasSuffix(".wal") } }
+
+    /// A log of `payload(0)`, `payload(1)` … written in group commits of the given sizes
+    /// (a group of one by `append`, larger ones by `append(batch:)`), then closed.
+    func write(groups: [Int]) async throws {
+        let (log, _, _) = try open()
+        var next = 0
+        for size in groups {
+            if size == 1 {
+                _ = try await log.append(type: 1, payload: payload(next))
+            } else {
+                let batch = (next..<next + size).map { (UInt64($0 + 1), UInt8(1), payload($0)) }
+                _ = try await withCheckedThrowingContinuation { (c: CheckedContinuation<UInt64, Error>) in
+                    log.append(batch: batch) { c.resume(with: $0.mapError { $0 as Error }) }
+                }
+            }
+            next += size
+        }
+        log.close()
+    }
+
+    /// Zeros record `index` (0-based; records 0-9 are all `singleDigitRecordSize`) of the first segment, in place.
+    func zeroRecord(_ index: Int) throws {
+        let path = "\(walDir)/\(try segments()[0])"
+        var bytes = try PosixFileSystem().read(path)
+        let start = WALFormat.headerSize + index * singleDigitRecordSize
+        for i in start..<(start + singleDigitRecordSize) { bytes[i] = 0 }
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+    }
 }
+
+/// The size on disk of a record of `payload(0)` … `payload(9)`.
+let singleDigitRecordSize = WALFormat.recordHeaderSize + payload(0).count + 16
 
 func payload(_ i: Int) -> [UInt8] { Array("record \(i) 旭川市".utf8) }
 
@@ -163,16 +194,13 @@ func payload(_ i: Int) -> [UInt8] { Array("record \(i) 旭川市".utf8) }
     /// them is still cut and reported, and a valid record after them is still a hard error.
     @Test func zerosEndTheLogOnlyWhenNothingFollowsThem() async throws {
         let f = try LogFixture()
-        let (log, _, _) = try f.open()
-        for i in 0..<10 { _ = try await log.append(type: 1, payload: payload(i)) }
-        log.close()
+        try await f.write(groups: Array(repeating: 1, count: 10))
         let path = "\(f.walDir)/\(try f.segments()[0])"
         let good = try PosixFileSystem().read(path)
-        let recordSize = WALFormat.recordHeaderSize + payload(0).count + 16
-        let last = good.count - recordSize
+        let last = good.count - singleDigitRecordSize
 
         // Half of the last record, then zeros: a torn write into reserved space.
-        var torn = Array(good[..<(last + recordSize / 2)])
+        var torn = Array(good[..<(last + singleDigitRecordSize / 2)])
         torn += [UInt8](repeating: 0, count: 8192)
         try Data(torn).write(to: URL(fileURLWithPath: path))
         let (reopened, report, records) = try f.open()
@@ -181,14 +209,8 @@ func payload(_ i: Int) -> [UInt8] { Array("record \(i) 旭川市".utf8) }
 
         // The ninth record zeroed, the tenth (a later group commit) intact after it: damage, not an end.
         let g = try LogFixture()
-        let (log2, _, _) = try g.open()
-        for i in 0..<10 { _ = try await log2.append(type: 1, payload: payload(i)) }
-        log2.close()
-        let path2 = "\(g.walDir)/\(try g.segments()[0])"
-        var zeroed = try PosixFileSystem().read(path2)
-        let ninth = zeroed.count - 2 * recordSize
-        for i in ninth..<(ninth + recordSize) { zeroed[i] = 0 }
-        try Data(zeroed).write(to: URL(fileURLWithPath: path2))
+        try await g.write(groups: Array(repeating: 1, count: 10))
+        try g.zeroRecord(8)
         #expect(throws: WALError.self) { _ = try g.open() }
     }
 
@@ -198,35 +220,17 @@ func payload(_ i: Int) -> [UInt8] { Array("record \(i) 旭川市".utf8) }
     /// is damage. Each record's group offset (format version 2) tells the two apart.
     @Test func aHoleInsideTheLastGroupCommitIsATornTail() async throws {
         let f = try LogFixture()
-        let (log, _, _) = try f.open()
-        for i in 0..<3 { _ = try await log.append(type: 1, payload: payload(i)) }
-        // Records 4-8 in one group commit.
-        _ = try await withCheckedThrowingContinuation { (c: CheckedContinuation<UInt64, Error>) in
-            log.append(batch: (3..<8).map { (UInt64($0 + 1), UInt8(1), payload($0)) }) { c.resume(with: $0.mapError { $0 as Error }) }
-        }
-        log.close()
-        let path = "\(f.walDir)/\(try f.segments()[0])"
-        let good = try PosixFileSystem().read(path)
-        let recordSize = WALFormat.recordHeaderSize + payload(0).count + 16
-        let fifth = WALFormat.headerSize + 4 * recordSize
-        var holed = good
-        for i in fifth..<(fifth + recordSize) { holed[i] = 0 }
-        try Data(holed).write(to: URL(fileURLWithPath: path))
+        try await f.write(groups: [1, 1, 1, 5])  // records 4-8 in one group commit
+        try f.zeroRecord(4)
         let (again, report, records) = try f.open()
         again.close()
         #expect(records.map(\.sequence) == [1, 2, 3, 4])
-        #expect(report.truncated.count == 1 && report.truncated[0].offset == fifth)
+        #expect(report.truncated.count == 1 && report.truncated[0].offset == WALFormat.headerSize + 4 * singleDigitRecordSize)
 
         // The same hole in record 2, whose group (itself alone) later groups follow: damage.
         let g = try LogFixture()
-        let (log2, _, _) = try g.open()
-        for i in 0..<3 { _ = try await log2.append(type: 1, payload: payload(i)) }
-        log2.close()
-        let path2 = "\(g.walDir)/\(try g.segments()[0])"
-        var damaged = try PosixFileSystem().read(path2)
-        let second = WALFormat.headerSize + recordSize
-        for i in second..<(second + recordSize) { damaged[i] = 0 }
-        try Data(damaged).write(to: URL(fileURLWithPath: path2))
+        try await g.write(groups: [1, 1, 1])
+        try g.zeroRecord(1)
         #expect(throws: WALError.self) { _ = try g.open() }
     }
 
@@ -234,19 +238,8 @@ func payload(_ i: Int) -> [UInt8] { Array("record \(i) 旭川市".utf8) }
     /// group behind it: the later group proves the hole's group was durable — damage.
     @Test func aHoleInAGroupWithALaterGroupBehindItIsDamage() async throws {
         let f = try LogFixture()
-        let (log, _, _) = try f.open()
-        for i in 0..<2 { _ = try await log.append(type: 1, payload: payload(i)) }
-        _ = try await withCheckedThrowingContinuation { (c: CheckedContinuation<UInt64, Error>) in
-            log.append(batch: (2..<6).map { (UInt64($0 + 1), UInt8(1), payload($0)) }) { c.resume(with: $0.mapError { $0 as Error }) }
-        }
-        for i in 6..<8 { _ = try await log.append(type: 1, payload: payload(i)) }
-        log.close()
-        let path = "\(f.walDir)/\(try f.segments()[0])"
-        var bytes = try PosixFileSystem().read(path)
-        let recordSize = WALFormat.recordHeaderSize + payload(0).count + 16
-        let fourth = WALFormat.headerSize + 3 * recordSize  // record 4: the group's second
-        for i in fourth..<(fourth + recordSize) { bytes[i] = 0 }
-        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        try await f.write(groups: [1, 1, 4, 1, 1])  // records 3-6 in one group commit
+        try f.zeroRecord(3)  // record 4: the group's second
         #expect(throws: WALError.self) { _ = try f.open() }
     }
 
@@ -276,13 +269,11 @@ func payload(_ i: Int) -> [UInt8] { Array("record \(i) 旭川市".utf8) }
         #expect(throws: WALError.self) { _ = try WriteAheadLog.read(directory: f.walDir, keyRing: f.keys, through: 100) { _ in } }
     }
 
-    /// Segments of format version 1 (no group offsets; written before version 2) still
-    /// read, and there any valid record after a bad one is damage.
+    /// Segments of format version 1 (written before version 2; no group offsets, the
+    /// bytes zero, as a group of one has them) still read, and new writes go to version 2.
     @Test func versionOneSegmentsStillRead() async throws {
         let f = try LogFixture()
-        let (log, _, _) = try f.open()
-        for i in 0..<3 { _ = try await log.append(type: 1, payload: payload(i)) }  // one record a group: offsets 0, as version 1 wrote
-        log.close()
+        try await f.write(groups: [1, 1, 1])
         let path = "\(f.walDir)/\(try f.segments()[0])"
         var bytes = try PosixFileSystem().read(path)
         #expect(bytes.readBigEndianUInt16(at: 8) == 2)
@@ -308,7 +299,7 @@ func payload(_ i: Int) -> [UInt8] { Array("record \(i) 旭川市".utf8) }
         log.close()
         let path = "\(f.walDir)/\(try f.segments()[0])"
         var bytes = try PosixFileSystem().read(path)
-        let third = WALFormat.headerSize + 2 * (WALFormat.recordHeaderSize + payload(0).count + 16)
+        let third = WALFormat.headerSize + 2 * singleDigitRecordSize
         bytes[third + WALFormat.recordHeaderSize + 3] ^= 0xFF
         try Data(bytes).write(to: URL(fileURLWithPath: path))
         #expect(throws: WALError.self) { _ = try f.open() }
@@ -392,7 +383,7 @@ func payload(_ i: Int) -> [UInt8] { Array("record \(i) 旭川市".utf8) }
         log.close()
         let first = "\(f.walDir)/\(try f.segments()[0])"
         var bytes = try PosixFileSystem().read(first)
-        let recordSize = WALFormat.recordHeaderSize + payload(0).count + 16
+        let recordSize = singleDigitRecordSize
         let acknowledgedEnd = WALFormat.headerSize + 3 * recordSize
         // Records 4 and 5 are still there (then the zeros reserved ahead, which the failed
         // cut left too); damage 4, leave 5 valid behind it.
