@@ -161,6 +161,11 @@ public final class TenantDatabase: Sendable {
             log.close()
             throw error
         }
+        // A held provision spent its permit even if its record never reached the trail
+        // (a crash between the hold and the record): claimed for good, so no second hold.
+        for p in state.pending.values where !p.permitId.isEmpty {
+            audit.permits.restore(p.permitId, expiresUnixMs: .max, nowUnixMs: 0)
+        }
         return TenantDatabase(tenant: tenant, directory: directory, keyRing: keyRing, recovery: recovery, options: options, fs: fs, log: log, audit: audit, state: state, lock: lock)
     }
 

@@ -156,6 +156,8 @@ import Testing
             (good.replacingOccurrences(of: "version: 1", with: "version: 1\nadmins: []"), "unknown key admins"),
             (good.replacingOccurrences(of: "[network-gateway]}", with: "[network-gateway], colour: blue}"), "unknown key principals[2].colour"),
             (good.replacingOccurrences(of: "[network-gateway]", with: "[]").replacingOccurrences(of: "kind: terminal", with: "kind: terminal, roles: [clerk]"), "terminal has no roles"),
+            (good.replacingOccurrences(of: "[network-gateway]", with: "[network-gateway, approver]"), "network-gateway is a role of its own"),
+            (good.replacingOccurrences(of: "[network-gateway]", with: "[clerk, network-gateway]"), "network-gateway is a role of its own"),
         ]
         for (text, why) in cases {
             let error = load(text)

@@ -66,7 +66,7 @@ import Testing
     static func permit(
         _ fugo: String, row: UInt32 = 1, inquirer: String = "MHLW0001", group: ItemGroup = .nameAndBirth, tenant: String = asahikawa,
         id: String = "PMT-\(UUID().uuidString.prefix(8))", validFor: Int64 = 600_000, issuedAgo: Int64 = 0, key: ECDSAP256Key = networkKey,
-        answerKey: [UInt8] = inquirerKey.publicKey
+        answerKey: [UInt8] = inquirerKey.publicKey, times: (issued: Int64, expires: Int64)? = nil
     ) throws -> SignedPermit {
         var p = ProvisionPermit()
         p.inquirerPublicKey = answerKey
@@ -78,6 +78,7 @@ import Testing
         p.itemGroup = group
         p.issuedUnixMs = Int64(Date().timeIntervalSince1970 * 1000) - issuedAgo
         p.expiresUnixMs = p.issuedUnixMs + validFor
+        if let times { (p.issuedUnixMs, p.expiresUnixMs) = times }
         return try Permits.sign(p, with: key)
     }
 
@@ -96,6 +97,18 @@ import Testing
 
     func provide(_ c: RPCClient, _ r: ProvideRequest) async throws -> EncryptedAnswer {
         try await c.unary(service: "chukan.v1.Provision", method: "Provide", request: r, as: ProvideResponse.self).answer!
+    }
+
+    /// 消除 (死亡) of `person`, by a registrar: a 除票 from then on.
+    func remove(_ person: Resident, by registrar: RPCClient) async throws {
+        var w = WriteRequest()
+        w.tenant = Self.asahikawa
+        var e = RegisterEvent()
+        e.person = person.integratedAtenaNumber
+        e.reason = .shibou
+        e.eventDate = CalendarDate(2026, 11, 1)
+        w.event = e
+        _ = try await registrar.unary(service: "chukan.v1.Register", method: "Remove", request: w, as: WriteResponse.self)
     }
 
     /// The status code and reason of a refused call.
@@ -179,6 +192,7 @@ import Testing
             ("permit not a permit", Self.request(code, Self.garbagePermit), .permissionDenied, "PERMIT_SIGNATURE"),
             ("unknown 符号", Self.request(String(repeating: "A", count: 32), try Self.permit(String(repeating: "A", count: 32))), .notFound, "PERSON_UNKNOWN"),
             ("bad inquirer code", Self.request(code, try Self.permit(code), inquirer: "mhlw 1"), .invalidArgument, "inquirer"),
+            ("extreme times", Self.request(code, try Self.permit(code, times: (Int64.min, 1))), .invalidArgument, "PERMIT_MALFORMED"),
         ]
         for (name, request, status, reason) in cases {
             let got = await refusal { _ = try await provide(gateway, request) }
@@ -290,19 +304,45 @@ import Testing
         #expect(records.filter { $0.operation == "chukan.v1.Provision/Provide" && $0.outcomeDetail.hasPrefix("HELD") }.allSatisfy { !$0.pendingId.isEmpty })
     }
 
+    /// A release checks the person again: held under a row for current residents only,
+    /// then removed (a 除票 now), the person's record is not released; it can be refused.
+    @Test func aHoldOfAPersonRemovedSinceIsNotReleasedUnderACurrentOnlyRow() async throws {
+        let f = try await start()
+        let gateway = try await f.client("gateway"), registrar = try await f.client("registrar"), approver = try await f.client("approver")
+        let restricted = Self.people[3]
+        let code = try await fugo(f, restricted)
+        let held = await refusal { _ = try await provide(gateway, Self.request(code, try Self.permit(code, id: "PMT-HOLD-REMOVED"))) }
+        #expect(held?.1 == "HELD")
+        var list = ListHeldRequest()
+        list.tenant = Self.asahikawa
+        let pendingID = try #require(try await approver.unary(service: "chukan.v1.Provision", method: "ListHeld", request: list, as: HeldList.self).held.first?.pendingId)
+        try await remove(restricted, by: registrar)
+        var decide = HeldRequest()
+        decide.tenant = Self.asahikawa
+        decide.pendingId = pendingID
+        let got = await refusal { _ = try await approver.unary(service: "chukan.v1.Provision", method: "DecideHeld", request: decide, as: PendingProvision.self) }
+        #expect(got?.0 == .failedPrecondition, "\(String(describing: got))")
+        let after = try await approver.unary(service: "chukan.v1.Provision", method: "ListHeld", request: list, as: HeldList.self).held
+        #expect(after.first { $0.pendingId == pendingID }?.state == .held)
+        decide.refuse = true
+        #expect(try await approver.unary(service: "chukan.v1.Provision", method: "DecideHeld", request: decide, as: PendingProvision.self).state == .refused)
+        // A pending id that is not one (here a mistyped 個人番号) is not written to the trail.
+        decide.pendingId = Self.people[4].kojinBango
+        #expect(await statusCode { _ = try await approver.unary(service: "chukan.v1.Provision", method: "ReviewHeld", request: decide, as: HeldReview.self) } == .notFound)
+        for c in [gateway, registrar, approver] { await c.close() }
+        await f.stop()
+        let records = try f.auditRecords(Self.asahikawa)
+        #expect(records.contains { $0.operation == "chukan.v1.Provision/ReviewHeld" && $0.outcomeCode == UInt32(StatusCode.notFound.rawValue) && $0.subject.isEmpty })
+        #expect(!records.contains { $0.subject == Self.people[4].kojinBango || $0.pendingId == Self.people[4].kojinBango })
+        #expect(records.contains { $0.operation == "chukan.v1.Provision/DecideHeld" && $0.pendingId == pendingID && $0.outcomeCode == UInt32(StatusCode.failedPrecondition.rawValue) })
+    }
+
     @Test func removedResidentsOnlyWhereTheRowCoversThem() async throws {
         let f = try await start()
         let gateway = try await f.client("gateway"), registrar = try await f.client("registrar")
         let person = Self.people[5]
         let code = try await fugo(f, person)
-        var w = WriteRequest()
-        w.tenant = Self.asahikawa
-        var e = RegisterEvent()
-        e.person = person.integratedAtenaNumber
-        e.reason = .shibou
-        e.eventDate = CalendarDate(2026, 11, 1)
-        w.event = e
-        _ = try await registrar.unary(service: "chukan.v1.Register", method: "Remove", request: w, as: WriteResponse.self)
+        try await remove(person, by: registrar)
         #expect(await refusal { _ = try await provide(gateway, Self.request(code, try Self.permit(code))) }?.1 == "PERSON_NOT_CURRENT")
         let answer = try await provide(gateway, Self.request(code, try Self.permit(code, row: 48, inquirer: "LG011002", group: .residenceDates), row: 48, inquirer: "LG011002", group: .residenceDates))
         let payload = try AnswerSealer.open(answer, with: Self.inquirerKey)

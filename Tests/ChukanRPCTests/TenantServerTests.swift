@@ -28,7 +28,7 @@ import Testing
             version: 1
             principals:
               - { name: admin, kind: system, certificate_cn: admin, roles: [platform-operator] }
-              - { name: gateway, kind: system, tenant: "012041", certificate_cn: gateway, roles: [network-gateway, registrar] }
+              - { name: importer, kind: system, tenant: "012041", certificate_cn: gateway, roles: [registrar] }
             """.write(toFile: policy, atomically: true, encoding: .utf8)
         func serve(data: String) throws -> ServerProcess {
             try ServerProcess([

@@ -144,6 +144,8 @@ import Testing
         try fake.write(toFile: "\(dir)/CHECKPOINT", atomically: true, encoding: .utf8)
         let v = try AuditLog.verify(directory: dir, keyRing: keys)
         #expect(v.firstBad?.contains("not recorded in the chain") == true, "\(v.firstBad ?? "nil")")
+        // Opening the stream finds it too: the tenant would not start on it.
+        #expect(throws: AuditChainError.self) { _ = try AuditLog.open(directory: dir, keyRing: keys, options: options) }
     }
 
     func firstRecord(_ directory: String) throws -> AuditRecord {

@@ -86,23 +86,27 @@ struct DatabaseFixture {
         again.close()
     }
 
+    /// The register event that saves a held provision in `state`.
+    static func hold(_ id: String, _ state: PendingProvisionState, person: Resident, permit: String = "") -> RegisterEvent {
+        var p = PendingProvision()
+        p.pendingId = id
+        p.state = state
+        p.permitId = permit
+        p.person = person.integratedAtenaNumber
+        p.itemGroup = .household
+        p.inquirerPublicKey = Array(repeating: 9, count: 32)
+        var e = RegisterEvent()
+        e.kind = .provisionHold
+        e.pending = p
+        return e
+    }
+
     /// Held provisions (自動応答不可) are durable state: in the log, and in snapshots.
     @Test func heldProvisionsSurviveASnapshotAndTheLog() async throws {
         let f = try DatabaseFixture(people: 10)
         let db = try f.open()
         for r in f.people { try await db.apply(f.record(r)) }
-        func hold(_ id: String, _ state: PendingProvisionState) -> RegisterEvent {
-            var p = PendingProvision()
-            p.pendingId = id
-            p.state = state
-            p.person = f.people[0].integratedAtenaNumber
-            p.itemGroup = .household
-            p.inquirerPublicKey = Array(repeating: 9, count: 32)
-            var e = RegisterEvent()
-            e.kind = .provisionHold
-            e.pending = p
-            return e
-        }
+        func hold(_ id: String, _ state: PendingProvisionState) -> RegisterEvent { Self.hold(id, state, person: f.people[0]) }
         try await db.apply(hold("P1", .held))
         try await db.apply(hold("P2", .held))
         // A decision is final, and only a held provision is decided.
@@ -118,6 +122,22 @@ struct DatabaseFixture {
         let again = try f.open()
         #expect(again.recovery.snapshotSequence > 0 && again.current.pending == before.pending)
         #expect(again.current.pending.mapValues(\.state) == ["P1": .released, "P2": .refused, "P4": .held])
+        again.close()
+    }
+
+    /// A hold spends its permit even when the trail never got the hold's record (a crash
+    /// between the two): reopened, the tenant has the permit claimed, so a replay of it
+    /// cannot make a second hold (and a second answer on release).
+    @Test func aHeldProvisionsPermitStaysClaimedWithoutItsRecord() async throws {
+        let f = try DatabaseFixture(people: 2)
+        let db = try f.open()
+        try await db.apply(f.record(f.people[0]))
+        try await db.apply(Self.hold("P1", .held, person: f.people[0], permit: "PMT-HELD-1"))
+        db.close()
+        let again = try f.open()
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        #expect(!again.audit.permits.claim("PMT-HELD-1", expiresUnixMs: now + 60_000, nowUnixMs: now))
+        #expect(again.audit.permits.claim("PMT-OTHER", expiresUnixMs: now + 60_000, nowUnixMs: now))
         again.close()
     }
 

@@ -88,6 +88,11 @@ public struct Policy: Sendable, Equatable {
             } else {
                 guard p.tenant != nil else { throw PolicyError("\(at): tenant is required (only the platform operator has none)") }
             }
+            // The gateway provides and fetches, nothing else: with approver it could release
+            // its own holds, with any other role read what 自動応答不可 keeps back.
+            if p.roles.contains(.networkGateway) && p.roles != [.networkGateway] {
+                throw PolicyError("\(at): network-gateway is a role of its own; give it no other role")
+            }
             if p.kind == .terminal && !p.roles.isEmpty {
                 throw PolicyError("\(at): a terminal has no roles of its own; staff grants apply once a member signs in")
             }

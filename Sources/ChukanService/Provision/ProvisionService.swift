@@ -48,7 +48,7 @@ public struct ProvisionService: RPCService {
             },
             "FetchHeld": .unaryAsync(HeldRequest.self) { request, context in
                 let notes = AuditNotes()
-                return try await access.perform(context, tenant: request.tenant, roles: [.networkGateway], subject: request.pendingId, notes: notes) { _ in
+                return try await access.perform(context, tenant: request.tenant, roles: [.networkGateway], subject: Self.recordable(pendingID: request.pendingId), notes: notes) { _ in
                     let p = try held(request, notes: notes)
                     switch p.state {
                     case .held: throw ProvisionRefusal.held.error("still held for review; pending_id=\(p.pendingId)")
@@ -75,7 +75,7 @@ public struct ProvisionService: RPCService {
             },
             "ReviewHeld": .unaryAsync(HeldRequest.self) { request, context in
                 let notes = AuditNotes()
-                return try await access.perform(context, tenant: request.tenant, roles: [.approver], subject: request.pendingId, notes: notes) { _ in
+                return try await access.perform(context, tenant: request.tenant, roles: [.approver], subject: Self.recordable(pendingID: request.pendingId), notes: notes) { _ in
                     let db = try tenants.database(request.tenant)
                     var p = try held(request, notes: notes)
                     var review = HeldReview()
@@ -87,7 +87,7 @@ public struct ProvisionService: RPCService {
             },
             "DecideHeld": .unaryAsync(HeldRequest.self) { request, context in
                 let notes = AuditNotes()
-                return try await access.perform(context, tenant: request.tenant, roles: [.approver], subject: request.pendingId, notes: notes) { caller in
+                return try await access.perform(context, tenant: request.tenant, roles: [.approver], subject: Self.recordable(pendingID: request.pendingId), notes: notes) { caller in
                     guard request.note.utf8.count <= 200 else { throw RPCError.invalidArgument("note: at most 200 bytes") }
                     let db = try tenants.database(request.tenant)
                     var p = try held(request, notes: notes)
@@ -98,6 +98,10 @@ public struct ProvisionService: RPCService {
                         // The list may have changed while the provision waited.
                         guard let row = rules.current?.row(p.legalRow), row.agencies.contains(p.inquirer), row.itemGroups.contains(p.itemGroup) else {
                             throw RPCError(.failedPrecondition, "the permission list in force no longer allows this provision; refuse it")
+                        }
+                        // So may the person: a 除票 now, under a row for current residents only.
+                        if let entry = db.current.person(p.person), entry.isRemoved && !row.removedResidents {
+                            throw RPCError(.failedPrecondition, "the person is no longer a current resident and 項 \(row.legalRow) covers current residents only; refuse it")
                         }
                         let body = try payload(for: p, in: db.current).encodedBytes
                         p.answer = try sealer.seal(body, to: p.inquirerPublicKey, permitID: p.permitId)
@@ -291,6 +295,13 @@ public struct ProvisionService: RPCService {
         permit.tenant = state.tenant
         permit.fugo = p.fugo
         return try ProvisionPayloads.make(group: p.itemGroup, person: entry, in: state, permit: permit, nowUnixMs: nowMs)
+    }
+
+    /// A pending id as the trail may hold it: only one of the form this server issues
+    /// ("P" and 24 hex digits). Anything else a caller sent (a mistyped 個人番号, say) is
+    /// left out of the record; a found provision's record names its person anyway.
+    static func recordable(pendingID s: String) -> String {
+        s.utf8.count == 25 && s.hasPrefix("P") && s.utf8.dropFirst().allSatisfy { (48...57).contains($0) || (97...102).contains($0) } ? s : ""
     }
 
     static func isFugo(_ s: String) -> Bool {

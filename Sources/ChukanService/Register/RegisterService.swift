@@ -56,9 +56,9 @@ public struct RegisterService: RPCService {
             }
         }
         m["ApproveExport"] = .unaryAsync(ExportRequest.self) { request, context in
-            try await access.perform(context, tenant: request.tenant, roles: [.approver], subject: request.exportId) { caller in
+            try await access.perform(context, tenant: request.tenant, roles: [.approver], subject: Self.recordable(exportID: request.exportId)) { caller in
                 let db = try tenants.database(request.tenant)
-                guard var t = db.current.exports[request.exportId] else { throw RPCError(.notFound, "no export \(request.exportId)") }
+                guard var t = db.current.exports[request.exportId] else { throw RPCError(.notFound, "no export with that export_id") }
                 guard t.state == .requested else { throw RPCError(.failedPrecondition, "export \(t.exportId) is \(t.state), not awaiting approval") }
                 // Four eyes: whoever asked for the replica does not approve it.
                 guard Self.who(caller) != t.requestedBy else { throw RPCError.permissionDenied("an export is approved by someone other than its requester") }
@@ -70,9 +70,9 @@ public struct RegisterService: RPCService {
             }
         }
         m["Export"] = .serverStreaming(ExportRequest.self, ExportChunk.self) { request, context, writer in
-            try await access.perform(context, tenant: request.tenant, roles: [.registrar], subject: request.exportId) { caller in
+            try await access.perform(context, tenant: request.tenant, roles: [.registrar], subject: Self.recordable(exportID: request.exportId)) { caller in
                 let db = try tenants.database(request.tenant)
-                guard var t = db.current.exports[request.exportId] else { throw RPCError(.notFound, "no export \(request.exportId)") }
+                guard var t = db.current.exports[request.exportId] else { throw RPCError(.notFound, "no export with that export_id") }
                 guard t.requestedBy == Self.who(caller) else { throw RPCError.permissionDenied("only the requester of an export may take it") }
                 guard t.state == .approved else { throw RPCError(.failedPrecondition, "export \(t.exportId) is \(t.state); it needs an approver's approval and is taken once") }
                 guard access.now().timeIntervalSince1970 * 1000 - Double(t.approvedUnixMs) <= 86_400_000 else {
@@ -169,6 +169,12 @@ public struct RegisterService: RPCService {
     }
 
     /// Who acts, for export tickets: the staff member, or the system principal.
+    /// An export id as the trail may hold it: only one of the form this server issues
+    /// ("EXP" and 16 hex digits); anything else a caller sent is left out of the record.
+    static func recordable(exportID s: String) -> String {
+        s.utf8.count == 19 && s.hasPrefix("EXP") && s.utf8.dropFirst(3).allSatisfy { (48...57).contains($0) || (65...70).contains($0) } ? s : ""
+    }
+
     static func who(_ caller: Caller) -> String { caller.staff.map { "staff:\($0)" } ?? caller.principal }
 
     static func save(_ ticket: ExportTicket, _ db: TenantDatabase) async throws {

@@ -48,12 +48,19 @@ public final class AuditLog: Sendable {
     public static func open(
         directory: String, keyRing: TenantKeyRing, fs: any StoreFileSystem = PosixFileSystem(), options: WriteAheadLog.Options = .init()
     ) throws -> AuditLog {
-        var verifier = try ChainVerifier(checkpoint: AuditCheckpoint.read(directory: directory, fs: fs))
+        let checkpoint = try AuditCheckpoint.read(directory: directory, fs: fs)
+        var verifier = ChainVerifier(checkpoint: checkpoint)
         let permits = PermitClaims()
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         let (log, _) = try WriteAheadLog.open(directory: directory, keyRing: keyRing, fs: fs, options: options) { record in
             try verifier.check(record, file: directory)
             if let r = verifier.last, !r.permitId.isEmpty { permits.restore(r.permitId, expiresUnixMs: r.permitExpiresUnixMs, nowUnixMs: now) }
+        }
+        // As `verify`: a checkpoint stands only if the chain recorded that purge (one
+        // written by hand to hide deleted segments is refused here too).
+        if let c = checkpoint, !verifier.purgesSeen.contains(c.claim) {
+            log.close()
+            throw AuditChainError(description: Self.unrecordedCheckpoint(directory, c))
         }
         return AuditLog(directory: directory, keyRing: keyRing, fs: fs, log: log, lastHash: verifier.lastHash, lastSequence: verifier.lastSequence, permits: permits)
     }
@@ -185,9 +192,13 @@ public final class AuditLog: Sendable {
         }
         // A checkpoint stands only if the chain itself recorded that purge.
         if let c = checkpoint, !verifier.purgesSeen.contains(c.claim) {
-            return AuditVerification(records: verifier.count, firstBad: "\(directory): the checkpoint (records through \(c.sequence) purged) is not recorded in the chain", lastHash: verifier.lastHash)
+            return AuditVerification(records: verifier.count, firstBad: unrecordedCheckpoint(directory, c), lastHash: verifier.lastHash)
         }
         return AuditVerification(records: verifier.count, firstBad: nil, lastHash: verifier.lastHash)
+    }
+
+    static func unrecordedCheckpoint(_ directory: String, _ c: AuditCheckpoint) -> String {
+        "\(directory): the checkpoint (records through \(c.sequence) purged) is not recorded in the chain"
     }
 
     /// Every record of a stream, in order (for queries); fails on a broken chain.
