@@ -44,6 +44,7 @@ public struct ServerConfig: Codable, Sendable, Equatable {
         public var maxMessageBytes: Int?
         public var idleTimeoutSeconds: Double?
         public var frameTimeoutSeconds: Double?
+        public var clientStreamIdleSeconds: Double?
         public var drainTimeoutSeconds: Double?
         /// Per connection: bytes a second the server reads (default 67108864; 0 unpaced).
         public var readBytesPerSecond: Int?
@@ -59,6 +60,7 @@ public struct ServerConfig: Codable, Sendable, Equatable {
             case maxMessageBytes = "max_message_bytes"
             case idleTimeoutSeconds = "idle_timeout_seconds"
             case frameTimeoutSeconds = "frame_timeout_seconds"
+            case clientStreamIdleSeconds = "client_stream_idle_seconds"
             case drainTimeoutSeconds = "drain_timeout_seconds"
             case readBytesPerSecond = "read_bytes_per_second"
         }
@@ -311,6 +313,10 @@ public struct ServerConfig: Codable, Sendable, Equatable {
             if let v = l.frameTimeoutSeconds {
                 let t = try Self.seconds(v, "limits.frame_timeout_seconds")
                 c.frameTimeout = v > 0 ? t : nil
+            }
+            if let v = l.clientStreamIdleSeconds {
+                let t = try Self.seconds(v, "limits.client_stream_idle_seconds")
+                c.clientStreamIdleTimeout = v > 0 ? t : nil
             }
             if let v = l.drainTimeoutSeconds { c.drainTimeout = try Self.seconds(v, "limits.drain_timeout_seconds") }
             if let v = l.readBytesPerSecond {

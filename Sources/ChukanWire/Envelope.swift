@@ -77,7 +77,63 @@ public struct TTRPCRequest: ProtoMessage, Equatable {
         }
     }
 
+    /// A request carries at most this much metadata: a frame full of tiny entries would
+    /// otherwise cost millions of allocations to decode, and keep as many strings alive
+    /// for as long as its call lasts.
+    public static let maxMetadataEntries = 64
+    public static let maxMetadataBytes = 16 << 10
+    /// Fields ttrpc.Request does not have, each of which protobuf-c would keep a copy of.
+    public static let maxUnknownFields = 16
+
+    /// What protobuf-c would pass unseen, refused before it unpacks anything: more
+    /// metadata or unknown fields than the limits above, and a name, metadata key or
+    /// value that holds a NUL or is not UTF-8 (protobuf-c would cut it at the NUL, and
+    /// Swift repair it: "chukan.v1.Echo\0x" would route as Echo).
+    static func checkShape(_ bytes: UnsafeRawBufferPointer) throws {
+        var reader = WireReader(bytes)
+        var entries = 0, metadataBytes = 0, unknown = 0
+        do {
+            while let (number, type) = try reader.nextField() {
+                switch (number, type) {
+                case (1, .lengthDelimited), (2, .lengthDelimited):
+                    guard isCleanText(try reader.lengthDelimited()) else {
+                        throw EnvelopeError("\(number == 1 ? "service" : "method"): must be UTF-8 text without NUL")
+                    }
+                case (5, .lengthDelimited):
+                    let entry = try reader.lengthDelimited()
+                    entries += 1
+                    metadataBytes += entry.count
+                    guard entries <= maxMetadataEntries, metadataBytes <= maxMetadataBytes else {
+                        throw EnvelopeError("metadata: at most \(maxMetadataEntries) entries and \(maxMetadataBytes) bytes")
+                    }
+                    var fields = WireReader(entry)
+                    while let (n, t) = try fields.nextField() {
+                        if (n == 1 || n == 2) && t == .lengthDelimited {
+                            guard isCleanText(try fields.lengthDelimited()) else { throw EnvelopeError("metadata: keys and values must be UTF-8 text without NUL") }
+                        } else {
+                            try fields.skip(t)
+                        }
+                    }
+                default:
+                    if !(1...5).contains(number) {
+                        unknown += 1
+                        guard unknown <= maxUnknownFields else { throw EnvelopeError("more than \(maxUnknownFields) fields ttrpc.Request does not have") }
+                    }
+                    try reader.skip(type)
+                }
+            }
+        } catch is WireFormatError {
+            throw ProtoDecodingError.malformed(message: protoName)  // protobuf-c's own answer to it
+        }
+    }
+
+    static func isCleanText(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        !bytes.contains(0) && String(validating: bytes, as: UTF8.self) != nil
+    }
+
     public init(protobuf bytes: UnsafeRawBufferPointer, limit: Int) throws {
+        guard bytes.count <= limit else { throw ProtoDecodingError.tooLarge(message: Self.protoName, size: bytes.count, limit: limit) }
+        try Self.checkShape(bytes)
         self = try ProtobufC.withUnpacked(
             Self.descriptor, as: Ttrpc__Request.self, name: Self.protoName, bytes: bytes, limit: limit
         ) { m in
@@ -92,6 +148,12 @@ public struct TTRPCRequest: ProtoMessage, Equatable {
                 payload: r.payload.byteBuffer(), timeoutNanos: r.timeout_nano, metadata: metadata)
         }
     }
+}
+
+/// A request envelope this server refuses to unpack (`TTRPCRequest.checkShape`).
+public struct EnvelopeError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    init(_ description: String) { self.description = description }
 }
 
 /// `ttrpc.Response`, the data of a response frame.

@@ -75,4 +75,42 @@ import Testing
         await raw.close()
         await s.stop()
     }
+
+    /// A client stream opened and closed in one frame (flags 0x03) has no messages: it is
+    /// answered at once, not left waiting for a message that cannot come.
+    @Test func aStreamOpenedAndClosedInOneFrameHasNoMessages() async throws {
+        let s = try await TestServer.start()
+        let raw = try await RawConnection.connect(port: s.port, tls: s.pki.clientTLS("admin"))
+        let open = TTRPCRequest(service: "test.Slow", method: "Count", payload: ByteBuffer()).encoded()
+        try await raw.sendFrame(id: 1, type: 1, flags: 0x03, data: open)
+        let r = try #require(try await raw.nextResponse())
+        let count = String(buffer: try EchoMessage(protobuf: r.1.payload).payload)
+        #expect(r.0 == 1 && r.1.status.isOK && count == "0/0")
+        await raw.close()
+        await s.stop()
+    }
+
+    /// A client stream that brings nothing for the idle timeout ends with DEADLINE_EXCEEDED
+    /// (it would otherwise hold its call and connection for good); one that keeps sending,
+    /// however slowly, within the timeout runs on.
+    @Test func aSilentClientStreamEndsAfterTheIdleTimeout() async throws {
+        let s = try await TestServer.start { $0.clientStreamIdleTimeout = .seconds(1) }
+        let raw = try await RawConnection.connect(port: s.port, tls: s.pki.clientTLS("admin"))
+        let open = TTRPCRequest(service: "test.Slow", method: "Count", payload: ByteBuffer()).encoded()
+        try await raw.sendFrame(id: 1, type: 1, flags: 0x02, data: open)  // then silence
+        try await raw.sendFrame(id: 3, type: 1, flags: 0x02, data: open)
+        for _ in 0..<5 {
+            try await Task.sleep(for: .milliseconds(400))
+            try await raw.sendFrame(id: 3, type: 3, data: EchoMessage(bytes: [1]).encoded())
+        }
+        let first = try #require(try await raw.nextResponse())
+        #expect(first.0 == 1 && first.1.status.code == .deadlineExceeded, "\(first.1.status)")
+        #expect(first.1.status.message == "the client stream brought no message for 1 s")
+        try await raw.sendFrame(id: 3, type: 3, flags: 0x01, data: ByteBuffer())
+        let second = try #require(try await raw.nextResponse())
+        let count = String(buffer: try EchoMessage(protobuf: second.1.payload).payload)
+        #expect(second.0 == 3 && second.1.status.isOK && count == "5/5", "\(second.1.status)")
+        await raw.close()
+        await s.stop()
+    }
 }

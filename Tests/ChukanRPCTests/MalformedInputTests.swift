@@ -16,6 +16,17 @@ import Testing
         #expect(r.1.payload.readableBytes == 0, sourceLocation: sourceLocation)
     }
 
+    /// Reads INVALID_ARGUMENT answers until the server closes the connection: how many came.
+    func invalidArgumentsUntilClosed(_ raw: RawConnection, sourceLocation: SourceLocation = #_sourceLocation) async throws -> Int {
+        var answered = 0
+        while let r = try await raw.nextResponse() {
+            #expect(r.1.status.code == .invalidArgument, sourceLocation: sourceLocation)
+            answered += 1
+        }
+        #expect(try await raw.waitClosed(), sourceLocation: sourceLocation)
+        return answered
+    }
+
     @Test func eachBadFrameGetsItsOwnStatus() async throws {
         let s = try await TestServer.start { $0.maxMessageSize = 64 * 1024 }
         let raw = try await RawConnection.connect(port: s.port, tls: s.pki.clientTLS("admin"))
@@ -83,12 +94,7 @@ import Testing
             burst.writeImmutableBuffer(request)
         }
         try? await abuser.send(burst)
-        var answered = 0
-        while let r = try await abuser.nextResponse() {
-            #expect(r.1.status.code == .invalidArgument)
-            answered += 1
-        }
-        #expect(try await abuser.waitClosed())
+        let answered = try await invalidArgumentsUntilClosed(abuser)
         #expect((100...130).contains(answered), "\(answered) bad frames answered before the close")
         // The odd bad frame on another connection is answered and the connection stays.
         let careless = try await RawConnection.connect(port: s.port, tls: s.pki.clientTLS("admin"))
@@ -100,6 +106,54 @@ import Testing
         #expect(try await good.echo("unaffected") == "unaffected")
         await careless.close()
         await good.close()
+        await s.stop()
+    }
+
+    /// Envelopes protobuf-c would take but this server refuses before unpacking: too much
+    /// metadata (a frame of tiny entries costs millions of allocations), a name holding a
+    /// NUL (protobuf-c would cut it there and route "chukan.v1.Echo\0x" as Echo), invalid
+    /// UTF-8. The connection serves on.
+    @Test func envelopesOverTheLimitsOrWithHiddenBytesAreRefused() async throws {
+        let s = try await TestServer.start()
+        let raw = try await RawConnection.connect(port: s.port, tls: s.pki.clientTLS("admin"))
+        let echo = EchoMessage(bytes: [1]).encoded()
+        var many = Metadata()
+        for i in 0...TTRPCRequest.maxMetadataEntries { many.add("k\(i)", "v") }
+        try await raw.sendFrame(id: 1, type: 1, data: TTRPCRequest(service: "chukan.v1.Echo", method: "Echo", payload: echo, metadata: many).encoded())
+        try await expectStatus(raw, id: 1, .invalidArgument, "request envelope: metadata: at most 64 entries and 16384 bytes")
+        func envelope(service: [UInt8], method: [UInt8]) -> ByteBuffer {
+            var b = ByteBuffer()
+            b.writeBytes([0x0A, UInt8(service.count)] + service + [0x12, UInt8(method.count)] + method)
+            b.writeBytes([0x1A, UInt8(echo.readableBytes)])
+            b.writeImmutableBuffer(echo)
+            return b
+        }
+        try await raw.sendFrame(id: 3, type: 1, data: envelope(service: Array("chukan.v1.Echo".utf8) + [0, 0x78], method: Array("Echo".utf8)))
+        try await expectStatus(raw, id: 3, .invalidArgument, "request envelope: service: must be UTF-8 text without NUL")
+        try await raw.sendFrame(id: 5, type: 1, data: envelope(service: Array("chukan.v1.Echo".utf8), method: [0x45, 0xC3, 0x28]))
+        try await expectStatus(raw, id: 5, .invalidArgument, "request envelope: method: must be UTF-8 text without NUL")
+        try await raw.sendFrame(id: 7, type: 1, data: envelope(service: Array("chukan.v1.Echo".utf8), method: Array("Echo".utf8)))
+        let ok = try #require(try await raw.nextResponse())
+        #expect(ok.0 == 7 && ok.1.status.isOK && ok.1.payload == echo)
+        await raw.close()
+        await s.stop()
+    }
+
+    /// Data frames on a stream id below the highest used (here every odd id, after a request
+    /// on the highest) are charged like any bad frame: the connection sending them in a loop
+    /// is closed, not answered without end.
+    @Test func dataOnStreamsThatAreNotOpenIsCharged() async throws {
+        let s = try await TestServer.start()
+        let abuser = try await RawConnection.connect(port: s.port, tls: s.pki.clientTLS("admin"))
+        try await abuser.sendRequest(id: 0xFFFF_FFFF, service: "chukan.v1.Echo", method: "Echo", payload: EchoMessage(bytes: [1]).encoded())
+        #expect(try await abuser.nextResponse()?.1.status.isOK == true)
+        var burst = ByteBuffer()
+        for i in 0..<300 {
+            burst.writeMultipleIntegers(UInt32(1), UInt32(2 * i + 1), UInt8(3), UInt8(0), UInt8(0x08))
+        }
+        try? await abuser.send(burst)
+        let answered = try await invalidArgumentsUntilClosed(abuser)
+        #expect((100...130).contains(answered), "\(answered) stray data frames answered before the close")
         await s.stop()
     }
 

@@ -21,6 +21,10 @@ public struct RPCServerConfiguration: Sendable, Hashable {
     /// A frame whose first bytes have arrived must be whole within this long, or the
     /// connection is closed (slowloris); nil never.
     public var frameTimeout: TimeAmount? = .seconds(30)
+    /// A client stream that brings no message for this long (while the server is reading)
+    /// ends with DEADLINE_EXCEEDED: a stream opened and left silent would hold its call,
+    /// and the connection with it, for good; nil never.
+    public var clientStreamIdleTimeout: TimeAmount? = .seconds(60)
     /// Bytes a second one connection may make the server read (the encrypted stream), with
     /// a burst of `readBurst`; nil unpaced. Bounds what a client sending maximum-size frames
     /// in a loop costs everyone else (`ReadPacingHandler`).
@@ -79,7 +83,8 @@ public final class RPCServer: Service, Sendable {
         let limits = TTRPCServerHandler.Limits(
             maxMessageSize: min(configuration.maxMessageSize, 4 << 20),
             maxConcurrentStreams: configuration.maxConcurrentStreams,
-            frameTimeout: configuration.frameTimeout)
+            frameTimeout: configuration.frameTimeout,
+            clientStreamIdleTimeout: configuration.clientStreamIdleTimeout)
         let idleTimeout = configuration.idleTimeout
         let readPace = configuration.readBytesPerSecond.map { ($0, configuration.readBurst) }
         let channel = try await ServerBootstrap(group: group)

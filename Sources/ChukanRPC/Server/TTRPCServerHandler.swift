@@ -21,6 +21,8 @@ final class TTRPCServerHandler: ChannelInboundHandler {
         var maxConcurrentStreams: Int
         /// A frame begun must be whole within this long, or the connection is closed; nil never.
         var frameTimeout: TimeAmount? = nil
+        /// A client stream silent this long (while read) ends with DEADLINE_EXCEEDED; nil never.
+        var clientStreamIdleTimeout: TimeAmount? = nil
     }
 
     private struct ActiveStream {
@@ -34,6 +36,15 @@ final class TTRPCServerHandler: ChannelInboundHandler {
         var inbox: AsyncThrowingStream<ByteBuffer, Error>.Continuation?
         var inboxBytes = 0
         var remoteClosed = false
+        /// When the client stream last brought a message, and the timer that ends it if it
+        /// stays silent (`Limits.clientStreamIdleTimeout`).
+        var lastMessage: NIODeadline?
+        var idleTimer: Scheduled<Void>?
+
+        func cancelTimers() {
+            timer?.cancel()
+            idleTimer?.cancel()
+        }
     }
 
     /// Client-stream bytes received but not yet taken, over all streams: above the high
@@ -64,6 +75,7 @@ final class TTRPCServerHandler: ChannelInboundHandler {
     private var writabilityWaiters: [EventLoopPromise<Void>] = []
     private var context: ChannelHandlerContext?
     private var errorBudget = ProtocolErrorBudget()
+    private var recentlyEnded = RecentlyEnded()
     /// While part of a frame has arrived (or an oversized one is being skipped): since when,
     /// and the timer that closes the connection if it is not whole within the frame timeout.
     private var partialSince: NIODeadline?
@@ -194,6 +206,7 @@ final class TTRPCServerHandler: ChannelInboundHandler {
                 // An empty frame is a message too (an all-default protobuf encodes to nothing),
                 // except the empty last frame that only marks the end.
                 let closes = frame.header.flags.contains(.remoteClosed)
+                stream.lastMessage = .now()
                 if !(closes && frame.data.readableBytes == 0) {
                     stream.inboxBytes += frame.data.readableBytes
                     inboxBytes += frame.data.readableBytes
@@ -201,6 +214,7 @@ final class TTRPCServerHandler: ChannelInboundHandler {
                 }
                 if closes {
                     stream.remoteClosed = true
+                    stream.idleTimer?.cancel()
                     inbox.finish()
                 }
                 streams[id] = stream
@@ -213,10 +227,10 @@ final class TTRPCServerHandler: ChannelInboundHandler {
             if streams[id] != nil {
                 streamError(id, .invalidArgument("stream \(id) does not accept data frames"), context: context)
             } else {
-                // A stream that existed and has ended (a client stream the server answered early):
-                // its data still in flight is the client's bad luck, not abuse — not charged.
-                let ended = id % 2 == 1 && id <= lastStreamID
-                streamError(id, .invalidArgument("data frame on stream \(id), which is not open"), charged: !ended, context: context)
+                // A client stream the server answered early: its data still in flight is the
+                // client's bad luck, not abuse — not charged, up to a point.
+                let inFlight = recentlyEnded.forgive(id)
+                streamError(id, .invalidArgument("data frame on stream \(id), which is not open"), charged: !inFlight, context: context)
             }
         case .response?:
             streamError(id, .invalidArgument("clients do not send response frames"), context: context)
@@ -310,6 +324,14 @@ final class TTRPCServerHandler: ChannelInboundHandler {
             let loop = context.eventLoop
             let (messages, inbox) = AsyncThrowingStream<ByteBuffer, Error>.makeStream()
             streams[id]?.inbox = inbox
+            if frame.header.flags.contains(.remoteClosed) {
+                // Opened and closed in one frame: a stream of no messages.
+                streams[id]?.remoteClosed = true
+                inbox.finish()
+            } else if let idle = limits.clientStreamIdleTimeout {
+                streams[id]?.lastMessage = start
+                armIdleTimer(id, in: idle, context: context)
+            }
             let stream = ClientStream(base: messages) { n in loop.execute { bound.value.taken(id, n) } }
             streams[id]?.task = Task {
                 let result: Result<ByteBuffer, Error>
@@ -346,6 +368,31 @@ final class TTRPCServerHandler: ChannelInboundHandler {
         streams[id] = stream
     }
 
+    private func armIdleTimer(_ id: UInt32, in delay: TimeAmount, context: ChannelHandlerContext) {
+        streams[id]?.idleTimer = context.eventLoop.assumeIsolated().scheduleTask(in: delay) { [self] in
+            clientStreamIdleCheck(id)
+        }
+    }
+
+    /// Ends a client stream that brought nothing for the idle timeout. Time the server
+    /// was not reading (its own back-pressure) is not the client's silence.
+    private func clientStreamIdleCheck(_ id: UInt32) {
+        guard let context, let timeout = limits.clientStreamIdleTimeout, let stream = streams[id], !stream.remoteClosed else { return }
+        let now = NIODeadline.now()
+        if readsPaused {
+            streams[id]?.lastMessage = now
+            return armIdleTimer(id, in: timeout, context: context)
+        }
+        let due = (stream.lastMessage ?? stream.start) + timeout
+        if now < due { return armIdleTimer(id, in: due - now, context: context) }
+        streams.removeValue(forKey: id)
+        stream.cancelTimers()
+        stream.task?.cancel()
+        let error = RPCError.deadlineExceeded("the client stream brought no message for \(timeout.nanoseconds / 1_000_000_000) s")
+        dropInbox(id, stream, error: error)
+        respond(id, status: RPCStatus(error), payload: nil, service: stream.service, method: stream.method, start: stream.start, context: context)
+    }
+
     /// The handler took `n` bytes of stream `id`'s messages.
     private func taken(_ id: UInt32, _ n: Int) {
         // A stream already ended released what it held when it ended (`dropInbox`).
@@ -363,9 +410,13 @@ final class TTRPCServerHandler: ChannelInboundHandler {
         }
     }
 
-    /// A stream's messages never taken are dropped with it.
-    private func dropInbox(_ stream: ActiveStream, error: Error?) {
+    /// A stream's messages never taken are dropped with it. A client stream answered before
+    /// the client said it sent its last may still have data frames on the way: those are
+    /// answered without charging the error budget, a few dozen per stream, for the last
+    /// few such streams (`RecentlyEnded`).
+    private func dropInbox(_ id: UInt32, _ stream: ActiveStream, error: Error?) {
         guard let inbox = stream.inbox else { return }
+        if !stream.remoteClosed { recentlyEnded.add(id) }
         if let error { inbox.finish(throwing: error) } else { inbox.finish() }
         if stream.inboxBytes > 0 { release(stream.inboxBytes) }
     }
@@ -373,8 +424,8 @@ final class TTRPCServerHandler: ChannelInboundHandler {
     private func finish(_ id: UInt32, _ result: Result<ByteBuffer, Error>) {
         // Gone already: the deadline passed, the stream was reset, or the connection closed.
         guard let context, let stream = streams.removeValue(forKey: id) else { return }
-        stream.timer?.cancel()
-        dropInbox(stream, error: nil)
+        stream.cancelTimers()
+        dropInbox(id, stream, error: nil)
         switch result {
         case let .success(payload):
             respond(id, status: .ok, payload: payload, service: stream.service, method: stream.method, start: stream.start, context: context)
@@ -387,8 +438,9 @@ final class TTRPCServerHandler: ChannelInboundHandler {
 
     private func deadlineExpired(_ id: UInt32) {
         guard let context, let stream = streams.removeValue(forKey: id) else { return }
+        stream.idleTimer?.cancel()
         stream.task?.cancel()
-        dropInbox(stream, error: CancellationError())
+        dropInbox(id, stream, error: CancellationError())
         let ms = (NIODeadline.now() - stream.start).nanoseconds / 1_000_000
         respond(id, status: RPCStatus(.deadlineExceeded("deadline exceeded after \(ms) ms")), payload: nil,
                 service: stream.service, method: stream.method, start: stream.start, context: context)
@@ -427,9 +479,9 @@ final class TTRPCServerHandler: ChannelInboundHandler {
         }
         var service = "unknown", method = "unknown", start = NIODeadline.now()
         if let stream = streams.removeValue(forKey: id) {
-            stream.timer?.cancel()
+            stream.cancelTimers()
             stream.task?.cancel()
-            dropInbox(stream, error: error)
+            dropInbox(id, stream, error: error)
             (service, method, start) = (stream.service, stream.method, stream.start)
         }
         logger.info("refused frame", metadata: ["stream": "\(id)", "code": "\(error.code.name)", "reason": "\(error.message)"])
@@ -523,7 +575,7 @@ final class TTRPCServerHandler: ChannelInboundHandler {
     func channelInactive(context: ChannelHandlerContext) {
         closed = true
         for (_, stream) in streams {
-            stream.timer?.cancel()
+            stream.cancelTimers()
             stream.task?.cancel()
             stream.inbox?.finish(throwing: RPCError(.cancelled, "the connection closed"))
         }
@@ -560,6 +612,28 @@ struct ProtocolErrorBudget {
         at = now
         guard tokens >= 1 else { return false }
         tokens -= 1
+        return true
+    }
+}
+
+/// Client streams the server answered while the client was still sending: the data frames
+/// already on their way are forgiven (not charged to `ProtocolErrorBudget`), at most
+/// `framesEach` per stream and for the last `capacity` streams only — any other data frame
+/// on a stream that is not open is charged, so no id can be used to send them without end.
+struct RecentlyEnded {
+    static let capacity = 16
+    static let framesEach = 64
+    private var entries: [(id: UInt32, forgiven: Int)] = []
+
+    mutating func add(_ id: UInt32) {
+        if entries.count == Self.capacity { entries.removeFirst() }
+        entries.append((id, 0))
+    }
+
+    /// Whether a data frame on `id` is forgiven (and counts it).
+    mutating func forgive(_ id: UInt32) -> Bool {
+        guard let i = entries.firstIndex(where: { $0.id == id }), entries[i].forgiven < Self.framesEach else { return false }
+        entries[i].forgiven += 1
         return true
     }
 }
