@@ -13,6 +13,10 @@ public struct PreparedResident: Sendable {
     let problem: RPCError?
     let record: [UInt8]
     let keys: IndexKeys
+    /// The event's own encoding, for the log: the rest of the event with the resident's
+    /// bytes above appended as field 5, so a write encodes its resident once, not twice
+    /// (protobuf readers take fields in any order; the decoded event is the same).
+    public let eventBytes: [UInt8]
 
     /// Nil for events whose stored record is not the event's resident.
     public init?(_ event: RegisterEvent) {
@@ -28,5 +32,21 @@ public struct PreparedResident: Sendable {
         kind = event.kind
         record = r.encodedBytes
         keys = IndexKeys(r)
+        var rest = event
+        rest.resident = nil
+        var bytes = rest.encodedBytes
+        bytes.reserveCapacity(bytes.count + 1 + 5 + record.count)
+        bytes.append(Self.residentFieldTag)
+        var n = UInt64(record.count)
+        while n >= 0x80 {
+            bytes.append(UInt8(truncatingIfNeeded: n) | 0x80)
+            n >>= 7
+        }
+        bytes.append(UInt8(n))
+        bytes.append(contentsOf: record)
+        eventBytes = bytes
     }
+
+    /// `RegisterEvent.resident` is field 5, length-delimited (wire type 2).
+    static let residentFieldTag: UInt8 = 5 << 3 | 2
 }

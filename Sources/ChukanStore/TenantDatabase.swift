@@ -20,11 +20,13 @@ public struct TenantRecovery: Sendable {
 /// writer that validates each event against the latest accepted state, logs it, and
 /// publishes the new version once the log says it is durable.
 ///
-/// Group commit reaches up to the register: while one batch is being made durable, new
+/// Group commit reaches up to the register: while a batch is being made durable, new
 /// events are validated and applied in place to the writer's working copy and wait in
-/// `staged`; when the batch is durable its version is published and everything staged
-/// goes to the log as the next batch, with one version for all of it. So a version (and
-/// the path copying a new version costs) is made per fdatasync, not per write.
+/// `staged`, then go to the log as the next batch, with one version for all of it. So a
+/// version (and the layers a new version costs) is made per batch, not per write. Two
+/// batches may be with the log at once: the one being synced and the next, queued behind
+/// it, so that the log starts the next flush the moment a sync returns instead of after
+/// a round trip through the writer's queue (that wait, not the cores, bounded writes).
 ///
 /// Layout under the tenant's data directory: `wal/` (segments) and `snapshots/`.
 public final class TenantDatabase: Sendable {
@@ -54,8 +56,11 @@ public final class TenantDatabase: Sendable {
         var nextSequence: UInt64
         /// Accepted events waiting for the batch in flight to finish.
         var staged: [Staged] = []
-        /// A batch is with the log; at most one is.
-        var inFlight = false
+        /// Batches with the log, at most `maxBatchesInFlight`.
+        var inFlight = 0
+        /// Counts the log's failures. A batch sent before the last failure (so validated
+        /// against writes that never became durable) fails without touching the state.
+        var epoch = 0
         /// Retries of idempotent writes not yet durable, answered when they are.
         var retries: [(WriteResult, Waiter)] = []
         /// When remembered idempotent writes past their retention were last forgotten.
@@ -195,8 +200,8 @@ public final class TenantDatabase: Sendable {
         if let refusal = options.writeGate?() { throw RPCError.unavailable(refusal) }
         // Encoded, and its resident validated, encoded and keyed, here on the caller's
         // thread: the single writer's turn bounds the tenant's writes a second.
-        let payload = event.encodedBytes
         let prepared = PreparedResident(event)
+        let payload = prepared?.eventBytes ?? event.encodedBytes
         // Checked before it joins a batch, so that it cannot make the whole batch fail.
         guard payload.count + AESGCM.tagSize <= WALFormat.maxRecordData else {
             throw RPCError(.resourceExhausted, "the event is \(payload.count) bytes; the log takes at most \(WALFormat.maxRecordData - AESGCM.tagSize)")
@@ -211,11 +216,12 @@ public final class TenantDatabase: Sendable {
     /// keeps its order with many writes in flight); `completion` runs once with the result.
     public func submit(_ event: RegisterEvent, completion: @escaping Completion) {
         if let refusal = options.writeGate?() { return completion(.failure(RPCError.unavailable(refusal))) }
-        let payload = event.encodedBytes
+        let prepared = PreparedResident(event)
+        let payload = prepared?.eventBytes ?? event.encodedBytes
         guard payload.count + AESGCM.tagSize <= WALFormat.maxRecordData else {
             return completion(.failure(RPCError(.resourceExhausted, "the event is \(payload.count) bytes; the log takes at most \(WALFormat.maxRecordData - AESGCM.tagSize)")))
         }
-        enqueue(event, payload, PreparedResident(event), completion)
+        enqueue(event, payload, prepared, completion)
     }
 
     private func enqueue(_ event: RegisterEvent, _ payload: [UInt8], _ prepared: PreparedResident?, _ completion: @escaping Completion) {
@@ -267,25 +273,38 @@ public final class TenantDatabase: Sendable {
                 w.nextSequence += 1
                 w.staged.append((WriteResult(sequence: sequence, person: person), payload, continuation))
             }
-            if !w.inFlight { flush(&w) }
+            if w.inFlight < Self.maxBatchesInFlight { flush(&w) }
         }
         for (continuation, result) in answers { continuation(result) }
     }
 
+    /// The one being synced and the next, queued behind it (see the type's comment).
+    static let maxBatchesInFlight = 2
+
     /// Sends everything staged to the log as one batch, with the version that includes it.
+    /// Each record carries its expected sequence, so the log writes none after one that failed.
     private func flush(_ w: inout Writer) {
         guard !w.staged.isEmpty else { return }
         let batch = w.staged
         w.staged.removeAll(keepingCapacity: true)
-        w.inFlight = true
+        w.inFlight += 1
         let version = w.working
+        let epoch = w.epoch
         log.append(batch: batch.map { (sequence: $0.result.sequence, type: UInt8(1), payload: $0.payload) }) { [self] result in
-            writerQueue.async { self.finished(batch, version: version, result: result) }
+            writerQueue.async { self.finished(batch, version: version, epoch: epoch, result: result) }
         }
     }
 
-    /// The log has made `batch` durable, or failed it.
-    private func finished(_ batch: [Staged], version: RegisterState, result: Result<UInt64, WALWriteError>) {
+    /// The log has made `batch` durable, or failed it. Batches finish in the order they
+    /// were sent (the log calls back in sequence order; `writerQueue` keeps it).
+    private func finished(_ batch: [Staged], version: RegisterState, epoch: Int, result: Result<UInt64, WALWriteError>) {
+        if case .failure(let error) = result, writer.withLock({ $0.epoch != epoch }) {
+            // Sent before a failure already handled: the log refused it unwritten, and the
+            // working copy no longer includes it.
+            let unavailable = RPCError.unavailable("the write was not made durable: \(error)")
+            for item in batch { item.continuation(.failure(unavailable)) }
+            return
+        }
         switch result {
         case .success:
             // The version it replaces is freed elsewhere: releasing the nodes only it held
@@ -298,7 +317,7 @@ public final class TenantDatabase: Sendable {
             })
             DispatchQueue.global().async { replaced.dispose() }
             let retries = writer.withLock { w -> [(WriteResult, Waiter)] in
-                w.inFlight = false
+                w.inFlight -= 1
                 flush(&w)
                 let ready = w.retries.filter { $0.0.sequence <= version.sequence }
                 w.retries.removeAll { $0.0.sequence <= version.sequence }
@@ -307,12 +326,14 @@ public final class TenantDatabase: Sendable {
             for item in batch { item.continuation(.success(item.result)) }
             for (result, continuation) in retries { continuation(.success(result)) }
         case let .failure(error):
-            // The log failed this batch and is blocked. What is staged was validated
-            // against a state that included the failed writes: forget all of it, then let
-            // writes in again. Retries waiting for a failed write fail with it.
+            // The log failed this batch and is blocked; it fails the batch queued behind
+            // it too (that one comes back here with the old epoch). What is staged was
+            // validated against a state that included the failed writes: forget all of it,
+            // then let writes in again. Retries waiting for a failed write fail with it.
             let durable = published.withLock { $0 }
             let (dropped, retries) = writer.withLock { w -> ([Staged], [(WriteResult, Waiter)]) in
-                w.inFlight = false
+                w.inFlight = 0
+                w.epoch += 1
                 w.working = durable
                 w.nextSequence = durable.sequence + 1
                 defer {
