@@ -59,7 +59,8 @@ import Testing
         try await raw.sendFrame(id: 3, type: 3, data: EchoMessage(bytes: [2]).encoded())
         var codes: [StatusCode] = []
         for _ in 0..<2 {
-            if let r = try await raw.nextResponse(), r.0 == 3 { codes.append(r.1.status.code) }
+            // One answer only when the stray frame cancelled the open stream: don't wait long for a second.
+            if let r = try await raw.nextResponse(timeout: .seconds(codes.isEmpty ? 30 : 3)), r.0 == 3 { codes.append(r.1.status.code) }
         }
         // Either the stream's answer came first (then the stray frame is "not open") or the
         // stray frame was refused on the open stream: both are INVALID_ARGUMENT or OK + INVALID_ARGUMENT.
@@ -110,6 +111,33 @@ import Testing
         let second = try #require(try await raw.nextResponse())
         let count = String(buffer: try EchoMessage(protobuf: second.1.payload).payload)
         #expect(second.0 == 3 && second.1.status.isOK && count == "5/5", "\(second.1.status)")
+        await raw.close()
+        await s.stop()
+    }
+
+    /// Empty messages count towards the inbox mark too (at least 256 bytes each): a client
+    /// sending empty data frames to a stream whose handler is not taking them stops being
+    /// read, instead of queueing entries without end; all of them arrive once it takes them.
+    @Test func emptyMessagesWaitingForTheirHandlerPauseReads() async throws {
+        let metrics = ServerMetrics()
+        let s = try await TestServer.start(metrics: metrics)
+        let raw = try await RawConnection.connect(port: s.port, tls: s.pki.clientTLS("admin"))
+        try await raw.sendFrame(id: 1, type: 1, flags: 0x02, data: TTRPCRequest(service: "test.Slow", method: "Gated", payload: ByteBuffer()).encoded())
+        let frames = 40_000  // 10 bytes each on the wire, 10 MB at 256 a message: past the 8 MiB mark
+        var burst = ByteBuffer()
+        for _ in 0..<frames { burst.writeMultipleIntegers(UInt32(0), UInt32(1), UInt8(3), UInt8(0)) }
+        try await raw.send(burst)
+        var waited = 0
+        while metrics.clientStreamPauseCount == 0 && waited < 3000 {
+            try await Task.sleep(for: .milliseconds(10))
+            waited += 1
+        }
+        #expect(metrics.clientStreamPauseCount >= 1, "reads were never paused")
+        s.slow.gateOpen.store(true, ordering: .relaxed)
+        try await raw.sendFrame(id: 1, type: 3, flags: 0x01, data: ByteBuffer())
+        let r = try #require(try await raw.nextResponse(timeout: .seconds(120)))
+        let count = String(buffer: try EchoMessage(protobuf: r.1.payload).payload)
+        #expect(r.0 == 1 && r.1.status.isOK && count == "\(frames)", "\(r.1.status) \(count)")
         await raw.close()
         await s.stop()
     }

@@ -169,10 +169,16 @@ public struct ClientStream: AsyncSequence, Sendable {
 
         public mutating func next() async throws -> ByteBuffer? {
             guard let message = try await base.next() else { return nil }
-            taken(message.readableBytes)
+            taken(ClientStream.inboxCost(of: message))
             return message
         }
     }
 
     public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(base: base.makeAsyncIterator(), taken: taken) }
+
+    /// What a message waiting for its handler counts against the connection's inbox limit:
+    /// its bytes, and at least `minimumInboxCost` for each (an empty message is an entry
+    /// too: empty frames in a loop must reach the limit like any others).
+    static let minimumInboxCost = 256
+    static func inboxCost(of message: ByteBuffer) -> Int { Swift.max(message.readableBytes, minimumInboxCost) }
 }

@@ -26,8 +26,20 @@ public final class ServerMetrics: Sendable {
     public let bytesSent = Counter(label: "chukan_bytes_sent_total")
     public let handshakeFailures = Counter(label: "chukan_tls_handshake_failures_total")
     public let protocolErrors = Counter(label: "chukan_protocol_errors_total")
+    /// Times a connection stopped being read because its client streams' messages waiting
+    /// for their handlers passed the high mark (PROTOCOL.md §6); also readable here.
+    public let clientStreamPauses = Counter(label: "chukan_client_stream_read_pauses_total")
+    private let pauses = Atomic<Int>(0)
 
     public init() {}
+
+    func clientStreamPaused() {
+        clientStreamPauses.increment()
+        pauses.add(1, ordering: .relaxed)
+    }
+
+    /// `chukan_client_stream_read_pauses_total` so far (for tests).
+    public var clientStreamPauseCount: Int { pauses.load(ordering: .relaxed) }
 
     /// Records one finished call. Unknown services are recorded under "unknown" so a
     /// caller cannot grow the label space.

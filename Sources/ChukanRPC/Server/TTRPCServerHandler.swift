@@ -208,9 +208,18 @@ final class TTRPCServerHandler: ChannelInboundHandler {
                 let closes = frame.header.flags.contains(.remoteClosed)
                 stream.lastMessage = .now()
                 if !(closes && frame.data.readableBytes == 0) {
-                    stream.inboxBytes += frame.data.readableBytes
-                    inboxBytes += frame.data.readableBytes
-                    inbox.yield(frame.data)
+                    var message = frame.data
+                    // A small message sliced from a large read buffer (64 KiB, or a big frame's)
+                    // would keep all of it alive while it waits: copied out instead.
+                    if message.storageCapacity > 2 * message.readableBytes + 4096 {
+                        var copy = context.channel.allocator.buffer(capacity: message.readableBytes)
+                        copy.writeBuffer(&message)
+                        message = copy
+                    }
+                    let cost = ClientStream.inboxCost(of: message)
+                    stream.inboxBytes += cost
+                    inboxBytes += cost
+                    inbox.yield(message)
                 }
                 if closes {
                     stream.remoteClosed = true
@@ -220,6 +229,7 @@ final class TTRPCServerHandler: ChannelInboundHandler {
                 streams[id] = stream
                 if inboxBytes > Self.inboxHighWater && !readsPaused {
                     readsPaused = true
+                    metrics.clientStreamPaused()
                     context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
                 }
                 return

@@ -12,6 +12,8 @@ final class SlowService: RPCService {
     let cancelled = Atomic<Int>(0)
     let finished = Atomic<Int>(0)
     let started = Atomic<Int>(0)
+    /// `Gated` takes no message until this is set.
+    let gateOpen = Atomic<Bool>(false)
 
     /// Waits until `n` Sleep calls have reached their handler.
     func waitStarted(_ n: Int) async throws {
@@ -53,6 +55,13 @@ final class SlowService: RPCService {
                     bytes += m.payload.readableBytes
                 }
                 return EchoMessage(payload: ByteBuffer(string: "\(n)/\(bytes)"))
+            },
+            // `Count`, once `gateOpen` is set: its messages wait until then.
+            "Gated": .clientStreaming(EchoMessage.self, EchoMessage.self) { [self] messages, _ in
+                while !gateOpen.load(ordering: .relaxed) { try await Task.sleep(for: .milliseconds(10)) }
+                var n = 0
+                for try await _ in messages { n += 1 }
+                return EchoMessage(payload: ByteBuffer(string: "\(n)"))
             },
         ]
     }
