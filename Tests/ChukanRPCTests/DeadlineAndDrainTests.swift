@@ -35,6 +35,24 @@ import Testing
         await s.stop()
     }
 
+    /// A server-streaming handler waiting for a client that stopped reading is released when
+    /// its deadline passes, not kept (with what it holds) until the connection closes.
+    @Test func aStreamingHandlerBlockedOnAReaderThatStoppedEndsAtItsDeadline() async throws {
+        let s = try await TestServer.start()
+        let raw = try await RawConnection.connect(port: s.port, tls: s.pki.clientTLS("admin"))
+        try await raw.stopReading()  // the handler fills the buffers, then waits to write
+        let open = TTRPCRequest(service: "test.Slow", method: "Flood", payload: ByteBuffer(), timeoutNanos: 300_000_000)
+        try await raw.sendFrame(id: 1, type: 1, flags: 0x01, data: open.encoded())
+        var waited = 0
+        while s.slow.floodsEnded.load(ordering: .relaxed) == 0 && waited < 500 {
+            try await Task.sleep(for: .milliseconds(10))
+            waited += 1
+        }
+        #expect(s.slow.floodsEnded.load(ordering: .relaxed) == 1, "the handler still waits \(waited * 10) ms after its 300 ms deadline")
+        await raw.close()
+        await s.stop()
+    }
+
     @Test func clientSideDeadline() async throws {
         let s = try await TestServer.start()
         let c = try await s.client()

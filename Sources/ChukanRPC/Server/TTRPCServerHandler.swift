@@ -72,7 +72,8 @@ final class TTRPCServerHandler: ChannelInboundHandler {
     private var inRead = false
     private var needsFlush = false
     private var flushScheduled = false
-    private var writabilityWaiters: [EventLoopPromise<Void>] = []
+    /// Server-streaming handlers waiting for the connection to take more, by stream.
+    private var writabilityWaiters: [(stream: UInt32, promise: EventLoopPromise<Void>)] = []
     private var context: ChannelHandlerContext?
     private var errorBudget = ProtocolErrorBudget()
     private var recentlyEnded = RecentlyEnded()
@@ -450,6 +451,7 @@ final class TTRPCServerHandler: ChannelInboundHandler {
         guard let context, let stream = streams.removeValue(forKey: id) else { return }
         stream.idleTimer?.cancel()
         stream.task?.cancel()
+        releaseWaiters(of: id)
         dropInbox(id, stream, error: CancellationError())
         let ms = (NIODeadline.now() - stream.start).nanoseconds / 1_000_000
         respond(id, status: RPCStatus(.deadlineExceeded("deadline exceeded after \(ms) ms")), payload: nil,
@@ -473,8 +475,19 @@ final class TTRPCServerHandler: ChannelInboundHandler {
         scheduleFlush(context: context)
         if context.channel.isWritable { return context.eventLoop.makeSucceededVoidFuture() }
         let promise = context.eventLoop.makePromise(of: Void.self)
-        writabilityWaiters.append(promise)
+        writabilityWaiters.append((id, promise))
         return promise.futureResult
+    }
+
+    /// A stream ended by the server (deadline, bad frame): its handler, if it waits for the
+    /// connection to take more, stops waiting now — a task's cancellation does not reach a
+    /// future it awaits, and a client that stops reading would keep it (and whatever it
+    /// holds, an export's register version) until the connection closed.
+    private func releaseWaiters(of id: UInt32) {
+        guard writabilityWaiters.contains(where: { $0.stream == id }) else { return }
+        let ended = writabilityWaiters.filter { $0.stream == id }
+        writabilityWaiters.removeAll { $0.stream == id }
+        ended.forEach { $0.promise.fail(RPCError(.cancelled, "the call was cancelled")) }
     }
 
     /// Answers a bad frame on its stream, dropping any work still running for it; counts it,
@@ -491,6 +504,7 @@ final class TTRPCServerHandler: ChannelInboundHandler {
         if let stream = streams.removeValue(forKey: id) {
             stream.cancelTimers()
             stream.task?.cancel()
+            releaseWaiters(of: id)
             dropInbox(id, stream, error: error)
             (service, method, start) = (stream.service, stream.method, stream.start)
         }
@@ -544,7 +558,7 @@ final class TTRPCServerHandler: ChannelInboundHandler {
         if context.channel.isWritable {
             let waiters = writabilityWaiters
             writabilityWaiters = []
-            waiters.forEach { $0.succeed() }
+            waiters.forEach { $0.promise.succeed() }
         }
         context.fireChannelWritabilityChanged()
     }
@@ -594,7 +608,7 @@ final class TTRPCServerHandler: ChannelInboundHandler {
         partialTimer = nil
         let waiters = writabilityWaiters
         writabilityWaiters = []
-        waiters.forEach { $0.fail(RPCError(.cancelled, "the connection closed")) }
+        waiters.forEach { $0.promise.fail(RPCError(.cancelled, "the connection closed")) }
         context.fireChannelInactive()
     }
 

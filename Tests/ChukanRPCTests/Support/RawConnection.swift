@@ -74,6 +74,11 @@ final class RawConnection: Sendable {
         return RawConnection(channel: channel, inbox: inbox)
     }
 
+    /// Stops reading from the server (TCP then pushes back on its writes).
+    func stopReading() async throws {
+        try await channel.setOption(ChannelOptions.autoRead, value: false)
+    }
+
     func send(_ bytes: ByteBuffer) async throws {
         try await channel.writeAndFlush(bytes)
     }

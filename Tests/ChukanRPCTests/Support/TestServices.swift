@@ -12,6 +12,8 @@ final class SlowService: RPCService {
     let cancelled = Atomic<Int>(0)
     let finished = Atomic<Int>(0)
     let started = Atomic<Int>(0)
+    /// `Flood` handlers that have returned (by error: they never end otherwise).
+    let floodsEnded = Atomic<Int>(0)
     /// `Gated` takes no message until this is set.
     let gateOpen = Atomic<Bool>(false)
 
@@ -55,6 +57,12 @@ final class SlowService: RPCService {
                     bytes += m.payload.readableBytes
                 }
                 return EchoMessage(payload: ByteBuffer(string: "\(n)/\(bytes)"))
+            },
+            // 64 KiB messages without end, until writing one fails.
+            "Flood": .serverStreaming(EchoMessage.self, EchoMessage.self) { [self] _, _, writer in
+                defer { floodsEnded.add(1, ordering: .relaxed) }
+                let chunk = EchoMessage(payload: ByteBuffer(repeating: 7, count: 64 << 10))
+                while true { try await writer.write(chunk) }
             },
             // `Count`, once `gateOpen` is set: its messages wait until then.
             "Gated": .clientStreaming(EchoMessage.self, EchoMessage.self) { [self] messages, _ in
