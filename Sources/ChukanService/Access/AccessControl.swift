@@ -233,7 +233,8 @@ public final class AccessControl: Sendable {
     }
 
     /// Records a denial: in the stream of the tenant the request names when that tenant is
-    /// serving (its auditor should see attempts on it), else in the platform's.
+    /// serving and the caller is a principal of the policy (its auditor should see attempts
+    /// on it), else in the platform's.
     private func recordDenial(
         _ denial: RPCError, context: ServerCallContext, caller: Caller?, tenant: String?, subject: String,
         done: @escaping @Sendable (Result<Void, Error>) -> Void
@@ -244,12 +245,20 @@ public final class AccessControl: Sendable {
         record.outcomeDetail = denial.message
         let named = tenant.flatMap { Identifiers.localGovernmentCodeProblem($0) == nil ? $0 : nil }
         let logger = context.logger
-        audit.record(record, tenant: named) { [self, record] recorded in
+        let recorded: @Sendable (Result<Void, Error>) -> Void = { [self, record] recorded in
             if case .success = recorded {
-                if let named { statistics.count(tenant: named, operation: record.operation, ok: false, on: StaffRules.tokyoDate(now())) }
+                if let named, caller != nil { statistics.count(tenant: named, operation: record.operation, ok: false, on: StaffRules.tokyoDate(now())) }
                 logger.notice("call denied", metadata: ["principal": "\(record.principal)", "code": "\(denial.code)"])
             }
             done(recorded)
+        }
+        // A caller the policy does not name (no certificate, or one it does not list) has
+        // nothing to do with the tenant it names: its refusals go to the platform stream, so
+        // that any certificate of the CA cannot fill a tenant's trail.
+        if caller == nil {
+            audit.recordPlatform(record, tenant: named, done: recorded)
+        } else {
+            audit.record(record, tenant: named, done: recorded)
         }
     }
 

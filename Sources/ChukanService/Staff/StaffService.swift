@@ -174,7 +174,14 @@ public struct StaffService: RPCService {
             record.outcomeDetail = e.message
         }
         if let lockedUntil, let db { await persistLock(request.staffId, until: lockedUntil, key: key, db) }
-        try await access.audit.record(record, tenant: Identifiers.localGovernmentCodeProblem(request.tenant) == nil ? request.tenant : nil)
+        let named = Identifiers.localGovernmentCodeProblem(request.tenant) == nil ? request.tenant : nil
+        // A certificate the policy does not name has nothing to do with the tenant it names:
+        // its attempts go to the platform stream, not into that tenant's trail.
+        if terminal == nil {
+            try await access.audit.recordPlatform(record, tenant: named)
+        } else {
+            try await access.audit.record(record, tenant: named)
+        }
         return try outcome.get()
     }
 

@@ -16,6 +16,10 @@ public final class PermitClaims: Sendable {
 
     private let state = Locked(State())
 
+    /// How long past its expiry a claim is kept: a clock stepped back (an NTP correction)
+    /// must not make a forgotten permit valid again. Beyond the permits' own clock skew.
+    public static let keptPastExpiryMs: Int64 = 10 * 60_000
+
     public init() {}
 
     /// Claims `id` for a permit valid until `expiresUnixMs`; false when it is already claimed.
@@ -26,7 +30,7 @@ public final class PermitClaims: Sendable {
             // Sweeping once as many claims were made as were live after the last sweep keeps
             // the cost per claim constant and the table under twice the live claims.
             if s.claimsSinceSweep >= max(4096, s.sizeAfterSweep) {
-                s.expiry = s.expiry.filter { $0.value >= nowUnixMs }
+                s.expiry = s.expiry.filter { $0.value >= nowUnixMs - Self.keptPastExpiryMs }
                 s.claimsSinceSweep = 0
                 s.sizeAfterSweep = s.expiry.count
             }
@@ -38,7 +42,7 @@ public final class PermitClaims: Sendable {
 
     /// Remembers a claim read back from the stream (only while the permit is valid).
     func restore(_ id: String, expiresUnixMs: Int64, nowUnixMs: Int64) {
-        guard expiresUnixMs >= nowUnixMs else { return }
+        guard expiresUnixMs >= nowUnixMs - Self.keptPastExpiryMs else { return }
         state.withLock { $0.expiry[id] = expiresUnixMs }
     }
 
