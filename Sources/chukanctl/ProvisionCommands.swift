@@ -95,17 +95,32 @@ struct Held: AsyncParsableCommand {
             let review = try await runCall(closing: client) {
                 try await client.unary(service: "chukan.v1.Provision", method: "ReviewHeld", request: r, as: HeldReview.self, metadata: connection.metadata, timeout: connection.duration)
             }
-            printJSON(["pending": jsonValue(review.pending as Any) ?? [:], "would_send": jsonValue(review.wouldSend as Any) ?? [:]])
+            printJSON([
+                "pending": jsonValue(review.pending as Any) ?? [:], "would_send": jsonValue(review.wouldSend as Any) ?? [:],
+                "would_send_sha256": Hex.encode(review.wouldSendSha256),
+            ])
         }
     }
 
     struct Release: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "chukan.v1.Provision/DecideHeld: release a held provision (approver).")
+        static let configuration = CommandConfiguration(
+            abstract: "chukan.v1.Provision/DecideHeld: release a held provision (approver).",
+            discussion: """
+                A release names the review it approves: 'held review' prints would_send_sha256, and the \
+                answer goes out only if it is still exactly what that review showed (else FAILED_PRECONDITION: \
+                review it again).
+                """)
         @OptionGroup var connection: ConnectionOptions
         @Option(help: "Tenant (地方公共団体コード).") var tenant = "012041"
         @Option(help: "A note for the record (no personal data).") var note = ""
+        @Option(help: "would_send_sha256 of the review approved (64 hex digits, from 'held review').") var reviewed: String
         @Argument(help: "Pending id.") var pendingID: String
-        func run() async throws { try await decide(connection, tenant: tenant, pendingID: pendingID, note: note, refuse: false) }
+        func run() async throws {
+            guard let digest = Hex.decode(reviewed), digest.count == 32 else {
+                throw ValidationError("--reviewed must be the 64 hex digits of would_send_sha256 from 'chukanctl call held review'")
+            }
+            try await decide(connection, tenant: tenant, pendingID: pendingID, note: note, refuse: false, reviewed: digest)
+        }
     }
 
     struct Refuse: AsyncParsableCommand {
@@ -117,12 +132,13 @@ struct Held: AsyncParsableCommand {
         func run() async throws { try await decide(connection, tenant: tenant, pendingID: pendingID, note: note, refuse: true) }
     }
 
-    static func decide(_ connection: ConnectionOptions, tenant: String, pendingID: String, note: String, refuse: Bool) async throws {
+    static func decide(_ connection: ConnectionOptions, tenant: String, pendingID: String, note: String, refuse: Bool, reviewed: [UInt8] = []) async throws {
         var r = HeldRequest()
         r.tenant = tenant
         r.pendingId = pendingID
         r.note = note
         r.refuse = refuse
+        r.reviewedSha256 = reviewed
         let client = try await connection.connect()
         let p = try await runCall(closing: client) {
             try await client.unary(service: "chukan.v1.Provision", method: "DecideHeld", request: r, as: PendingProvision.self, metadata: connection.metadata, timeout: connection.duration)

@@ -99,16 +99,23 @@ import Testing
         try await c.unary(service: "chukan.v1.Provision", method: "Provide", request: r, as: ProvideResponse.self).answer!
     }
 
-    /// 消除 (死亡) of `person`, by a registrar: a 除票 from then on.
-    func remove(_ person: Resident, by registrar: RPCClient) async throws {
+    /// A register write (`chukan.v1.Register/<method>`) by a registrar.
+    func write(_ method: String, by registrar: RPCClient, _ configure: (inout RegisterEvent) -> Void) async throws {
         var w = WriteRequest()
         w.tenant = Self.asahikawa
         var e = RegisterEvent()
-        e.person = person.integratedAtenaNumber
-        e.reason = .shibou
         e.eventDate = CalendarDate(2026, 11, 1)
+        configure(&e)
         w.event = e
-        _ = try await registrar.unary(service: "chukan.v1.Register", method: "Remove", request: w, as: WriteResponse.self)
+        _ = try await registrar.unary(service: "chukan.v1.Register", method: method, request: w, as: WriteResponse.self)
+    }
+
+    /// 消除 (死亡) of `person`, by a registrar: a 除票 from then on.
+    func remove(_ person: Resident, by registrar: RPCClient) async throws {
+        try await write("Remove", by: registrar) { e in
+            e.person = person.integratedAtenaNumber
+            e.reason = .shibou
+        }
     }
 
     /// The status code and reason of a refused call.
@@ -270,7 +277,7 @@ import Testing
 
         // Held requests survive a restart.
         let again = try await start(reusing: f.root)
-        let approver = try await again.client("approver"), gateway2 = try await again.client("gateway")
+        let approver = try await again.client("approver"), gateway2 = try await again.client("gateway"), registrar = try await again.client("registrar")
         var list = ListHeldRequest()
         list.tenant = Self.asahikawa
         let held = try await approver.unary(service: "chukan.v1.Provision", method: "ListHeld", request: list, as: HeldList.self).held
@@ -283,6 +290,18 @@ import Testing
         // The gateway cannot decide; the approver releases one and refuses the other.
         #expect(await statusCode { _ = try await gateway2.unary(service: "chukan.v1.Provision", method: "DecideHeld", request: review, as: PendingProvision.self) } == .permissionDenied)
         review.note = "checked with the DV support desk"
+        // A release names the review it approves, and goes out only while the answer is what
+        // that review showed: after a 修正 of the name, the old review no longer releases it.
+        #expect(await statusCode { _ = try await approver.unary(service: "chukan.v1.Provision", method: "DecideHeld", request: review, as: PendingProvision.self) } == .invalidArgument)
+        var corrected = restricted
+        corrected.name?.kanji?.text = "訂正 花子"
+        try await write("Correct", by: registrar) { $0.reason = .shusei; $0.resident = corrected }
+        review.reviewedSha256 = seen.wouldSendSha256
+        #expect(await refusal { _ = try await approver.unary(service: "chukan.v1.Provision", method: "DecideHeld", request: review, as: PendingProvision.self) }?.0 == .failedPrecondition)
+        let seenAgain = try await approver.unary(service: "chukan.v1.Provision", method: "ReviewHeld", request: review, as: HeldReview.self)
+        #expect(seenAgain.wouldSendSha256.count == 32 && seenAgain.wouldSendSha256 != seen.wouldSendSha256)
+        #expect(seenAgain.wouldSend?.nameAndBirth?.name == corrected.name)
+        review.reviewedSha256 = seenAgain.wouldSendSha256
         let released = try await approver.unary(service: "chukan.v1.Provision", method: "DecideHeld", request: review, as: PendingProvision.self)
         #expect(released.state == .released && released.decidedBy == "approver")
         #expect(await statusCode { _ = try await approver.unary(service: "chukan.v1.Provision", method: "DecideHeld", request: review, as: PendingProvision.self) } == .failedPrecondition)
@@ -294,10 +313,10 @@ import Testing
         // The gateway fetches the released answer; the refused one says so.
         let answer = try await gateway2.unary(service: "chukan.v1.Provision", method: "FetchHeld", request: fetch, as: ProvideResponse.self).answer!
         let payload = try AnswerSealer.open(answer, with: Self.inquirerKey)
-        #expect(payload.nameAndBirth?.name == restricted.name && answer.permitId.hasPrefix("PMT-HOLD-1"))
+        #expect(payload.nameAndBirth?.name == corrected.name && answer.permitId.hasPrefix("PMT-HOLD-1"))
         fetch.pendingId = pending[1]
         #expect(await refusal { _ = try await gateway2.unary(service: "chukan.v1.Provision", method: "FetchHeld", request: fetch, as: ProvideResponse.self) }?.1 == "REFUSED")
-        for c in [approver, gateway2] { await c.close() }
+        for c in [approver, gateway2, registrar] { await c.close() }
         await again.stop()
         let records = try again.auditRecords(Self.asahikawa)
         #expect(records.contains { $0.operation == "chukan.v1.Provision/DecideHeld" && $0.pendingId == pending[0] && $0.outcomeCode == 0 })

@@ -1,3 +1,4 @@
+import ChukanCore
 import ChukanStore
 import Foundation
 import Testing
@@ -116,5 +117,19 @@ import Testing
         #expect(throws: KeyError("no key for tenant 011002 in \(dir)")) {
             try TenantKeyRing.load(tenant: "011002", directory: dir)
         }
+    }
+
+    /// Password hashes: the right password matches, a wrong one and a mangled hash do not
+    /// (a salt with a sign in it is not hex: "+f" once read as 15).
+    @Test func passwordHashesAndTheirHex() {
+        let stored = PasswordHash.make("correct horse battery", iterations: 1000)
+        #expect(PasswordHash.verify("correct horse battery", against: stored))
+        #expect(!PasswordHash.verify("correct horse battery!", against: stored))
+        var parts = stored.split(separator: "$").map(String.init)
+        parts[2] = "+f" + parts[2].dropFirst(2)
+        #expect(!PasswordHash.verify("correct horse battery", against: parts.joined(separator: "$")))
+        #expect(Hex.encode([0x00, 0x9c, 0xff]) == "009cff")
+        #expect(Hex.decode("009CfF") == [0x00, 0x9c, 0xff])
+        for bad in ["0", "0g", "+f", "-1", " 1"] { #expect(Hex.decode(bad) == nil, "\(bad)") }
     }
 }

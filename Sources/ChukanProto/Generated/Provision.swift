@@ -481,6 +481,7 @@ public struct HeldRequest: ProtoMessage, Equatable {
     public var pendingId: String = ""
     public var note: String = ""
     public var refuse: Bool = false
+    public var reviewedSha256: [UInt8] = []
 
     public init() {}
 
@@ -489,6 +490,7 @@ public struct HeldRequest: ProtoMessage, Equatable {
         pendingId = m.pending_id.protoString
         note = m.note.protoString
         refuse = m.refuse != 0
+        reviewedSha256 = m.reviewed_sha256.bytes
     }
 
     func c(_ arena: inout CArena) -> Chukan__V1__HeldRequest {
@@ -498,6 +500,7 @@ public struct HeldRequest: ProtoMessage, Equatable {
         if !pendingId.isEmpty { m.pending_id = arena.cString(pendingId) }
         if !note.isEmpty { m.note = arena.cString(note) }
         m.refuse = refuse ? 1 : 0
+        m.reviewed_sha256 = arena.binary(reviewedSha256)
         return m
     }
 
@@ -559,12 +562,14 @@ public struct HeldReview: ProtoMessage, Equatable {
 
     public var pending: PendingProvision?
     public var wouldSend: ProvisionPayload?
+    public var wouldSendSha256: [UInt8] = []
 
     public init() {}
 
     init(c m: Chukan__V1__HeldReview) {
         pending = m.pending.map { PendingProvision(c: $0.pointee) }
         wouldSend = m.would_send.map { ProvisionPayload(c: $0.pointee) }
+        wouldSendSha256 = m.would_send_sha256.bytes
     }
 
     func c(_ arena: inout CArena) -> Chukan__V1__HeldReview {
@@ -572,6 +577,7 @@ public struct HeldReview: ProtoMessage, Equatable {
         chukan__v1__held_review__init(&m)
         if let v = pending { m.pending = arena.make(v.c(&arena)) }
         if let v = wouldSend { m.would_send = arena.make(v.c(&arena)) }
+        m.would_send_sha256 = arena.binary(wouldSendSha256)
         return m
     }
 

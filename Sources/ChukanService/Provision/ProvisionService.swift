@@ -80,6 +80,7 @@ public struct ProvisionService: RPCService {
                     var p = try held(request, notes: notes)
                     var review = HeldReview()
                     review.wouldSend = try payload(for: p, in: db.current)
+                    review.wouldSendSha256 = Self.reviewDigest(review.wouldSend!)
                     p.answer = nil
                     review.pending = p
                     return review
@@ -103,8 +104,16 @@ public struct ProvisionService: RPCService {
                         if let entry = db.current.person(p.person), entry.isRemoved && !row.removedResidents {
                             throw RPCError(.failedPrecondition, "the person is no longer a current resident and 項 \(row.legalRow) covers current residents only; refuse it")
                         }
-                        let body = try payload(for: p, in: db.current).encodedBytes
-                        p.answer = try sealer.seal(body, to: p.inquirerPublicKey, permitID: p.permitId)
+                        // What leaves is what the approver saw: a record changed since the review
+                        // (an address, a household member) needs a new review.
+                        guard !request.reviewedSha256.isEmpty else {
+                            throw RPCError.invalidArgument("reviewed_sha256: a release names the review it approves (ReviewHeld's would_send_sha256)")
+                        }
+                        let answer = try payload(for: p, in: db.current)
+                        guard Self.reviewDigest(answer) == request.reviewedSha256 else {
+                            throw RPCError(.failedPrecondition, "the answer is not the one reviewed: the record changed since, or another review was named; review it again")
+                        }
+                        p.answer = try sealer.seal(answer.encodedBytes, to: p.inquirerPublicKey, permitID: p.permitId)
                         p.state = .released
                     }
                     p.decidedBy = RegisterService.who(caller)
@@ -285,6 +294,14 @@ public struct ProvisionService: RPCService {
             r.legalRow = String(p.legalRow)
         }
         return p
+    }
+
+    /// What a review shows, as a release names it: the payload's SHA-256 without its
+    /// production time (protobuf-c packs fields in order, so equal payloads give equal bytes).
+    static func reviewDigest(_ payload: ProvisionPayload) -> [UInt8] {
+        var p = payload
+        p.producedUnixMs = 0
+        return SHA256.hash(p.encodedBytes)
     }
 
     /// What a held provision would send now, from the person's current record.

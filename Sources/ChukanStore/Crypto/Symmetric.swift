@@ -204,14 +204,14 @@ public enum PasswordHash {
     public static func make(_ password: String, iterations: Int = defaultIterations) -> String {
         let salt = secureRandomBytes(16)
         let hash = derive(password, salt: salt, iterations: iterations)
-        return "pbkdf2-sha256$\(iterations)$\(hex(salt))$\(hex(hash))"
+        return "pbkdf2-sha256$\(iterations)$\(Hex.encode(salt))$\(Hex.encode(hash))"
     }
 
     /// Whether `password` matches `stored`; compares in constant time.
     public static func verify(_ password: String, against stored: String) -> Bool {
         let parts = stored.split(separator: "$")
         guard parts.count == 4, parts[0] == "pbkdf2-sha256", let iterations = Int(parts[1]), (1...10_000_000).contains(iterations),
-              let salt = unhex(parts[2]), let expected = unhex(parts[3]), expected.count == 32
+              let salt = Hex.decode(parts[2]), let expected = Hex.decode(parts[3]), expected.count == 32
         else { return false }
         let got = derive(password, salt: salt, iterations: iterations)
         return CRYPTO_memcmp(got, expected, 32) == 0
@@ -226,19 +226,6 @@ public enum PasswordHash {
             }
         }
         precondition(ok == 1, "PKCS5_PBKDF2_HMAC failed")
-        return out
-    }
-
-    static func hex(_ b: [UInt8]) -> String { b.map { String(format: "%02x", $0) }.joined() }
-
-    static func unhex(_ s: Substring) -> [UInt8]? {
-        let u = Array(s.utf8)
-        guard u.count % 2 == 0 else { return nil }
-        var out: [UInt8] = []
-        for i in stride(from: 0, to: u.count, by: 2) {
-            guard let b = UInt8(String(decoding: u[i..<i + 2], as: UTF8.self), radix: 16) else { return nil }
-            out.append(b)
-        }
         return out
     }
 }

@@ -1827,7 +1827,7 @@ const ProtobufCMessageDescriptor chukan__v1__insurance_status__descriptor =
   (ProtobufCMessageInit) chukan__v1__insurance_status__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor chukan__v1__held_request__field_descriptors[4] =
+static const ProtobufCFieldDescriptor chukan__v1__held_request__field_descriptors[5] =
 {
   {
     "tenant",
@@ -1877,17 +1877,30 @@ static const ProtobufCFieldDescriptor chukan__v1__held_request__field_descriptor
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "reviewed_sha256",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__HeldRequest, reviewed_sha256),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned chukan__v1__held_request__field_indices_by_name[] = {
   2,   /* field[2] = note */
   1,   /* field[1] = pending_id */
   3,   /* field[3] = refuse */
+  4,   /* field[4] = reviewed_sha256 */
   0,   /* field[0] = tenant */
 };
 static const ProtobufCIntRange chukan__v1__held_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 4 }
+  { 0, 5 }
 };
 const ProtobufCMessageDescriptor chukan__v1__held_request__descriptor =
 {
@@ -1897,7 +1910,7 @@ const ProtobufCMessageDescriptor chukan__v1__held_request__descriptor =
   "Chukan__V1__HeldRequest",
   "chukan.v1",
   sizeof(Chukan__V1__HeldRequest),
-  4,
+  5,
   chukan__v1__held_request__field_descriptors,
   chukan__v1__held_request__field_indices_by_name,
   1,  chukan__v1__held_request__number_ranges,
@@ -1942,7 +1955,7 @@ const ProtobufCMessageDescriptor chukan__v1__held_list__descriptor =
   (ProtobufCMessageInit) chukan__v1__held_list__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor chukan__v1__held_review__field_descriptors[2] =
+static const ProtobufCFieldDescriptor chukan__v1__held_review__field_descriptors[3] =
 {
   {
     "pending",
@@ -1968,15 +1981,28 @@ static const ProtobufCFieldDescriptor chukan__v1__held_review__field_descriptors
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "would_send_sha256",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Chukan__V1__HeldReview, would_send_sha256),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned chukan__v1__held_review__field_indices_by_name[] = {
   0,   /* field[0] = pending */
   1,   /* field[1] = would_send */
+  2,   /* field[2] = would_send_sha256 */
 };
 static const ProtobufCIntRange chukan__v1__held_review__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 3 }
 };
 const ProtobufCMessageDescriptor chukan__v1__held_review__descriptor =
 {
@@ -1986,7 +2012,7 @@ const ProtobufCMessageDescriptor chukan__v1__held_review__descriptor =
   "Chukan__V1__HeldReview",
   "chukan.v1",
   sizeof(Chukan__V1__HeldReview),
-  2,
+  3,
   chukan__v1__held_review__field_descriptors,
   chukan__v1__held_review__field_indices_by_name,
   1,  chukan__v1__held_review__number_ranges,

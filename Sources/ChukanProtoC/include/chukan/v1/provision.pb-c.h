@@ -242,10 +242,15 @@ struct  Chukan__V1__HeldRequest
    * DecideHeld: refuse instead of release
    */
   protobuf_c_boolean refuse;
+  /*
+   * DecideHeld, to release: the would_send_sha256 of the review the approver approves.
+   * A release goes out only if the answer built now is what that review showed.
+   */
+  ProtobufCBinaryData reviewed_sha256;
 };
 #define CHUKAN__V1__HELD_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&chukan__v1__held_request__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0 }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, {0,NULL} }
 
 
 struct  Chukan__V1__HeldList
@@ -270,10 +275,15 @@ struct  Chukan__V1__HeldReview
   ProtobufCMessage base;
   Chukan__V1__PendingProvision *pending;
   Chukan__V1__ProvisionPayload *would_send;
+  /*
+   * SHA-256 of would_send's encoding with produced_unix_ms 0: what DecideHeld names to
+   * release exactly this.
+   */
+  ProtobufCBinaryData would_send_sha256;
 };
 #define CHUKAN__V1__HELD_REVIEW__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&chukan__v1__held_review__descriptor) \
-    , NULL, NULL }
+    , NULL, NULL, {0,NULL} }
 
 
 struct  Chukan__V1__ListHeldRequest
