@@ -48,6 +48,9 @@ public final class TenantDatabase: Sendable {
     public typealias Completion = @Sendable (Result<WriteResult, Error>) -> Void
     private typealias Waiter = Completion
     private typealias Staged = (result: WriteResult, payload: [UInt8], continuation: Waiter)
+    /// What the log did with a batch: its writes, the version that includes them, the epoch
+    /// it was sent in.
+    private typealias Outcome = (batch: [Staged], version: RegisterState, epoch: Int, result: Result<UInt64, WALWriteError>)
 
     /// Owned by `writerQueue` (the mutex is never contended; it makes the state Sendable).
     private struct Writer {
@@ -61,6 +64,11 @@ public final class TenantDatabase: Sendable {
         /// Counts the log's failures. A batch sent before the last failure (so validated
         /// against writes that never became durable) fails without touching the state.
         var epoch = 0
+        /// Batches are numbered as they are sent and finished in that order (`completed`).
+        var sent = 0
+        var finishedThrough = 0
+        /// Outcomes that arrived ahead of an earlier batch's, by number.
+        var early: [Int: Outcome] = [:]
         /// Retries of idempotent writes not yet durable, answered when they are.
         var retries: [(WriteResult, Waiter)] = []
         /// When remembered idempotent writes past their retention were last forgotten.
@@ -288,15 +296,34 @@ public final class TenantDatabase: Sendable {
         let batch = w.staged
         w.staged.removeAll(keepingCapacity: true)
         w.inFlight += 1
+        w.sent += 1
+        let number = w.sent
         let version = w.working
         let epoch = w.epoch
         log.append(batch: batch.map { (sequence: $0.result.sequence, type: UInt8(1), payload: $0.payload) }) { [self] result in
-            writerQueue.async { self.finished(batch, version: version, epoch: epoch, result: result) }
+            writerQueue.async { self.completed(number, (batch, version, epoch, result)) }
         }
     }
 
-    /// The log has made `batch` durable, or failed it. Batches finish in the order they
-    /// were sent (the log calls back in sequence order; `writerQueue` keeps it).
+    /// Hands the log's outcomes to `finished` in the order the batches were sent. The log
+    /// calls back in sequence order for what it writes, but a refusal (the log closed, a
+    /// batch too large) comes through another queue and can overtake an earlier batch still
+    /// being synced: finished first, it would reset the writer to a version without that
+    /// batch, which may yet become durable.
+    private func completed(_ number: Int, _ outcome: Outcome) {
+        var ready: [Outcome] = []
+        writer.withLock { w in
+            w.early[number] = outcome
+            while let next = w.early.removeValue(forKey: w.finishedThrough + 1) {
+                w.finishedThrough += 1
+                ready.append(next)
+            }
+        }
+        for o in ready { finished(o.batch, version: o.version, epoch: o.epoch, result: o.result) }
+    }
+
+    /// The log has made `batch` durable, or failed it; batches come here in the order they
+    /// were sent (`completed`).
     private func finished(_ batch: [Staged], version: RegisterState, epoch: Int, result: Result<UInt64, WALWriteError>) {
         if case .failure(let error) = result, writer.withLock({ $0.epoch != epoch }) {
             // Sent before a failure already handled: the log refused it unwritten, and the

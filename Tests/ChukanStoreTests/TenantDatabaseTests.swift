@@ -315,6 +315,38 @@ struct DatabaseFixture {
         again.close()
     }
 
+    /// Two batches may be with the log. When the second is refused (the log closing) while
+    /// the first is still in its fdatasync, the refusal arrives first but is handled after
+    /// the first batch's outcome: the first, which does become durable, is acknowledged —
+    /// and so is a retry of it waiting on its idempotency key — not reset away as failed.
+    @Test func aRefusalOvertakingAnEarlierBatchIsHandledAfterIt() async throws {
+        let f = try DatabaseFixture(people: 4)
+        let faults = FaultyFileSystem()
+        let db = try f.open(fs: faults)
+        try await db.apply(f.record(f.people[0]))
+        var first = f.record(f.people[1])
+        first.idempotencyKey = "K1"
+        first.requestDigest = [UInt8](repeating: 1, count: 32)
+        faults.holdSync.store(true, ordering: .relaxed)
+        async let a = db.write(first)
+        try await Task.sleep(for: .milliseconds(100))  // A is in its fdatasync, held
+        async let retry = db.write(first)  // waits on A's sequence
+        try await Task.sleep(for: .milliseconds(50))
+        let closing = Task.detached { db.close() }  // the log stops taking appends; A still held
+        try await Task.sleep(for: .milliseconds(100))
+        let b = Task { try await db.write(f.record(f.people[2])) }  // refused at once (the log is closed), answered after A
+        try await Task.sleep(for: .milliseconds(100))
+        faults.holdSync.store(false, ordering: .relaxed)
+        await #expect(throws: RPCError.self) { try await b.value }
+        let (ackA, ackRetry) = try await (a, retry)
+        #expect(ackA.sequence == 2 && !ackA.replayed)
+        #expect(ackRetry.sequence == 2 && ackRetry.replayed)
+        await closing.value
+        let again = try f.open()
+        #expect(again.current.count == 2 && again.current.person(f.people[1].integratedAtenaNumber) != nil)
+        again.close()
+    }
+
     /// A snapshot restored alone (no log): writes continue after its sequence.
     @Test func aRestoredSnapshotWithoutItsLogTakesWrites() async throws {
         let f = try DatabaseFixture(people: 30)
