@@ -230,7 +230,7 @@ public struct ServerConfig: Codable, Sendable, Equatable {
                       "minimum_password_length": true, "grants_lapse_on": true, "max_waiting_password_checks": true],
             "tls": ["certificate": true, "key": true, "client_ca": true, "crl": true, "min_version": true, "handshake_timeout_seconds": true],
             "limits": ["max_connections": true, "max_concurrent_streams": true, "max_message_bytes": true,
-                       "idle_timeout_seconds": true, "frame_timeout_seconds": true, "drain_timeout_seconds": true, "per_tenant_in_flight": true,
+                       "idle_timeout_seconds": true, "frame_timeout_seconds": true, "client_stream_idle_seconds": true, "drain_timeout_seconds": true, "per_tenant_in_flight": true,
                        "per_tenant_calls_per_second": true, "read_bytes_per_second": true],
         ]
     }()
@@ -296,6 +296,10 @@ public struct ServerConfig: Codable, Sendable, Equatable {
     }
 
     public func rpcConfiguration() throws -> RPCServerConfiguration {
+        // Checked here, at start: the resolver would take 70000 as 4464 without a word.
+        for (name, flag, endpoint) in [("listen", "--port", listen), ("health_listen", "--health-port", healthListen), ("metrics_listen", "--metrics-port", metricsListen)] {
+            if let p = endpoint?.port, !(0...65_535).contains(p) { throw ConfigError("\(name).port (\(flag)) must be 0-65535, not \(p)") }
+        }
         var c = RPCServerConfiguration()
         if let h = listen?.host { c.host = h }
         if let p = listen?.port { c.port = p }

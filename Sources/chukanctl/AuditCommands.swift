@@ -103,8 +103,11 @@ struct AuditCommand: ParsableCommand {
             let parts = s.split(separator: "-").compactMap { Int($0) }
             var calendar = Calendar(identifier: .gregorian)
             calendar.timeZone = TimeZone(identifier: "Asia/Tokyo")!
-            guard parts.count == 3, let d = calendar.date(from: DateComponents(year: parts[0], month: parts[1], day: parts[2])) else {
-                throw ValidationError("dates are YYYY-MM-DD")
+            // Calendar would take 2026-13-45 as a date in 2027: the date must read back the same.
+            guard parts.count == 3, let d = calendar.date(from: DateComponents(year: parts[0], month: parts[1], day: parts[2])),
+                  calendar.dateComponents([.year, .month, .day], from: d) == DateComponents(year: parts[0], month: parts[1], day: parts[2])
+            else {
+                throw ValidationError("dates are YYYY-MM-DD, and must exist (\(s) does not)")
             }
             return Int64(d.timeIntervalSince1970 * 1000)
         }

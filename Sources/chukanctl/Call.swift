@@ -13,7 +13,7 @@ struct ConnectionOptions: ParsableArguments {
     @Option(help: "Client certificate (PEM); '' for none (the health-only listener).") var cert = "demo/certs/admin.crt"
     @Option(help: "Client private key (PEM); '' for none.") var key = "demo/certs/admin.key"
     @Option(name: .customLong("server-name"), help: "Name to verify in the server certificate (default: the host).") var serverName: String?
-    @Option(help: "Seconds to wait for an answer.") var timeout: Double = 10
+    @Option(help: "Seconds to wait for an answer (more than 0, at most 86400).") var timeout: Double = 10
     @Option(help: "A staff sign-in token (from 'chukanctl call login'), sent as 'authorization: Bearer TOKEN'. Or set CHUKAN_TOKEN.")
     var token: String?
 
@@ -24,8 +24,9 @@ struct ConnectionOptions: ParsableArguments {
     }
 
     func connect() async throws -> RPCClient {
-        guard let colon = server.lastIndex(of: ":"), let port = Int(server[server.index(after: colon)...]) else {
-            throw ValidationError("--server must be HOST:PORT")
+        guard timeout > 0, timeout <= 86_400 else { throw ValidationError("--timeout must be more than 0 and at most 86400 seconds") }
+        guard let colon = server.lastIndex(of: ":"), let port = Int(server[server.index(after: colon)...]), (1...65_535).contains(port) else {
+            throw ValidationError("--server must be HOST:PORT, the port 1-65535")
         }
         var host = String(server[..<colon])
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }

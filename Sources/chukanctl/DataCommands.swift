@@ -58,16 +58,21 @@ struct DataCommand: AsyncParsableCommand {
             let started = Date()
             var accepted = 0
             var rejected: [String: Int] = [:]
+            // Not loaded for a reason other than its content: a damaged file, the log failing.
+            var incomplete = 0
             try await withThrowingTaskGroup(of: String?.self) { group in
                 var inFlight = 0
                 func collect(_ r: String?) {
-                    if let r { rejected[r, default: 0] += 1 } else { accepted += 1 }
+                    guard let r else { return accepted += 1 }
+                    rejected[r, default: 0] += 1
+                    if !Self.contentRefusals.contains(where: { r.hasPrefix($0) }) { incomplete += 1 }
                 }
                 while let next = reader.next() {
                     switch next {
                     case let .failure(e):
                         let reason = e.description.split(separator: ":", maxSplits: 1).last.map { String($0).trimmingCharacters(in: .whitespaces) } ?? "malformed"
                         rejected[reason, default: 0] += 1
+                        incomplete += 1
                     case let .success(r):
                         group.addTask { await Self.load(r, into: db) }
                         inFlight += 1
@@ -88,7 +93,15 @@ struct DataCommand: AsyncParsableCommand {
                 print(String(format: "import: %d accepted, %d rejected in %.1f s (%.0f/s)", accepted, rejected.values.reduce(0, +), seconds, Double(accepted) / max(seconds, 0.001)))
                 for (reason, n) in rejected.sorted(by: { $0.value > $1.value }) { print("  \(n) × \(reason)") }
             }
+            if incomplete > 0 {
+                FileHandle.standardError.write(Data("chukanctl: \(incomplete) record(s) were not loaded for a reason other than their content (a damaged file, or the log failing); the import is incomplete\n".utf8))
+                throw ExitCode(1)
+            }
         }
+
+        /// The register's verdicts on a record itself: reported, and the import goes on and
+        /// succeeds. Anything else leaves the import incomplete (exit status 1).
+        static let contentRefusals = ["INVALID_ARGUMENT:", "ALREADY_EXISTS:", "FAILED_PRECONDITION:", "NOT_FOUND:"]
 
         /// Records one resident (a 除票: recorded, then removed). Returns the refusal reason, or nil.
         static func load(_ resident: Resident, into db: TenantDatabase) async -> String? {

@@ -240,20 +240,22 @@ struct ExportCommand: AsyncParsableCommand {
                         for p in chunk.people {
                             let line: [String: Any] = ["integrated_atena_number": p.integratedAtenaNumber, "removed": p.removed,
                                                        "record_base64": Data(p.resident?.encodedBytes ?? []).base64EncodedString()]
-                            handle.write(try JSONSerialization.data(withJSONObject: line) + Data("\n".utf8))
+                            // Throws on a full or failing disk (FileHandle.write(_:) would trap).
+                            try handle.write(contentsOf: try JSONSerialization.data(withJSONObject: line) + Data("\n".utf8))
                             count += 1
+                            if count % 100_000 == 0 { FileHandle.standardError.write(Data("export: \(count) of \(total) records\n".utf8)) }
                         }
                     }
                 }
+                guard UInt64(count) == total else {
+                    throw ValidationError("export: the stream ended after \(count) of \(total) records")
+                }
+                try handle.close()
             } catch {
-                // Refused or broken: leave no partial file behind.
+                // Refused, broken or short: leave no partial file of personal data behind.
                 try? handle.close()
                 try? FileManager.default.removeItem(atPath: out)
                 throw error
-            }
-            try handle.close()
-            guard UInt64(count) == total else {
-                throw ValidationError("export: the stream ended after \(count) of \(total) records; \(out) is incomplete")
             }
             print("export: \(count) records written to \(out) (chukan.v1.Resident, base64)")
             return
@@ -319,6 +321,11 @@ struct Import: AsyncParsableCommand {
         } else {
             print("import: \(summary.accepted) accepted, \(summary.rejected) refused by the server, \(malformed) malformed in the file; last sequence \(summary.lastSequence)")
             for r in summary.rejections { print("  \(r)") }
+        }
+        // Records the server refused for their content are the answer; a damaged file is not.
+        if malformed > 0 {
+            FileHandle.standardError.write(Data("chukanctl: \(malformed) record(s) of \(file) could not be read; the import is incomplete\n".utf8))
+            throw ExitCode(1)
         }
     }
 }

@@ -135,6 +135,11 @@ struct SnapshotCommand: AsyncParsableCommand {
             _ = try Snapshots.load(path: file, keyRing: store.keyRing())  // decrypts: the right key is at hand
             let fm = FileManager.default
             let dir = store.tenantDirectory
+            // The file may be in the folder about to be moved aside (a rollback to one of the
+            // tenant's own snapshots): it is read from where the move puts it.
+            let resolved = { (p: String) in URL(fileURLWithPath: p).standardizedFileURL.resolvingSymlinksInPath().path }
+            let source = resolved(file), folder = resolved(dir)
+            var from = source
             var kept: String?
             if fm.fileExists(atPath: dir) {
                 let lock = try DirectoryLock(directory: dir)
@@ -144,15 +149,20 @@ struct SnapshotCommand: AsyncParsableCommand {
                 if hasData && !force { throw ValidationError("tenant \(store.tenant) has data; use --force to replace it (the old folder is kept)") }
                 kept = "\(dir).replaced-\(Int(Date().timeIntervalSince1970))"
                 try fm.moveItem(atPath: dir, toPath: kept!)
+                if source.hasPrefix(folder + "/") { from = resolved(kept!) + source.dropFirst(folder.count) }
             }
             let fs = PosixFileSystem()
             try fs.createDirectory("\(dir)/snapshots")
             let target = "\(dir)/snapshots/\(SnapshotFormat.fileName(sequence: info.header.sequence))"
             let copy = try fs.createNew(target)
-            try fs.read(file).withUnsafeBytes { try copy.append($0) }
+            try fs.read(from).withUnsafeBytes { try copy.append($0) }
             try copy.sync()
             copy.close()
             try fs.syncDirectory("\(dir)/snapshots")
+            let written = try Snapshots.verify(path: target)  // what was copied is the snapshot checked above
+            guard written.header == info.header, written.size == info.size else {
+                throw ValidationError("the restored copy \(target) differs from \(file); the previous data is in \(kept ?? "(none)")")
+            }
             print("snapshot: restored \(store.tenant) to sequence \(info.header.sequence) (\(info.header.recordCount) records)\(kept.map { "; previous data kept in \($0)" } ?? "")")
         }
     }

@@ -2,6 +2,7 @@ import ArgumentParser
 import ChukanCore
 import ChukanProto
 import ChukanRPC
+import ChukanRegister
 import ChukanService
 import ChukanStore
 import Foundation
@@ -114,6 +115,10 @@ struct StaffCommand: AsyncParsableCommand {
         func run() async throws {
             let password = try readPassword("initial password: ")
             guard offline else { return try await send(target, "AddStaff", staff: staff, password: password, roles: roles) }
+            if let p = Identifiers.localGovernmentCodeProblem(target.tenant) { throw ValidationError("--tenant: \(p)") }
+            guard FileManager.default.fileExists(atPath: "\(data)/\(target.tenant)") else {
+                throw ValidationError("no tenant \(target.tenant) in \(data) (chukanctl tenant add)")
+            }
             let db = try TenantDatabase.open(directory: "\(data)/\(target.tenant)", keyRing: TenantKeyRing.load(tenant: target.tenant, directory: keys))
             defer { db.close() }
             do {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import ChukanRegister
 import ChukanProto
+import ChukanService
 import ChukanStore
 import Foundation
 
@@ -29,7 +30,9 @@ struct TenantCommand: ParsableCommand {
     }
 
     struct Add: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Create a tenant's data folder and, if it has none, its first key.")
+        static let configuration = CommandConfiguration(
+            abstract: "Create a tenant's data folder and, if it has none, its first key.",
+            discussion: "Also makes the platform audit stream's key (000000.v1.key) when the keys folder has none, so that a server whose keys folder is read-only can start.")
         @OptionGroup var store: StoreOptions
         @Flag(help: "Print JSON.") var json = false
 
@@ -37,7 +40,8 @@ struct TenantCommand: ParsableCommand {
             guard !FileManager.default.fileExists(atPath: store.tenantDirectory) else {
                 throw ValidationError("tenant \(store.tenant) already exists in \(store.data)")
             }
-            try PosixFileSystem().createDirectory(store.tenantDirectory)
+            // Keys first: a key that does not load (mode 0644, say) leaves no folder behind that
+            // would make the next try, after the fix, refuse with "already exists".
             // An existing key (even one that does not load) is never replaced.
             let version: UInt32
             if TenantKeyRing.hasAnyKey(tenant: store.tenant, directory: store.keys) {
@@ -47,6 +51,12 @@ struct TenantCommand: ParsableCommand {
             }
             // The 符号 key: made once, never rotated (a new one would change every 符号).
             _ = try TenantKeyRing.codeKey(tenant: store.tenant, directory: store.keys, create: true)
+            // The platform audit stream's key, which the server would otherwise make at its first start.
+            if !TenantKeyRing.hasAnyKey(tenant: AuditTrail.platformStream, directory: store.keys) {
+                try TenantKeyRing.addVersion(tenant: AuditTrail.platformStream, directory: store.keys)
+                if !json { print("tenant: made the platform audit key \(store.keys)/\(AuditTrail.platformStream).v1.key") }
+            }
+            try PosixFileSystem().createDirectory(store.tenantDirectory)
             if json { printJSON(["tenant": store.tenant, "key_version": Int(version)]) } else {
                 print("tenant: added \(store.tenant) (data \(store.tenantDirectory), key version \(version) in \(store.keys))")
             }

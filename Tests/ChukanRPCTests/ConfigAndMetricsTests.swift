@@ -51,6 +51,42 @@ import Testing
         #expect(!health.requireClientCertificate && health.crlPath == nil)
     }
 
+    /// A port out of range is refused at start, naming the key and the flag (the resolver
+    /// would have taken 70000 as 4464).
+    @Test func portsOutOfRangeAreRefused() throws {
+        for (yaml, message) in [("listen: { port: 70000 }", "listen.port (--port) must be 0-65535, not 70000"),
+                                ("health_listen: { port: -1 }", "health_listen.port (--health-port) must be 0-65535, not -1"),
+                                ("metrics_listen: { port: 65536 }", "metrics_listen.port (--metrics-port) must be 0-65535, not 65536")] {
+            let c = try ServerConfig.load(path: try write(yaml))
+            #expect(throws: (any Error).self) { _ = try c.rpcConfiguration() }
+            do { _ = try c.rpcConfiguration() } catch { #expect("\(error)".contains(message), "\(error)") }
+        }
+        #expect(try ServerConfig.load(path: try write("listen: { port: 0 }")).rpcConfiguration().port == 0)
+    }
+
+    /// Every key the configuration table of docs/OPERATIONS.md names is one the server
+    /// knows: a documented key the strict reader refused would stop the server at start.
+    @Test func everyDocumentedKeyIsKnown() throws {
+        let docs = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("docs/OPERATIONS.md")
+        let text = try String(contentsOf: docs, encoding: .utf8)
+        let sections = ["listen", "health_listen", "metrics_listen", "tls", "limits", "data", "staff", "provision"]
+        var keys: [(String, String)] = []
+        for line in text.split(separator: "\n") where line.hasPrefix("| `") {
+            let name = line.dropFirst(3).prefix { $0 != "`" }
+            let parts = name.split(separator: ".")
+            guard parts.count == 2, sections.contains(String(parts[0])) else { continue }
+            keys.append((String(parts[0]), String(parts[1])))
+        }
+        #expect(keys.count >= 30 && keys.contains { $0 == ("limits", "client_stream_idle_seconds") })
+        for (section, key) in keys {
+            let path = try write("\(section):\n  \(key): 1\n")
+            do { _ = try ServerConfig.load(path: path) } catch {
+                #expect(!"\(error)".contains("unknown key"), "\(section).\(key): \(error)")
+            }
+        }
+    }
+
     /// The demo configuration and policy load, and staff settings are checked.
     @Test func demoConfigurationPolicyAndStaffRules() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path

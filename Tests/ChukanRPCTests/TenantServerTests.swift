@@ -90,5 +90,8 @@ import Testing
         // A restore over existing data needs --force.
         let (rc, out) = try runProcess(builtProduct("chukanctl"), ["snapshot", "restore", path] + restoredStore)
         #expect(rc != 0 && out.contains("use --force"))
+        // A rollback to one of the tenant's own snapshots (the file is in the folder moved aside).
+        #expect(try ctl(["snapshot", "restore", path, "--force"] + store).contains("restored 012041"))
+        #expect(try ctl(["snapshot", "inspect", path, "--json"]).contains("\"records\":3000"))
     }
 }
