@@ -332,7 +332,9 @@ struct DatabaseFixture {
         try await Task.sleep(for: .milliseconds(100))  // A is in its fdatasync, held
         async let retry = db.write(first)  // waits on A's sequence
         try await Task.sleep(for: .milliseconds(50))
-        let closing = Task.detached { db.close() }  // the log stops taking appends; A still held
+        // The log stops taking appends; A is still held. `close` blocks until the log is done,
+        // so it runs on a thread of its own, not one of the few of Swift's pool.
+        let closing = Task { await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in Thread { db.close(); done.resume() }.start() } }
         try await Task.sleep(for: .milliseconds(100))
         let b = Task { try await db.write(f.record(f.people[2])) }  // refused at once (the log is closed), answered after A
         try await Task.sleep(for: .milliseconds(100))

@@ -40,6 +40,8 @@ final class TTRPCServerHandler: ChannelInboundHandler {
         /// stays silent (`Limits.clientStreamIdleTimeout`).
         var lastMessage: NIODeadline?
         var idleTimer: Scheduled<Void>?
+        /// When the idle timer was due to fire.
+        var idleCheckDue: NIODeadline?
 
         func cancelTimers() {
             timer?.cancel()
@@ -380,6 +382,7 @@ final class TTRPCServerHandler: ChannelInboundHandler {
     }
 
     private func armIdleTimer(_ id: UInt32, in delay: TimeAmount, context: ChannelHandlerContext) {
+        streams[id]?.idleCheckDue = .now() + delay
         streams[id]?.idleTimer = context.eventLoop.assumeIsolated().scheduleTask(in: delay) { [self] in
             clientStreamIdleCheck(id)
         }
@@ -394,6 +397,10 @@ final class TTRPCServerHandler: ChannelInboundHandler {
             streams[id]?.lastMessage = now
             return armIdleTimer(id, in: timeout, context: context)
         }
+        // Fired well after it was due: this loop was stalled, and the stream's messages may be
+        // waiting unread in the socket. Look again once the loop has read them (as the frame
+        // timer does).
+        if let due = stream.idleCheckDue, now - due > .milliseconds(500) { return armIdleTimer(id, in: .seconds(1), context: context) }
         let due = (stream.lastMessage ?? stream.start) + timeout
         if now < due { return armIdleTimer(id, in: due - now, context: context) }
         streams.removeValue(forKey: id)
