@@ -85,6 +85,11 @@ import Testing
         await #expect(throws: RPCError.unimplemented("unknown method Nope of service chukan.v1.Echo")) {
             _ = try await c.unary(service: "chukan.v1.Echo", method: "Nope", request: HealthCheckRequest(), as: HealthCheckResponse.self)
         }
+        // A name that would rewrite the log line it lands in (a bidi override, a C1 control,
+        // a zero-width joiner, a line separator) is shown with those as "?".
+        await #expect(throws: RPCError.unimplemented("unknown service a?b?c?d?e?f")) {
+            _ = try await c.unary(service: "a\u{202E}b\u{85}c\u{200D}d\u{2028}e f", method: "X", request: HealthCheckRequest(), as: HealthCheckResponse.self)
+        }
         #expect(try await c.echo("still here") == "still here")
         await c.close()
         await s.stop()

@@ -148,8 +148,15 @@ public struct RPCRouter: Sendable {
     }
 
     /// Service and method names come from the caller: keep them short and printable in errors.
+    /// Whitespace, controls (C0 and C1) and format characters (bidi overrides, zero-width
+    /// joiners: they could make a log line read other than it is) become "?".
     public static func printable(_ s: String) -> String {
-        let cut = s.unicodeScalars.prefix(128).map { $0.properties.isWhitespace || $0.value < 0x20 || $0.value == 0x7F ? "?" : Character($0) }
+        let cut = s.unicodeScalars.prefix(128).map { scalar -> Character in
+            switch scalar.properties.generalCategory {
+            case .control, .format, .lineSeparator, .paragraphSeparator, .spaceSeparator: "?"
+            default: scalar.properties.isWhitespace ? "?" : Character(scalar)
+            }
+        }
         return String(cut)
     }
 
