@@ -57,7 +57,7 @@ public final class TenantDatabase: Sendable {
         /// Every accepted event applied, durable or not. Changed in place.
         var working: RegisterState
         var nextSequence: UInt64
-        /// Accepted events waiting for the batch in flight to finish.
+        /// Accepted events waiting until fewer than `maxBatchesInFlight` batches are with the log.
         var staged: [Staged] = []
         /// Batches with the log, at most `maxBatchesInFlight`.
         var inFlight = 0

@@ -135,6 +135,15 @@ import Testing
         try await raw.sendFrame(id: 7, type: 1, data: envelope(service: Array("chukan.v1.Echo".utf8), method: Array("Echo".utf8)))
         let ok = try #require(try await raw.nextResponse())
         #expect(ok.0 == 7 && ok.1.status.isOK && ok.1.payload == echo)
+        // Few entries, but more than 16 KiB of them; and more unknown fields than allowed.
+        var big = Metadata()
+        for i in 0..<3 { big.add("k\(i)", String(repeating: "v", count: 6000)) }
+        try await raw.sendFrame(id: 9, type: 1, data: TTRPCRequest(service: "chukan.v1.Echo", method: "Echo", payload: echo, metadata: big).encoded())
+        try await expectStatus(raw, id: 9, .invalidArgument, "request envelope: metadata: at most 64 entries and 16384 bytes")
+        var unknown = TTRPCRequest(service: "chukan.v1.Echo", method: "Echo", payload: echo).encoded()
+        for _ in 0..<17 { unknown.writeBytes([6 << 3, 1]) }  // field 6 (not in ttrpc.Request), a varint, 17 times
+        try await raw.sendFrame(id: 11, type: 1, data: unknown)
+        try await expectStatus(raw, id: 11, .invalidArgument, "request envelope: more than 16 fields ttrpc.Request does not have")
         await raw.close()
         await s.stop()
     }

@@ -200,6 +200,8 @@ import Testing
             ("unknown 符号", Self.request(String(repeating: "A", count: 32), try Self.permit(String(repeating: "A", count: 32))), .notFound, "PERSON_UNKNOWN"),
             ("bad inquirer code", Self.request(code, try Self.permit(code), inquirer: "mhlw 1"), .invalidArgument, "inquirer"),
             ("extreme times", Self.request(code, try Self.permit(code, times: (Int64.min, 1))), .invalidArgument, "PERMIT_MALFORMED"),
+            ("extreme early times", Self.request(code, try Self.permit(code, times: (Int64.min, Int64.min + 1))), .permissionDenied, "PERMIT_EXPIRED"),
+            ("extreme late times", Self.request(code, try Self.permit(code, times: (Int64.max - 1, Int64.max))), .invalidArgument, "PERMIT_MALFORMED"),
         ]
         for (name, request, status, reason) in cases {
             let got = await refusal { _ = try await provide(gateway, request) }
@@ -348,11 +350,14 @@ import Testing
         // A pending id that is not one (here a mistyped 個人番号) is not written to the trail.
         decide.pendingId = Self.people[4].kojinBango
         #expect(await statusCode { _ = try await approver.unary(service: "chukan.v1.Provision", method: "ReviewHeld", request: decide, as: HeldReview.self) } == .notFound)
+        decide.pendingId = "P" + String(repeating: "0", count: 24)  // the server's form, held nowhere
+        #expect(await statusCode { _ = try await approver.unary(service: "chukan.v1.Provision", method: "ReviewHeld", request: decide, as: HeldReview.self) } == .notFound)
         for c in [gateway, registrar, approver] { await c.close() }
         await f.stop()
         let records = try f.auditRecords(Self.asahikawa)
         #expect(records.contains { $0.operation == "chukan.v1.Provision/ReviewHeld" && $0.outcomeCode == UInt32(StatusCode.notFound.rawValue) && $0.subject.isEmpty })
         #expect(!records.contains { $0.subject == Self.people[4].kojinBango || $0.pendingId == Self.people[4].kojinBango })
+        #expect(records.contains { $0.operation == "chukan.v1.Provision/ReviewHeld" && $0.pendingId == "P" + String(repeating: "0", count: 24) && $0.subject.isEmpty })
         #expect(records.contains { $0.operation == "chukan.v1.Provision/DecideHeld" && $0.pendingId == pendingID && $0.outcomeCode == UInt32(StatusCode.failedPrecondition.rawValue) })
     }
 

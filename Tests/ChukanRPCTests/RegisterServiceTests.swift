@@ -136,6 +136,15 @@ import Testing
         let refused = try await ticket(registrar, "RequestExport", purpose: "again")
         #expect(try await ticket(approver, "ApproveExport", refused.exportId, refuse: true).state == .refused)
         #expect(await statusCode { _ = try await export(registrar, refused.exportId) } == .failedPrecondition)
+        // An id that is none of the server's (here a 個人番号 typed by mistake) is not found,
+        // and reaches neither the answer nor the trail.
+        let typo = Self.people[0].kojinBango
+        do {
+            _ = try await ticket(approver, "ApproveExport", typo)
+            Issue.record("an unknown export id was approved")
+        } catch let e as RPCError {
+            #expect(e.code == .notFound && e.message == "no export with that export_id" && !e.message.contains(typo))
+        }
         for c in [registrar, other, approver, both] { await c.close() }
         await f.stop()
         let g = try await ServiceFixture.start(pki: Self.pki, policy: Self.policy, tenants: [Self.tenant], reusing: f.root)
@@ -143,6 +152,7 @@ import Testing
         await g.stop()
         let trail = try g.auditRecords(Self.tenant).filter { $0.operation == "chukan.v1.Register/Export" }
         #expect(trail.contains { $0.subject == asked.exportId && $0.outcomeCode == 0 })
+        #expect(!(try g.auditRecords(Self.tenant)).contains { $0.subject.contains(Self.people[0].kojinBango) || $0.outcomeDetail.contains(Self.people[0].kojinBango) })
     }
 
     @Test func aStreamedImportLoadsManyAndSaysWhatItRefused() async throws {

@@ -93,6 +93,15 @@ final class ServerProcess: @unchecked Sendable {
         let (rc3, out3) = try runProcess(builtProduct("chukan"), ["serve", "--port", "0", "--metrics-port", "0", "--commit-window-us", "500"])
         #expect(rc3 != 0)
         #expect(out3.contains("--commit-window-us applies to the audit logs of a data directory: give --data and --keys too"))
+        let (rc4, out4) = try runProcess(builtProduct("chukan"), ["serve", "--port", "70000", "--metrics-port", "0"])
+        #expect(rc4 != 0 && out4.contains("listen.port (--port) must be 0-65535, not 70000"), "\(out4)")
+        // chukanctl refuses a client setting that cannot work before it connects.
+        let (rc5, out5) = try runProcess(builtProduct("chukanctl"), ["call", "health", "--timeout", "0"])
+        #expect(rc5 != 0 && out5.contains("--timeout must be more than 0 and at most 86400 seconds"), "\(out5)")
+        let (rc6, out6) = try runProcess(builtProduct("chukanctl"), ["call", "health", "--server", "127.0.0.1:70000"])
+        #expect(rc6 != 0 && out6.contains("the port 1-65535"), "\(out6)")
+        let (rc7, out7) = try runProcess(builtProduct("chukanctl"), ["audit", "query", "--tenant", "012041", "--from", "2026-13-45"])
+        #expect(rc7 != 0 && out7.contains("must exist (2026-13-45 does not)"), "\(out7)")
     }
 
     @Test func chukanctlCertsInitRefusesToOverwrite() throws {

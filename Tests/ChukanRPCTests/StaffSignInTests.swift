@@ -131,6 +131,10 @@ import Testing
         #expect(logins.filter { $0.outcomeCode == UInt32(StatusCode.unauthenticated.rawValue) && $0.staff == "s001" }.count >= 7)
         #expect(records.contains { $0.operation == "chukan.v1.Inquiry/Lookup" && $0.staff == "s001" && $0.terminal == "terminal-1" && $0.outcomeCode == 0 })
         #expect(!records.contains { [$0.outcomeDetail, $0.subject].contains { $0.contains("password-") } }, "no password in the trail")
+        // A certificate the policy does not name signs in nowhere, and its attempt is in the
+        // platform stream, not this tenant's.
+        #expect(!records.contains { $0.certificate == "stranger" })
+        #expect(try f.platformRecords().contains { $0.certificate == "stranger" && $0.operation == "chukan.v1.Staff/Login" && $0.tenant == Self.tenant })
     }
 
     /// A lock outlives a restart: the failure that locks an account also writes the lock into

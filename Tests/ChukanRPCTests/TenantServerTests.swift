@@ -18,9 +18,17 @@ import Testing
         let root = NSTemporaryDirectory() + "chukan-live-\(UUID().uuidString)"
         let store = ["--data", "\(root)/data", "--keys", "\(root)/keys", "--tenant", "012041"]
         _ = try ctl(["tenant", "add"] + store)
+        // tenant add made the platform audit key too (a server with read-only keys can start).
+        #expect(try FileManager.default.attributesOfItem(atPath: "\(root)/keys/000000.v1.key")[.posixPermissions] as? Int == 0o600)
         _ = try ctl(["data", "generate", "--count", "3000", "--seed", "9", "--out", "\(root)/residents.bin", "--json"])
         let imported = try ctl(["data", "import", "\(root)/residents.bin", "--json"] + store)
         #expect(imported.contains("\"accepted\":3000"))
+        // A damaged file: what could be read is loaded, and the import says it is incomplete.
+        var damaged = try Data(contentsOf: URL(fileURLWithPath: "\(root)/residents.bin"))
+        damaged.append(contentsOf: [0xFF, 0xFF, 0xFF, 0x7F, 1, 2, 3])
+        try damaged.write(to: URL(fileURLWithPath: "\(root)/damaged.bin"))
+        let (damagedRC, damagedOut) = try runProcess(builtProduct("chukanctl"), ["data", "import", "\(root)/damaged.bin", "--json"] + store)
+        #expect(damagedRC != 0 && damagedOut.contains("the import is incomplete"), "\(damagedOut)")
 
         let policy = "\(root)/policy.yaml"
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)

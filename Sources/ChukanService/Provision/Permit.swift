@@ -80,8 +80,9 @@ public enum Permits {
         guard permit.version == 1 else { throw ProvisionRefusal.permitMalformed.error("permit version \(permit.version) is not known") }
         guard permitIDProblem(permit.permitId) == nil else { throw ProvisionRefusal.permitMalformed.error("permit_id: \(permitIDProblem(permit.permitId)!)") }
         guard permit.inquirerPublicKey.count == 32 else { throw ProvisionRefusal.permitMalformed.error("the permit names no inquirer key") }
-        // Compared without subtracting: a signed permit with extreme times must not trap.
-        guard permit.expiresUnixMs > permit.issuedUnixMs, permit.issuedUnixMs >= permit.expiresUnixMs - maximumLifetimeMs else {
+        // Subtracted with overflow reported: a signed permit with extreme times must not trap.
+        let (lifetime, overflow) = permit.expiresUnixMs.subtractingReportingOverflow(permit.issuedUnixMs)
+        guard permit.expiresUnixMs > permit.issuedUnixMs, !overflow, lifetime <= maximumLifetimeMs else {
             throw ProvisionRefusal.permitMalformed.error("a permit is valid for at most 24 hours after it is issued")
         }
         guard permit.issuedUnixMs <= nowUnixMs + clockSkewMs else { throw ProvisionRefusal.permitMalformed.error("the permit is issued in the future") }

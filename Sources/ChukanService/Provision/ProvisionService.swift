@@ -48,7 +48,7 @@ public struct ProvisionService: RPCService {
             },
             "FetchHeld": .unaryAsync(HeldRequest.self) { request, context in
                 let notes = AuditNotes()
-                return try await access.perform(context, tenant: request.tenant, roles: [.networkGateway], subject: Self.recordable(pendingID: request.pendingId), notes: notes) { _ in
+                return try await access.perform(context, tenant: request.tenant, roles: [.networkGateway], notes: notes) { _ in
                     let p = try held(request, notes: notes)
                     switch p.state {
                     case .held: throw ProvisionRefusal.held.error("still held for review; pending_id=\(p.pendingId)")
@@ -75,7 +75,7 @@ public struct ProvisionService: RPCService {
             },
             "ReviewHeld": .unaryAsync(HeldRequest.self) { request, context in
                 let notes = AuditNotes()
-                return try await access.perform(context, tenant: request.tenant, roles: [.approver], subject: Self.recordable(pendingID: request.pendingId), notes: notes) { _ in
+                return try await access.perform(context, tenant: request.tenant, roles: [.approver], notes: notes) { _ in
                     let db = try tenants.database(request.tenant)
                     var p = try held(request, notes: notes)
                     var review = HeldReview()
@@ -88,7 +88,7 @@ public struct ProvisionService: RPCService {
             },
             "DecideHeld": .unaryAsync(HeldRequest.self) { request, context in
                 let notes = AuditNotes()
-                return try await access.perform(context, tenant: request.tenant, roles: [.approver], subject: Self.recordable(pendingID: request.pendingId), notes: notes) { caller in
+                return try await access.perform(context, tenant: request.tenant, roles: [.approver], notes: notes) { caller in
                     guard request.note.utf8.count <= 200 else { throw RPCError.invalidArgument("note: at most 200 bytes") }
                     let db = try tenants.database(request.tenant)
                     var p = try held(request, notes: notes)
@@ -283,6 +283,9 @@ public struct ProvisionService: RPCService {
     func held(_ request: HeldRequest, notes: AuditNotes) throws -> PendingProvision {
         guard !request.pendingId.isEmpty, request.pendingId.utf8.count <= 64 else { throw RPCError.invalidArgument("pending_id: is required") }
         guard let p = try tenants.database(request.tenant).current.pending[request.pendingId] else {
+            // Recorded only in the form this server issues: what a caller typed there (a
+            // mistyped 個人番号, say) does not reach the trail.
+            notes.note { $0.pendingId = Self.recordable(pendingID: request.pendingId) }
             throw RPCError(.notFound, "no held provision with that pending_id")
         }
         notes.note { r in

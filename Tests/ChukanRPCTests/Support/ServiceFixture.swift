@@ -81,6 +81,12 @@ struct ServiceFixture {
     var keys: String { "\(root)/keys" }
 
     /// A tenant's audit records, read back from disk.
+    /// The platform stream's records (operator actions, refusals that belong to no tenant).
+    func platformRecords() throws -> [AuditRecord] {
+        try AuditLog.read(directory: AuditTrail.platformDirectory(dataDirectory: "\(root)/data"),
+                          keyRing: TenantKeyRing.load(tenant: AuditTrail.platformStream, directory: keys))
+    }
+
     func auditRecords(_ tenant: String) throws -> [AuditRecord] {
         try AuditLog.read(directory: "\(root)/data/\(tenant)/audit", keyRing: TenantKeyRing.load(tenant: tenant, directory: keys))
     }
