@@ -53,6 +53,26 @@ import Testing
         await s.stop()
     }
 
+    /// The same when a bad frame ends the stream (here a data frame on a server stream):
+    /// the paused handler is released at once, not at the connection's close.
+    @Test func aStreamingHandlerBlockedOnAReaderThatStoppedEndsWithItsStream() async throws {
+        let s = try await TestServer.start()
+        let raw = try await RawConnection.connect(port: s.port, tls: s.pki.clientTLS("admin"))
+        try await raw.stopReading()
+        try await raw.sendFrame(id: 1, type: 1, flags: 0x01, data: TTRPCRequest(service: "test.Slow", method: "Flood", payload: ByteBuffer()).encoded())
+        try await Task.sleep(for: .milliseconds(300))  // the handler has filled the buffers and waits
+        #expect(s.slow.floodsEnded.load(ordering: .relaxed) == 0)
+        try await raw.sendFrame(id: 1, type: 3, data: ByteBuffer(bytes: [1]))  // "stream 1 does not accept data frames"
+        var waited = 0
+        while s.slow.floodsEnded.load(ordering: .relaxed) == 0 && waited < 500 {
+            try await Task.sleep(for: .milliseconds(10))
+            waited += 1
+        }
+        #expect(s.slow.floodsEnded.load(ordering: .relaxed) == 1, "the handler still waits \(waited * 10) ms after its stream ended")
+        await raw.close()
+        await s.stop()
+    }
+
     @Test func clientSideDeadline() async throws {
         let s = try await TestServer.start()
         let c = try await s.client()
