@@ -35,6 +35,16 @@ import Testing
         await s.stop()
     }
 
+    /// Waits up to 5 s for the `Flood` handler to end; the milliseconds waited.
+    func floodEnded(_ s: TestServer) async throws -> Int {
+        var waited = 0
+        while s.slow.floodsEnded.load(ordering: .relaxed) == 0 && waited < 5000 {
+            try await Task.sleep(for: .milliseconds(10))
+            waited += 10
+        }
+        return waited
+    }
+
     /// A server-streaming handler waiting for a client that stopped reading is released when
     /// its deadline passes, not kept (with what it holds) until the connection closes.
     @Test func aStreamingHandlerBlockedOnAReaderThatStoppedEndsAtItsDeadline() async throws {
@@ -43,12 +53,8 @@ import Testing
         try await raw.stopReading()  // the handler fills the buffers, then waits to write
         let open = TTRPCRequest(service: "test.Slow", method: "Flood", payload: ByteBuffer(), timeoutNanos: 300_000_000)
         try await raw.sendFrame(id: 1, type: 1, flags: 0x01, data: open.encoded())
-        var waited = 0
-        while s.slow.floodsEnded.load(ordering: .relaxed) == 0 && waited < 500 {
-            try await Task.sleep(for: .milliseconds(10))
-            waited += 1
-        }
-        #expect(s.slow.floodsEnded.load(ordering: .relaxed) == 1, "the handler still waits \(waited * 10) ms after its 300 ms deadline")
+        let waited = try await floodEnded(s)
+        #expect(s.slow.floodsEnded.load(ordering: .relaxed) == 1, "the handler still waits \(waited) ms after its 300 ms deadline")
         await raw.close()
         await s.stop()
     }
@@ -63,12 +69,8 @@ import Testing
         try await Task.sleep(for: .milliseconds(300))  // the handler has filled the buffers and waits
         #expect(s.slow.floodsEnded.load(ordering: .relaxed) == 0)
         try await raw.sendFrame(id: 1, type: 3, data: ByteBuffer(bytes: [1]))  // "stream 1 does not accept data frames"
-        var waited = 0
-        while s.slow.floodsEnded.load(ordering: .relaxed) == 0 && waited < 500 {
-            try await Task.sleep(for: .milliseconds(10))
-            waited += 1
-        }
-        #expect(s.slow.floodsEnded.load(ordering: .relaxed) == 1, "the handler still waits \(waited * 10) ms after its stream ended")
+        let waited = try await floodEnded(s)
+        #expect(s.slow.floodsEnded.load(ordering: .relaxed) == 1, "the handler still waits \(waited) ms after its stream ended")
         await raw.close()
         await s.stop()
     }
