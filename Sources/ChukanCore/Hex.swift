@@ -20,13 +20,14 @@ public enum Hex {
         var out: [UInt8] = []
         out.reserveCapacity(u.count / 2)
         for i in stride(from: 0, to: u.count, by: 2) {
-            guard let hi = nibble(u[i]), let lo = nibble(u[i + 1]) else { return nil }
+            guard let hi = value(of: u[i]), let lo = value(of: u[i + 1]) else { return nil }
             out.append(hi << 4 | lo)
         }
         return out
     }
 
-    private static func nibble(_ c: UInt8) -> UInt8? {
+    /// The value of one hex digit (an ASCII byte, either case), nil for anything else.
+    public static func value(of c: UInt8) -> UInt8? {
         switch c {
         case 48...57: c - 48
         case 97...102: c - 87

@@ -127,8 +127,17 @@ public struct TTRPCRequest: ProtoMessage, Equatable {
         }
     }
 
+    /// Valid UTF-8 without NUL, checked in place (every request passes here: no String made).
     static func isCleanText(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        !bytes.contains(0) && String(validating: bytes, as: UTF8.self) != nil
+        var decoder = UTF8()
+        var input = bytes.makeIterator()
+        while true {
+            switch decoder.decode(&input) {
+            case let .scalarValue(scalar): if scalar.value == 0 { return false }
+            case .emptyInput: return true
+            case .error: return false
+            }
+        }
     }
 
     public init(protobuf bytes: UnsafeRawBufferPointer, limit: Int) throws {

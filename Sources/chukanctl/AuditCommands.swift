@@ -1,4 +1,5 @@
 import ArgumentParser
+import ChukanCore
 import ChukanProto
 import ChukanRegister
 import ChukanService
@@ -45,7 +46,7 @@ struct AuditCommand: ParsableCommand {
         func run() throws {
             guard FileManager.default.fileExists(atPath: stream.directory) else { throw ValidationError("no audit trail in \(stream.directory)") }
             let v = try AuditLog.verify(directory: stream.directory, keyRing: stream.keyRing())
-            let head = v.lastHash.map { String(format: "%02x", $0) }.joined()
+            let head = Hex.encode(v.lastHash)
             if json {
                 printJSON(["records": v.records, "intact": v.firstBad == nil, "first_bad": v.firstBad ?? "", "head_sha256": head])
             } else if let bad = v.firstBad {

@@ -60,12 +60,12 @@ struct DataCommand: AsyncParsableCommand {
             var rejected: [String: Int] = [:]
             // Not loaded for a reason other than its content: a damaged file, the log failing.
             var incomplete = 0
-            try await withThrowingTaskGroup(of: String?.self) { group in
+            try await withThrowingTaskGroup(of: Refusal?.self) { group in
                 var inFlight = 0
-                func collect(_ r: String?) {
+                func collect(_ r: Refusal?) {
                     guard let r else { return accepted += 1 }
-                    rejected[r, default: 0] += 1
-                    if !Self.contentRefusals.contains(where: { r.hasPrefix($0) }) { incomplete += 1 }
+                    rejected[r.reason, default: 0] += 1
+                    if !r.forContent { incomplete += 1 }
                 }
                 while let next = reader.next() {
                     switch next {
@@ -99,12 +99,17 @@ struct DataCommand: AsyncParsableCommand {
             }
         }
 
-        /// The register's verdicts on a record itself: reported, and the import goes on and
-        /// succeeds. Anything else leaves the import incomplete (exit status 1).
-        static let contentRefusals = ["INVALID_ARGUMENT:", "ALREADY_EXISTS:", "FAILED_PRECONDITION:", "NOT_FOUND:"]
+        /// Why a record was not loaded, and whether that is the register's verdict on the
+        /// record itself (reported; the import goes on and succeeds) or anything else, which
+        /// leaves the import incomplete (exit status 1).
+        struct Refusal: Sendable {
+            var reason: String
+            var forContent: Bool
+        }
+        static let contentCodes: Set<StatusCode> = [.invalidArgument, .alreadyExists, .failedPrecondition, .notFound]
 
-        /// Records one resident (a 除票: recorded, then removed). Returns the refusal reason, or nil.
-        static func load(_ resident: Resident, into db: TenantDatabase) async -> String? {
+        /// Records one resident (a 除票: recorded, then removed). Returns why not, or nil.
+        static func load(_ resident: Resident, into db: TenantDatabase) async -> Refusal? {
             var r = resident
             let removal = (r.removalReason, r.removedOn)
             r.removalReason = .reasonUnspecified
@@ -126,9 +131,9 @@ struct DataCommand: AsyncParsableCommand {
                 }
                 return nil
             } catch let e as RPCError {
-                return "\(e.code.name): \(e.message)"
+                return Refusal(reason: "\(e.code.name): \(e.message)", forContent: contentCodes.contains(e.code))
             } catch {
-                return "\(type(of: error))"
+                return Refusal(reason: "\(type(of: error))", forContent: false)
             }
         }
     }

@@ -1,3 +1,4 @@
+import ChukanCore
 import Foundation
 
 /// A generated message as JSON-ready values, by reflection: field names in snake_case as
@@ -14,7 +15,7 @@ func jsonValue(_ value: Any) -> Any? {
     case let n as Int64: return n == 0 ? nil : n
     case let n as Int: return n == 0 ? nil : n
     case let d as Double: return d == 0 ? nil : d
-    case let bytes as [UInt8]: return bytes.isEmpty ? nil : bytes.map { String(format: "%02x", $0) }.joined()
+    case let bytes as [UInt8]: return bytes.isEmpty ? nil : Hex.encode(bytes)
     default: break
     }
     if mirror.displayStyle == .optional {

@@ -35,6 +35,17 @@ import Testing
         await s.stop()
     }
 
+    /// A server and a connection that reads nothing, with `Flood` called on stream 1: its
+    /// handler fills the buffers, then waits to write.
+    func floodToAReaderThatStopped(timeoutNanos: Int64) async throws -> (TestServer, RawConnection) {
+        let s = try await TestServer.start()
+        let raw = try await RawConnection.connect(port: s.port, tls: s.pki.clientTLS("admin"))
+        try await raw.stopReading()
+        let open = TTRPCRequest(service: "test.Slow", method: "Flood", payload: ByteBuffer(), timeoutNanos: timeoutNanos)
+        try await raw.sendFrame(id: 1, type: 1, flags: 0x01, data: open.encoded())
+        return (s, raw)
+    }
+
     /// Waits up to 5 s for the `Flood` handler to end; the milliseconds waited.
     func floodEnded(_ s: TestServer) async throws -> Int {
         var waited = 0
@@ -48,11 +59,7 @@ import Testing
     /// A server-streaming handler waiting for a client that stopped reading is released when
     /// its deadline passes, not kept (with what it holds) until the connection closes.
     @Test func aStreamingHandlerBlockedOnAReaderThatStoppedEndsAtItsDeadline() async throws {
-        let s = try await TestServer.start()
-        let raw = try await RawConnection.connect(port: s.port, tls: s.pki.clientTLS("admin"))
-        try await raw.stopReading()  // the handler fills the buffers, then waits to write
-        let open = TTRPCRequest(service: "test.Slow", method: "Flood", payload: ByteBuffer(), timeoutNanos: 300_000_000)
-        try await raw.sendFrame(id: 1, type: 1, flags: 0x01, data: open.encoded())
+        let (s, raw) = try await floodToAReaderThatStopped(timeoutNanos: 300_000_000)
         let waited = try await floodEnded(s)
         #expect(s.slow.floodsEnded.load(ordering: .relaxed) == 1, "the handler still waits \(waited) ms after its 300 ms deadline")
         await raw.close()
@@ -62,10 +69,7 @@ import Testing
     /// The same when a bad frame ends the stream (here a data frame on a server stream):
     /// the paused handler is released at once, not at the connection's close.
     @Test func aStreamingHandlerBlockedOnAReaderThatStoppedEndsWithItsStream() async throws {
-        let s = try await TestServer.start()
-        let raw = try await RawConnection.connect(port: s.port, tls: s.pki.clientTLS("admin"))
-        try await raw.stopReading()
-        try await raw.sendFrame(id: 1, type: 1, flags: 0x01, data: TTRPCRequest(service: "test.Slow", method: "Flood", payload: ByteBuffer()).encoded())
+        let (s, raw) = try await floodToAReaderThatStopped(timeoutNanos: 0)
         try await Task.sleep(for: .milliseconds(300))  // the handler has filled the buffers and waits
         #expect(s.slow.floodsEnded.load(ordering: .relaxed) == 0)
         try await raw.sendFrame(id: 1, type: 3, data: ByteBuffer(bytes: [1]))  // "stream 1 does not accept data frames"

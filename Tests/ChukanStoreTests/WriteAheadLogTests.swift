@@ -25,6 +25,15 @@ struct LogFixture {
 
     /// A log of `payload(0)`, `payload(1)` … written in group commits of the given sizes
     /// (a group of one by `append`, larger ones by `append(batch:)`), then closed.
+    /// `count` records, one append each, in segments of 1 KiB (so many segments).
+    func writeInSmallSegments(_ count: Int) async throws {
+        var options = WriteAheadLog.Options()
+        options.segmentSize = 1024
+        let (log, _, _) = try open(options: options)
+        for i in 0..<count { _ = try await log.append(type: 1, payload: payload(i)) }
+        log.close()
+    }
+
     func write(groups: [Int]) async throws {
         let (log, _, _) = try open()
         var next = 0
@@ -247,11 +256,7 @@ func payload(_ i: Int) -> [UInt8] { Array("record \(i) 旭川市".utf8) }
     /// records through that sequence, across segments, and takes damage there for what it is.
     @Test func readingThroughASequenceStopsThere() async throws {
         let f = try LogFixture()
-        var options = WriteAheadLog.Options()
-        options.segmentSize = 1024
-        let (log, _, _) = try f.open(options: options)
-        for i in 0..<100 { _ = try await log.append(type: 1, payload: payload(i)) }
-        log.close()
+        try await f.writeInSmallSegments(100)
         #expect(try f.segments().count > 3)
         for through in [UInt64(1), 37, 99, 100] {
             var seen: [UInt64] = []
@@ -326,11 +331,7 @@ func payload(_ i: Int) -> [UInt8] { Array("record \(i) 旭川市".utf8) }
 
     @Test func segmentsRollAtTheConfiguredSize() async throws {
         let f = try LogFixture()
-        var options = WriteAheadLog.Options()
-        options.segmentSize = 1024
-        let (log, _, _) = try f.open(options: options)
-        for i in 0..<100 { _ = try await log.append(type: 1, payload: payload(i)) }
-        log.close()
+        try await f.writeInSmallSegments(100)
         #expect(try f.segments().count > 3)
         let (_, report, records) = try f.open()
         let segmentCount = try f.segments().count

@@ -152,10 +152,8 @@ public struct RPCRouter: Sendable {
     /// joiners: they could make a log line read other than it is) become "?".
     public static func printable(_ s: String) -> String {
         let cut = s.unicodeScalars.prefix(128).map { scalar -> Character in
-            switch scalar.properties.generalCategory {
-            case .control, .format, .lineSeparator, .paragraphSeparator, .spaceSeparator: "?"
-            default: scalar.properties.isWhitespace ? "?" : Character(scalar)
-            }
+            let category = scalar.properties.generalCategory
+            return scalar.properties.isWhitespace || category == .control || category == .format ? "?" : Character(scalar)
         }
         return String(cut)
     }

@@ -456,7 +456,7 @@ final class TTRPCServerHandler: ChannelInboundHandler {
 
     private func deadlineExpired(_ id: UInt32) {
         guard let context, let stream = streams.removeValue(forKey: id) else { return }
-        stream.idleTimer?.cancel()
+        stream.cancelTimers()
         stream.task?.cancel()
         releaseWaiters(of: id)
         dropInbox(id, stream, error: CancellationError())

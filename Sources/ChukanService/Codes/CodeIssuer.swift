@@ -1,3 +1,4 @@
+import ChukanCore
 import ChukanRegister
 import ChukanStore
 
@@ -40,20 +41,11 @@ public struct LocalCodeIssuer: CodeIssuer {
         var block = [UInt8](repeating: 0, count: 16)
         var count = 0
         for c in code.utf8 {
-            guard count < 32, let v = Self.hexValue(c) else { return nil }
+            guard count < 32, let v = Hex.value(of: c) else { return nil }
             block[count / 2] |= count % 2 == 0 ? v << 4 : v
             count += 1
         }
         guard count == 32 else { return nil }
         return PackedID(bytes: cipher.backward(block))
-    }
-
-    static func hexValue(_ c: UInt8) -> UInt8? {
-        switch c {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
-        default: nil
-        }
     }
 }

@@ -284,7 +284,7 @@ struct AuditCheckpoint: Equatable {
     static let fileName = "CHECKPOINT"
 
     /// The words the purge record carries, and the file too.
-    var claim: String { "records through \(sequence) purged; sha256 of record \(sequence) = \(hash.map { String(format: "%02x", $0) }.joined())" }
+    var claim: String { "records through \(sequence) purged; sha256 of record \(sequence) = \(Hex.encode(hash))" }
 
     static func read(directory: String, fs: any StoreFileSystem) throws -> AuditCheckpoint? {
         let path = "\(directory)/\(fileName)"
@@ -292,16 +292,8 @@ struct AuditCheckpoint: Equatable {
         let text = String(decoding: try fs.read(path), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         let parts = text.split(separator: " ")
         guard parts.count == 10, text.hasPrefix("records through "), let sequence = UInt64(parts[2]),
-              let hex = parts.last, hex.count == 64 else {
+              let hex = parts.last, let hash = Hex.decode(hex), hash.count == 32 else {
             throw AuditChainError(description: "\(path): not an audit checkpoint")
-        }
-        var hash: [UInt8] = []
-        var i = hex.startIndex
-        while i < hex.endIndex {
-            let j = hex.index(i, offsetBy: 2)
-            guard let b = UInt8(hex[i..<j], radix: 16) else { throw AuditChainError(description: "\(path): not an audit checkpoint") }
-            hash.append(b)
-            i = j
         }
         let c = AuditCheckpoint(sequence: sequence, hash: hash)
         guard c.claim == text else { throw AuditChainError(description: "\(path): not an audit checkpoint") }

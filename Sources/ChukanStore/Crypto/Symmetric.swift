@@ -142,7 +142,7 @@ public func secureRandomBytes(_ count: Int) -> [UInt8] {
 }
 
 /// `bytes` random bytes as lower-case hex (ids, salts).
-public func secureRandomHex(_ bytes: Int) -> String { secureRandomBytes(bytes).map { String(format: "%02x", $0) }.joined() }
+public func secureRandomHex(_ bytes: Int) -> String { Hex.encode(secureRandomBytes(bytes)) }
 
 public enum SHA256 {
     public static let size = 32
