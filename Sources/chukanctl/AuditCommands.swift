@@ -69,10 +69,16 @@ struct AuditCommand: ParsableCommand {
         @Flag(help: "Only refusals (any status but OK).") var refused = false
         @Flag(help: "Print JSON lines.") var json = false
 
+        // A bad date is the caller's mistake: say so before reading any file.
+        func validate() throws {
+            _ = try from.map { try Self.tokyoMidnight($0) }
+            _ = try until.map { try Self.tokyoMidnight($0) }
+        }
+
         func run() throws {
-            let records = try AuditLog.read(directory: stream.directory, keyRing: stream.keyRing())
             let start = try from.map { try Self.tokyoMidnight($0) }
             let end = try until.map { try Self.tokyoMidnight($0) + 86_400_000 }
+            let records = try AuditLog.read(directory: stream.directory, keyRing: stream.keyRing())
             let matching = records.filter { r in
                 (subject == nil || r.subject == subject) && (who == nil || r.principal == who || r.staff == who)
                     && (operation == nil || r.operation == operation || r.operation.hasSuffix("/\(operation!)"))
