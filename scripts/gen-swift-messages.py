@@ -107,6 +107,7 @@ for name, ctype, init, fields in messages:
     w(f"public struct {name}: ProtoMessage, Equatable {{")
     w(f'    public static let protoName = "{package}.{name}"')
     w(f"    nonisolated(unsafe) static let descriptor = protobufDescriptor({ctype}.self, {init})")
+    w("    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }")
     w("")
     for rep, ftype, fname, _ in fields:
         prop = camel(fname)

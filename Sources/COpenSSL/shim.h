@@ -63,11 +63,26 @@ static inline void chukan_SSL_CTX_enable_alpn_ttrpc(SSL_CTX *ctx) {
     SSL_CTX_set_alpn_select_cb(ctx, chukan_alpn_select, NULL);
 }
 
-/// Writes the subject's common name into buf (NUL-terminated); returns its length or -1.
+/// Writes the subject's common name, as UTF-8, into buf (NUL-terminated); returns its
+/// length, or -1 when there is none, more than one (which one the policy meant would be
+/// a guess), one that holds a NUL ("platform-operator\0x" must not read as
+/// "platform-operator"), or one that does not fit. The raw bytes are not used: a
+/// BMPString would come out empty.
 static inline int chukan_X509_subject_cn(X509 *cert, char *buf, int buflen) {
     X509_NAME *name = X509_get_subject_name(cert);
-    if (name == NULL) return -1;
-    return X509_NAME_get_text_by_NID(name, NID_commonName, buf, buflen);
+    if (name == NULL || buflen <= 0) return -1;
+    int at = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
+    if (at < 0 || X509_NAME_get_index_by_NID(name, NID_commonName, at) >= 0) return -1;
+    unsigned char *utf8 = NULL;
+    int n = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, at)));
+    if (n < 0) return -1;
+    int ok = n < buflen && memchr(utf8, 0, (size_t)n) == NULL;
+    if (ok) {
+        memcpy(buf, utf8, (size_t)n);
+        buf[n] = 0;
+    }
+    OPENSSL_free(utf8);
+    return ok ? n : -1;
 }
 
 /// Writes the subject in RFC 2253 form into buf; returns its length or -1.

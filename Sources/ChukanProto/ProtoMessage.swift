@@ -1,3 +1,4 @@
+import CProtobufC
 import NIOCore
 
 /// A Swift value for a message of `Protos/`, encoded and decoded by protobuf-c.
@@ -8,6 +9,8 @@ public protocol ProtoMessage: Sendable {
     func encode(into buffer: inout ByteBuffer)
     /// Decodes `bytes`; throws `ProtoDecodingError` naming the message, never the bytes.
     init(protobuf bytes: UnsafeRawBufferPointer, limit: Int) throws
+    /// protobuf-c's descriptor of the message (for checks made before it unpacks one).
+    static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { get }
 }
 
 extension ProtoMessage {

@@ -10,12 +10,16 @@ public enum ProtoDecodingError: Error, Equatable, Sendable, CustomStringConverti
     case malformed(message: String)
     /// It decoded, but a field holds a value this schema does not allow.
     case invalidField(message: String, field: String)
+    /// More fields (nested ones counted) than the reader allows: each costs protobuf-c
+    /// work and often an allocation, and a frame of two-byte fields holds two million.
+    case tooManyFields(message: String, limit: Int)
 
     public var description: String {
         switch self {
         case let .tooLarge(message, size, limit): "\(message) of \(size) bytes exceeds the limit of \(limit) bytes"
         case let .malformed(message): "\(message) does not decode as protobuf"
         case let .invalidField(message, field): "\(message).\(field) holds a value the schema does not allow"
+        case let .tooManyFields(message, limit): "\(message) holds more than \(limit) fields (nested ones counted)"
         }
     }
 }
@@ -89,6 +93,44 @@ extension ProtobufCBinaryData {
     public var bytes: [UInt8] {
         guard len > 0, let data else { return [] }
         return Array(UnsafeBufferPointer(start: data, count: len))
+    }
+}
+
+extension ProtobufC {
+    /// Counts the fields of `bytes` as a `descriptor` message, walking into every field the
+    /// schema says is a message, and throws `tooManyFields` past `limit` or past `maxDepth`
+    /// levels: what a server checks before protobuf-c unpacks a caller's request. It reads
+    /// in place and allocates nothing; malformed bytes are left for protobuf-c to refuse.
+    public static func checkFieldCount(
+        _ descriptor: UnsafePointer<ProtobufCMessageDescriptor>, _ bytes: UnsafeRawBufferPointer,
+        name: @autoclosure () -> String, limit: Int, maxDepth: Int = 32
+    ) throws {
+        var budget = limit
+        guard (try? countFields(descriptor, bytes, budget: &budget, depth: maxDepth)) != false else {
+            throw ProtoDecodingError.tooManyFields(message: name(), limit: limit)
+        }
+    }
+
+    /// false once the budget or the depth is spent; throws on bytes that do not parse.
+    private static func countFields(
+        _ descriptor: UnsafePointer<ProtobufCMessageDescriptor>, _ bytes: UnsafeRawBufferPointer, budget: inout Int, depth: Int
+    ) throws -> Bool {
+        guard depth > 0 else { return false }
+        var reader = WireReader(bytes)
+        while let (number, type) = try reader.nextField() {
+            budget -= 1
+            guard budget >= 0 else { return false }
+            guard type == .lengthDelimited else {
+                try reader.skip(type)
+                continue
+            }
+            let value = try reader.lengthDelimited()
+            guard number <= UInt64(UInt32.max), let field = protobuf_c_message_descriptor_get_field(descriptor, UInt32(number)),
+                  field.pointee.type == PROTOBUF_C_TYPE_MESSAGE, let inner = field.pointee.descriptor
+            else { continue }
+            guard try countFields(inner.assumingMemoryBound(to: ProtobufCMessageDescriptor.self), value, budget: &budget, depth: depth - 1) else { return false }
+        }
+        return true
     }
 }
 

@@ -414,18 +414,25 @@ public final class WriteAheadLog: @unchecked Sendable {
             previousLastAcknowledged: lastAcknowledged, salt: secureRandomBytes(16))
         let path = "\(directory)/\(WALFormat.segmentName(firstSequence: nextSequence))"
         let file: any AppendFile
+        var replaced: String? = nil
         do {
             file = try fs.createNew(path)
         } catch let e as StoreIOError where e.errno == EEXIST {
-            // An abandoned segment starting at the same sequence holds nothing acknowledged.
-            try fs.remove(path)
-            file = try fs.createNew(path)
+            // An abandoned segment starting at the same sequence holds nothing acknowledged,
+            // but its header may hold the cut for the segment before it: the new one is made
+            // under another name and renamed over it once durable, so that a crash meanwhile
+            // never leaves the segment before without its cut.
+            let temporary = path + ".new"
+            try? fs.remove(temporary)
+            file = try fs.createNew(temporary)
+            replaced = temporary
         }
         let bytes = header.encoded()
         try bytes.withUnsafeBytes { try file.append($0) }
         var reserved = bytes.count + options.reserveAhead
         if options.reserveAhead > 0 && (try? file.reserve(upTo: reserved)) == nil { reserved = Int.max }  // best effort, as in `write`
         try file.sync()
+        if let replaced { try fs.rename(replaced, path) }
         try fs.syncDirectory(directory)
         let key = try WALFormat.segmentKey(tenantKey: keyRing.key(version: header.keyVersion), header: header)
         segment = OpenSegment(file: file, cipher: try AESGCM(key: key), size: bytes.count, reserved: reserved)

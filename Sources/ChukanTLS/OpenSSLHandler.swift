@@ -207,7 +207,13 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
             pendingPlaintext!.writeImmutableBuffer(plaintext)
         }
         if let promise { pendingPromises.append(promise) }
+        // Many large writes before one flush are sent as they come, so that neither this
+        // buffer nor one write to the network grows past what a count of them can hold.
+        if state == .active && pendingPlaintext!.readableBytes >= Self.largestNetworkWrite { encryptAndFlush(context: context) }
     }
+
+    /// The most bytes one buffer handed to the network holds (`writeNetwork`).
+    private static let largestNetworkWrite = 16 << 20
 
     public func flush(context: ChannelHandlerContext) {
         flushPending = true
@@ -244,18 +250,26 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
         writeNetwork(context: context, promise: promise)
     }
 
-    /// Moves every record OpenSSL produced into one buffer and onto the wire.
+    /// Moves every record OpenSSL produced onto the wire, in buffers of at most 16 MiB.
     private func writeNetwork(context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
-        let pending = chukan_BIO_pending(wbio)
+        var pending = chukan_BIO_pending(wbio)
         guard pending > 0 else {
             promise?.succeed()
             return
         }
-        var out = context.channel.allocator.buffer(capacity: pending)
-        out.writeWithUnsafeMutableBytes(minimumWritableBytes: pending) { raw in
-            Int(max(0, BIO_read(wbio, raw.baseAddress, Int32(pending))))
+        while true {
+            let size = min(pending, Self.largestNetworkWrite)
+            var out = context.channel.allocator.buffer(capacity: size)
+            let read = out.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw in
+                Int(max(0, BIO_read(wbio, raw.baseAddress, Int32(size))))
+            }
+            pending = read > 0 ? chukan_BIO_pending(wbio) : 0
+            guard pending > 0 else {
+                context.writeAndFlush(wrapOutboundOut(out), promise: promise)
+                return
+            }
+            context.write(wrapOutboundOut(out), promise: nil)
         }
-        context.writeAndFlush(wrapOutboundOut(out), promise: promise)
     }
 
     public func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {

@@ -39,6 +39,7 @@ public struct RPCStatus: Sendable, Hashable, CustomStringConvertible {
 public struct TTRPCRequest: ProtoMessage, Equatable {
     public static let protoName = "ttrpc.Request"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Ttrpc__Request.self, ttrpc__request__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var service: String
     public var method: String
@@ -82,7 +83,9 @@ public struct TTRPCRequest: ProtoMessage, Equatable {
     /// for as long as its call lasts.
     public static let maxMetadataEntries = 64
     public static let maxMetadataBytes = 16 << 10
-    /// Fields ttrpc.Request does not have, each of which protobuf-c would keep a copy of.
+    /// Fields ttrpc.Request does not have (protobuf-c keeps a copy of each), and repeats of
+    /// its singular fields (each costs protobuf-c a pass, and one frame could hold two
+    /// million): at most this many in all.
     public static let maxUnknownFields = 16
 
     /// What protobuf-c would pass unseen, refused before it unpacks anything: more
@@ -92,8 +95,17 @@ public struct TTRPCRequest: ProtoMessage, Equatable {
     static func checkShape(_ bytes: UnsafeRawBufferPointer) throws {
         var reader = WireReader(bytes)
         var entries = 0, metadataBytes = 0, unknown = 0
+        var seen: UInt8 = 0  // fields 1-4 met so far, one bit each
         do {
             while let (number, type) = try reader.nextField() {
+                if (1...4).contains(number) {
+                    let bit: UInt8 = 1 << (number - 1)
+                    if seen & bit != 0 {
+                        unknown += 1
+                        guard unknown <= maxUnknownFields else { throw EnvelopeError("more than \(maxUnknownFields) fields ttrpc.Request does not have or repeats") }
+                    }
+                    seen |= bit
+                }
                 switch (number, type) {
                 case (1, .lengthDelimited), (2, .lengthDelimited):
                     guard isCleanText(try reader.lengthDelimited()) else {
@@ -117,7 +129,7 @@ public struct TTRPCRequest: ProtoMessage, Equatable {
                 default:
                     if !(1...5).contains(number) {
                         unknown += 1
-                        guard unknown <= maxUnknownFields else { throw EnvelopeError("more than \(maxUnknownFields) fields ttrpc.Request does not have") }
+                        guard unknown <= maxUnknownFields else { throw EnvelopeError("more than \(maxUnknownFields) fields ttrpc.Request does not have or repeats") }
                     }
                     try reader.skip(type)
                 }
@@ -169,6 +181,7 @@ public struct EnvelopeError: Error, CustomStringConvertible, Sendable {
 public struct TTRPCResponse: ProtoMessage, Equatable {
     public static let protoName = "ttrpc.Response"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Ttrpc__Response.self, ttrpc__response__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var status: RPCStatus
     public var payload: ByteBuffer

@@ -95,12 +95,15 @@ struct AuditCommand: ParsableCommand {
                                "inquirer": r.inquirer, "item_group": (ItemGroup(rawValue: Int32(bitPattern: r.itemGroup)) ?? .itemGroupUnspecified).listName,
                                "permit_id": r.permitId, "pending_id": r.pendingId, "route": r.route])
                 } else {
+                    // Fields a caller could choose (subject, detail, route) are printed
+                    // printable: a record must not move the cursor or rewrite the screen.
+                    let p = { (s: String) in printableText(s, limit: 512, keepSpaces: true) }
                     var who = r.principal.isEmpty ? "cert:\(r.certificate.isEmpty ? "-" : r.certificate)" : r.principal
                     if !r.staff.isEmpty { who = "\(r.staff)@\(who)" }  // a staff member on a terminal
                     // 情報提供等記録: to whom, under which row and permit.
                     let provision = r.inquirer.isEmpty && r.permitId.isEmpty && r.pendingId.isEmpty ? ""
-                        : "\tto \(r.inquirer.isEmpty ? "-" : r.inquirer) 項 \(r.legalRow.isEmpty ? "-" : r.legalRow) permit \(r.permitId.isEmpty ? "-" : r.permitId)\(r.pendingId.isEmpty ? "" : " pending \(r.pendingId)")"
-                    print("\(r.sequence)\t\(when)\t\(who)\t\(r.operation)\t\(r.subject.isEmpty ? "-" : r.subject)\t\(r.outcomeCode == 0 ? "OK" : "code \(r.outcomeCode): \(r.outcomeDetail)")\(provision)")
+                        : "to \(r.inquirer.isEmpty ? "-" : r.inquirer) 項 \(r.legalRow.isEmpty ? "-" : r.legalRow) permit \(r.permitId.isEmpty ? "-" : r.permitId)\(r.pendingId.isEmpty ? "" : " pending \(r.pendingId)")"
+                    print(r.sequence, when, p(who), p(r.operation), p(r.subject.isEmpty ? "-" : r.subject), p(r.outcomeCode == 0 ? "OK" : "code \(r.outcomeCode): \(r.outcomeDetail)") + (provision.isEmpty ? "" : "\t" + p(provision)), separator: "\t")
                 }
             }
             if !json { print("audit: \(matching.count) of \(records.count) records") }

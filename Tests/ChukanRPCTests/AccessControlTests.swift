@@ -1,4 +1,5 @@
 import ChukanCore
+import ChukanDev
 import ChukanProto
 import ChukanRPC
 import ChukanService
@@ -12,9 +13,15 @@ import Testing
 /// Every Admin call against every kind of principal, over mutual TLS: the policy decides,
 /// and every decision lands in the right audit stream, durably, chain intact.
 @Suite(.serialized) struct AccessControlTests {
-    static let pki = try! TestPKI.make(clients: [
-        "operator", "admin-asahikawa", "admin-chiyoda", "registrar-asahikawa", "terminal-asahikawa", "stranger",
-    ])
+    static let pki: TestPKI = {
+        let pki = try! TestPKI.make(clients: [
+            "operator", "admin-asahikawa", "admin-chiyoda", "registrar-asahikawa", "terminal-asahikawa", "stranger",
+        ])
+        // A certificate of the CA whose subject holds two common names, the operator's first:
+        // which one the policy meant would be a guess, so it is known by its fingerprint alone.
+        try! DevCA(dir: pki.dir).issue(name: "two-names", commonName: "operator/CN=intruder", serverNames: nil, days: 30)
+        return pki
+    }()
     static let asahikawa = "012041", chiyoda = "131016"
 
     static func policy() -> Policy {
@@ -72,6 +79,7 @@ import Testing
             "registrar-asahikawa": Dictionary(uniqueKeysWithValues: Call.allCases.map { ($0, denied) }),
             "terminal-asahikawa": Dictionary(uniqueKeysWithValues: Call.allCases.map { ($0, denied) }),
             "stranger": Dictionary(uniqueKeysWithValues: Call.allCases.map { ($0, .unauthenticated) }),
+            "two-names": Dictionary(uniqueKeysWithValues: Call.allCases.map { ($0, .unauthenticated) }),
         ]
         for (name, calls) in expected.sorted(by: { $0.key < $1.key }) {
             let client = try await f.client(name)

@@ -64,6 +64,7 @@ import Testing
         var net = NetworkInquiryRequest()
         net.tenant = Self.asahikawa
         net.work = "resident-register"
+        net.legalRow = "free text a caller chose"  // not copied into the record
         #expect(await statusCode { _ = try await clerk.unary(service: "chukan.v1.Inquiry", method: "RequestNetworkInquiry", request: net, as: NetworkInquiryResponse.self) } == .failedPrecondition)
         // A registrar is not a reader.
         let registrar = try await f.client("registrar")
@@ -76,7 +77,7 @@ import Testing
         #expect(lookups.count == 10)
         #expect(lookups.filter { $0.outcomeCode == 0 }.allSatisfy { $0.subject == p.integratedAtenaNumber })
         #expect(lookups.contains { $0.principal == "clerk-chiyoda" && $0.outcomeCode == UInt32(StatusCode.permissionDenied.rawValue) })
-        #expect(records.contains { $0.operation == "chukan.v1.Inquiry/RequestNetworkInquiry" && $0.outcomeCode == UInt32(StatusCode.failedPrecondition.rawValue) })
+        #expect(records.contains { $0.operation == "chukan.v1.Inquiry/RequestNetworkInquiry" && $0.outcomeCode == UInt32(StatusCode.failedPrecondition.rawValue) && $0.legalRow.isEmpty })
         // No record carries a 個人番号, whichever key the inquiry used.
         let numbers = Set(Self.people.map(\.kojinBango))
         #expect(!records.contains { r in [r.subject, r.outcomeDetail, r.operation, r.principal].contains { numbers.contains($0) } })

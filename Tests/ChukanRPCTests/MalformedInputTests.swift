@@ -143,7 +143,20 @@ import Testing
         var unknown = TTRPCRequest(service: "chukan.v1.Echo", method: "Echo", payload: echo).encoded()
         for _ in 0..<17 { unknown.writeBytes([6 << 3, 1]) }  // field 6 (not in ttrpc.Request), a varint, 17 times
         try await raw.sendFrame(id: 11, type: 1, data: unknown)
-        try await expectStatus(raw, id: 11, .invalidArgument, "request envelope: more than 16 fields ttrpc.Request does not have")
+        try await expectStatus(raw, id: 11, .invalidArgument, "request envelope: more than 16 fields ttrpc.Request does not have or repeats")
+        // A singular field repeated (protobuf-c would take each in turn: a frame holds two million).
+        var repeated = TTRPCRequest(service: "chukan.v1.Echo", method: "Echo", payload: echo).encoded()
+        for _ in 0..<18 { repeated.writeBytes([4 << 3, 0]) }  // timeout_nano, then 17 repeats of it
+        try await raw.sendFrame(id: 13, type: 1, data: repeated)
+        try await expectStatus(raw, id: 13, .invalidArgument, "request envelope: more than 16 fields ttrpc.Request does not have or repeats")
+        // A payload of more fields than a request may hold, refused before protobuf-c unpacks it.
+        var fields = ByteBuffer()
+        for _ in 0...MethodHandler.maxRequestFields { fields.writeBytes([0x0A, 0]) }
+        try await raw.sendFrame(id: 15, type: 1, data: TTRPCRequest(service: "chukan.v1.Echo", method: "Echo", payload: fields).encoded())
+        try await expectStatus(raw, id: 15, .invalidArgument, "request payload: chukan.v1.EchoMessage holds more than 4096 fields (nested ones counted)")
+        try await raw.sendFrame(id: 17, type: 1, data: TTRPCRequest(service: "chukan.v1.Echo", method: "Echo", payload: echo).encoded())
+        let still = try #require(try await raw.nextResponse())
+        #expect(still.0 == 17 && still.1.status.isOK && still.1.payload == echo)
         await raw.close()
         await s.stop()
     }

@@ -263,6 +263,13 @@ import Testing
             }
         }
         #expect(pending.count == 2 && pending.allSatisfy { $0.hasPrefix("P") })
+        // The gateway lost that answer and retries with the same permit: it learns the same pending id.
+        do {
+            _ = try await provide(gateway, Self.request(code, try Self.permit(code, id: "PMT-HOLD-1")))
+            Issue.record("a retried held request was answered")
+        } catch let e as RPCError {
+            #expect(e.code == .failedPrecondition && e.message.hasPrefix("HELD:") && e.message.hasSuffix("pending_id=\(pending[0])"), "\(e)")
+        }
         var fetch = HeldRequest()
         fetch.tenant = Self.asahikawa
         fetch.pendingId = pending[0]
@@ -398,6 +405,12 @@ import Testing
         #expect(d.provisions.map(\.inquirer) == ["MHLW0001", "MHLW0001", "LG011002", "MHLW0001"])
         #expect(d.provisions.map(\.legalRow) == [1, 1, 48, 1] && d.provisions[2].itemGroup == .household)
         #expect(d.provisions.map(\.outcomeCode) == [0, 0, 0, UInt32(StatusCode.permissionDenied.rawValue)])
+        // The same person found by 符号 (32 hex digits, not an identifier of 1-16 characters).
+        var byCode = r
+        byCode.keyKind = .fugo
+        byCode.key = code
+        let d2 = try await auditor.unary(service: "chukan.v1.Provision", method: "Disclose", request: byCode, as: Disclosure.self)
+        #expect(d2.person?.integratedAtenaNumber == person.integratedAtenaNumber && d2.provisions.map(\.permitId) == d.provisions.map(\.permitId))
         // Auditors only; and the disclosure itself is recorded.
         #expect(await statusCode { _ = try await clerk.unary(service: "chukan.v1.Provision", method: "Disclose", request: r, as: Disclosure.self) } == .permissionDenied)
         for c in [gateway, auditor, clerk] { await c.close() }

@@ -108,8 +108,14 @@ import Testing
         session = try await login(t2, "s001", mine)
         #expect(session.mustChangePassword)
         #expect(await statusCode { _ = try await lookup(t2, token: session.token) } == .permissionDenied)
+        let elsewhere = try await login(t1, "s001", mine)
         try await changePassword(t2, token: session.token, from: mine, to: "another-password-3")
         _ = try await lookup(t2, token: session.token)
+        // A sign-in made with the old password ends with it; the one that changed it goes on.
+        #expect(await statusCode { _ = try await lookup(t1, token: elsewhere.token) } == .unauthenticated)
+        // An id is checked before an error quotes it; an unknown role is named by its place.
+        #expect(await statusCode { _ = try await staff(admin, "DisableStaff", "\u{1B}[2K") } == .invalidArgument)
+        #expect(await statusCode { _ = try await staff(admin, "GrantRoles", "s001", roles: ["clerk", "\u{1B}[1A"]) } == .invalidArgument)
 
         // Logout ends the sign-in; disabling ends every sign-in of the member.
         _ = try await t2.unary(service: "chukan.v1.Staff", method: "Logout", request: LogoutRequest(), as: LogoutResponse.self, metadata: ["authorization": "Bearer \(session.token)"])
@@ -131,6 +137,7 @@ import Testing
         #expect(logins.filter { $0.outcomeCode == UInt32(StatusCode.unauthenticated.rawValue) && $0.staff == "s001" }.count >= 7)
         #expect(records.contains { $0.operation == "chukan.v1.Inquiry/Lookup" && $0.staff == "s001" && $0.terminal == "terminal-1" && $0.outcomeCode == 0 })
         #expect(!records.contains { [$0.outcomeDetail, $0.subject].contains { $0.contains("password-") } }, "no password in the trail")
+        #expect(!records.contains { [$0.outcomeDetail, $0.subject].contains { $0.contains("\u{1B}") } }, "no caller's control characters in the trail")
         // A certificate the policy does not name signs in nowhere, and its attempt is in the
         // platform stream, not this tenant's.
         #expect(!records.contains { $0.certificate == "stranger" })

@@ -97,6 +97,30 @@ import Testing
         #expect(try AuditLog.verify(directory: dir, keyRing: keys).firstBad == nil)
     }
 
+    /// A segment abandoned after a failed flush may still hold the refused record (its cut
+    /// failed too); the chain goes on from the next segment's record of that sequence. A
+    /// purge of the abandoned segment ends its checkpoint at the cut, not at the refused
+    /// record, so the stream still verifies and opens.
+    @Test func aPurgeEndsAtTheCutOfAnAbandonedSegment() async throws {
+        let faults = FaultyFileSystem()
+        let audit = try AuditLog.open(directory: dir, keyRing: keys, fs: faults)
+        let old = Int64(1_500_000_000_000), recent = Int64(1_790_000_000_000)
+        var first = entry(1), refused = entry(2), kept = entry(3)
+        (first.timeUnixMs, refused.timeUnixMs, kept.timeUnixMs) = (old, old, recent)
+        try await audit.record(first)
+        faults.failNextSync.store(true, ordering: .relaxed)
+        faults.failTruncate.store(true, ordering: .relaxed)
+        await #expect(throws: RPCError.self) { try await audit.record(refused) }
+        faults.failTruncate.store(false, ordering: .relaxed)
+        #expect(try await audit.record(kept) == 2)
+        #expect(try await audit.purge(before: recent) == 1, "the refused record is not purged: it was never in the chain")
+        audit.close()
+        #expect(try AuditLog.verify(directory: dir, keyRing: keys).firstBad == nil)
+        let reopened = try AuditLog.open(directory: dir, keyRing: keys)
+        reopened.close()
+        #expect(try AuditLog.read(directory: dir, keyRing: keys).map(\.subject).prefix(1) == ["P3"])
+    }
+
     /// Records past retention go segment by segment; the rest still verifies from the
     /// checkpoint, across a restart; a checkpoint the chain does not back is found.
     @Test func purgingOldSegmentsKeepsTheChainVerifiable() async throws {

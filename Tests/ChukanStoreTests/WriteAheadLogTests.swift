@@ -398,6 +398,37 @@ func payload(_ i: Int) -> [UInt8] { Array("record \(i) 旭川市".utf8) }
     }
 }
 
+extension WriteAheadLogTests {
+    /// The segment after an abandoned one holds its cut in its header. When that segment
+    /// is abandoned too, before any record in it was acknowledged, its replacement takes
+    /// its name: the old one is replaced only once the new one is durable, so a disk that
+    /// refuses the replacement leaves the cut in place and recovery still drops the record
+    /// that was refused.
+    @Test func aRefusedReplacementLeavesTheCutInPlace() async throws {
+        let f = try LogFixture()
+        let faults = FaultyFileSystem()
+        let (log, _, _) = try f.open(fs: faults)
+        #expect(try await log.append(type: 1, payload: payload(0)) == 1)
+        // Record 2's sync and cut fail: it stays, complete, in the first segment; the second
+        // segment's header says acknowledged writes ended at 1.
+        faults.failNextSync.store(true, ordering: .relaxed)
+        faults.failTruncate.store(true, ordering: .relaxed)
+        await #expect(throws: WALWriteError.self) { _ = try await log.append(type: 1, payload: payload(1)) }
+        faults.failTruncate.store(false, ordering: .relaxed)
+        log.unblock()
+        #expect(try f.segments().count == 2)
+        // The second segment's first batch fails too, and the disk refuses its replacement.
+        faults.failNextSync.store(true, ordering: .relaxed)
+        faults.failReplacement.store(true, ordering: .relaxed)
+        await #expect(throws: WALWriteError.self) { _ = try await log.append(type: 1, payload: payload(2)) }
+        log.close()
+        #expect(try f.segments().count == 2, "the segment holding the cut is still there")
+        let (_, report, records) = try f.open()
+        #expect(records.map(\.sequence) == [1] && records.map(\.payload) == [payload(0)])
+        #expect(report.lastSequence == 1)
+    }
+}
+
 @Suite struct WriteAheadLogLimitTests {
     @Test func oversizedRecordsAreRefusedBeforeTheyReachTheLog() async throws {
         let f = try LogFixture()
@@ -472,10 +503,21 @@ final class FaultyFileSystem: StoreFileSystem, @unchecked Sendable {
         func close() { inner.close() }
     }
 
+    /// While set, every new file made after one whose name was taken fails (EIO): the disk
+    /// refuses the replacement of an abandoned segment.
+    let failReplacement = Atomic<Bool>(false)
+    private let sawTakenName = Atomic<Bool>(false)
+
     func createNew(_ path: String) throws -> any AppendFile {
         let errno = failWrites.load(ordering: .relaxed)
         if errno != 0 { throw StoreIOError("create", path, errno: errno) }
-        return File(try real.createNew(path), self)
+        if failReplacement.load(ordering: .relaxed) && sawTakenName.load(ordering: .relaxed) { throw StoreIOError("create", path, errno: EIO) }
+        do {
+            return File(try real.createNew(path), self)
+        } catch let e as StoreIOError where e.errno == EEXIST {
+            sawTakenName.store(true, ordering: .relaxed)
+            throw e
+        }
     }
     func read(_ path: String) throws -> [UInt8] { try real.read(path) }
     func truncate(_ path: String, to size: Int) throws { try real.truncate(path, to: size) }

@@ -5,6 +5,51 @@ import NIOCore
 import Testing
 
 @Suite struct EnvelopeTests {
+    /// Fields are counted before protobuf-c unpacks a request, nested ones too (as the
+    /// schema says which fields are messages); a string's bytes are not walked into.
+    @Test func fieldsAreCountedThroughNestedMessages() throws {
+        func field(_ number: UInt8, _ body: [UInt8]) -> [UInt8] { [number << 3 | 2] + varint(body.count) + body }
+        func varint(_ n: Int) -> [UInt8] {
+            var n = n, out: [UInt8] = []
+            while n >= 0x80 { out.append(UInt8(n & 0x7F) | 0x80); n >>= 7 }
+            return out + [UInt8(n)]
+        }
+        let descriptor = RegisterEvent.protobufCDescriptor
+        // A resident (field 5 of RegisterEvent) whose name (field 8 of Resident) repeats its kana (field 1) 200 times.
+        let name = Array([[UInt8]](repeating: field(1, []), count: 200).joined())
+        let event = field(5, field(8, name))
+        try event.withUnsafeBytes { try ProtobufC.checkFieldCount(descriptor, $0, name: "e", limit: 202) }
+        #expect(throws: ProtoDecodingError.tooManyFields(message: "e", limit: 201)) {
+            try event.withUnsafeBytes { try ProtobufC.checkFieldCount(descriptor, $0, name: "e", limit: 201) }
+        }
+        // The same bytes inside a string field (the atena number, field 2 of Resident) are one field.
+        let asText = field(5, field(2, name))
+        try asText.withUnsafeBytes { try ProtobufC.checkFieldCount(descriptor, $0, name: "e", limit: 2) }
+        // Nesting deeper than allowed is refused too.
+        #expect(throws: ProtoDecodingError.self) {
+            try event.withUnsafeBytes { try ProtobufC.checkFieldCount(descriptor, $0, name: "e", limit: 1000, maxDepth: 2) }
+        }
+        // A real event passes with room to spare.
+        var real = RegisterEvent()
+        real.kind = .record
+        var r = Resident()
+        r.atenaNumber = "1234567890"
+        r.name = Name()
+        r.name?.kana = "アサヒカワ タロウ"
+        real.resident = r
+        let bytes = real.encodedBytes
+        try bytes.withUnsafeBytes { try ProtobufC.checkFieldCount(descriptor, $0, name: "e", limit: 8) }
+    }
+
+    /// Repeats of ttrpc.Request's singular fields count with its unknown fields.
+    @Test func repeatsOfSingularFieldsAreBounded() throws {
+        var ok = TTRPCRequest(service: "chukan.v1.Echo", method: "Echo", payload: ByteBuffer(bytes: [1])).encoded()
+        for _ in 0...16 { ok.writeBytes([4 << 3, 0]) }  // timeout_nano (none when 0), then 16 repeats of it
+        _ = try TTRPCRequest(protobuf: ok)
+        ok.writeBytes([4 << 3, 0])
+        #expect(throws: EnvelopeError.self) { _ = try TTRPCRequest(protobuf: ok) }
+    }
+
     @Test func requestRoundTrips() throws {
         let r = TTRPCRequest(
             service: "chukan.v1.Echo", method: "Echo", payload: ByteBuffer(bytes: [0, 1, 2, 255]),

@@ -16,6 +16,7 @@ public enum TenantStatusState: Int32, Sendable, CaseIterable {
 public struct TenantRequest: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.TenantRequest"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__TenantRequest.self, chukan__v1__tenant_request__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var tenant: String = ""
     public var force: Bool = false
@@ -52,6 +53,7 @@ public struct TenantRequest: ProtoMessage, Equatable {
 public struct TenantStatus: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.TenantStatus"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__TenantStatus.self, chukan__v1__tenant_status__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var tenant: String = ""
     public var state: TenantStatusState = .stateUnspecified
@@ -100,6 +102,7 @@ public struct TenantStatus: ProtoMessage, Equatable {
 public struct ListTenantsRequest: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.ListTenantsRequest"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__ListTenantsRequest.self, chukan__v1__list_tenants_request__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
 
     public init() {}
@@ -130,6 +133,7 @@ public struct ListTenantsRequest: ProtoMessage, Equatable {
 public struct ListTenantsResponse: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.ListTenantsResponse"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__ListTenantsResponse.self, chukan__v1__list_tenants_response__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var tenants: [TenantStatus] = []
 
@@ -168,6 +172,7 @@ public struct ListTenantsResponse: ProtoMessage, Equatable {
 public struct SnapshotResponse: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.SnapshotResponse"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__SnapshotResponse.self, chukan__v1__snapshot_response__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var path: String = ""
     public var sequence: UInt64 = 0
@@ -213,6 +218,7 @@ public struct SnapshotResponse: ProtoMessage, Equatable {
 public struct TenantStatsRequest: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.TenantStatsRequest"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__TenantStatsRequest.self, chukan__v1__tenant_stats_request__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var tenant: String = ""
 
@@ -246,6 +252,7 @@ public struct TenantStatsRequest: ProtoMessage, Equatable {
 public struct DayStats: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.DayStats"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__DayStats.self, chukan__v1__day_stats__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var date: String = ""
     public var inquiries: UInt64 = 0
@@ -294,6 +301,7 @@ public struct DayStats: ProtoMessage, Equatable {
 public struct TenantStatsResponse: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.TenantStatsResponse"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__TenantStatsResponse.self, chukan__v1__tenant_stats_response__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var status: TenantStatus?
     public var days: [DayStats] = []
@@ -359,6 +367,7 @@ public struct TenantStatsResponse: ProtoMessage, Equatable {
 public struct ReloadPolicyRequest: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.ReloadPolicyRequest"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__ReloadPolicyRequest.self, chukan__v1__reload_policy_request__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
 
     public init() {}
@@ -389,6 +398,7 @@ public struct ReloadPolicyRequest: ProtoMessage, Equatable {
 public struct ReloadPolicyResponse: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.ReloadPolicyResponse"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__ReloadPolicyResponse.self, chukan__v1__reload_policy_response__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var principals: UInt32 = 0
 

@@ -6,6 +6,7 @@ import NIOCore
 public struct AuditRecord: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.AuditRecord"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__AuditRecord.self, chukan__v1__audit_record__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var schemaVersion: UInt32 = 0
     public var sequence: UInt64 = 0

@@ -6,6 +6,7 @@ import NIOCore
 public struct AcquireCodeRequest: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.AcquireCodeRequest"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__AcquireCodeRequest.self, chukan__v1__acquire_code_request__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var tenant: String = ""
     public var integratedAtenaNumber: String = ""
@@ -42,6 +43,7 @@ public struct AcquireCodeRequest: ProtoMessage, Equatable {
 public struct CodeResponse: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.CodeResponse"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__CodeResponse.self, chukan__v1__code_response__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var fugo: String = ""
     public var integratedAtenaNumber: String = ""
@@ -78,6 +80,7 @@ public struct CodeResponse: ProtoMessage, Equatable {
 public struct LookupCodeRequest: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.LookupCodeRequest"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__LookupCodeRequest.self, chukan__v1__lookup_code_request__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var tenant: String = ""
     public var fugo: String = ""

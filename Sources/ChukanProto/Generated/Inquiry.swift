@@ -18,6 +18,7 @@ public enum LookupRequestKeyKind: Int32, Sendable, CaseIterable {
 public struct LookupRequest: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.LookupRequest"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__LookupRequest.self, chukan__v1__lookup_request__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var tenant: String = ""
     public var keyKind: LookupRequestKeyKind = .keyKindUnspecified
@@ -57,6 +58,7 @@ public struct LookupRequest: ProtoMessage, Equatable {
 public struct PersonView: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.PersonView"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__PersonView.self, chukan__v1__person_view__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var integratedAtenaNumber: String = ""
     public var removed: Bool = false
@@ -96,6 +98,7 @@ public struct PersonView: ProtoMessage, Equatable {
 public struct LookupResponse: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.LookupResponse"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__LookupResponse.self, chukan__v1__lookup_response__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var person: PersonView?
 
@@ -129,6 +132,7 @@ public struct LookupResponse: ProtoMessage, Equatable {
 public struct HouseholdRequest: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.HouseholdRequest"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__HouseholdRequest.self, chukan__v1__household_request__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var tenant: String = ""
     public var householdNumber: String = ""
@@ -171,6 +175,7 @@ public struct HouseholdRequest: ProtoMessage, Equatable {
 public struct SearchRequest: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.SearchRequest"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__SearchRequest.self, chukan__v1__search_request__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var tenant: String = ""
     public var kana: String = ""
@@ -219,6 +224,7 @@ public struct SearchRequest: ProtoMessage, Equatable {
 public struct PersonPage: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.PersonPage"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__PersonPage.self, chukan__v1__person_page__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var people: [PersonView] = []
     public var nextPageToken: String = ""
@@ -263,6 +269,7 @@ public struct PersonPage: ProtoMessage, Equatable {
 public struct NetworkInquiryRequest: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.NetworkInquiryRequest"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__NetworkInquiryRequest.self, chukan__v1__network_inquiry_request__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var tenant: String = ""
     public var work: String = ""
@@ -302,6 +309,7 @@ public struct NetworkInquiryRequest: ProtoMessage, Equatable {
 public struct NetworkInquiryResponse: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.NetworkInquiryResponse"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__NetworkInquiryResponse.self, chukan__v1__network_inquiry_response__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
 
     public init() {}

@@ -6,6 +6,7 @@ import NIOCore
 public struct ProvideRequest: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.ProvideRequest"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__ProvideRequest.self, chukan__v1__provide_request__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var tenant: String = ""
     public var inquirer: String = ""
@@ -60,6 +61,7 @@ public struct ProvideRequest: ProtoMessage, Equatable {
 public struct ProvideResponse: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.ProvideResponse"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__ProvideResponse.self, chukan__v1__provide_response__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var answer: EncryptedAnswer?
     public var pendingId: String = ""
@@ -96,6 +98,7 @@ public struct ProvideResponse: ProtoMessage, Equatable {
 public struct ProvisionPayload: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.ProvisionPayload"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__ProvisionPayload.self, chukan__v1__provision_payload__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var schemaVersion: UInt32 = 0
     public var permitId: String = ""
@@ -165,6 +168,7 @@ public struct ProvisionPayload: ProtoMessage, Equatable {
 public struct NameAndBirth: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.NameAndBirth"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__NameAndBirth.self, chukan__v1__name_and_birth__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var name: Name?
     public var birthDate: CalendarDate?
@@ -219,6 +223,7 @@ public struct NameAndBirth: ProtoMessage, Equatable {
 public struct CurrentAddress: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.CurrentAddress"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__CurrentAddress.self, chukan__v1__current_address__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var address: Address?
     public var addressSetOn: CalendarDate?
@@ -255,6 +260,7 @@ public struct CurrentAddress: ProtoMessage, Equatable {
 public struct AddressHistory: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.AddressHistory"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__AddressHistory.self, chukan__v1__address_history__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var previousAddress: Address?
     public var plannedMoveOut: Address?
@@ -300,6 +306,7 @@ public struct AddressHistory: ProtoMessage, Equatable {
 public struct HouseholdMember: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.HouseholdMember"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__HouseholdMember.self, chukan__v1__household_member__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var name: Name?
     public var birthDate: CalendarDate?
@@ -342,6 +349,7 @@ public struct HouseholdMember: ProtoMessage, Equatable {
 public struct HouseholdItems: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.HouseholdItems"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__HouseholdItems.self, chukan__v1__household_items__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var householdNumber: String = ""
     public var relationship: String = ""
@@ -386,6 +394,7 @@ public struct HouseholdItems: ProtoMessage, Equatable {
 public struct ResidenceDates: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.ResidenceDates"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__ResidenceDates.self, chukan__v1__residence_dates__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var becameResidentOn: CalendarDate?
     public var recordReason: EventReason = .reasonUnspecified
@@ -431,6 +440,7 @@ public struct ResidenceDates: ProtoMessage, Equatable {
 public struct InsuranceStatus: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.InsuranceStatus"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__InsuranceStatus.self, chukan__v1__insurance_status__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var nationalHealthInsurance: Qualification?
     public var lateElderlyMedical: Qualification?
@@ -476,6 +486,7 @@ public struct InsuranceStatus: ProtoMessage, Equatable {
 public struct HeldRequest: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.HeldRequest"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__HeldRequest.self, chukan__v1__held_request__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var tenant: String = ""
     public var pendingId: String = ""
@@ -521,6 +532,7 @@ public struct HeldRequest: ProtoMessage, Equatable {
 public struct HeldList: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.HeldList"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__HeldList.self, chukan__v1__held_list__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var held: [PendingProvision] = []
 
@@ -559,6 +571,7 @@ public struct HeldList: ProtoMessage, Equatable {
 public struct HeldReview: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.HeldReview"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__HeldReview.self, chukan__v1__held_review__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var pending: PendingProvision?
     public var wouldSend: ProvisionPayload?
@@ -598,6 +611,7 @@ public struct HeldReview: ProtoMessage, Equatable {
 public struct ListHeldRequest: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.ListHeldRequest"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__ListHeldRequest.self, chukan__v1__list_held_request__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var tenant: String = ""
     public var all: Bool = false
@@ -634,6 +648,7 @@ public struct ListHeldRequest: ProtoMessage, Equatable {
 public struct DiscloseRequest: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.DiscloseRequest"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__DiscloseRequest.self, chukan__v1__disclose_request__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var tenant: String = ""
     public var keyKind: LookupRequestKeyKind = .keyKindUnspecified
@@ -673,6 +688,7 @@ public struct DiscloseRequest: ProtoMessage, Equatable {
 public struct ProvisionEntry: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.ProvisionEntry"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__ProvisionEntry.self, chukan__v1__provision_entry__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var timeUnixMs: Int64 = 0
     public var operation: String = ""
@@ -733,6 +749,7 @@ public struct ProvisionEntry: ProtoMessage, Equatable {
 public struct Disclosure: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.Disclosure"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__Disclosure.self, chukan__v1__disclosure__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var person: PersonView?
     public var provisions: [ProvisionEntry] = []
@@ -777,6 +794,7 @@ public struct Disclosure: ProtoMessage, Equatable {
 public struct RulesRequest: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.RulesRequest"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__RulesRequest.self, chukan__v1__rules_request__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
 
     public init() {}
@@ -807,6 +825,7 @@ public struct RulesRequest: ProtoMessage, Equatable {
 public struct RulesSummary: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.RulesSummary"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__RulesSummary.self, chukan__v1__rules_summary__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var version: String = ""
     public var rows: UInt32 = 0

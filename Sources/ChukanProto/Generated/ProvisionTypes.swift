@@ -29,6 +29,7 @@ public enum PendingProvisionState: Int32, Sendable, CaseIterable {
 public struct ProvisionPermit: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.ProvisionPermit"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__ProvisionPermit.self, chukan__v1__provision_permit__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var version: UInt32 = 0
     public var permitId: String = ""
@@ -89,6 +90,7 @@ public struct ProvisionPermit: ProtoMessage, Equatable {
 public struct SignedPermit: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.SignedPermit"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__SignedPermit.self, chukan__v1__signed_permit__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var permit: [UInt8] = []
     public var signature: [UInt8] = []
@@ -125,6 +127,7 @@ public struct SignedPermit: ProtoMessage, Equatable {
 public struct EncryptedAnswer: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.EncryptedAnswer"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__EncryptedAnswer.self, chukan__v1__encrypted_answer__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var version: UInt32 = 0
     public var serverPublicKey: [UInt8] = []
@@ -173,6 +176,7 @@ public struct EncryptedAnswer: ProtoMessage, Equatable {
 public struct PendingProvision: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.PendingProvision"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__PendingProvision.self, chukan__v1__pending_provision__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var pendingId: String = ""
     public var state: PendingProvisionState = .stateUnspecified

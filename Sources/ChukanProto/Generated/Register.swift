@@ -6,6 +6,7 @@ import NIOCore
 public struct WriteRequest: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.WriteRequest"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__WriteRequest.self, chukan__v1__write_request__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var tenant: String = ""
     public var idempotencyKey: String = ""
@@ -45,6 +46,7 @@ public struct WriteRequest: ProtoMessage, Equatable {
 public struct WriteResponse: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.WriteResponse"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__WriteResponse.self, chukan__v1__write_response__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var sequence: UInt64 = 0
     public var person: String = ""
@@ -84,6 +86,7 @@ public struct WriteResponse: ProtoMessage, Equatable {
 public struct ExportRequest: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.ExportRequest"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__ExportRequest.self, chukan__v1__export_request__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var tenant: String = ""
     public var exportId: String = ""
@@ -126,6 +129,7 @@ public struct ExportRequest: ProtoMessage, Equatable {
 public struct ExportChunk: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.ExportChunk"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__ExportChunk.self, chukan__v1__export_chunk__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var people: [PersonView] = []
     public var sequence: UInt64 = 0
@@ -170,6 +174,7 @@ public struct ExportChunk: ProtoMessage, Equatable {
 public struct ImportSummary: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.ImportSummary"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__ImportSummary.self, chukan__v1__import_summary__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var accepted: UInt64 = 0
     public var rejected: UInt64 = 0

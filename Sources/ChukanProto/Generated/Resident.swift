@@ -110,6 +110,7 @@ public enum ExportTicketState: Int32, Sendable, CaseIterable {
 public struct CalendarDate: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.CalendarDate"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__CalendarDate.self, chukan__v1__calendar_date__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var year: UInt32 = 0
     public var month: UInt32 = 0
@@ -152,6 +153,7 @@ public struct CalendarDate: ProtoMessage, Equatable {
 public struct JText: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.JText"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__JText.self, chukan__v1__jtext__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var text: String = ""
     public var substitute: String = ""
@@ -191,6 +193,7 @@ public struct JText: ProtoMessage, Equatable {
 public struct Name: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.Name"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__Name.self, chukan__v1__name__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var kana: String = ""
     public var kanji: JText?
@@ -227,6 +230,7 @@ public struct Name: ProtoMessage, Equatable {
 public struct Address: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.Address"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__Address.self, chukan__v1__address__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var postalCode: String = ""
     public var municipalityCode: String = ""
@@ -272,6 +276,7 @@ public struct Address: ProtoMessage, Equatable {
 public struct Qualification: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.Qualification"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__Qualification.self, chukan__v1__qualification__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var status: QualificationStatus = .statusUnspecified
     public var acquired: CalendarDate?
@@ -311,6 +316,7 @@ public struct Qualification: ProtoMessage, Equatable {
 public struct ForeignResident: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.ForeignResident"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__ForeignResident.self, chukan__v1__foreign_resident__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var name: JText?
     public var nationality: String = ""
@@ -380,6 +386,7 @@ public struct ForeignResident: ProtoMessage, Equatable {
 public struct Alias: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.Alias"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__Alias.self, chukan__v1__alias__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var kana: String = ""
     public var kanji: JText?
@@ -428,6 +435,7 @@ public struct Alias: ProtoMessage, Equatable {
 public struct FormerSurname: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.FormerSurname"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__FormerSurname.self, chukan__v1__former_surname__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var kana: String = ""
     public var kanji: JText?
@@ -470,6 +478,7 @@ public struct FormerSurname: ProtoMessage, Equatable {
 public struct Processing: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.Processing"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__Processing.self, chukan__v1__processing__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var terminal: String = ""
     public var processedOn: CalendarDate?
@@ -530,6 +539,7 @@ public struct Processing: ProtoMessage, Equatable {
 public struct Resident: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.Resident"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__Resident.self, chukan__v1__resident__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var schemaVersion: UInt32 = 0
     public var atenaNumber: String = ""
@@ -694,6 +704,7 @@ public struct Resident: ProtoMessage, Equatable {
 public struct RegisterEvent: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.RegisterEvent"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__RegisterEvent.self, chukan__v1__register_event__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var kind: RegisterEventKind = .kindUnspecified
     public var reason: EventReason = .reasonUnspecified
@@ -780,6 +791,7 @@ public struct RegisterEvent: ProtoMessage, Equatable {
 public struct ExportTicket: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.ExportTicket"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__ExportTicket.self, chukan__v1__export_ticket__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var exportId: String = ""
     public var state: ExportTicketState = .stateUnspecified
@@ -831,6 +843,7 @@ public struct ExportTicket: ProtoMessage, Equatable {
 public struct StaffAccount: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.StaffAccount"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__StaffAccount.self, chukan__v1__staff_account__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var staffId: String = ""
     public var passwordHash: String = ""
@@ -890,6 +903,7 @@ public struct StaffAccount: ProtoMessage, Equatable {
 public struct IdempotentWrite: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.IdempotentWrite"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__IdempotentWrite.self, chukan__v1__idempotent_write__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var key: String = ""
     public var sequence: UInt64 = 0

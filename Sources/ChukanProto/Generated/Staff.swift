@@ -6,6 +6,7 @@ import NIOCore
 public struct LoginRequest: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.LoginRequest"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__LoginRequest.self, chukan__v1__login_request__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var tenant: String = ""
     public var staffId: String = ""
@@ -45,6 +46,7 @@ public struct LoginRequest: ProtoMessage, Equatable {
 public struct LoginResponse: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.LoginResponse"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__LoginResponse.self, chukan__v1__login_response__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var token: String = ""
     public var expiresUnixMs: Int64 = 0
@@ -92,6 +94,7 @@ public struct LoginResponse: ProtoMessage, Equatable {
 public struct LogoutRequest: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.LogoutRequest"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__LogoutRequest.self, chukan__v1__logout_request__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
 
     public init() {}
@@ -122,6 +125,7 @@ public struct LogoutRequest: ProtoMessage, Equatable {
 public struct LogoutResponse: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.LogoutResponse"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__LogoutResponse.self, chukan__v1__logout_response__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
 
     public init() {}
@@ -152,6 +156,7 @@ public struct LogoutResponse: ProtoMessage, Equatable {
 public struct ChangePasswordRequest: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.ChangePasswordRequest"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__ChangePasswordRequest.self, chukan__v1__change_password_request__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var tenant: String = ""
     public var oldPassword: String = ""
@@ -191,6 +196,7 @@ public struct ChangePasswordRequest: ProtoMessage, Equatable {
 public struct ChangePasswordResponse: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.ChangePasswordResponse"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__ChangePasswordResponse.self, chukan__v1__change_password_response__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
 
     public init() {}
@@ -221,6 +227,7 @@ public struct ChangePasswordResponse: ProtoMessage, Equatable {
 public struct StaffRequest: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.StaffRequest"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__StaffRequest.self, chukan__v1__staff_request__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var tenant: String = ""
     public var staffId: String = ""
@@ -268,6 +275,7 @@ public struct StaffRequest: ProtoMessage, Equatable {
 public struct StaffView: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.StaffView"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__StaffView.self, chukan__v1__staff_view__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var staffId: String = ""
     public var roles: [String] = []
@@ -324,6 +332,7 @@ public struct StaffView: ProtoMessage, Equatable {
 public struct ListStaffRequest: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.ListStaffRequest"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__ListStaffRequest.self, chukan__v1__list_staff_request__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var tenant: String = ""
 
@@ -357,6 +366,7 @@ public struct ListStaffRequest: ProtoMessage, Equatable {
 public struct ListStaffResponse: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.ListStaffResponse"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__ListStaffResponse.self, chukan__v1__list_staff_response__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public var staff: [StaffView] = []
 

@@ -6,6 +6,7 @@ import NIOCore
 public struct EchoMessage: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.EchoMessage"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__EchoMessage.self, chukan__v1__echo_message__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
     public var payload: ByteBuffer
 
     public init(payload: ByteBuffer) { self.payload = payload }
@@ -33,6 +34,7 @@ public struct EchoMessage: ProtoMessage, Equatable {
 public struct ExpandRequest: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.ExpandRequest"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__ExpandRequest.self, chukan__v1__expand_request__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
     public var payload: ByteBuffer
     public var count: UInt32
 

@@ -6,6 +6,7 @@ import NIOCore
 public struct HealthCheckRequest: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.HealthCheckRequest"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__HealthCheckRequest.self, chukan__v1__health_check_request__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
     public var tenant: String
 
     public init(tenant: String = "") { self.tenant = tenant }
@@ -31,6 +32,7 @@ public struct HealthCheckRequest: ProtoMessage, Equatable {
 public struct HealthCheckResponse: ProtoMessage, Equatable {
     public static let protoName = "chukan.v1.HealthCheckResponse"
     nonisolated(unsafe) static let descriptor = protobufDescriptor(Chukan__V1__HealthCheckResponse.self, chukan__v1__health_check_response__init)
+    public static var protobufCDescriptor: UnsafePointer<ProtobufCMessageDescriptor> { descriptor }
 
     public enum ServingStatus: Int32, Sendable {
         case unknown = 0

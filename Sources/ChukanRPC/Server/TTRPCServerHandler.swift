@@ -393,7 +393,9 @@ final class TTRPCServerHandler: ChannelInboundHandler {
     private func clientStreamIdleCheck(_ id: UInt32) {
         guard let context, let timeout = limits.clientStreamIdleTimeout, let stream = streams[id], !stream.remoteClosed else { return }
         let now = NIODeadline.now()
-        if readsPaused {
+        // Reads stopped by this side (a stream's unread messages, or responses the client has
+        // not read: the socket is not read while it is unwritable) are not the client's silence.
+        if readsPaused || !context.channel.isWritable {
             streams[id]?.lastMessage = now
             return armIdleTimer(id, in: timeout, context: context)
         }

@@ -207,7 +207,7 @@ public final class AccessControl: Sendable {
         if case let .failure(error) = outcome {
             let status = RPCError.from(error)
             record.outcomeCode = UInt32(status.code.rawValue)
-            record.outcomeDetail = status.message
+            record.outcomeDetail = Self.detail(status.message)
         }
         return record
     }
@@ -242,7 +242,7 @@ public final class AccessControl: Sendable {
         var record = Self.record(context, caller: caller, subject: subject)
         record.certificate = context.peer.map { $0.commonName ?? $0.fingerprintSHA256 } ?? ""
         record.outcomeCode = UInt32(denial.code.rawValue)
-        record.outcomeDetail = denial.message
+        record.outcomeDetail = Self.detail(denial.message)
         let named = tenant.flatMap { Identifiers.localGovernmentCodeProblem($0) == nil ? $0 : nil }
         let logger = context.logger
         let recorded: @Sendable (Result<Void, Error>) -> Void = { [self, record] recorded in
@@ -320,6 +320,10 @@ public final class AccessControl: Sendable {
         let token = String(v.dropFirst(7))
         return token.isEmpty ? nil : token
     }
+
+    /// A status message as the record keeps it: messages may quote what a caller sent, so
+    /// they are bounded and printable before they are kept for years.
+    static func detail(_ message: String) -> String { printableText(message, limit: 512, keepSpaces: true) }
 
     static func record(_ context: ServerCallContext, caller: Caller?, subject: String) -> AuditRecord {
         var r = AuditRecord()

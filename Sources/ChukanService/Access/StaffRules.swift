@@ -120,9 +120,10 @@ final class SessionStore: Sendable {
 
     func close(_ token: String) { sessions.withLock { $0[token] = nil } }
 
-    /// Ends every sign-in of a member (disabled, reset).
-    func closeAll(tenant: String, staff: String) {
-        sessions.withLock { all in all = all.filter { !($0.value.tenant == tenant && $0.value.staff == staff) } }
+    /// Ends every sign-in of a member (disabled, reset), or every one but `keeping` (a
+    /// password change: a sign-in made with the old password ends with it).
+    func closeAll(tenant: String, staff: String, keeping: String? = nil) {
+        sessions.withLock { all in all = all.filter { $0.key == keeping || !($0.value.tenant == tenant && $0.value.staff == staff) } }
     }
 
     func isLocked(_ key: String, now: Date) -> Bool {

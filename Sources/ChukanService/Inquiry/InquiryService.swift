@@ -62,7 +62,8 @@ public struct InquiryService: RPCService {
                 }
             },
             "RequestNetworkInquiry": .unaryFuture(NetworkInquiryRequest.self) { request, context in
-                access.performNow(context, tenant: request.tenant, roles: Self.readers, legalRow: request.legalRow) { _ -> NetworkInquiryResponse in
+                // The request's legal_row is free text from the caller: it is not copied into the record (SECURITY.md §12.2).
+                access.performNow(context, tenant: request.tenant, roles: Self.readers) { _ -> NetworkInquiryResponse in
                     // The resident register's own work uses its own data: no 情報照会 has a legal basis here.
                     throw RPCError(.failedPrecondition, "resident-register work has no legal basis for an information inquiry through the network")
                 }

@@ -128,12 +128,13 @@ public struct ProvisionService: RPCService {
                 try await access.perform(context, tenant: request.tenant, roles: [.auditor], subjectOf: { (d: Disclosure) in d.person?.integratedAtenaNumber ?? "" }) { _ in
                     let db = try tenants.database(request.tenant)
                     let state = db.current
-                    let key = try InquiryService.identifier(request.key)
+                    // Each kind of key is checked as that kind: a 符号 is 32 hex digits, the others 1-16 characters.
+                    let key = request.key
                     let entry: PersonEntry? = switch request.keyKind {
-                    case .atenaNumber: state.byAtena(key)
-                    case .integratedAtenaNumber: state.person(key)
-                    case .juminhyoCode: state.byJuminhyo(key)
-                    case .kojinBango: state.byKojinBango(key)
+                    case .atenaNumber: state.byAtena(try InquiryService.identifier(key))
+                    case .integratedAtenaNumber: state.person(try InquiryService.identifier(key))
+                    case .juminhyoCode: state.byJuminhyo(try InquiryService.identifier(key))
+                    case .kojinBango: state.byKojinBango(try InquiryService.identifier(key))
                     case .fugo: try codes.issuer(request.tenant).person(for: key).flatMap { state.person($0) }
                     case .keyKindUnspecified: throw RPCError.invalidArgument("key_kind: is required")
                     }
@@ -231,6 +232,12 @@ public struct ProvisionService: RPCService {
             r.permitExpiresUnixMs = permit.expiresUnixMs
         }
         guard db.audit.permits.claim(permit.permitId, expiresUnixMs: permit.expiresUnixMs, nowUnixMs: now) else {
+            // A retry of a request that was held (the first answer lost on the way) learns its
+            // pending id again: the id reaches the gateway only in that answer.
+            if let p = db.current.pending.values.first(where: { $0.permitId == permit.permitId && $0.inquirer == request.inquirer }) {
+                notes.note { $0.pendingId = p.pendingId }
+                throw ProvisionRefusal.held.error("this permit's request is held for review (自動応答不可); pending_id=\(p.pendingId)")
+            }
             throw ProvisionRefusal.permitReplayed.error("the permit was used before")
         }
 

@@ -62,6 +62,7 @@ public struct StaffService: RPCService {
                         account.passwordChangedUnixMs = Int64(access.now().timeIntervalSince1970 * 1000)
                         account.mustChangePassword = false
                         try await Self.save(account, kind: .staffUpdate, db)
+                        access.sessions.closeAll(tenant: request.tenant, staff: staff, keeping: AccessControl.bearerToken(context.metadata))
                     }
                     return ChangePasswordResponse()
                 }
@@ -108,7 +109,7 @@ public struct StaffService: RPCService {
     /// A tenant administrator's change to one account, logged as a register event.
     private func manage(_ change: @escaping @Sendable (StaffRequest, TenantDatabase, Date) throws -> (StaffAccount, RegisterEventKind)) -> MethodHandler {
         .unaryAsync(StaffRequest.self) { request, context in
-            try await access.perform(context, tenant: request.tenant, roles: [.tenantAdmin], subject: request.staffId) { _ in
+            try await access.perform(context, tenant: request.tenant, roles: [.tenantAdmin], subject: RegisterState.staffIDProblem(request.staffId) == nil ? request.staffId : "") { _ in
                 let db = try tenants.database(request.tenant)
                 let account = try await locks.serialized("\(request.tenant)/\(request.staffId)") {
                     let (account, kind) = try change(request, db, access.now())
@@ -241,14 +242,17 @@ public struct StaffService: RPCService {
     }
 
     static func account(_ request: StaffRequest, _ db: TenantDatabase) throws -> StaffAccount {
+        // Checked before it is quoted: the id is the caller's text, and the message is recorded.
+        if let p = RegisterState.staffIDProblem(request.staffId) { throw RPCError.invalidArgument("staff_id: \(p)") }
         guard let a = db.current.staff[request.staffId] else { throw RPCError(.notFound, "no staff account \(request.staffId)") }
         return a
     }
 
     static func roles(_ names: [String]) throws -> [String] {
         var out: Set<Role> = []
-        for n in names {
-            guard let r = Role(rawValue: n) else { throw RPCError.invalidArgument("roles: unknown role \(n)") }
+        for (i, n) in names.enumerated() {
+            // An unknown name is named by its place, not quoted: it is the caller's text.
+            guard let r = Role(rawValue: n) else { throw RPCError.invalidArgument("roles[\(i)]: not a known role") }
             guard staffRoles.contains(r) else { throw RPCError.invalidArgument("roles: \(n) is not a staff role") }
             out.insert(r)
         }

@@ -138,9 +138,16 @@ public final class AuditLog: Sendable {
         var doomed: [String] = []
         var through: (sequence: UInt64, hash: [UInt8])?
         var purged = 0
-        for name in names.dropLast() {
+        var next: [UInt8]? = nil
+        for (i, name) in names.enumerated().dropLast() {
             let path = "\(directory)/\(name)"
-            let segment = try WALReader.read(try fs.read(path), file: path, keyRing: keyRing)
+            let bytes = try next ?? fs.read(path)
+            // The next segment's header says where acknowledged records ended in this one: a
+            // segment abandoned after a failed flush may hold a record past it that was never
+            // acknowledged, and the chain goes on from the next segment's record instead.
+            next = try fs.read("\(directory)/\(names[i + 1])")
+            let limit = WALFormat.SegmentHeader.decode(next![...])?.previousLastAcknowledged
+            let segment = try WALReader.read(bytes, file: path, keyRing: keyRing, lastAcknowledged: limit)
             guard let last = segment.records.last else { break }
             // Records are appended as they are made: a segment that ends with a record too
             // young to purge is kept without decoding the rest (a segment holds ~10^5).
