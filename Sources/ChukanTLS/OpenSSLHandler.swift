@@ -18,6 +18,8 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
         case idle
         case handshaking
         case active
+        /// The peer sent close_notify and this side writes on (`halfClose`): nothing more is read.
+        case peerClosed
         /// We sent close_notify (or are about to); inbound plaintext is dropped.
         case closing
         case closed
@@ -27,6 +29,9 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
     private static let recordSize = 16 * 1024
     /// Plaintext read per `SSL_read_ex` batch before it is passed on.
     private static let readChunk = 64 * 1024
+    /// How long a close waits for what was written before it (and our close_notify) to
+    /// reach the socket, for a peer that has stopped reading.
+    public static let closeFlushTimeout = TimeAmount.seconds(5)
 
     private let context: TLSContext
     private let ssl: OpaquePointer
@@ -42,8 +47,15 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     /// The verified peer, once the handshake is done.
     public private(set) var peer: PeerIdentity?
+    /// On the peer's close_notify, pass `TLSCloseNotifyReceived` on and keep writing until
+    /// the handlers after us close (TLS 1.3 closes one direction at a time: a server
+    /// answers the calls already made); else answer it with ours and close at once.
+    private let halfClose: Bool
+    /// This side sent close_notify while it still reads (`close(mode: .output)`).
+    private var outputClosed = false
 
-    public init(context: TLSContext) throws {
+    public init(context: TLSContext, halfClose: Bool = false) throws {
+        self.halfClose = halfClose
         self.context = context
         self.ssl = try context.makeConnection()
         self.rbio = SSL_get_rbio(ssl)
@@ -92,7 +104,8 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let ciphertext = unwrapInboundIn(data)
-        guard state != .closed else { return }
+        // After the peer's close_notify nothing it sends counts (nor is kept).
+        guard state != .closed && state != .peerClosed else { return }
         ciphertext.withUnsafeReadableBytes { raw in
             var offset = 0
             while offset < raw.count {
@@ -105,7 +118,7 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
         switch state {
         case .handshaking: doHandshake(context: context)
         case .active, .closing: readPlaintext(context: context)
-        case .idle, .closed: break
+        case .idle, .peerClosed, .closed: break
         }
     }
 
@@ -173,9 +186,15 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
             case SSL_ERROR_WANT_READ, SSL_ERROR_WANT_WRITE:
                 break
             case SSL_ERROR_ZERO_RETURN:
-                // The peer's close_notify: answer with ours and close.
-                context.fireUserInboundEventTriggered(TLSCloseNotifyReceived())
-                peerClosed(context: context)
+                // The peer's close_notify: answer with ours and close, or (`halfClose`) read
+                // no more and let the handlers after us close when they are done.
+                if halfClose && state == .active {
+                    state = .peerClosed
+                    context.fireUserInboundEventTriggered(TLSCloseNotifyReceived())
+                } else {
+                    context.fireUserInboundEventTriggered(TLSCloseNotifyReceived())
+                    peerClosed(context: context)
+                }
             default:
                 fail(context: context, TLSError.protocolError(openSSLErrors(fallback: "a record did not decrypt")))
             }
@@ -197,8 +216,12 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
         case .closing, .closed:
             promise?.fail(ChannelError.ioOnClosedChannel)
             return
-        case .idle, .handshaking, .active:
+        case .idle, .handshaking, .active, .peerClosed:
             break
+        }
+        guard !outputClosed else {
+            promise?.fail(ChannelError.outputClosed)
+            return
         }
         let plaintext = unwrapOutboundIn(data)
         if pendingPlaintext == nil {
@@ -209,7 +232,7 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
         if let promise { pendingPromises.append(promise) }
         // Many large writes before one flush are sent as they come, so that neither this
         // buffer nor one write to the network grows past what a count of them can hold.
-        if state == .active && pendingPlaintext!.readableBytes >= Self.largestNetworkWrite { encryptAndFlush(context: context) }
+        if isWriting && pendingPlaintext!.readableBytes >= Self.largestNetworkWrite { encryptAndFlush(context: context) }
     }
 
     /// The most bytes one buffer handed to the network holds (`writeNetwork`).
@@ -217,8 +240,11 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     public func flush(context: ChannelHandlerContext) {
         flushPending = true
-        if state == .active { encryptAndFlush(context: context) }
+        if isWriting { encryptAndFlush(context: context) }
     }
+
+    /// Past the handshake and before our close_notify.
+    private var isWriting: Bool { state == .active || state == .peerClosed }
 
     private func encryptAndFlush(context: ChannelHandlerContext) {
         flushPending = false
@@ -274,18 +300,29 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     public func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
         guard mode == .all else {
+            // Closing the output is TLS's own half-close (as Go's tls.Conn.CloseWrite):
+            // what was written, then our close_notify; the socket stays open for the answers.
+            if mode == .output && state == .active && !outputClosed {
+                encryptAndFlush(context: context)
+                ERR_clear_error()
+                _ = SSL_shutdown(ssl)
+                outputClosed = true
+                return writeNetwork(context: context, promise: promise)
+            }
             context.close(mode: mode, promise: promise)
             return
         }
         switch state {
-        case .active:
-            // Whatever was written goes out first, then our close_notify.
+        case .active, .peerClosed:
+            // Whatever was written goes out first, then our close_notify; the socket closes
+            // once they have left (closing at once would drop what still waits in the channel).
             encryptAndFlush(context: context)
             state = .closing
             ERR_clear_error()
             _ = SSL_shutdown(ssl)
-            writeNetwork(context: context, promise: nil)
-            context.close(promise: promise)
+            let written = context.eventLoop.makePromise(of: Void.self)
+            writeNetwork(context: context, promise: written)
+            close(context: context, after: written.futureResult, promise: promise)
         case .idle, .handshaking, .closing:
             state = .closing
             context.close(promise: promise)
@@ -300,10 +337,31 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
             encryptAndFlush(context: context)
             ERR_clear_error()
             _ = SSL_shutdown(ssl)
-            writeNetwork(context: context, promise: nil)
+            state = .closing
+            let written = context.eventLoop.makePromise(of: Void.self)
+            writeNetwork(context: context, promise: written)
+            return close(context: context, after: written.futureResult, promise: nil)
         }
-        state = .closing
         context.close(promise: nil)
+    }
+
+    /// Closes the socket's write side once `written` (our close_notify, after everything
+    /// before it) has left, then reads until the peer closes too, dropping what comes: a
+    /// socket closed with input unread sends RST, and a peer that gets RST may lose what it
+    /// has not read yet. After `closeFlushTimeout` it closes whatever the peer does.
+    private func close(context: ChannelHandlerContext, after written: EventLoopFuture<Void>, promise: EventLoopPromise<Void>?) {
+        let backstop = context.eventLoop.scheduleTask(in: Self.closeFlushTimeout) { context.close(promise: nil) }
+        context.channel.closeFuture.whenComplete { _ in
+            backstop.cancel()
+            promise?.succeed()
+        }
+        written.whenComplete { _ in
+            guard context.channel.isActive else { return }
+            let halfClosed = context.eventLoop.makePromise(of: Void.self)
+            halfClosed.futureResult.whenFailure { _ in context.close(promise: nil) }
+            context.close(mode: .output, promise: halfClosed)
+            context.read()  // reads may have been stopped (back-pressure); the peer's close must be seen
+        }
     }
 
     private func fail(context: ChannelHandlerContext, _ error: TLSError) {

@@ -89,6 +89,56 @@ import Testing
 }
 
 @Suite struct DrainTests {
+    /// What was written before a close goes out before the socket closes: a drain that
+    /// closes a connection whose answers still wait in the server's channel (the client
+    /// reads slowly) sends them, then its close_notify.
+    @Test(.timeLimit(.minutes(3))) func aCloseSendsWhatWasWrittenFirst() async throws {
+        let s = try await TestServer.start { $0.drainTimeout = .seconds(600) }
+        let raw = try await RawConnection.connect(port: s.port, tls: s.pki.clientTLS("admin"))
+        try await raw.stopReading()
+        let size = 4_000_000  // four of these are more than loopback's socket buffers hold
+        // In one write, so that the server reads all four before its answers fill the socket.
+        var requests = ByteBuffer()
+        for id in stride(from: UInt32(1), through: 7, by: 2) {
+            let data = TTRPCRequest(service: "test.Slow", method: "Big", payload: EchoMessage(bytes: Array("\(size)".utf8)).encoded()).encoded()
+            requests.writeFrame(streamID: id, type: .request) { $0.writeImmutableBuffer(data) }
+        }
+        try await raw.send(requests)
+        try await Task.sleep(for: .milliseconds(500))  // answered: most of it waits in the server's channel
+        let stopped = Task { await s.stop() }  // every call answered: the drain closes the connection
+        try await Task.sleep(for: .milliseconds(300))
+        try await raw.resumeReading()
+        for id in stride(from: UInt32(1), through: 7, by: 2) {
+            let r = try #require(try await raw.nextResponse(), "answer \(id) was dropped by the close")
+            #expect(r.0 == id && r.1.status.isOK)
+            #expect(try EchoMessage(protobuf: r.1.payload).payload.readableBytes == size)
+        }
+        #expect(try await raw.waitClosed())
+        #expect(raw.receivedCloseNotify)
+        await stopped.value
+    }
+
+    /// TLS closes one direction at a time: calls made before a client's close_notify are
+    /// answered, then the server closes.
+    @Test(.timeLimit(.minutes(3))) func callsMadeBeforeACloseNotifyAreAnswered() async throws {
+        let s = try await TestServer.start()
+        let raw = try await RawConnection.connect(port: s.port, tls: s.pki.clientTLS("admin"))
+        try await raw.sendRequest(id: 1, service: "test.Slow", method: "Sleep", payload: EchoMessage(bytes: Array("300".utf8)).encoded())
+        try await raw.sendRequest(id: 3, service: "test.Slow", method: "Later", payload: EchoMessage(bytes: Array("200".utf8)).encoded())
+        try await s.slow.waitStarted(1)
+        try await raw.closeWrite()
+        var answered: Set<UInt32> = []
+        for _ in 0..<2 {
+            let r = try #require(try await raw.nextResponse())
+            #expect(r.1.status.isOK, "\(r.1.status)")
+            answered.insert(r.0)
+        }
+        #expect(answered == [1, 3])
+        #expect(try await raw.waitClosed())
+        #expect(s.slow.cancelled.load(ordering: .relaxed) == 0)
+        await s.stop()
+    }
+
     /// Shutdown stops accepting, lets calls in flight finish, then closes — when the last
     /// call ends, not when the drain timeout fires: the timeout here is ten minutes, so a
     /// drain that finishes at all finished by itself. (A wall-clock bound flaked: under a

@@ -101,7 +101,7 @@ public final class RPCServer: Service, Sendable {
                     connectionLogger[metadataKey: "conn"] = "\(id)"
                     let sync = channel.pipeline.syncOperations
                     if let (rate, burst) = readPace { try sync.addHandler(ReadPacingHandler(bytesPerSecond: rate, burst: burst)) }
-                    try sync.addHandler(OpenSSLHandler(context: tls.context))
+                    try sync.addHandler(OpenSSLHandler(context: tls.context, halfClose: true))  // calls made before a client's close_notify are answered
                     try sync.addHandler(BackPressureHandler())
                     if let idleTimeout { try sync.addHandler(IdleStateHandler(allTimeout: idleTimeout)) }
                     try sync.addHandler(TTRPCServerHandler(router: router, limits: limits, metrics: metrics, logger: connectionLogger))

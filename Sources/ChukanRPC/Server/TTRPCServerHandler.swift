@@ -70,6 +70,9 @@ final class TTRPCServerHandler: ChannelInboundHandler {
     private var peer: PeerIdentity?
     private var remoteAddress: SocketAddress?
     private var draining = false
+    /// The client sent TLS close_notify: it sends nothing more, and the connection closes
+    /// once the calls it made are answered.
+    private var peerFinished = false
     private var closed = false
     private var inRead = false
     private var needsFlush = false
@@ -538,7 +541,7 @@ final class TTRPCServerHandler: ChannelInboundHandler {
         metrics.record(service: service, method: method, code: status.code, since: start)
         context.write(wrapOutboundOut(out), promise: nil)
         scheduleFlush(context: context)
-        if draining && streams.isEmpty { closeConnection(context: context) }
+        if (draining || peerFinished) && streams.isEmpty { closeConnection(context: context) }
     }
 
     private func status(for error: Error, logger: Logger) -> RPCStatus {
@@ -587,6 +590,9 @@ final class TTRPCServerHandler: ChannelInboundHandler {
             pacedSinceFrameCheck = true
         case is ServerDrainEvent:
             draining = true
+            if streams.isEmpty { closeConnection(context: context) }
+        case is TLSCloseNotifyReceived:
+            peerFinished = true
             if streams.isEmpty { closeConnection(context: context) }
         default:
             break

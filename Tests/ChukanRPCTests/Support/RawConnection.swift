@@ -79,6 +79,11 @@ final class RawConnection: Sendable {
         try await channel.setOption(ChannelOptions.autoRead, value: false)
     }
 
+    func resumeReading() async throws {
+        try await channel.setOption(ChannelOptions.autoRead, value: true)
+        channel.read()
+    }
+
     func send(_ bytes: ByteBuffer) async throws {
         try await channel.writeAndFlush(bytes)
     }
@@ -131,6 +136,9 @@ final class RawConnection: Sendable {
     var isClosed: Bool { inbox.state.withLock { $0.closed } }
 
     var receivedCloseNotify: Bool { inbox.closeNotify.withLock { $0 } }
+
+    /// TLS's half-close: close_notify, with the socket left open for the answers.
+    func closeWrite() async throws { try await channel.close(mode: .output) }
 
     func close() async { try? await channel.close() }
 }
