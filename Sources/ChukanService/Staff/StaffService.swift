@@ -46,7 +46,7 @@ public struct StaffService: RPCService {
                     try await locks.serialized(key) {
                         guard !isLocked(key, db.current.staff[staff], now: access.now()) else { throw Self.lockedError }
                         let current = db.current.staff[staff]
-                        let matches = try await access.passwordChecks.verify(request.oldPassword, against: current?.passwordHash ?? access.decoyHash)
+                        let matches = try await access.passwordChecks.verify(request.oldPassword, against: current?.passwordHash ?? access.decoyHash, tenant: request.tenant)
                         // Checked again after the password check: a failed sign-in (counted outside
                         // this turn) may have locked the account meanwhile.
                         guard !isLocked(key, db.current.staff[staff], now: access.now()) else { throw Self.lockedError }
@@ -151,7 +151,7 @@ public struct StaffService: RPCService {
             // An unknown id costs the same hashing as a known one: the timing tells nothing.
             let matches: Bool
             do {
-                matches = try await access.passwordChecks.verify(request.password, against: account?.passwordHash ?? access.decoyHash)
+                matches = try await access.passwordChecks.verify(request.password, against: account?.passwordHash ?? access.decoyHash, tenant: request.tenant)
             } catch {
                 return .failure(RPCError.from(error))  // too many waiting: not a failed sign-in
             }
