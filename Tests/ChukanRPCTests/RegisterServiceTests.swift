@@ -151,7 +151,10 @@ import Testing
         #expect(try g.tenants.database(Self.tenant).current.exports[asked.exportId]?.state == .used)
         await g.stop()
         let trail = try g.auditRecords(Self.tenant).filter { $0.operation == "chukan.v1.Register/Export" }
-        #expect(trail.contains { $0.subject == asked.exportId && $0.outcomeCode == 0 })
+        #expect(trail.contains { $0.subject == asked.exportId && $0.outcomeCode == 0 && $0.outcomeDetail.isEmpty })
+        // Recorded before the first chunk left, too: the stream's own record comes only at its end.
+        let started = try #require(trail.first { $0.subject == asked.exportId && $0.outcomeDetail.hasPrefix("started: ") })
+        #expect(trail.firstIndex { $0.sequence == started.sequence }! < trail.firstIndex { $0.subject == asked.exportId && $0.outcomeDetail.isEmpty }!)
         #expect(!(try g.auditRecords(Self.tenant)).contains { $0.subject.contains(Self.people[0].kojinBango) || $0.outcomeDetail.contains(Self.people[0].kojinBango) })
     }
 

@@ -82,6 +82,11 @@ public struct RegisterService: RPCService {
                 t.state = .used
                 try await Self.save(t, db)
                 let version = db.current
+                // The trail holds the export before any of it leaves: the stream's own record
+                // comes only when it ends, and a crash meanwhile would leave none.
+                var started = AccessControl.record(context, caller: caller, subject: t.exportId)
+                started.outcomeDetail = "started: \(version.count) records through sequence \(version.sequence)"
+                try await access.audit.record(started, tenant: caller.tenant)
                 var chunk = ExportChunk()
                 chunk.sequence = version.sequence
                 chunk.total = UInt64(version.count)
