@@ -136,30 +136,40 @@ public final class WriteAheadLog: @unchecked Sendable {
         through: UInt64? = nil, onRecord: (WALRecord) throws -> Void
     ) throws -> WALRecoveryReport {
         var report = WALRecoveryReport()
-        let names = try segmentFiles(directory, fs: fs)
-        var contents = try names.map { try fs.read("\(directory)/\($0)") }
+        var names = try segmentFiles(directory, fs: fs)
+        // Segments are read one at a time, with the next one's bytes for its header (and the
+        // last one's, checked first): a long log need not fit in memory at once.
+        var lastBytes = try names.last.map { try fs.read("\(directory)/\($0)") }
         // A last segment whose header never became durable holds nothing acknowledged.
-        if let last = contents.last, WALFormat.SegmentHeader.decode(last[...]) == nil, last.count < WALFormat.headerSize || last.allSatisfy({ $0 == 0 }) {
+        if let last = lastBytes, WALFormat.SegmentHeader.decode(last[...]) == nil, last.count < WALFormat.headerSize || last.allSatisfy({ $0 == 0 }) {
             if !readOnly { try fs.remove("\(directory)/\(names.last!)") }
             report.truncated.append((file: names.last!, offset: 0))
-            contents.removeLast()
+            names.removeLast()
+            lastBytes = nil
+        }
+        func contents(_ i: Int) throws -> [UInt8] {
+            if i == names.count - 1, let lastBytes { return lastBytes }
+            return try fs.read("\(directory)/\(names[i])")
         }
         var expected: UInt64? = nil
-        for (i, bytes) in contents.enumerated() {
+        var following: [UInt8]? = nil
+        for i in names.indices {
+            let bytes = try following ?? contents(i)
+            following = i + 1 < names.count ? try contents(i + 1) : nil
             let file = "\(directory)/\(names[i])"
             // A later segment's header says where acknowledged writes ended in this one.
-            let nextHeader = i + 1 < contents.count ? WALFormat.SegmentHeader.decode(contents[i + 1][...]) : nil
+            let nextHeader = following.flatMap { WALFormat.SegmentHeader.decode($0[...]) }
             // With `through`, the read ends in this segment if it is the last, or if the next
             // one begins after `through` (a next header that does not decode is still an error).
-            let endsHere = through.map { t in i + 1 == contents.count || (nextHeader.map { $0.previousLastAcknowledged >= t } ?? false) } ?? false
+            let endsHere = through.map { t in i + 1 == names.count || (nextHeader.map { $0.previousLastAcknowledged >= t } ?? false) } ?? false
             let limit = [nextHeader?.previousLastAcknowledged, through].compactMap { $0 }.min()
             let segment = try WALReader.read(bytes, file: file, keyRing: keyRing, lastAcknowledged: limit)
             if let e = expected, segment.header.firstSequence != e {
                 throw WALError.sequenceGap(file: file, offset: 0, expected: e, found: segment.header.firstSequence)
             }
             report.segments += 1
-            if i + 1 < contents.count && !endsHere {
-                guard let next = WALFormat.SegmentHeader.decode(contents[i + 1][...]) else {
+            if i + 1 < names.count && !endsHere {
+                guard let next = nextHeader else {
                     throw WALError.badHeader(file: "\(directory)/\(names[i + 1])")
                 }
                 // The next segment says where acknowledged writes ended in this one.
