@@ -167,6 +167,10 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
             var buffer = context.channel.allocator.buffer(capacity: Self.readChunk)
             var result: Int32 = 1
             var got = 0
+            // Why the read stopped, taken at once: the handlers the plaintext goes to may
+            // write (and so call SSL_write) before it is looked at, which would change it.
+            var stopped = SSL_ERROR_NONE
+            var reason = ""
             while buffer.writableBytes > 0 {
                 ERR_clear_error()
                 var n = 0
@@ -174,7 +178,13 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
                     let r = SSL_read_ex(ssl, raw.baseAddress, raw.count, &n)
                     return r == 1 ? n : 0
                 } > 0 ? 1 : 0
-                if result != 1 { break }
+                if result != 1 {
+                    stopped = SSL_get_error(ssl, 0)
+                    if stopped != SSL_ERROR_WANT_READ && stopped != SSL_ERROR_WANT_WRITE && stopped != SSL_ERROR_ZERO_RETURN {
+                        reason = openSSLErrors(fallback: "a record did not decrypt")
+                    }
+                    break
+                }
                 got += n
             }
             if got > 0 && state == .active {
@@ -182,7 +192,7 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
                 context.fireChannelRead(wrapInboundOut(buffer))
             }
             if result == 1 { continue }  // buffer filled up: read on
-            switch SSL_get_error(ssl, 0) {
+            switch stopped {
             case SSL_ERROR_WANT_READ, SSL_ERROR_WANT_WRITE:
                 break
             case SSL_ERROR_ZERO_RETURN:
@@ -196,7 +206,7 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
                     peerClosed(context: context)
                 }
             default:
-                fail(context: context, TLSError.protocolError(openSSLErrors(fallback: "a record did not decrypt")))
+                fail(context: context, TLSError.protocolError(reason))
             }
             break
         }

@@ -70,6 +70,12 @@ final class TTRPCServerHandler: ChannelInboundHandler {
     private var peer: PeerIdentity?
     private var remoteAddress: SocketAddress?
     private var draining = false
+    /// Bytes of answers written since the connection stopped taking them (unwritable): a
+    /// client that sends calls and reads no answers is bounded by `unreadAnswerLimit`.
+    private var unreadAnswerBytes = 0
+    /// Past this many bytes of answers waiting unsent, an answer with a payload is replaced
+    /// by RESOURCE_EXHAUSTED: held, it would only be more memory for a client not reading.
+    static let unreadAnswerLimit = 16 << 20
     /// The client sent TLS close_notify: it sends nothing more, and the connection closes
     /// once the calls it made are answered.
     private var peerFinished = false
@@ -480,15 +486,19 @@ final class TTRPCServerHandler: ChannelInboundHandler {
             return loop.makeFailedFuture(RPCError.resourceExhausted(
                 "stream message of \(payload.readableBytes) bytes exceeds ttrpc's 4 MiB frame limit"))
         }
+        // A message waits for the connection to take more before it is written, not after:
+        // woken together, many streams would otherwise each add a frame past the mark.
+        guard context.channel.isWritable else {
+            let promise = context.eventLoop.makePromise(of: Void.self)
+            writabilityWaiters.append((id, promise))
+            return promise.futureResult.flatMap { self.sendData(id, payload, on: loop) }
+        }
         var out = context.channel.allocator.buffer(capacity: payload.readableBytes + FrameHeader.size)
         out.writeFrame(Frame(streamID: id, type: .data, data: payload))
         metrics.bytesSent.increment(by: out.readableBytes)
         context.write(wrapOutboundOut(out), promise: nil)
         scheduleFlush(context: context)
-        if context.channel.isWritable { return context.eventLoop.makeSucceededVoidFuture() }
-        let promise = context.eventLoop.makePromise(of: Void.self)
-        writabilityWaiters.append((id, promise))
-        return promise.futureResult
+        return context.eventLoop.makeSucceededVoidFuture()
     }
 
     /// A stream ended by the server (deadline, bad frame): its handler, if it waits for the
@@ -537,6 +547,14 @@ final class TTRPCServerHandler: ChannelInboundHandler {
                 "response of \(out.readableBytes - FrameHeader.size) bytes exceeds ttrpc's 4 MiB frame limit")),
                 payload: nil, service: service, method: method, start: start, context: context)
         }
+        if !context.channel.isWritable {
+            if payload != nil && unreadAnswerBytes + out.readableBytes > Self.unreadAnswerLimit {
+                return respond(id, status: RPCStatus(.resourceExhausted(
+                    "the client is not reading its answers: \(unreadAnswerBytes) bytes of them wait unsent")),
+                    payload: nil, service: service, method: method, start: start, context: context)
+            }
+            unreadAnswerBytes += out.readableBytes
+        }
         metrics.bytesSent.increment(by: out.readableBytes)
         metrics.record(service: service, method: method, code: status.code, since: start)
         context.write(wrapOutboundOut(out), promise: nil)
@@ -568,6 +586,7 @@ final class TTRPCServerHandler: ChannelInboundHandler {
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable {
+            unreadAnswerBytes = 0
             let waiters = writabilityWaiters
             writabilityWaiters = []
             waiters.forEach { $0.promise.succeed() }
