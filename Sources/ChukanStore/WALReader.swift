@@ -40,9 +40,12 @@ public struct WALRecoveryReport: Equatable, Sendable {
     public var lastSequence: UInt64 = 0
     /// Torn tails cut: file and the offset it was cut back to.
     public var truncated: [(file: String, offset: Int)] = []
+    /// Segments that ended before the loaded snapshot, moved into this folder.
+    public var setAside: (folder: String, segments: Int)?
 
     public static func == (a: Self, b: Self) -> Bool {
         a.segments == b.segments && a.records == b.records && a.lastSequence == b.lastSequence
+            && a.setAside?.folder == b.setAside?.folder && a.setAside?.segments == b.setAside?.segments
             && a.truncated.map(\.file) == b.truncated.map(\.file) && a.truncated.map(\.offset) == b.truncated.map(\.offset)
     }
 }

@@ -102,10 +102,19 @@ public final class WriteAheadLog: @unchecked Sendable {
         try fs.createDirectory(directory)
         var report = try recover(directory: directory, keyRing: keyRing, fs: fs, replayAfter: replayAfter, onRecord: onRecord)
         if report.lastSequence < replayAfter {
-            // The log ends before the snapshot that was loaded (a restored snapshot): every
-            // segment it has is covered by the snapshot. Start after the snapshot.
-            for name in try segmentFiles(directory, fs: fs) { try fs.remove("\(directory)/\(name)") }
-            try fs.syncDirectory(directory)
+            // The log ends before the snapshot that was loaded (a restored snapshot; or a
+            // tail lost below it): every segment it has is covered by the snapshot. They are
+            // set aside, not deleted (they are the evidence of what happened, and what an
+            // older snapshot would need), and the log starts after the snapshot.
+            let names = try segmentFiles(directory, fs: fs)
+            if !names.isEmpty {
+                let aside = "\(directory)/superseded-\(Int(Date().timeIntervalSince1970))"
+                try fs.createDirectory(aside)
+                for name in names { try fs.rename("\(directory)/\(name)", "\(aside)/\(name)") }
+                try fs.syncDirectory(aside)
+                try fs.syncDirectory(directory)
+                report.setAside = (folder: aside, segments: names.count)
+            }
             report.lastSequence = replayAfter
         }
         let log = WriteAheadLog(directory: directory, keyRing: keyRing, fs: fs, options: options, lastSequence: report.lastSequence)

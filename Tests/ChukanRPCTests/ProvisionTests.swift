@@ -242,6 +242,12 @@ import Testing
         #expect(await refusal { _ = try await provide(gateway2, Self.request(code, permit)) }?.1 == "PERMIT_REPLAYED")
         // A fresh permit for the same inquiry is answered.
         _ = try await provide(gateway2, Self.request(code, try Self.permit(code)))
+        // Nor does removing the tenant and adding it again make a used permit new: the claims
+        // of the removed stream are carried into the new one.
+        _ = try again.tenants.remove(Self.asahikawa, force: true)
+        try again.tenants.add(Self.asahikawa)
+        for _ in 0..<600 where again.tenants.state(Self.asahikawa) != .serving { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(await refusal { _ = try await provide(gateway2, Self.request(code, permit)) }?.1 == "PERMIT_REPLAYED")
         await gateway2.close()
         await again.stop()
     }

@@ -366,6 +366,33 @@ struct DatabaseFixture {
         again.close()
     }
 
+    /// A snapshot restored beside an older log (one that ends before it): the log's
+    /// segments are set aside, not deleted, and writes continue after the snapshot.
+    @Test func aLogThatEndsBeforeTheSnapshotIsSetAside() async throws {
+        let f = try DatabaseFixture(people: 30)
+        var db = try f.open()
+        for r in f.people.prefix(10) { try await db.apply(f.record(r)) }
+        db.close()
+        let older = NSTemporaryDirectory() + "chukan-older-wal-\(UUID().uuidString)"
+        try FileManager.default.copyItem(atPath: db.walDirectory, toPath: older)
+        db = try f.open()
+        for r in f.people[10..<20] { try await db.apply(f.record(r)) }
+        try db.snapshot()
+        db.close()
+        try FileManager.default.removeItem(atPath: db.walDirectory)
+        try FileManager.default.copyItem(atPath: older, toPath: db.walDirectory)
+        let restored = try f.open()
+        #expect(restored.current.count == 20)
+        let aside = try #require(restored.recovery.wal.setAside)
+        #expect(aside.segments >= 1 && aside.folder.hasPrefix(restored.walDirectory + "/superseded-"))
+        #expect(try PosixFileSystem().list(aside.folder).filter { $0.hasSuffix(".wal") }.count == aside.segments)
+        #expect(try await restored.apply(f.record(f.people[20])) == 21)
+        restored.close()
+        let again = try f.open()
+        #expect(again.current.count == 21 && again.recovery.wal.setAside == nil)
+        again.close()
+    }
+
     /// Failures in the middle of many concurrent writes: whatever was acknowledged is
     /// there after a restart, the restart equals what was published, and nothing
     /// validated against a failed write reached the log.

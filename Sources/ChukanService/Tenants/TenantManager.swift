@@ -52,12 +52,15 @@ public final class TenantManager: Sendable {
             do {
                 let ring = try TenantKeyRing.load(tenant: tenant, directory: configuration.keyDirectory)
                 let db = try TenantDatabase.open(directory: "\(configuration.dataDirectory)/\(tenant)", keyRing: ring, options: configuration.options)
+                try carryPermitClaims(of: tenant, into: db, keyRing: ring)
                 let r = db.recovery
-                logger.notice("tenant recovered", metadata: [
+                var facts: Logger.Metadata = [
                     "tenant": "\(tenant)", "records": "\(r.records)", "snapshot_sequence": "\(r.snapshotSequence)",
                     "replayed": "\(r.replayed)", "torn_tails_cut": "\(r.wal.truncated.count)",
                     "skipped_snapshots": "\(r.skippedSnapshots.count)", "seconds": "\(String(format: "%.2f", r.seconds))",
-                ])
+                ]
+                if let aside = r.wal.setAside { facts["wal_set_aside"] = "\(aside.segments) segments in \(aside.folder)" }
+                logger.notice("tenant recovered", metadata: facts)
                 // closeAll() may have run meanwhile: then close what was just opened.
                 let kept = slots.withLock { s -> Bool in
                     guard case .recovering? = s[tenant] else { return false }
@@ -74,6 +77,24 @@ public final class TenantManager: Sendable {
         }
         thread.name = "chukan-recover-\(tenant)"
         thread.start()
+    }
+
+    /// A tenant removed and added again starts a new audit stream, but permits used before
+    /// the removal must stay used: the claims of streams under `.removed/` that were moved
+    /// there while a permit could still be valid are claimed again. (Older ones hold no
+    /// permit that could still be answered, and are not read.)
+    private func carryPermitClaims(of tenant: String, into db: TenantDatabase, keyRing: TenantKeyRing) throws {
+        let graveyard = "\(configuration.dataDirectory)/.removed"
+        let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
+        let window = Permits.maximumLifetimeMs + Permits.clockSkewMs + PermitClaims.keptPastExpiryMs
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: graveyard)) ?? [] where name.hasPrefix("\(tenant)-") {
+            guard let removedAt = Int64(name.dropFirst(tenant.count + 1)), removedAt * 1000 >= nowMs - window else { continue }
+            let stream = "\(graveyard)/\(name)/audit"
+            guard FileManager.default.fileExists(atPath: stream) else { continue }
+            for r in try AuditLog.read(directory: stream, keyRing: keyRing) where !r.permitId.isEmpty {
+                db.audit.permits.restore(r.permitId, expiresUnixMs: r.permitExpiresUnixMs, nowUnixMs: nowMs)
+            }
+        }
     }
 
     /// The tenant's database, or the status that explains why there is none.

@@ -41,7 +41,7 @@ public final class PermitClaims: Sendable {
     }
 
     /// Remembers a claim read back from the stream (only while the permit is valid).
-    func restore(_ id: String, expiresUnixMs: Int64, nowUnixMs: Int64) {
+    public func restore(_ id: String, expiresUnixMs: Int64, nowUnixMs: Int64) {
         guard expiresUnixMs >= nowUnixMs - Self.keptPastExpiryMs else { return }
         state.withLock { $0.expiry[id] = expiresUnixMs }
     }
