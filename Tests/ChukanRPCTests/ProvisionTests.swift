@@ -335,6 +335,11 @@ import Testing
         await again.stop()
         let records = try again.auditRecords(Self.asahikawa)
         #expect(records.contains { $0.operation == "chukan.v1.Provision/DecideHeld" && $0.pendingId == pending[0] && $0.outcomeCode == 0 })
+        // The decision was in the trail before it was saved: a "deciding" record, then the call's.
+        let decisions = records.filter { $0.operation == "chukan.v1.Provision/DecideHeld" && $0.pendingId == pending[0] && $0.outcomeCode == 0 }
+        #expect(decisions.map(\.outcomeDetail) == ["deciding: release", ""] && decisions.allSatisfy { $0.subject == restricted.integratedAtenaNumber && $0.principal == "approver" })
+        // Refusals the checks make before a decision leave no "deciding" record.
+        #expect(!records.contains { $0.outcomeDetail.hasPrefix("deciding:") && $0.pendingId != pending[0] && $0.pendingId != pending[1] })
         #expect(records.filter { $0.operation == "chukan.v1.Provision/Provide" && $0.outcomeDetail.hasPrefix("HELD") }.allSatisfy { !$0.pendingId.isEmpty })
     }
 

@@ -119,6 +119,17 @@ public struct ProvisionService: RPCService {
                     p.decidedBy = RegisterService.who(caller)
                     p.decidedUnixMs = nowMs
                     p.note = request.note
+                    // The decision is in the trail before it takes effect: the call's own record
+                    // comes after the save, and a crash between the two would leave a decision
+                    // nobody is recorded as having made.
+                    var deciding = AccessControl.record(context, caller: caller, subject: p.person)
+                    deciding.pendingId = p.pendingId
+                    deciding.permitId = p.permitId
+                    deciding.inquirer = p.inquirer
+                    deciding.legalRow = String(p.legalRow)
+                    deciding.itemGroup = UInt32(bitPattern: p.itemGroup.rawValue)
+                    deciding.outcomeDetail = p.state == .released ? "deciding: release" : "deciding: refuse"
+                    try await access.audit.record(deciding, tenant: caller.tenant)
                     try await Self.save(p, db)
                     p.answer = nil
                     return p
