@@ -145,6 +145,9 @@ import Testing
         let lastDeleted = try #require(before.indices.last { !after.contains(before[$0]) })
         try copies[lastDeleted].write(to: URL(fileURLWithPath: "\(dir)/\(before[lastDeleted])"))
         #expect(try AuditLog.verify(directory: dir, keyRing: keys).firstBad == nil)
+        // And it opens: the server starts on it, stepping over what the checkpoint covers.
+        audit.close()
+        audit = try AuditLog.open(directory: dir, keyRing: keys, options: options)
         try FileManager.default.removeItem(atPath: "\(dir)/\(before[lastDeleted])")
         #expect(try await audit.purge(before: recent) == 0, "nothing more is old enough")
         try await audit.record(entry(61))
