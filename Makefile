@@ -61,7 +61,8 @@ run: release demo/certs/ca.crt demo/.data-ready demo/.staff-ready demo/provision
 	@echo "  $(RELEASE)/chukanctl call household --cert demo/certs/addressee-system.crt --key demo/certs/addressee-system.key H000000001"
 	@echo "  $(RELEASE)/chukanctl call acquire-code --cert demo/certs/code-manager.crt --key demo/certs/code-manager.key T000000001"
 	@echo "  $(RELEASE)/chukanctl call lookup --by kojin --cert demo/certs/addressee-system.crt --key demo/certs/addressee-system.key 123456789018   # refused: clerk"
-	@echo "A clerk signs in on terminal-1 (initial password demo-clerk-password), changes it, and asks:"
+	@echo "A clerk signs in on terminal-1 (initial password demo-clerk-password; after the first run, the one you set,"
+	@echo "or reset it: $(RELEASE)/chukanctl staff reset-password clerk01 --cert demo/certs/asahikawa-admin.crt --key demo/certs/asahikawa-admin.key), changes it, and asks:"
 	@echo "  T1='--cert demo/certs/terminal-1.crt --key demo/certs/terminal-1.key'"
 	@echo "  TOKEN=\$$(printf 'demo-clerk-password\\n' | $(RELEASE)/chukanctl call login \$$T1 clerk01)"
 	@echo "  printf 'demo-clerk-password\\nmy-own-password-1\\n' | $(RELEASE)/chukanctl call change-password \$$T1 --token \$$TOKEN"
@@ -117,4 +118,4 @@ bench: bootstrap
 	Benchmarks/run-register.sh
 
 clean:
-	rm -rf .build .build-asan .build-tsan demo
+	rm -rf .build .build-asan .build-tsan .build-fuzz demo

@@ -1,6 +1,6 @@
 // swift-tools-version:6.1
 // Chukan (中間): an intermediate server for My Number information linkage.
-// ARCHITECTURE.md in docs/ walks a request from socket to register through these targets.
+// README.md's Layout table says what each target holds.
 import PackageDescription
 
 let package = Package(

@@ -26,7 +26,7 @@ struct Chukan: AsyncParsableCommand {
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Serve ttrpc over mutual TLS until SIGTERM or SIGINT (SIGHUP reloads certificates).",
+        abstract: "Serve ttrpc over mutual TLS until SIGTERM or SIGINT (SIGHUP reloads certificates, CRL, policy and permission list).",
         discussion: """
         Settings come from --config (YAML, see docs/OPERATIONS.md); flags override the file.
         Development certificates: `chukanctl certs init certs`, then

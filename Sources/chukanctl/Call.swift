@@ -58,7 +58,7 @@ struct Call: AsyncParsableCommand {
             let client = try await connection.connect()
             let response = try await runCall(closing: client) {
                 try await client.unary(service: "chukan.v1.Health", method: "Check", request: HealthCheckRequest(tenant: tenant ?? ""),
-                                       as: HealthCheckResponse.self, timeout: connection.duration)
+                                       as: HealthCheckResponse.self, metadata: connection.metadata, timeout: connection.duration)
             }
             let status = switch response.status {
             case .serving: "SERVING"
@@ -80,7 +80,7 @@ struct Call: AsyncParsableCommand {
             let client = try await connection.connect()
             let response = try await runCall(closing: client) {
                 try await client.unary(service: "chukan.v1.Echo", method: "Echo", request: EchoMessage(bytes: Array(text.utf8)),
-                                       as: EchoMessage.self, timeout: connection.duration)
+                                       as: EchoMessage.self, metadata: connection.metadata, timeout: connection.duration)
             }
             let back = String(buffer: response.payload)
             if json {

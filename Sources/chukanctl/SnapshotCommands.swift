@@ -23,7 +23,7 @@ struct SnapshotCommand: AsyncParsableCommand {
                 var request = TenantRequest()
                 request.tenant = store.tenant
                 let r = try await runCall(closing: client) {
-                    try await client.unary(service: "chukan.v1.Admin", method: "CreateSnapshot", request: request, as: SnapshotResponse.self, timeout: max(connection.duration, .seconds(3600)))
+                    try await client.unary(service: "chukan.v1.Admin", method: "CreateSnapshot", request: request, as: SnapshotResponse.self, metadata: connection.metadata, timeout: max(connection.duration, .seconds(3600)))
                 }
                 if json {
                     printJSON(["path": r.path, "sequence": Int(r.sequence), "records": Int(r.records), "bytes": Int(r.bytes), "seconds": r.seconds])
