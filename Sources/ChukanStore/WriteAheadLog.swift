@@ -447,12 +447,17 @@ public final class WriteAheadLog: @unchecked Sendable {
             replaced = temporary
         }
         let bytes = header.encoded()
-        try bytes.withUnsafeBytes { try file.append($0) }
         var reserved = bytes.count + options.reserveAhead
-        if options.reserveAhead > 0 && (try? file.reserve(upTo: reserved)) == nil { reserved = Int.max }  // best effort, as in `write`
-        try file.sync()
-        if let replaced { try fs.rename(replaced, path) }
-        try fs.syncDirectory(directory)
+        do {
+            try bytes.withUnsafeBytes { try file.append($0) }
+            if options.reserveAhead > 0 && (try? file.reserve(upTo: reserved)) == nil { reserved = Int.max }  // best effort, as in `write`
+            try file.sync()
+            if let replaced { try fs.rename(replaced, path) }
+            try fs.syncDirectory(directory)
+        } catch {
+            file.close()  // a disk failing again and again must not also use up descriptors
+            throw error
+        }
         let key = try WALFormat.segmentKey(tenantKey: keyRing.key(version: header.keyVersion), header: header)
         segment = OpenSegment(file: file, cipher: try AESGCM(key: key), size: bytes.count, reserved: reserved)
     }

@@ -31,7 +31,9 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
     private static let readChunk = 64 * 1024
     /// How long a close waits for what was written before it (and our close_notify) to
     /// reach the socket, for a peer that has stopped reading.
-    public static let closeFlushTimeout = TimeAmount.seconds(5)
+    public static let closeFlushTimeout = TimeAmount.seconds(30)
+    /// How long, once that is sent and our side shut, a close waits for the peer's.
+    public static let closeLingerTimeout = TimeAmount.seconds(2)
 
     private let context: TLSContext
     private let ssl: OpaquePointer
@@ -342,17 +344,15 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     private func peerClosed(context: ChannelHandlerContext) {
-        guard state == .active || state == .closing else { return }
-        if state == .active {
-            encryptAndFlush(context: context)
-            ERR_clear_error()
-            _ = SSL_shutdown(ssl)
-            state = .closing
-            let written = context.eventLoop.makePromise(of: Void.self)
-            writeNetwork(context: context, promise: written)
-            return close(context: context, after: written.futureResult, promise: nil)
-        }
-        context.close(promise: nil)
+        // Closing already: that close sends what is queued, then closes (`close(after:)`).
+        guard state == .active else { return }
+        encryptAndFlush(context: context)
+        ERR_clear_error()
+        _ = SSL_shutdown(ssl)
+        state = .closing
+        let written = context.eventLoop.makePromise(of: Void.self)
+        writeNetwork(context: context, promise: written)
+        close(context: context, after: written.futureResult, promise: nil)
     }
 
     /// Closes the socket's write side once `written` (our close_notify, after everything
@@ -366,11 +366,17 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
             promise?.succeed()
         }
         written.whenComplete { _ in
+            backstop.cancel()
             guard context.channel.isActive else { return }
+            let linger = context.eventLoop.scheduleTask(in: Self.closeLingerTimeout) { context.close(promise: nil) }
+            context.channel.closeFuture.whenComplete { _ in linger.cancel() }
             let halfClosed = context.eventLoop.makePromise(of: Void.self)
             halfClosed.futureResult.whenFailure { _ in context.close(promise: nil) }
             context.close(mode: .output, promise: halfClosed)
-            context.read()  // reads may have been stopped (back-pressure); the peer's close must be seen
+            // Reads may have been stopped (back-pressure, a paused inbox): the peer's close
+            // must be seen, and what it still sends read and dropped.
+            _ = context.channel.setOption(ChannelOptions.autoRead, value: true)
+            context.read()
         }
     }
 

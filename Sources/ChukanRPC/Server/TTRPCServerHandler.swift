@@ -73,9 +73,14 @@ final class TTRPCServerHandler: ChannelInboundHandler {
     /// Bytes of answers written since the connection stopped taking them (unwritable): a
     /// client that sends calls and reads no answers is bounded by `unreadAnswerLimit`.
     private var unreadAnswerBytes = 0
-    /// Past this many bytes of answers waiting unsent, an answer with a payload is replaced
-    /// by RESOURCE_EXHAUSTED: held, it would only be more memory for a client not reading.
+    /// Past this many bytes of answers waiting unsent, new calls are refused with
+    /// RESOURCE_EXHAUSTED before they run (their answers would only be more memory).
     static let unreadAnswerLimit = 16 << 20
+    /// Bytes written since the last flush: TLS holds them as plaintext until the flush, so
+    /// the channel's writability does not see them; past the high mark they are flushed
+    /// at once, so that it does.
+    private var unflushedBytes = 0
+    private static let flushEarlyAt = 512 * 1024
     /// The client sent TLS close_notify: it sends nothing more, and the connection closes
     /// once the calls it made are answered.
     private var peerFinished = false
@@ -200,6 +205,7 @@ final class TTRPCServerHandler: ChannelInboundHandler {
         inRead = false
         if needsFlush {
             needsFlush = false
+            unflushedBytes = 0
             context.flush()
         }
         context.fireChannelReadComplete()
@@ -292,6 +298,12 @@ final class TTRPCServerHandler: ChannelInboundHandler {
             respond(id, status: RPCStatus(error), payload: nil, service: service, method: method, start: start, context: context)
         }
         if draining { return refuse(.unavailable("the server is shutting down")) }
+        // A client that reads none of its answers gets no more calls run: an answer is
+        // never dropped once its call has run (it may have taken effect), so the bound is
+        // set here, before the handler starts.
+        if unreadAnswerBytes > Self.unreadAnswerLimit && !context.channel.isWritable {
+            return refuse(.resourceExhausted("the client is not reading its answers: \(unreadAnswerBytes) bytes of them wait unsent"))
+        }
         if case .clientStreaming = handler {
             guard frame.header.flags.contains(.remoteOpen) else {
                 return refuse(.invalidArgument("\(service)/\(method) takes a client stream: open it with the remote-open flag"))
@@ -402,9 +414,10 @@ final class TTRPCServerHandler: ChannelInboundHandler {
     private func clientStreamIdleCheck(_ id: UInt32) {
         guard let context, let timeout = limits.clientStreamIdleTimeout, let stream = streams[id], !stream.remoteClosed else { return }
         let now = NIODeadline.now()
-        // Reads stopped by this side (a stream's unread messages, or responses the client has
-        // not read: the socket is not read while it is unwritable) are not the client's silence.
-        if readsPaused || !context.channel.isWritable {
+        // Reads stopped by this side for the stream's own unread messages are not the
+        // client's silence. (Answers the client does not read are: it is the client that
+        // stopped, and the connection must not be held open for it.)
+        if readsPaused {
             streams[id]?.lastMessage = now
             return armIdleTimer(id, in: timeout, context: context)
         }
@@ -497,7 +510,7 @@ final class TTRPCServerHandler: ChannelInboundHandler {
         out.writeFrame(Frame(streamID: id, type: .data, data: payload))
         metrics.bytesSent.increment(by: out.readableBytes)
         context.write(wrapOutboundOut(out), promise: nil)
-        scheduleFlush(context: context)
+        scheduleFlush(context: context, wrote: out.readableBytes)
         return context.eventLoop.makeSucceededVoidFuture()
     }
 
@@ -547,18 +560,11 @@ final class TTRPCServerHandler: ChannelInboundHandler {
                 "response of \(out.readableBytes - FrameHeader.size) bytes exceeds ttrpc's 4 MiB frame limit")),
                 payload: nil, service: service, method: method, start: start, context: context)
         }
-        if !context.channel.isWritable {
-            if payload != nil && unreadAnswerBytes + out.readableBytes > Self.unreadAnswerLimit {
-                return respond(id, status: RPCStatus(.resourceExhausted(
-                    "the client is not reading its answers: \(unreadAnswerBytes) bytes of them wait unsent")),
-                    payload: nil, service: service, method: method, start: start, context: context)
-            }
-            unreadAnswerBytes += out.readableBytes
-        }
+        if !context.channel.isWritable { unreadAnswerBytes += out.readableBytes }
         metrics.bytesSent.increment(by: out.readableBytes)
         metrics.record(service: service, method: method, code: status.code, since: start)
         context.write(wrapOutboundOut(out), promise: nil)
-        scheduleFlush(context: context)
+        scheduleFlush(context: context, wrote: out.readableBytes)
         if (draining || peerFinished) && streams.isEmpty { closeConnection(context: context) }
     }
 
@@ -570,13 +576,22 @@ final class TTRPCServerHandler: ChannelInboundHandler {
         return RPCStatus(RPCError.from(error))
     }
 
-    private func scheduleFlush(context: ChannelHandlerContext) {
+    /// Flushes once the read (or this turn of the loop) is over, so that many answers go out
+    /// as few records and writes; or at once past `flushEarlyAt` unflushed bytes.
+    private func scheduleFlush(context: ChannelHandlerContext, wrote bytes: Int) {
+        unflushedBytes += bytes
+        if unflushedBytes >= Self.flushEarlyAt {
+            unflushedBytes = 0
+            needsFlush = false
+            return context.flush()
+        }
         if inRead {
             needsFlush = true
         } else if !flushScheduled {
             flushScheduled = true
             context.eventLoop.assumeIsolated().execute { [self] in
                 flushScheduled = false
+                unflushedBytes = 0
                 self.context?.flush()
             }
         }
@@ -612,6 +627,15 @@ final class TTRPCServerHandler: ChannelInboundHandler {
             if streams.isEmpty { closeConnection(context: context) }
         case is TLSCloseNotifyReceived:
             peerFinished = true
+            // A client stream still open can bring nothing more: it ends now, answered.
+            for (id, stream) in streams where stream.inbox != nil && !stream.remoteClosed {
+                streams.removeValue(forKey: id)
+                stream.cancelTimers()
+                stream.task?.cancel()
+                let error = RPCError(.cancelled, "the client closed its side of the connection before the stream's end")
+                dropInbox(id, stream, error: error)
+                respond(id, status: RPCStatus(error), payload: nil, service: stream.service, method: stream.method, start: stream.start, context: context)
+            }
             if streams.isEmpty { closeConnection(context: context) }
         default:
             break

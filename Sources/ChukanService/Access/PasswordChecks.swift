@@ -14,6 +14,7 @@ import Synchronization
 /// delays another tenant's sign-in by at most one check per tenant waiting.
 final class PasswordChecks: Sendable {
     private struct Check {
+        let tenant: String
         let password: String
         let hash: String
         let done: CheckedContinuation<Bool, Error>
@@ -31,8 +32,13 @@ final class PasswordChecks: Sendable {
     private let lines = Mutex(Lines())
     /// Checks one tenant may have waiting.
     let limit: Int
+    /// Told the tenant of each check as it starts (tests see the order of service).
+    private let onServe: (@Sendable (String) -> Void)?
 
-    init(limit: Int) { self.limit = limit }
+    init(limit: Int, onServe: (@Sendable (String) -> Void)? = nil) {
+        self.limit = limit
+        self.onServe = onServe
+    }
 
     /// Whether `password` matches `hash`; RESOURCE_EXHAUSTED when too many of `tenant`'s wait.
     func verify(_ password: String, against hash: String, tenant: String) async throws -> Bool {
@@ -41,7 +47,7 @@ final class PasswordChecks: Sendable {
                 let line = l.waiting[tenant, default: []]
                 guard line.count < limit else { return (false, false) }
                 if line.isEmpty { l.turn.append(tenant) }
-                l.waiting[tenant, default: []].append(Check(password: password, hash: hash, done: done))
+                l.waiting[tenant, default: []].append(Check(tenant: tenant, password: password, hash: hash, done: done))
                 defer { l.serving = true }
                 return (true, !l.serving)
             }
@@ -56,6 +62,7 @@ final class PasswordChecks: Sendable {
     /// Runs the waiting checks, one per tenant in turn, until none is left.
     private func serve() {
         while let check = next() {
+            onServe?(check.tenant)
             check.done.resume(returning: PasswordHash.verify(check.password, against: check.hash))
         }
     }

@@ -19,6 +19,8 @@ public struct ProvisionService: RPCService {
     /// The national network's permit-signing key (public half); nil: 提供 is not configured.
     let networkKey: ECDSAP256Key?
     let sealer: AnswerSealer
+    /// Held provisions being decided (`DecideHeld`), one decision at a time each.
+    let decisions = AccountLocks()
 
     public init(tenants: TenantManager, access: AccessControl, codes: CodeIssuers, rules: PermissionRules, networkKey: ECDSAP256Key?, sealer: AnswerSealer) {
         self.tenants = tenants
@@ -91,48 +93,52 @@ public struct ProvisionService: RPCService {
                 return try await access.perform(context, tenant: request.tenant, roles: [.approver], notes: notes) { caller in
                     guard request.note.utf8.count <= 200 else { throw RPCError.invalidArgument("note: at most 200 bytes") }
                     let db = try tenants.database(request.tenant)
-                    var p = try held(request, notes: notes)
-                    guard p.state == .held else { throw RPCError(.failedPrecondition, "held provision \(p.pendingId) was already \(p.state == .released ? "released" : "refused")") }
-                    if request.refuse {
-                        p.state = .refused
-                    } else {
-                        // The list may have changed while the provision waited.
-                        guard let row = rules.current?.row(p.legalRow), row.agencies.contains(p.inquirer), row.itemGroups.contains(p.itemGroup) else {
-                            throw RPCError(.failedPrecondition, "the permission list in force no longer allows this provision; refuse it")
+                    // One decision at a time per held provision: two approvers at once must not
+                    // both pass the state check and both record a decision.
+                    return try await decisions.serialized("\(request.tenant)/\(request.pendingId)") {
+                        var p = try held(request, notes: notes)
+                        guard p.state == .held else { throw RPCError(.failedPrecondition, "held provision \(p.pendingId) was already \(p.state == .released ? "released" : "refused")") }
+                        if request.refuse {
+                            p.state = .refused
+                        } else {
+                            // The list may have changed while the provision waited.
+                            guard let row = rules.current?.row(p.legalRow), row.agencies.contains(p.inquirer), row.itemGroups.contains(p.itemGroup) else {
+                                throw RPCError(.failedPrecondition, "the permission list in force no longer allows this provision; refuse it")
+                            }
+                            // So may the person: a 除票 now, under a row for current residents only.
+                            if let entry = db.current.person(p.person), entry.isRemoved && !row.removedResidents {
+                                throw RPCError(.failedPrecondition, "the person is no longer a current resident and 項 \(row.legalRow) covers current residents only; refuse it")
+                            }
+                            // What leaves is what the approver saw: a record changed since the review
+                            // (an address, a household member) needs a new review.
+                            guard !request.reviewedSha256.isEmpty else {
+                                throw RPCError.invalidArgument("reviewed_sha256: a release names the review it approves (ReviewHeld's would_send_sha256)")
+                            }
+                            let answer = try payload(for: p, in: db.current)
+                            guard Self.reviewDigest(answer) == request.reviewedSha256 else {
+                                throw RPCError(.failedPrecondition, "the answer is not the one reviewed: the record changed since, or another review was named; review it again")
+                            }
+                            p.answer = try sealer.seal(answer.encodedBytes, to: p.inquirerPublicKey, permitID: p.permitId)
+                            p.state = .released
                         }
-                        // So may the person: a 除票 now, under a row for current residents only.
-                        if let entry = db.current.person(p.person), entry.isRemoved && !row.removedResidents {
-                            throw RPCError(.failedPrecondition, "the person is no longer a current resident and 項 \(row.legalRow) covers current residents only; refuse it")
-                        }
-                        // What leaves is what the approver saw: a record changed since the review
-                        // (an address, a household member) needs a new review.
-                        guard !request.reviewedSha256.isEmpty else {
-                            throw RPCError.invalidArgument("reviewed_sha256: a release names the review it approves (ReviewHeld's would_send_sha256)")
-                        }
-                        let answer = try payload(for: p, in: db.current)
-                        guard Self.reviewDigest(answer) == request.reviewedSha256 else {
-                            throw RPCError(.failedPrecondition, "the answer is not the one reviewed: the record changed since, or another review was named; review it again")
-                        }
-                        p.answer = try sealer.seal(answer.encodedBytes, to: p.inquirerPublicKey, permitID: p.permitId)
-                        p.state = .released
+                        p.decidedBy = RegisterService.who(caller)
+                        p.decidedUnixMs = nowMs
+                        p.note = request.note
+                        // The decision is in the trail before it takes effect: the call's own record
+                        // comes after the save, and a crash between the two would leave a decision
+                        // nobody is recorded as having made.
+                        var deciding = AccessControl.record(context, caller: caller, subject: p.person)
+                        deciding.pendingId = p.pendingId
+                        deciding.permitId = p.permitId
+                        deciding.inquirer = p.inquirer
+                        deciding.legalRow = String(p.legalRow)
+                        deciding.itemGroup = UInt32(bitPattern: p.itemGroup.rawValue)
+                        deciding.outcomeDetail = p.state == .released ? "deciding: release" : "deciding: refuse"
+                        try await access.audit.record(deciding, tenant: caller.tenant)
+                        try await Self.save(p, db)
+                        p.answer = nil
+                        return p
                     }
-                    p.decidedBy = RegisterService.who(caller)
-                    p.decidedUnixMs = nowMs
-                    p.note = request.note
-                    // The decision is in the trail before it takes effect: the call's own record
-                    // comes after the save, and a crash between the two would leave a decision
-                    // nobody is recorded as having made.
-                    var deciding = AccessControl.record(context, caller: caller, subject: p.person)
-                    deciding.pendingId = p.pendingId
-                    deciding.permitId = p.permitId
-                    deciding.inquirer = p.inquirer
-                    deciding.legalRow = String(p.legalRow)
-                    deciding.itemGroup = UInt32(bitPattern: p.itemGroup.rawValue)
-                    deciding.outcomeDetail = p.state == .released ? "deciding: release" : "deciding: refuse"
-                    try await access.audit.record(deciding, tenant: caller.tenant)
-                    try await Self.save(p, db)
-                    p.answer = nil
-                    return p
                 }
             },
             "Disclose": .unaryAsync(DiscloseRequest.self) { request, context in
@@ -247,7 +253,7 @@ public struct ProvisionService: RPCService {
             // pending id again: the id reaches the gateway only in that answer.
             if let p = db.current.pending.values.first(where: { $0.permitId == permit.permitId && $0.inquirer == request.inquirer }) {
                 notes.note { $0.pendingId = p.pendingId }
-                throw ProvisionRefusal.held.error("this permit's request is held for review (自動応答不可); pending_id=\(p.pendingId)")
+                throw ProvisionRefusal.held.error("this permit's request was held for review (自動応答不可; ask FetchHeld for the outcome); pending_id=\(p.pendingId)")
             }
             throw ProvisionRefusal.permitReplayed.error("the permit was used before")
         }

@@ -161,6 +161,12 @@ public struct StaffService: RPCService {
                 lockedUntil = access.sessions.failed(key, now: now, rules: access.rules)
                 return .failure(RPCError.unauthenticated("staff id or password is wrong, or the account is disabled"))
             }
+            // The check waited its turn: a password change, reset or disabling made meanwhile
+            // (and the sign-ins it ended) must not be undone by a session opened now on the
+            // account as it was.
+            guard let latest = db.current.staff[request.staffId], latest.passwordHash == account.passwordHash, !latest.disabled else {
+                return .failure(RPCError.unauthenticated("the account changed while the password was checked; sign in again"))
+            }
             access.sessions.succeeded(key)
             var r = LoginResponse()
             let expires = now.addingTimeInterval(access.rules.sessionSeconds)
@@ -172,7 +178,7 @@ public struct StaffService: RPCService {
         }()
         if case let .failure(e) = outcome {
             record.outcomeCode = UInt32(e.code.rawValue)
-            record.outcomeDetail = e.message
+            record.outcomeDetail = AccessControl.detail(e.message)
         }
         if let lockedUntil, let db { await persistLock(request.staffId, until: lockedUntil, key: key, db) }
         let named = Identifiers.localGovernmentCodeProblem(request.tenant) == nil ? request.tenant : nil
@@ -267,7 +273,8 @@ public struct StaffService: RPCService {
     }
 }
 
-/// One holder at a time per key (here: a staff account), others wait their turn.
+/// One holder at a time per key (a staff account; a held provision being decided),
+/// others wait their turn.
 actor AccountLocks {
     private var held: Set<String> = []
     private var waiting: [String: [CheckedContinuation<Void, Never>]] = [:]

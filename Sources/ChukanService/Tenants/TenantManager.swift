@@ -52,7 +52,7 @@ public final class TenantManager: Sendable {
             do {
                 let ring = try TenantKeyRing.load(tenant: tenant, directory: configuration.keyDirectory)
                 let db = try TenantDatabase.open(directory: "\(configuration.dataDirectory)/\(tenant)", keyRing: ring, options: configuration.options)
-                try carryPermitClaims(of: tenant, into: db, keyRing: ring)
+                carryPermitClaims(of: tenant, into: db, keyRing: ring)
                 let r = db.recovery
                 var facts: Logger.Metadata = [
                     "tenant": "\(tenant)", "records": "\(r.records)", "snapshot_sequence": "\(r.snapshotSequence)",
@@ -83,7 +83,7 @@ public final class TenantManager: Sendable {
     /// the removal must stay used: the claims of streams under `.removed/` that were moved
     /// there while a permit could still be valid are claimed again. (Older ones hold no
     /// permit that could still be answered, and are not read.)
-    private func carryPermitClaims(of tenant: String, into db: TenantDatabase, keyRing: TenantKeyRing) throws {
+    private func carryPermitClaims(of tenant: String, into db: TenantDatabase, keyRing: TenantKeyRing) {
         let graveyard = "\(configuration.dataDirectory)/.removed"
         let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
         let window = Permits.maximumLifetimeMs + Permits.clockSkewMs + PermitClaims.keptPastExpiryMs
@@ -91,8 +91,15 @@ public final class TenantManager: Sendable {
             guard let removedAt = Int64(name.dropFirst(tenant.count + 1)), removedAt * 1000 >= nowMs - window else { continue }
             let stream = "\(graveyard)/\(name)/audit"
             guard FileManager.default.fileExists(atPath: stream) else { continue }
-            for r in try AuditLog.read(directory: stream, keyRing: keyRing) where !r.permitId.isEmpty {
-                db.audit.permits.restore(r.permitId, expiresUnixMs: r.permitExpiresUnixMs, nowUnixMs: nowMs)
+            // A removed stream that cannot be read (its key dropped, a damaged segment) does
+            // not stop the tenant: it is reported, and its claims are not carried.
+            do {
+                for r in try AuditLog.read(directory: stream, keyRing: keyRing) where !r.permitId.isEmpty {
+                    db.audit.permits.restore(r.permitId, expiresUnixMs: r.permitExpiresUnixMs, nowUnixMs: nowMs)
+                }
+            } catch {
+                logger.error("the permit claims of a removed stream could not be read; permits it used may be answered again until they expire",
+                             metadata: ["tenant": "\(tenant)", "stream": "\(stream)", "error": "\(error)"])
             }
         }
     }
