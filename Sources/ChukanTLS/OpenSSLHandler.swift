@@ -55,6 +55,10 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
     private let halfClose: Bool
     /// This side sent close_notify while it still reads (`close(mode: .output)`).
     private var outputClosed = false
+    /// The peer's close_notify came: nothing it sends after counts (nor is kept).
+    private var peerSentCloseNotify = false
+    /// A close shut our side and reads until the peer closes its own (`close(after:)`).
+    private var lingering = false
 
     public init(context: TLSContext, halfClose: Bool = false) throws {
         self.halfClose = halfClose
@@ -107,7 +111,7 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let ciphertext = unwrapInboundIn(data)
         // After the peer's close_notify nothing it sends counts (nor is kept).
-        guard state != .closed && state != .peerClosed else { return }
+        guard state != .closed && !peerSentCloseNotify else { return }
         ciphertext.withUnsafeReadableBytes { raw in
             var offset = 0
             while offset < raw.count {
@@ -200,6 +204,8 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
             case SSL_ERROR_ZERO_RETURN:
                 // The peer's close_notify: answer with ours and close, or (`halfClose`) read
                 // no more and let the handlers after us close when they are done.
+                guard !peerSentCloseNotify else { break }
+                peerSentCloseNotify = true
                 if halfClose && state == .active {
                     state = .peerClosed
                     context.fireUserInboundEventTriggered(TLSCloseNotifyReceived())
@@ -219,6 +225,8 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     public func channelReadComplete(context: ChannelHandlerContext) {
         context.fireChannelReadComplete()
+        // Lingering: read on (whatever the handlers after us paused) until the peer closes.
+        if lingering { context.read() }
     }
 
     // MARK: outbound
@@ -374,8 +382,8 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
             halfClosed.futureResult.whenFailure { _ in context.close(promise: nil) }
             context.close(mode: .output, promise: halfClosed)
             // Reads may have been stopped (back-pressure, a paused inbox): the peer's close
-            // must be seen, and what it still sends read and dropped.
-            _ = context.channel.setOption(ChannelOptions.autoRead, value: true)
+            // must be seen, and what it still sends read and dropped (`channelReadComplete`).
+            self.lingering = true
             context.read()
         }
     }

@@ -9,9 +9,9 @@ import Testing
     /// A client that sends a flood of requests and never reads the answers cannot make
     /// the server buffer them: the server stops reading from it, so most of what the
     /// client tried to send never leaves the client. Other clients are still served.
-    /// Calls that arrive together are all answered, but a client that reads none of the
-    /// answers is not buffered without bound: past 16 MiB waiting unsent, an answer is
-    /// replaced by RESOURCE_EXHAUSTED.
+    /// Calls that arrive together are run until a client that reads none of the answers
+    /// has 16 MiB of them waiting unsent; later calls are refused with RESOURCE_EXHAUSTED
+    /// before they run (an answer to a call that ran is never dropped).
     @Test func answersToAClientThatDoesNotReadAreBounded() async throws {
         let s = try await TestServer.start()
         let raw = try await RawConnection.connect(port: s.port, tls: s.pki.clientTLS("admin"))

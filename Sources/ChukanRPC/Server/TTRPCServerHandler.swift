@@ -21,7 +21,8 @@ final class TTRPCServerHandler: ChannelInboundHandler {
         var maxConcurrentStreams: Int
         /// A frame begun must be whole within this long, or the connection is closed; nil never.
         var frameTimeout: TimeAmount? = nil
-        /// A client stream silent this long (while read) ends with DEADLINE_EXCEEDED; nil never.
+        /// A client stream silent this long ends with DEADLINE_EXCEEDED (time the server stops
+        /// reading for the stream's own unread messages does not count); nil never.
         var clientStreamIdleTimeout: TimeAmount? = nil
     }
 
@@ -656,6 +657,12 @@ final class TTRPCServerHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         closed = true
+        endCalls()
+        context.fireChannelInactive()
+    }
+
+    /// The calls still running end with the connection: nothing they answer will be sent.
+    private func endCalls() {
         for (_, stream) in streams {
             stream.cancelTimers()
             stream.task?.cancel()
@@ -667,12 +674,15 @@ final class TTRPCServerHandler: ChannelInboundHandler {
         let waiters = writabilityWaiters
         writabilityWaiters = []
         waiters.forEach { $0.promise.fail(RPCError(.cancelled, "the connection closed")) }
-        context.fireChannelInactive()
     }
 
+    /// Closes the connection: what was written still goes out (`OpenSSLHandler` sends it
+    /// before its close_notify), but calls still running (a close for abuse, a frame never
+    /// finished) end now rather than while the close waits for a client that may not read.
     private func closeConnection(context: ChannelHandlerContext) {
         guard !closed else { return }
         closed = true
+        endCalls()
         context.flush()
         context.close(promise: nil)
     }

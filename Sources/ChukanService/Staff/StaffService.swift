@@ -170,10 +170,10 @@ public struct StaffService: RPCService {
             access.sessions.succeeded(key)
             var r = LoginResponse()
             let expires = now.addingTimeInterval(access.rules.sessionSeconds)
-            r.token = access.sessions.open(.init(tenant: request.tenant, staff: account.staffId, terminal: terminal.name, expires: expires))
+            r.token = access.sessions.open(.init(tenant: request.tenant, staff: latest.staffId, terminal: terminal.name, expires: expires))
             r.expiresUnixMs = Int64(expires.timeIntervalSince1970 * 1000)
-            r.roles = account.roles
-            r.mustChangePassword = access.rules.passwordExpired(account, now: now)
+            r.roles = latest.roles
+            r.mustChangePassword = access.rules.passwordExpired(latest, now: now)
             return .success(r)
         }()
         if case let .failure(e) = outcome {
@@ -281,6 +281,12 @@ actor AccountLocks {
 
     func serialized<T: Sendable>(_ key: String, _ body: @Sendable () async throws -> T) async throws -> T {
         await acquire(key)
+        // A caller whose call ended while it waited (its deadline, the connection) must not
+        // act after its answer said it did not.
+        if Task.isCancelled {
+            release(key)
+            throw CancellationError()
+        }
         do {
             let value = try await body()
             release(key)
