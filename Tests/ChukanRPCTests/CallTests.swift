@@ -109,12 +109,13 @@ import Testing
     @Test func concurrentStreamLimit() async throws {
         let s = try await TestServer.start { $0.maxConcurrentStreams = 2 }
         let c = try await s.client()
-        async let a = c.slow("Sleep", millis: 2000)
-        async let b = c.slow("Sleep", millis: 2000)
-        try await Task.sleep(for: .milliseconds(300))
+        async let a = c.slow("Sleep", millis: 5000)
+        async let b = c.slow("Sleep", millis: 5000)
+        // Once both run (not after a fixed wait: a sanitizer-loaded machine starts them late).
+        try await s.slow.waitStarted(2)
         #expect(await statusCode { _ = try await c.echo("third") } == .resourceExhausted)
-        #expect(try await a == "2000")
-        #expect(try await b == "2000")
+        #expect(try await a == "5000")
+        #expect(try await b == "5000")
         #expect(try await c.echo("now fine") == "now fine")
         await c.close()
         await s.stop()
