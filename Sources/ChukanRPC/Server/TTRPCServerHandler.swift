@@ -683,6 +683,12 @@ final class TTRPCServerHandler: ChannelInboundHandler {
         guard !closed else { return }
         closed = true
         endCalls()
+        // Reads paused for the streams' unread messages resume: the close reads on until the
+        // client closes (unread input would make the socket's close an RST).
+        if readsPaused {
+            readsPaused = false
+            context.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
+        }
         context.flush()
         context.close(promise: nil)
     }

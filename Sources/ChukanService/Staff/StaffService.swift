@@ -204,7 +204,8 @@ public struct StaffService: RPCService {
     /// snapshot). Only an existing account is written: a lock on an unknown id stays in memory.
     /// If the write fails, the lock in memory still holds until a restart.
     private func persistLock(_ staffID: String, until: Date, key: String, _ db: TenantDatabase) async {
-        try? await locks.serialized(key) {
+        // Written even when the sign-in's call was cancelled meanwhile: the failure was counted.
+        try? await locks.serialized(key, honoringCancellation: false) {
             // A reset that came in between lifted the lock (in memory too): do not write it back.
             guard access.sessions.isLocked(key, now: access.now()) else { return }
             await writeLock(until, staffID: staffID, db)
@@ -279,11 +280,12 @@ actor AccountLocks {
     private var held: Set<String> = []
     private var waiting: [String: [CheckedContinuation<Void, Never>]] = [:]
 
-    func serialized<T: Sendable>(_ key: String, _ body: @Sendable () async throws -> T) async throws -> T {
+    func serialized<T: Sendable>(_ key: String, honoringCancellation: Bool = true, _ body: @Sendable () async throws -> T) async throws -> T {
         await acquire(key)
         // A caller whose call ended while it waited (its deadline, the connection) must not
-        // act after its answer said it did not.
-        if Task.isCancelled {
+        // act after its answer said it did not; the server's own follow-up writes (a lock
+        // already counted) are made all the same.
+        if honoringCancellation && Task.isCancelled {
             release(key)
             throw CancellationError()
         }
