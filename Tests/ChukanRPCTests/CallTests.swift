@@ -52,6 +52,25 @@ import Testing
         await s.stop()
     }
 
+    /// A consumer slower than the network is not buffered without bound: the client stops
+    /// reading the connection while 64 messages wait unconsumed, and the server then waits
+    /// to write. Without it the client would read the endless `Flood` at network speed.
+    @Test func aSlowConsumerOfAServerStreamPausesTheConnection() async throws {
+        let s = try await TestServer.start()
+        let c = try await s.client()
+        var iterator = c.serverStreaming(service: "test.Slow", method: "Flood", request: EchoMessage(bytes: []), as: EchoMessage.self).makeAsyncIterator()
+        #expect(try await iterator.next()?.payload.readableBytes == 64 << 10)
+        try await Task.sleep(for: .seconds(2))  // the consumer dawdles
+        let written = s.slow.floodWrites.load(ordering: .relaxed)
+        // 64 waiting in the client, what the sockets hold (a few MiB) and 512 KiB in the server.
+        #expect(written < 1000, "the server wrote \(written) messages of 64 KiB to a consumer that took one")
+        // It reads on once the consumer takes them.
+        for _ in 0..<200 { _ = try await iterator.next() }
+        #expect(s.slow.floodWrites.load(ordering: .relaxed) > written)
+        await c.close()
+        await s.stop()
+    }
+
     @Test func serverStreaming() async throws {
         let s = try await TestServer.start()
         let c = try await s.client()

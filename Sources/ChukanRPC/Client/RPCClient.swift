@@ -123,12 +123,15 @@ public final class RPCClient: Sendable {
     }
 
     /// A typed server-streaming call: the messages the server sends, then the end of the
-    /// stream (or the error status that ended it).
+    /// stream (or the error status that ended it). A consumer that falls behind pauses the
+    /// connection's reads (`ServerStream`).
     public func serverStreaming<Request: ProtoMessage, Response: ProtoMessage>(
         service: String, method: String, request: Request, as: Response.Type = Response.self,
         metadata: Metadata = Metadata(), timeout: Duration? = nil
-    ) -> AsyncThrowingStream<Response, Error> {
+    ) -> ServerStream<Response> {
         let (stream, continuation) = AsyncThrowingStream<Response, Error>.makeStream()
+        let flow = ServerStreamFlow(channel: channel)
+        continuation.onTermination = { _ in flow.ended() }
         let promise = channel.eventLoop.makePromise(of: ByteBuffer.self)
         let envelope = TTRPCRequest(
             service: service, method: method, payload: request.encoded(allocator: channel.allocator),
@@ -141,12 +144,12 @@ public final class RPCClient: Sendable {
         }
         start(ClientCall(request: .message(envelope), kind: .serverStreaming(onData: { data in
             do {
-                continuation.yield(try Response(protobuf: data))
+                if case .enqueued = continuation.yield(try Response(protobuf: data)) { flow.arrived() }
             } catch {
                 continuation.finish(throwing: RPCError.internal("stream message: \(error)"))
             }
         }), promise: promise))
-        return stream
+        return ServerStream(messages: stream, flow: flow)
     }
 
     /// Sends close_notify and closes the connection.

@@ -14,6 +14,8 @@ final class SlowService: RPCService {
     let started = Atomic<Int>(0)
     /// `Flood` handlers that have returned (by error: they never end otherwise).
     let floodsEnded = Atomic<Int>(0)
+    /// Messages `Flood` handlers have written.
+    let floodWrites = Atomic<Int>(0)
     /// `Gated` takes no message until this is set.
     let gateOpen = Atomic<Bool>(false)
 
@@ -62,7 +64,10 @@ final class SlowService: RPCService {
             "Flood": .serverStreaming(EchoMessage.self, EchoMessage.self) { [self] _, _, writer in
                 defer { floodsEnded.add(1, ordering: .relaxed) }
                 let chunk = EchoMessage(payload: ByteBuffer(repeating: 7, count: 64 << 10))
-                while true { try await writer.write(chunk) }
+                while true {
+                    try await writer.write(chunk)
+                    floodWrites.add(1, ordering: .relaxed)
+                }
             },
             // `Count`, once `gateOpen` is set: its messages wait until then.
             "Gated": .clientStreaming(EchoMessage.self, EchoMessage.self) { [self] messages, _ in
