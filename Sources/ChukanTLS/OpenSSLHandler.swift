@@ -206,13 +206,9 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
                 // no more and let the handlers after us close when they are done.
                 guard !peerSentCloseNotify else { break }
                 peerSentCloseNotify = true
-                if halfClose && state == .active {
-                    state = .peerClosed
-                    context.fireUserInboundEventTriggered(TLSCloseNotifyReceived())
-                } else {
-                    context.fireUserInboundEventTriggered(TLSCloseNotifyReceived())
-                    peerClosed(context: context)
-                }
+                if halfClose && state == .active { state = .peerClosed }
+                context.fireUserInboundEventTriggered(TLSCloseNotifyReceived())
+                peerClosed(context: context)  // answers it unless `halfClose` (or a close began)
             default:
                 fail(context: context, TLSError.protocolError(reason))
             }
@@ -323,26 +319,15 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
             // Closing the output is TLS's own half-close (as Go's tls.Conn.CloseWrite):
             // what was written, then our close_notify; the socket stays open for the answers.
             if mode == .output && state == .active && !outputClosed {
-                encryptAndFlush(context: context)
-                ERR_clear_error()
-                _ = SSL_shutdown(ssl)
                 outputClosed = true
-                return writeNetwork(context: context, promise: promise)
+                return sendCloseNotify(context: context, promise: promise)
             }
             context.close(mode: mode, promise: promise)
             return
         }
         switch state {
         case .active, .peerClosed:
-            // Whatever was written goes out first, then our close_notify; the socket closes
-            // once they have left (closing at once would drop what still waits in the channel).
-            encryptAndFlush(context: context)
-            state = .closing
-            ERR_clear_error()
-            _ = SSL_shutdown(ssl)
-            let written = context.eventLoop.makePromise(of: Void.self)
-            writeNetwork(context: context, promise: written)
-            close(context: context, after: written.futureResult, promise: promise)
+            closeAfterCloseNotify(context: context, promise: promise)
         case .idle, .handshaking, .closing:
             state = .closing
             context.close(promise: promise)
@@ -351,16 +336,28 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
         }
     }
 
+    /// The peer's close_notify: answered with ours, and the connection closed.
     private func peerClosed(context: ChannelHandlerContext) {
         // Closing already: that close sends what is queued, then closes (`close(after:)`).
         guard state == .active else { return }
+        closeAfterCloseNotify(context: context, promise: nil)
+    }
+
+    /// Whatever was written goes out first, then our close_notify; the socket closes once
+    /// they have left (closing at once would drop what still waits in the channel).
+    private func closeAfterCloseNotify(context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
+        state = .closing
+        let written = context.eventLoop.makePromise(of: Void.self)
+        sendCloseNotify(context: context, promise: written)
+        close(context: context, after: written.futureResult, promise: promise)
+    }
+
+    /// What was written, then our close_notify, onto the wire; `promise` once they are out.
+    private func sendCloseNotify(context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
         encryptAndFlush(context: context)
         ERR_clear_error()
         _ = SSL_shutdown(ssl)
-        state = .closing
-        let written = context.eventLoop.makePromise(of: Void.self)
-        writeNetwork(context: context, promise: written)
-        close(context: context, after: written.futureResult, promise: nil)
+        writeNetwork(context: context, promise: promise)
     }
 
     /// Closes the socket's write side once `written` (our close_notify, after everything

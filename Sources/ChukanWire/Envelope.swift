@@ -96,14 +96,15 @@ public struct TTRPCRequest: ProtoMessage, Equatable {
         var reader = WireReader(bytes)
         var entries = 0, metadataBytes = 0, unknown = 0
         var seen: UInt8 = 0  // fields 1-4 met so far, one bit each
+        func countUnknown() throws {
+            unknown += 1
+            guard unknown <= maxUnknownFields else { throw EnvelopeError("more than \(maxUnknownFields) fields ttrpc.Request does not have or repeats") }
+        }
         do {
             while let (number, type) = try reader.nextField() {
                 if (1...4).contains(number) {
                     let bit: UInt8 = 1 << (number - 1)
-                    if seen & bit != 0 {
-                        unknown += 1
-                        guard unknown <= maxUnknownFields else { throw EnvelopeError("more than \(maxUnknownFields) fields ttrpc.Request does not have or repeats") }
-                    }
+                    if seen & bit != 0 { try countUnknown() }
                     seen |= bit
                 }
                 switch (number, type) {
@@ -127,10 +128,7 @@ public struct TTRPCRequest: ProtoMessage, Equatable {
                         }
                     }
                 default:
-                    if !(1...5).contains(number) {
-                        unknown += 1
-                        guard unknown <= maxUnknownFields else { throw EnvelopeError("more than \(maxUnknownFields) fields ttrpc.Request does not have or repeats") }
-                    }
+                    if !(1...5).contains(number) { try countUnknown() }
                     try reader.skip(type)
                 }
             }

@@ -428,11 +428,18 @@ final class TTRPCServerHandler: ChannelInboundHandler {
         if let due = stream.idleCheckDue, now - due > .milliseconds(500) { return armIdleTimer(id, in: .seconds(1), context: context) }
         let due = (stream.lastMessage ?? stream.start) + timeout
         if now < due { return armIdleTimer(id, in: due - now, context: context) }
-        streams.removeValue(forKey: id)
+        end(id, answering: .deadlineExceeded("the client stream brought no message for \(timeout.nanoseconds / 1_000_000_000) s"), context: context)
+    }
+
+    /// Ends a running stream from this side: its timers, task, waits and unread messages
+    /// go (the handler's message stream ends with `inboxError`, by default `error`), and the
+    /// client is answered `error`.
+    private func end(_ id: UInt32, answering error: RPCError, inboxError: Error? = nil, context: ChannelHandlerContext) {
+        guard let stream = streams.removeValue(forKey: id) else { return }
         stream.cancelTimers()
         stream.task?.cancel()
-        let error = RPCError.deadlineExceeded("the client stream brought no message for \(timeout.nanoseconds / 1_000_000_000) s")
-        dropInbox(id, stream, error: error)
+        releaseWaiters(of: id)
+        dropInbox(id, stream, error: inboxError ?? error)
         respond(id, status: RPCStatus(error), payload: nil, service: stream.service, method: stream.method, start: stream.start, context: context)
     }
 
@@ -480,14 +487,9 @@ final class TTRPCServerHandler: ChannelInboundHandler {
     }
 
     private func deadlineExpired(_ id: UInt32) {
-        guard let context, let stream = streams.removeValue(forKey: id) else { return }
-        stream.cancelTimers()
-        stream.task?.cancel()
-        releaseWaiters(of: id)
-        dropInbox(id, stream, error: CancellationError())
-        let ms = (NIODeadline.now() - stream.start).nanoseconds / 1_000_000
-        respond(id, status: RPCStatus(.deadlineExceeded("deadline exceeded after \(ms) ms")), payload: nil,
-                service: stream.service, method: stream.method, start: stream.start, context: context)
+        guard let context, let start = streams[id]?.start else { return }
+        let ms = (NIODeadline.now() - start).nanoseconds / 1_000_000
+        end(id, answering: .deadlineExceeded("deadline exceeded after \(ms) ms"), inboxError: CancellationError(), context: context)
     }
 
     /// Writes one data frame of a server-streaming call; the future completes when the
@@ -630,12 +632,7 @@ final class TTRPCServerHandler: ChannelInboundHandler {
             peerFinished = true
             // A client stream still open can bring nothing more: it ends now, answered.
             for (id, stream) in streams where stream.inbox != nil && !stream.remoteClosed {
-                streams.removeValue(forKey: id)
-                stream.cancelTimers()
-                stream.task?.cancel()
-                let error = RPCError(.cancelled, "the client closed its side of the connection before the stream's end")
-                dropInbox(id, stream, error: error)
-                respond(id, status: RPCStatus(error), payload: nil, service: stream.service, method: stream.method, start: stream.start, context: context)
+                end(id, answering: RPCError(.cancelled, "the client closed its side of the connection before the stream's end"), context: context)
             }
             if streams.isEmpty { closeConnection(context: context) }
         default:

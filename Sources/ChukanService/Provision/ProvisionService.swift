@@ -20,7 +20,7 @@ public struct ProvisionService: RPCService {
     let networkKey: ECDSAP256Key?
     let sealer: AnswerSealer
     /// Held provisions being decided (`DecideHeld`), one decision at a time each.
-    let decisions = AccountLocks()
+    let decisions = KeyedLocks()
 
     public init(tenants: TenantManager, access: AccessControl, codes: CodeIssuers, rules: PermissionRules, networkKey: ECDSAP256Key?, sealer: AnswerSealer) {
         self.tenants = tenants
@@ -127,12 +127,8 @@ public struct ProvisionService: RPCService {
                         // The decision is in the trail before it takes effect: the call's own record
                         // comes after the save, and a crash between the two would leave a decision
                         // nobody is recorded as having made.
-                        var deciding = AccessControl.record(context, caller: caller, subject: p.person)
-                        deciding.pendingId = p.pendingId
-                        deciding.permitId = p.permitId
-                        deciding.inquirer = p.inquirer
-                        deciding.legalRow = String(p.legalRow)
-                        deciding.itemGroup = UInt32(bitPattern: p.itemGroup.rawValue)
+                        var deciding = AccessControl.record(context, caller: caller, subject: "")
+                        notes.apply(to: &deciding)  // the person, pending id and permit `held` noted
                         deciding.outcomeDetail = p.state == .released ? "deciding: release" : "deciding: refuse"
                         try await access.audit.record(deciding, tenant: caller.tenant)
                         try await Self.save(p, db)
