@@ -57,7 +57,7 @@ extension PackedID: Posting {
 }
 
 extension RegisterState.Indexed: Posting {
-    public var person: PackedID { id }
+    var person: PackedID { id }
 }
 
 /// A household's members (世帯番号 → persons), each with their current entry. A household
@@ -65,12 +65,26 @@ extension RegisterState.Indexed: Posting {
 /// table for each member — a cache miss apiece at a million residents. Every write
 /// re-indexes the person it changes, so an entry here is never an old one (the property
 /// test compares the index with a rebuild after each step).
-public typealias Members = Postings<RegisterState.Indexed>
+typealias Members = Postings<RegisterState.Indexed>
 
 /// A household lookup's answer: its members (id and entry), sorted by id, read from the
 /// index's value in place — building an array of entries per lookup cost a fifth of it.
+/// It holds the version's persons, which keep the members' entries alive (the index
+/// holds them unretained: `RegisterState.Indexed`).
 public struct Household: RandomAccessCollection, Sendable {
+    /// A member: their 団体内統合宛名番号 and current entry.
+    public struct Member: Sendable {
+        public let id: PackedID
+        public let entry: PersonEntry
+    }
+
     let members: Members?
+    private let persons: LayeredMap<PackedID, PersonEntry>
+
+    init(members: Members?, holding persons: LayeredMap<PackedID, PersonEntry>) {
+        self.members = members
+        self.persons = persons
+    }
 
     public var startIndex: Int { 0 }
     public var endIndex: Int {
@@ -81,11 +95,13 @@ public struct Household: RandomAccessCollection, Sendable {
         }
     }
 
-    public subscript(i: Int) -> RegisterState.Indexed {
+    public subscript(i: Int) -> Member {
+        let m: RegisterState.Indexed
         switch members {
-        case .one(let m)? where i == 0: m
-        case .many(let ms)?: ms[i]
+        case .one(let only)? where i == 0: m = only
+        case .many(let ms)?: m = ms[i]
         default: preconditionFailure("household member \(i) out of range")
         }
+        return Member(id: m.id, entry: m.entry)
     }
 }

@@ -21,6 +21,7 @@ struct RegisterBench: AsyncParsableCommand {
     @Option(help: "Work directory (data, keys, snapshot).") var dir = "Benchmarks/out/register"
     @Option(help: "Also write the residents as Redis protocol (one hash per resident) to this file.") var redisOut: String?
     @Flag(help: "Measure only the durable writes (to profile the write path).") var writesOnly = false
+    @Flag(help: "With --writes-only: skip the log-alone figure (to profile the register's writes alone).") var skipLogAlone = false
     @Flag(help: "Print one JSON object.") var json = false
 
     func log(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
@@ -43,8 +44,10 @@ struct RegisterBench: AsyncParsableCommand {
             let keyDir = "\(dir)/keys"
             try TenantKeyRing.addVersion(tenant: "012041", directory: keyDir)
             let ring = try TenantKeyRing.load(tenant: "012041", directory: keyDir)
-            let alone = try await logThroughput(people: people, ring: ring)
-            log("log alone: \(alone.rate) appends/s, ack p50 \(alone.histogram.valueAtPercentile(50)) µs, p99 \(alone.histogram.valueAtPercentile(99)) µs, \(alone.recordsPerSync) records per fdatasync")
+            if !skipLogAlone {
+                let alone = try await logThroughput(people: people, ring: ring)
+                log("log alone: \(alone.rate) appends/s, ack p50 \(alone.histogram.valueAtPercentile(50)) µs, p99 \(alone.histogram.valueAtPercentile(99)) µs, \(alone.recordsPerSync) records per fdatasync")
+            }
             let wal = try await walThroughput(people: people, ring: ring)
             log("WAL: \(wal.rate) writes/s, ack p50 \(wal.histogram.valueAtPercentile(50)) µs, p99 \(wal.histogram.valueAtPercentile(99)) µs, \(wal.recordsPerSync) records per fdatasync")
             return
@@ -230,6 +233,14 @@ struct RegisterBench: AsyncParsableCommand {
     /// acknowledgement latency of all of them.
     func drive<Item: Sendable>(_ items: [Item], _ send: @escaping @Sendable (Item) async throws -> Void) async throws -> (rate: Double, histogram: Histogram<UInt64>) {
         let start = Date()
+        let cpuBefore = processCPUSeconds()
+        defer {
+            // The process's CPU (all threads, user + system) a write: what bounds the rate
+            // once the cores are full.
+            let cpu = processCPUSeconds() - cpuBefore
+            let wall = Date().timeIntervalSince(start)
+            log(String(format: "  CPU %.1f µs a write, %.2f of the cores busy", cpu * 1e6 / Double(items.count), cpu / wall))
+        }
         let writers = min(self.writers, items.count)
         let histogram = try await withThrowingTaskGroup(of: Histogram<UInt64>.self) { group in
             for w in 0..<writers {
@@ -301,4 +312,12 @@ struct RegisterBench: AsyncParsableCommand {
 }
 
 /// Takes an entry where the optimiser cannot see that it is unused.
+/// User and system CPU time of the whole process so far.
+func processCPUSeconds() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+    return seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
+
 @inline(never) private func keep(_ entry: PersonEntry) -> Bool { withExtendedLifetime(entry) { true } }

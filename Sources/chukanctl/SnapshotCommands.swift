@@ -92,7 +92,7 @@ struct SnapshotCommand: AsyncParsableCommand {
             if withKey {
                 let ring = try TenantKeyRing.load(tenant: info.header.tenant, directory: keys)
                 let state = try Snapshots.load(path: file, keyRing: ring)
-                guard try state.rebuiltIndexes() == state.indexes else { throw ValidationError("\(file): indexes do not rebuild consistently") }
+                guard try state.indexesAreConsistent() else { throw ValidationError("\(file): indexes do not rebuild consistently") }
                 decrypted = true
             }
             if json {
