@@ -355,10 +355,15 @@ public struct RegisterState: Sendable, Equatable {
             person = try replace(id, with: r, entry: history(before: existing.record))
         case .purge:
             guard !e.persons.isEmpty else { throw RPCError.invalidArgument("event.persons: is required") }
+            // The day the purge counts as today: no 除票 goes before its retention ends then.
+            let today = try requiredDate(e.eventDate, "event.event_date")
             var purged: [(PackedID, IndexKeys)] = []
             for name in e.persons {
                 guard let id = PackedID(name), let entry = persons[id] else { throw RPCError(.notFound, "event.persons: no such person") }
                 guard entry.isRemoved else { throw RPCError(.failedPrecondition, "event.persons: only 除票 can be purged") }
+                guard let removed = entry.removedOn, let from = Retention.purgeableFrom(removedOn: removed), from.key <= today.key else {
+                    throw RPCError(.failedPrecondition, "event.persons: a 除票 is still within its 150-year retention")
+                }
                 purged.append((id, try IndexKeys(encoded: entry.record)))
             }
             for (id, keys) in purged {

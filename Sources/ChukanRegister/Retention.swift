@@ -1,26 +1,52 @@
 import ChukanProto
 
 /// Retention of 除票 (DOMAIN.md §6): a removed record and its history are kept 150
-/// years after its 消除年月日, then deleted when a tenant administrator approves.
+/// years "from the day it was removed" (住基法施行令第34条), then deleted when a tenant
+/// administrator approves.
 public enum Retention {
     public static let removedRecordYears: UInt32 = 150
 
-    /// The first day a 除票 removed on `removedOn` may be purged.
-    public static func purgeableFrom(removedOn d: CalendarDate) -> CalendarDate {
-        var due = CalendarDate(d.year + removedRecordYears, Swift.max(d.month, 1), Swift.max(d.day, 1))
-        // 29 February of a year that has none: the next day.
-        if ResidentValidation.dateProblem(due) != nil { due = CalendarDate(due.year, 3, 1) }
-        return due
+    /// The first day a 除票 removed on `removedOn` may be purged; nil when that cannot be
+    /// known (an unknown date), so that the record is kept.
+    ///
+    /// Counted as the Civil Code counts years: the period starts the day after the
+    /// removal (民法140条) and ends the day before that day's anniversary, 150 years on
+    /// (143条) — or on the last day of February when that anniversary is a 29 February the
+    /// year lacks. So purging may begin on the anniversary of the day after the removal
+    /// (1 March in that case). A partial date counts from the latest day it may stand
+    /// for (the month's last day, or 31 December), so that no record goes early.
+    public static func purgeableFrom(removedOn d: CalendarDate) -> CalendarDate? {
+        var (year, month, day): (UInt32, UInt32, UInt32)
+        switch d.precision {
+        case .unknown: return nil
+        case .yearOnly: (year, month, day) = (d.year, 12, 31)
+        case .yearMonth: (year, month, day) = (d.year, d.month, 0)
+        case .full: (year, month, day) = (d.year, d.month, d.day)
+        }
+        guard year > 0, (1...12).contains(month) else { return nil }
+        let last = ResidentValidation.daysIn(month: month, year: year)
+        if day == 0 || day > last { day = last }
+        // The day after the removal: the first day of the period.
+        if day < last {
+            day += 1
+        } else if month < 12 {
+            (month, day) = (month + 1, 1)
+        } else {
+            (year, month, day) = (year + 1, 1, 1)
+        }
+        let dueYear = year + removedRecordYears
+        if day > ResidentValidation.daysIn(month: month, year: dueYear) { return CalendarDate(dueYear, 3, 1) }
+        return CalendarDate(dueYear, month, day)
     }
 }
 
 extension RegisterState {
     /// 除票 whose retention has ended on `today` (a date in Asia/Tokyo), oldest first.
+    /// A 除票 without a known 消除年月日 is never due.
     public func purgeDue(today: CalendarDate) -> [String] {
         var due: [(String, String)] = []
         for (id, entry) in persons where entry.isRemoved {
-            guard let removed = entry.removedOn else { continue }
-            let from = Retention.purgeableFrom(removedOn: removed)
+            guard let removed = entry.removedOn, let from = Retention.purgeableFrom(removedOn: removed) else { continue }
             if from.key <= today.key { due.append((removed.key, id.string)) }
         }
         return due.sorted { $0 < $1 }.map(\.1)

@@ -124,11 +124,16 @@ struct PurgeCommand: AsyncParsableCommand {
     @OptionGroup var store: StoreOptions
     @Flag(help: "Show what is due, delete nothing.") var dryRun = false
     @Flag(help: "Delete what is due.") var approve = false
-    @Option(help: "Count 'today' as this date (YYYY-MM-DD), for rehearsals.") var today: String?
+    @Option(help: "Count 'today' as this date (YYYY-MM-DD): any date with --dry-run (a rehearsal), none later than today with --approve.") var today: String?
     @Flag(help: "Print JSON.") var json = false
 
     func validate() throws {
         guard dryRun != approve else { throw ValidationError("give exactly one of --dry-run and --approve") }
+        // A date ahead of today would delete 除票 still within their retention.
+        let (y, m, d) = try tokyoToday(today), (ty, tm, td) = try tokyoToday(nil)
+        if approve && ChukanProto.CalendarDate(y, m, d).key > ChukanProto.CalendarDate(ty, tm, td).key {
+            throw ValidationError("--today \(today ?? ""): --approve takes no date later than today (Asia/Tokyo); --dry-run rehearses any date")
+        }
     }
 
     func run() async throws {

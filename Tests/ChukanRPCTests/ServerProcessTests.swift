@@ -102,6 +102,9 @@ final class ServerProcess: @unchecked Sendable {
         #expect(rc6 != 0 && out6.contains("the port 1-65535"), "\(out6)")
         let (rc7, out7) = try runProcess(builtProduct("chukanctl"), ["audit", "query", "--tenant", "012041", "--from", "2026-13-45"])
         #expect(rc7 != 0 && out7.contains("must exist (2026-13-45 does not)"), "\(out7)")
+        // A purge approved "as of" a later day would delete 除票 still within their retention.
+        let (rc8, out8) = try runProcess(builtProduct("chukanctl"), ["purge", "--approve", "--today", "2199-01-01", "--tenant", "012041"])
+        #expect(rc8 != 0 && out8.contains("--approve takes no date later than today"), "\(out8)")
     }
 
     @Test func chukanctlCertsInitRefusesToOverwrite() throws {
