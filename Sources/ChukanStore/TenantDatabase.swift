@@ -388,15 +388,25 @@ public final class TenantDatabase: Sendable {
         }
     }
 
-    /// Removes snapshots beyond `keepSnapshots`, and log segments wholly before the oldest kept.
+    /// Keeps the newest `keepSnapshots` snapshots that pass their checksums, and any newer
+    /// than those; removes older ones, and log segments wholly before the oldest sound
+    /// snapshot kept. A damaged snapshot does not count toward the number kept: pruning
+    /// never leaves only damaged snapshots, nor cuts the log back to one (recovery falls
+    /// back to an older snapshot and replays the log from it).
     public func prune() throws {
-        let all = Snapshots.list(directory: snapshotDirectory, fs: fs)
         guard options.keepSnapshots >= 1 else { return }
-        for old in all.dropFirst(options.keepSnapshots) { try fs.remove(old) }
+        let all = Snapshots.list(directory: snapshotDirectory, fs: fs)
+        var kept = all.count, sound: [String] = []
+        for (i, path) in all.enumerated() where (try? Snapshots.verify(path: path, fs: fs)) != nil {
+            sound.append(path)
+            if sound.count == options.keepSnapshots {
+                kept = i + 1
+                break
+            }
+        }
+        for old in all.dropFirst(kept) { try fs.remove(old) }
         try fs.syncDirectory(snapshotDirectory)
-        guard let oldest = all.prefix(options.keepSnapshots).last,
-              let header = Snapshots.header(path: oldest)
-        else { return }
+        guard let oldest = sound.last, let header = Snapshots.header(path: oldest) else { return }
         let segments = try WriteAheadLog.segmentFiles(walDirectory, fs: fs)
         // A segment is needed unless the next one starts at or before the oldest snapshot.
         for (i, name) in segments.enumerated() where i + 1 < segments.count {
