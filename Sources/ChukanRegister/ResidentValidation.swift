@@ -70,6 +70,22 @@ public enum ResidentValidation {
         }
     }
 
+    /// Why a record's removal (消除事由, 消除年月日) cannot be loaded as a 除票 by an import,
+    /// or nil: it needs a reason the register takes for a 消除 and a full, real date —
+    /// what the REMOVE event that follows its record will need.
+    public static func removalProblem(_ reason: EventReason, _ date: CalendarDate?) -> String? {
+        if reason == .reasonUnspecified {
+            return date == nil ? nil : "resident.removal_reason: is required with removed_on"
+        }
+        guard [.tenshutsu, .shibou, .shokkenShojo].contains(reason) else {
+            return "resident.removal_reason: a 消除 needs 転出, 死亡 or 職権消除"
+        }
+        guard let date, date.precision == .full, dateProblem(date) == nil else {
+            return "resident.removed_on: a 除票 needs a full, real date"
+        }
+        return nil
+    }
+
     static func daysIn(month: UInt32, year: UInt32) -> UInt32 {
         switch month {
         case 2: (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28

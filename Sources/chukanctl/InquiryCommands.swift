@@ -301,10 +301,8 @@ struct Import: AsyncParsableCommand {
                 var e = RegisterEvent()
                 e.kind = .record
                 e.reason = r.recordReason == .reasonUnspecified ? .tennyu : r.recordReason
-                var resident = r
-                resident.removalReason = .reasonUnspecified
-                resident.removedOn = nil
-                e.resident = resident
+                // A 除票 keeps its removal: the server records it, then removes it.
+                e.resident = r
                 e.eventDate = r.recordedOn
                 var w = WriteRequest()
                 w.tenant = tenant

@@ -158,21 +158,57 @@ import Testing
         #expect(!(try g.auditRecords(Self.tenant)).contains { $0.subject.contains(Self.people[0].kojinBango) || $0.outcomeDetail.contains(Self.people[0].kojinBango) })
     }
 
+    /// One resident, as an import streams it (a 記載 by 転入).
+    static func importing(_ r: Resident) -> WriteRequest {
+        var e = RegisterEvent()
+        e.reason = .tennyu
+        e.resident = r
+        var w = WriteRequest()
+        w.tenant = tenant
+        w.event = e
+        return w
+    }
+
+    /// A 除票 in an import is recorded, then removed — the removal checked before either
+    /// is written, so one the register would refuse leaves no resident behind — and the
+    /// same 除票 imported again is already there, its history unchanged.
+    @Test func anImportedRemovedRecordEndsAsA除票() async throws {
+        let f = try await ServiceFixture.start(pki: Self.pki, policy: Self.policy, tenants: [Self.tenant])
+        let registrar = try await f.client("registrar")
+        var people: [Resident] = currentResidents(3, seed: 91)
+        people[0].removalReason = .shibou
+        people[0].removedOn = CalendarDate(2020, 5, 1)
+        people[1].removalReason = .shibou
+        people[1].removedOn = CalendarDate(2020, 5, 0)
+        people[1].removedOn?.precision = .yearMonth
+        people[2].removalReason = .tenshutsu
+        people[2].removedOn = CalendarDate(2024, 2, 29)
+        let call = try await registrar.clientStreaming(service: "chukan.v1.Register", method: "Import", sending: WriteRequest.self, receiving: ImportSummary.self)
+        for r in people { try await call.send(Self.importing(r)) }
+        let summary = try await call.finish()
+        #expect(summary.accepted == 2 && summary.rejected == 1, "\(summary)")
+        #expect(summary.rejections == ["record 2: INVALID_ARGUMENT: resident.removed_on: a 除票 needs a full, real date"])
+        let state = try f.tenants.database(Self.tenant).current
+        let first = try #require(state.person(people[0].integratedAtenaNumber))
+        #expect(first.isRemoved && first.removedOn == CalendarDate(2020, 5, 1) && first.history.map(\.kind) == [.record, .remove])
+        #expect(state.person(people[1].integratedAtenaNumber) == nil)
+        #expect(state.person(people[2].integratedAtenaNumber)?.isRemoved == true)
+        // Run again: nothing moves back in and out.
+        let again = try await registrar.clientStreaming(service: "chukan.v1.Register", method: "Import", sending: WriteRequest.self, receiving: ImportSummary.self)
+        try await again.send(Self.importing(people[0]))
+        let second = try await again.finish()
+        #expect(second.accepted == 0 && second.rejections == ["record 1: ALREADY_EXISTS: the 除票 is already in the register"], "\(second)")
+        #expect(try f.tenants.database(Self.tenant).current.person(people[0].integratedAtenaNumber)?.history.count == 2)
+        await registrar.close()
+        await f.stop()
+    }
+
     @Test func aStreamedImportLoadsManyAndSaysWhatItRefused() async throws {
         let f = try await ServiceFixture.start(pki: Self.pki, policy: Self.policy, tenants: [Self.tenant])
         let registrar = try await f.client("registrar"), clerk = try await f.client("clerk")
         let many: [Resident] = currentResidents(600, seed: 77)
-        func request(_ r: Resident) -> WriteRequest {
-            var e = RegisterEvent()
-            e.reason = .tennyu
-            e.resident = r
-            var w = WriteRequest()
-            w.tenant = Self.tenant
-            w.event = e
-            return w
-        }
         let call = try await registrar.clientStreaming(service: "chukan.v1.Register", method: "Import", sending: WriteRequest.self, receiving: ImportSummary.self)
-        for r in many { try await call.send(request(r)) }
+        for r in many { try await call.send(Self.importing(r)) }
         // Applied in order of arrival: the change of a person right behind their 記載.
         var move = WriteRequest()
         move.tenant = Self.tenant
@@ -187,8 +223,8 @@ import Testing
         try await call.send(move)
         var broken = many[0]
         broken.juminhyoCode = "12"
-        try await call.send(request(broken))       // invalid, and a 記載 of someone resident
-        try await call.send(request(many[1]))      // already resident
+        try await call.send(Self.importing(broken))       // invalid, and a 記載 of someone resident
+        try await call.send(Self.importing(many[1]))      // already resident
         // Not a register operation: a staff account with every right must not ride in.
         var sneaky = WriteRequest()
         sneaky.tenant = Self.tenant
@@ -212,7 +248,7 @@ import Testing
         let refused = try await clerk.clientStreaming(service: "chukan.v1.Register", method: "Import", sending: WriteRequest.self, receiving: ImportSummary.self)
         var code: StatusCode?
         do {
-            for r in many.prefix(50) { try await refused.send(request(r)) }
+            for r in many.prefix(50) { try await refused.send(Self.importing(r)) }
             _ = try await refused.finish()
         } catch let e as RPCError {
             code = e.code

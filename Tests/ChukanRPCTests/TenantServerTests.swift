@@ -1,5 +1,6 @@
 import ChukanCore
 import ChukanProto
+import ChukanRegister
 import ChukanRPC
 import Foundation
 import Testing
@@ -23,12 +24,19 @@ import Testing
         _ = try ctl(["data", "generate", "--count", "3000", "--seed", "9", "--out", "\(root)/residents.bin", "--json"])
         let imported = try ctl(["data", "import", "\(root)/residents.bin", "--json"] + store)
         #expect(imported.contains("\"accepted\":3000"))
+        // Its 除票 were removed, not left as residents: all are due for purge in 2199.
+        let removed = SyntheticResidents(count: 3000, seed: 9).filter { $0.removalReason != .reasonUnspecified }.count
+        #expect(removed > 0)
+        let due = try ctl(["purge", "--dry-run", "--today", "2199-12-31", "--json"] + store)
+        #expect(due.contains("\"due\":\(removed)"), "\(due)")
         // A damaged file: what could be read is loaded, and the import says it is incomplete.
         var damaged = try Data(contentsOf: URL(fileURLWithPath: "\(root)/residents.bin"))
         damaged.append(contentsOf: [0xFF, 0xFF, 0xFF, 0x7F, 1, 2, 3])
         try damaged.write(to: URL(fileURLWithPath: "\(root)/damaged.bin"))
         let (damagedRC, damagedOut) = try runProcess(builtProduct("chukanctl"), ["data", "import", "\(root)/damaged.bin", "--json"] + store)
         #expect(damagedRC != 0 && damagedOut.contains("the import is incomplete"), "\(damagedOut)")
+        // Run again, nothing of it is taken: not even a 除票 moving back in and out.
+        #expect(damagedOut.contains("\"accepted\":0") && damagedOut.contains("the 除票 is already in the register"), "\(damagedOut)")
 
         let policy = "\(root)/policy.yaml"
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)

@@ -82,7 +82,7 @@ struct DatabaseFixture {
         #expect(again.recovery.snapshotSequence == 200 && again.recovery.replayed == 100)
         let same = again.current == before
         #expect(same, "recovered state differs from the state before the restart")
-        #expect(try again.current.rebuiltIndexes() == again.current.indexes)
+        #expect(try again.current.indexesAreConsistent())
         again.close()
     }
 
@@ -189,6 +189,37 @@ struct DatabaseFixture {
         #expect(again.recovery.skippedSnapshots.count == 1)
         let same = again.current == before
         #expect(same, "recovered state differs from the state before the restart")
+        again.close()
+    }
+
+    /// A damaged snapshot does not count toward the ones pruning keeps: with one to keep
+    /// and the newest damaged, the older sound one and the log after it stay, and the
+    /// tenant still comes back whole.
+    @Test func pruneKeepsASoundSnapshotBehindADamagedOne() async throws {
+        let f = try DatabaseFixture()
+        var options = TenantDatabase.Options()
+        options.keepSnapshots = 1
+        options.wal.segmentSize = 4096
+        let db = try TenantDatabase.open(directory: f.dir, keyRing: f.keys, options: options)
+        for r in f.people.prefix(100) { try await db.apply(f.record(r)) }
+        let older = try db.snapshot()
+        for r in f.people.dropFirst(100).prefix(100) { try await db.apply(f.record(r)) }
+        // Written, not pruned yet: the older one stays until the next prune.
+        let newest = try Snapshots.write(db.current, directory: db.snapshotDirectory, keyRing: f.keys)
+        let before = db.current
+        var bytes = try PosixFileSystem().read(newest.path)
+        bytes[bytes.count / 2] ^= 0xFF
+        try Data(bytes).write(to: URL(fileURLWithPath: newest.path))
+        try db.prune()
+        #expect(Snapshots.list(directory: db.snapshotDirectory) == [newest.path, older.path])
+        db.close()
+        let again = try TenantDatabase.open(directory: f.dir, keyRing: f.keys, options: options)
+        #expect(again.recovery.snapshotSequence == 100)
+        let same = again.current == before
+        #expect(same, "recovered state differs from the state before the prune")
+        // A sound snapshot made now lets the damaged one and the older go.
+        try again.snapshot()
+        #expect(Snapshots.list(directory: again.snapshotDirectory).count == 1)
         again.close()
     }
 
@@ -437,9 +468,15 @@ struct DatabaseFixture {
             if i % 60 == 59 { try db.snapshot() }
         }
         db.close()
-        #expect(Snapshots.list(directory: db.snapshotDirectory).count == 2)
-        let before = try PosixFileSystem().list(db.walDirectory).count
-        #expect(before > 2)
+        let kept = Snapshots.list(directory: db.snapshotDirectory)
+        #expect(kept.count == 2)
+        // The log's segments from before the oldest kept snapshot (sequence 240) are gone;
+        // the one holding record 241 stays.
+        let segments = try PosixFileSystem().list(db.walDirectory).filter { $0.hasSuffix(".wal") }.sorted()
+        let starts = segments.compactMap { UInt64($0.prefix(16), radix: 16) }
+        #expect(segments.count > 2 && starts.count == segments.count)
+        #expect(Snapshots.header(path: kept[1])?.sequence == 240)
+        #expect(starts.first.map { $0 > 1 && $0 <= 241 } == true, "\(segments)")
         // The oldest kept snapshot can still be brought to the latest state.
         let newest = Snapshots.list(directory: db.snapshotDirectory)[0]
         try PosixFileSystem().remove(newest)
@@ -462,19 +499,45 @@ struct DatabaseFixture {
         remove.person = f.people[0].integratedAtenaNumber
         remove.eventDate = CalendarDate(1875, 5, 1)
         try await db.apply(remove)
-        #expect(db.purgeDue(today: CalendarDate(2025, 4, 30)).isEmpty)
-        #expect(db.purgeDue(today: CalendarDate(2025, 5, 1)) == [f.people[0].integratedAtenaNumber])
-        #expect(try await db.purge(today: CalendarDate(2025, 4, 30)) == 0)
-        #expect(try await db.purge(today: CalendarDate(2025, 5, 1)) == 1)
+        // Kept through 2025-05-01 (the period starts the day after the removal and ends on
+        // the anniversary's eve of that day); due from 2025-05-02.
+        #expect(db.purgeDue(today: CalendarDate(2025, 5, 1)).isEmpty)
+        #expect(db.purgeDue(today: CalendarDate(2025, 5, 2)) == [f.people[0].integratedAtenaNumber])
+        #expect(try await db.purge(today: CalendarDate(2025, 5, 1)) == 0)
+        // A purge event that names a 除票 before its day is refused by the register itself.
+        var early = RegisterEvent()
+        early.kind = .purge
+        early.eventDate = CalendarDate(2025, 5, 1)
+        early.persons = [f.people[0].integratedAtenaNumber]
+        await #expect(throws: RPCError(.failedPrecondition, "event.persons: a 除票 is still within its 150-year retention")) { try await db.apply(early) }
+        #expect(try await db.purge(today: CalendarDate(2025, 5, 2)) == 1)
         #expect(db.current.count == 2 && db.current.person(f.people[0].integratedAtenaNumber) == nil)
         db.close()
         let again = try f.open()
         #expect(again.current.count == 2)
         again.close()
-        // 29 February: due on 1 March of the 150th year after.
-        var leap = CalendarDate(1876, 2, 29)
-        leap.precision = .full
-        #expect(Retention.purgeableFrom(removedOn: leap) == CalendarDate(2026, 3, 1))
+    }
+
+    /// 150 years counted as the Civil Code counts them (民法140条, 143条): from the day
+    /// after the removal, so purging begins on that day's anniversary; a 29 February the
+    /// year lacks gives 1 March; partial dates count from their latest day; an unknown
+    /// date keeps the record.
+    @Test func retentionCountsYearsAsTheCivilCodeDoes() {
+        func due(_ y: UInt32, _ m: UInt32, _ d: UInt32, _ precision: CalendarDatePrecision = .full) -> String? {
+            var removed = CalendarDate(y, m, d)
+            removed.precision = precision
+            return Retention.purgeableFrom(removedOn: removed)?.key
+        }
+        #expect(due(2000, 3, 1) == "21500302")
+        #expect(due(1876, 2, 29) == "20260301")  // starts 1 March
+        #expect(due(2000, 2, 28) == "21500301")  // starts 29 February; 2150 has none
+        #expect(due(1850, 2, 28) == "20000301")  // starts 1 March 1850; 2000-02-29 is still kept
+        #expect(due(2000, 12, 31) == "21510101")
+        #expect(due(2060, 6, 30) == "22100701")  // past the years a resident's dates may take
+        #expect(due(2000, 0, 0, .yearOnly) == "21510101")
+        #expect(due(2000, 2, 0, .yearMonth) == "21500301")
+        #expect(due(2001, 4, 0, .yearMonth) == "21510501")
+        #expect(due(0, 0, 0, .unknown) == nil)
     }
 
     /// A new key version: new segments and snapshots use it, files under the old one

@@ -1,5 +1,6 @@
 import ChukanCore
 import ChukanProto
+import ChukanRegister
 import ChukanRPC
 import ChukanStore
 import Foundation
@@ -152,7 +153,27 @@ public struct RegisterService: RPCService {
                         : .failure(RPCError.invalidArgument("event.kind: an import carries the register's operations (記載 … 世帯変更) only"))
                     inFlight += 1
                     switch write {
-                    case let .success(event): db.submit(event) { sink.yield((position, $0)) }
+                    case let .success(event):
+                        switch Self.splitRemoved(event, in: db.current) {
+                        case nil: db.submit(event) { sink.yield((position, $0)) }
+                        case let .failure(error)?: sink.yield((position, .failure(error)))
+                        case let .success((record, remove))?:
+                            // A 除票: its record, then — only once that is written — its
+                            // removal, so that a refused record never removes anyone.
+                            db.submit(record) { recorded in
+                                guard case .success = recorded else {
+                                    sink.yield((position, recorded))
+                                    return
+                                }
+                                db.submit(remove) { removed in
+                                    sink.yield((position, removed.mapError { error -> Error in
+                                        let status = RPCError.from(error)
+                                        return status.code == .unavailable ? status
+                                            : RPCError(status.code, "recorded but not removed (a resident until it is removed): \(status.message)")
+                                    }))
+                                }
+                            }
+                        }
                     case let .failure(error): sink.yield((position, .failure(error)))
                     }
                     while inFlight >= 256, let done = await answers.next() { try collect(done) }
@@ -163,6 +184,31 @@ public struct RegisterService: RPCService {
             }
         }
         return m
+    }
+
+    /// An imported record that is a 除票 (it carries 消除事由 and 消除年月日), as the two
+    /// events that load it: its record without the removal, and the removal. Nil for any
+    /// other write; a failure when the removal could not be loaded (checked before either
+    /// is written) or the 除票 is already here (an import run again).
+    static func splitRemoved(_ event: RegisterEvent, in state: RegisterState) -> Result<(RegisterEvent, RegisterEvent), Error>? {
+        guard event.kind == .record, let resident = event.resident,
+              resident.removalReason != .reasonUnspecified || resident.removedOn != nil
+        else { return nil }
+        if let problem = ResidentValidation.removalProblem(resident.removalReason, resident.removedOn) {
+            return .failure(RPCError.invalidArgument(problem))
+        }
+        if state.person(resident.integratedAtenaNumber)?.isRemoved == true {
+            return .failure(RPCError(.alreadyExists, "the 除票 is already in the register"))
+        }
+        var record = event
+        record.resident?.removalReason = .reasonUnspecified
+        record.resident?.removedOn = nil
+        var remove = RegisterEvent()
+        remove.kind = .remove
+        remove.reason = resident.removalReason
+        remove.person = resident.integratedAtenaNumber
+        remove.eventDate = resident.removedOn
+        return .success((record, remove))
     }
 
     /// The import's message iterator, read by one task only (the call's): a box so the
