@@ -355,15 +355,10 @@ public struct RegisterState: Sendable, Equatable {
             person = try replace(id, with: r, entry: history(before: existing.record))
         case .purge:
             guard !e.persons.isEmpty else { throw RPCError.invalidArgument("event.persons: is required") }
-            // The day the purge counts as today: no 除票 goes before its retention ends then.
-            let today = try requiredDate(e.eventDate, "event.event_date")
             var purged: [(PackedID, IndexKeys)] = []
             for name in e.persons {
                 guard let id = PackedID(name), let entry = persons[id] else { throw RPCError(.notFound, "event.persons: no such person") }
                 guard entry.isRemoved else { throw RPCError(.failedPrecondition, "event.persons: only 除票 can be purged") }
-                guard let removed = entry.removedOn, let from = Retention.purgeableFrom(removedOn: removed), from.key <= today.key else {
-                    throw RPCError(.failedPrecondition, "event.persons: a 除票 is still within its 150-year retention")
-                }
                 purged.append((id, try IndexKeys(encoded: entry.record)))
             }
             for (id, keys) in purged {
@@ -561,7 +556,9 @@ public struct RegisterState: Sendable, Equatable {
     /// Loads prepared records (from a snapshot) and rebuilds every index. The tables do
     /// not depend on each other, so they are built side by side, one group per core,
     /// each straight into a flat table sized for it.
-    public static func rebuilding(tenant: String, sequence: UInt64, loaded chunks: [[LoadedEntry]], idempotency: [IdempotentWrite] = [], staff: [StaffAccount] = [], exports: [ExportTicket] = [], pending: [PendingProvision] = []) -> RegisterState {
+    /// Throws when two records name the same person: the indexes would then hold an entry
+    /// that `persons` does not (see `Indexed`).
+    public static func rebuilding(tenant: String, sequence: UInt64, loaded chunks: [[LoadedEntry]], idempotency: [IdempotentWrite] = [], staff: [StaffAccount] = [], exports: [ExportTicket] = [], pending: [PendingProvision] = []) throws -> RegisterState {
         let built = TableBuild()
         let count = chunks.reduce(0) { $0 + $1.count }
         let loaded = chunks.joined()
@@ -594,6 +591,9 @@ public struct RegisterState: Sendable, Equatable {
                 }
                 (built.household, built.kanaBirth, built.kanaAddress) = (household, kanaBirth, kanaAddress)
             }
+        }
+        guard built.persons.count == count else {
+            throw RPCError.internal("\(count - built.persons.count) records name a person another record names")
         }
         var s = RegisterState(tenant: tenant)
         s.sequence = sequence

@@ -86,6 +86,14 @@ public enum ResidentValidation {
         return nil
     }
 
+    /// For an import's 除票: refuses one already in the register — an import run again, or
+    /// the same 除票 twice in one — which would otherwise be recorded (as a former resident
+    /// moving back) and removed a second time. Asked in the writer's turn, after every
+    /// earlier write (`TenantDatabase.submit(_:then:checking:completion:)`).
+    public static func notYetRemoved(_ person: String) -> @Sendable (RegisterState) -> RPCError? {
+        { state in state.person(person)?.isRemoved == true ? RPCError(.alreadyExists, "the 除票 is already in the register") : nil }
+    }
+
     static func daysIn(month: UInt32, year: UInt32) -> UInt32 {
         switch month {
         case 2: (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28

@@ -1,3 +1,4 @@
+import ChukanCore
 import ChukanProto
 
 /// Retention of 除票 (DOMAIN.md §6): a removed record and its history are kept 150
@@ -50,5 +51,25 @@ extension RegisterState {
             if from.key <= today.key { due.append((removed.key, id.string)) }
         }
         return due.sorted { $0 < $1 }.map(\.1)
+    }
+}
+
+extension RegisterState {
+    /// Why a new PURGE event may not be applied on its date, or nil (also for any other
+    /// event): every 除票 it names must be past its retention on `event_date`. Checked as
+    /// the purge is admitted, not by `apply`: a purge the log already holds replays as it
+    /// was accepted, whatever rule accepted it.
+    public func purgeRefusal(_ e: RegisterEvent) -> RPCError? {
+        guard e.kind == .purge else { return nil }
+        guard let today = e.eventDate, today.precision == .full, ResidentValidation.dateProblem(today) == nil else {
+            return RPCError.invalidArgument("event.event_date: a full, real date is required")
+        }
+        for name in e.persons {
+            guard let entry = PackedID(name).flatMap({ persons[$0] }), entry.isRemoved else { continue }  // apply says why
+            guard let removed = entry.removedOn, let from = Retention.purgeableFrom(removedOn: removed), from.key <= today.key else {
+                return RPCError(.failedPrecondition, "event.persons: a 除票 is still within its 150-year retention")
+            }
+        }
+        return nil
     }
 }

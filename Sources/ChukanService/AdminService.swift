@@ -35,7 +35,7 @@ public struct AdminService: RPCService {
                 }
             },
             "AddTenant": .unaryAsync(TenantRequest.self) { request, context in
-                try await access.perform(context, tenant: request.tenant, roles: [.platformOperator], subject: request.tenant) { _ in
+                try await access.perform(context, tenant: request.tenant, roles: [.platformOperator], subject: AuditTrail.recordable(tenant: request.tenant)) { _ in
                     try await Self.offLoop {
                         try tenants.add(request.tenant)
                         return tenants.status(request.tenant) ?? TenantStatus()
@@ -43,19 +43,19 @@ public struct AdminService: RPCService {
                 }
             },
             "RemoveTenant": .unaryAsync(TenantRequest.self) { request, context in
-                try await access.perform(context, tenant: request.tenant, roles: [.platformOperator], subject: request.tenant) { _ in
+                try await access.perform(context, tenant: request.tenant, roles: [.platformOperator], subject: AuditTrail.recordable(tenant: request.tenant)) { _ in
                     var s = tenants.status(request.tenant) ?? TenantStatus()
-                    _ = try await Self.offLoop { try tenants.remove(request.tenant, force: request.force) }
+                    _ = try await Self.offLoop { try Self.storage("the tenant was not removed") { try tenants.remove(request.tenant, force: request.force) } }
                     s.detail = "removed"
                     return s
                 }
             },
             "CreateSnapshot": .unaryAsync(TenantRequest.self) { request, context in
-                try await access.perform(context, tenant: request.tenant, roles: [.platformOperator, .tenantAdmin], subject: request.tenant) { _ in
+                try await access.perform(context, tenant: request.tenant, roles: [.platformOperator, .tenantAdmin], subject: AuditTrail.recordable(tenant: request.tenant)) { _ in
                     let db = try tenants.database(request.tenant)
                     let started = Date()
                     // Written from a held version on its own thread: calls and writes go on.
-                    let info = try await Self.offLoop { try db.snapshot() }
+                    let info = try await Self.offLoop { try Self.storage("the snapshot was not written") { try db.snapshot() } }
                     var r = SnapshotResponse()
                     r.path = info.path
                     r.sequence = info.header.sequence
@@ -67,9 +67,9 @@ public struct AdminService: RPCService {
                 }
             },
             "TenantStats": .unaryAsync(TenantStatsRequest.self) { request, context in
-                try await access.perform(context, tenant: request.tenant, roles: [.platformOperator, .tenantAdmin], subject: request.tenant) { _ in
+                try await access.perform(context, tenant: request.tenant, roles: [.platformOperator, .tenantAdmin], subject: AuditTrail.recordable(tenant: request.tenant)) { _ in
                     try await Self.offLoop {
-                        guard let status = tenants.status(request.tenant) else { throw RPCError(.notFound, "no tenant \(request.tenant) on this server") }
+                        guard let status = tenants.status(request.tenant) else { throw RPCError(.notFound, "no tenant \(RPCRouter.printable(request.tenant)) on this server") }
                         var r = TenantStatsResponse()
                         r.status = status
                         r.days = access.statistics.days(request.tenant).map { day, d in
@@ -113,6 +113,15 @@ public struct AdminService: RPCService {
     static func offLoop<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
             Thread { continuation.resume(with: Result { try work() }) }.start()
+        }
+    }
+
+    /// Runs a storage operation; a failure of the disk or of a file (not a refusal of the
+    /// call, which is already an `RPCError`) is UNAVAILABLE with what failed — storage
+    /// errors name files and offsets, never data — rather than a bare INTERNAL.
+    static func storage<T>(_ what: String, _ body: () throws -> T) throws -> T {
+        do { return try body() } catch let e as RPCError { throw e } catch {
+            throw RPCError.unavailable("\(what): \(error)")
         }
     }
 }

@@ -1,4 +1,5 @@
 import Dispatch
+import ChukanCore
 import ChukanProto
 import ChukanRegister
 import Foundation
@@ -231,7 +232,11 @@ public enum Snapshots {
         guard UInt64(records) == info.header.recordCount else {
             throw SnapshotError("\(path): header says \(info.header.recordCount) records, file holds \(records)")
         }
-        return RegisterState.rebuilding(tenant: info.header.tenant, sequence: info.header.sequence, loaded: loaded, idempotency: idempotency, staff: staff, exports: exports, pending: pending)
+        do {
+            return try RegisterState.rebuilding(tenant: info.header.tenant, sequence: info.header.sequence, loaded: loaded, idempotency: idempotency, staff: staff, exports: exports, pending: pending)
+        } catch let e as RPCError {
+            throw SnapshotError("\(path): \(e.message)")
+        }
     }
 
     /// Parses header, chunk frames and trailer, checking every CRC.

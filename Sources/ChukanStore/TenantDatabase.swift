@@ -88,11 +88,29 @@ public final class TenantDatabase: Sendable {
     private let writer: Mutex<Writer>
     /// Events handed in by callers, waiting for `writerQueue`.
     private struct Incoming {
-        var events: [(RegisterEvent, [UInt8], PreparedResident?, Waiter)] = []
+        var events: [Submission] = []
         var scheduled = false
+    }
+
+    /// A write as it waits for the writer: its event encoded (and its resident prepared),
+    /// and any events that must be applied with it, all or none.
+    private struct Submission {
+        var event: RegisterEvent
+        var payload: [UInt8]
+        var prepared: PreparedResident?
+        var completion: Waiter
+        /// Applied right after `event`, in the same batch, or not at all (a 除票 loaded as
+        /// its record and its removal), with their encoded payloads.
+        var followers: [(event: RegisterEvent, payload: [UInt8])] = []
+        /// Asked in the writer's turn, against every write before this one: a refusal
+        /// fails this write before anything is applied.
+        var check: (@Sendable (RegisterState) -> RPCError?)?
     }
     private let incoming = Locked(Incoming())  // contended by every writer: see `Locked`
     private let snapshotting = Locked(())
+    /// Snapshot files whose checksums `prune` has checked, by path, size and modification
+    /// time: each is read once, not at every prune (a million residents' is ~450 MB).
+    private let soundSnapshots = Locked(Set<String>())
     private let writerQueue = DispatchQueue(label: "chukan.tenant.writer")
 
     private let lock: DirectoryLock
@@ -204,37 +222,35 @@ public final class TenantDatabase: Sendable {
     /// `apply`, with what the write did. An event with an idempotency key that this tenant
     /// has seen (within the retention) is not applied again: the answer is the first
     /// write's, once that is durable; the same key with another request digest is refused.
-    public func write(_ event: RegisterEvent) async throws -> WriteResult {
-        if let refusal = options.writeGate?() { throw RPCError.unavailable(refusal) }
-        // Encoded, and its resident validated, encoded and keyed, here on the caller's
-        // thread: the single writer's turn bounds the tenant's writes a second.
-        let prepared = PreparedResident(event)
-        let payload = prepared?.eventBytes ?? event.encodedBytes
-        // Checked before it joins a batch, so that it cannot make the whole batch fail.
-        guard payload.count + AESGCM.tagSize <= WALFormat.maxRecordData else {
-            throw RPCError(.resourceExhausted, "the event is \(payload.count) bytes; the log takes at most \(WALFormat.maxRecordData - AESGCM.tagSize)")
-        }
-        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<WriteResult, Error>) in
-            enqueue(event, payload, prepared) { continuation.resume(with: $0) }
+    public func write(_ event: RegisterEvent, then followers: [RegisterEvent] = [], checking check: (@Sendable (RegisterState) -> RPCError?)? = nil) async throws -> WriteResult {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<WriteResult, Error>) in
+            submit(event, then: followers, checking: check) { continuation.resume(with: $0) }
         }
     }
 
     /// `write`, without waiting: the event joins the writer's queue before this returns, so
     /// events submitted one after the other are applied in that order (a streamed import
     /// keeps its order with many writes in flight); `completion` runs once with the result.
-    public func submit(_ event: RegisterEvent, completion: @escaping Completion) {
+    /// `followers` are applied right after `event`, all of them or none, and made durable
+    /// in the same batch: the result is the last one's. `check` is asked in the writer's
+    /// turn, with every write submitted before this one applied; its refusal is the answer.
+    public func submit(
+        _ event: RegisterEvent, then followers: [RegisterEvent] = [], checking check: (@Sendable (RegisterState) -> RPCError?)? = nil,
+        completion: @escaping Completion
+    ) {
         if let refusal = options.writeGate?() { return completion(.failure(RPCError.unavailable(refusal))) }
+        // Encoded, and its resident validated, encoded and keyed, here on the caller's
+        // thread: the single writer's turn bounds the tenant's writes a second.
         let prepared = PreparedResident(event)
-        let payload = prepared?.eventBytes ?? event.encodedBytes
-        guard payload.count + AESGCM.tagSize <= WALFormat.maxRecordData else {
+        var submission = Submission(event: event, payload: prepared?.eventBytes ?? event.encodedBytes, prepared: prepared, completion: completion)
+        submission.followers = followers.map { ($0, $0.encodedBytes) }
+        submission.check = check
+        // Checked before it joins a batch, so that it cannot make the whole batch fail.
+        for payload in [submission.payload] + submission.followers.map(\.payload) where payload.count + AESGCM.tagSize > WALFormat.maxRecordData {
             return completion(.failure(RPCError(.resourceExhausted, "the event is \(payload.count) bytes; the log takes at most \(WALFormat.maxRecordData - AESGCM.tagSize)")))
         }
-        enqueue(event, payload, prepared, completion)
-    }
-
-    private func enqueue(_ event: RegisterEvent, _ payload: [UInt8], _ prepared: PreparedResident?, _ completion: @escaping Completion) {
         let schedule = incoming.withLock { i in
-            i.events.append((event, payload, prepared, completion))
+            i.events.append(submission)
             defer { i.scheduled = true }
             return !i.scheduled
         }
@@ -247,7 +263,7 @@ public final class TenantDatabase: Sendable {
 
     /// Validates what has arrived, in arrival order, into the working copy.
     private func drainIncoming() {
-        let events = incoming.withLock { i -> [(RegisterEvent, [UInt8], PreparedResident?, Waiter)] in
+        let events = incoming.withLock { i -> [Submission] in
             i.scheduled = false
             defer { i.events.removeAll(keepingCapacity: true) }
             return i.events
@@ -261,7 +277,8 @@ public final class TenantDatabase: Sendable {
                 w.lastTrim = Date()
                 w.working.forgetIdempotentWrites(acceptedBefore: Int64(w.lastTrim.timeIntervalSince1970 * 1000) - SnapshotFormat.idempotencyRetentionMs)
             }
-            for (event, payload, prepared, continuation) in events {
+            for submission in events {
+                let (event, continuation) = (submission.event, submission.completion)
                 if !event.idempotencyKey.isEmpty, let earlier = w.working.idempotency[event.idempotencyKey] {
                     guard earlier.requestDigest == event.requestDigest else {
                         answers.append((continuation, .failure(RPCError(.failedPrecondition, "idempotency_key: already used for a different write"))))
@@ -272,14 +289,34 @@ public final class TenantDatabase: Sendable {
                     if earlier.sequence <= durable { answers.append((continuation, .success(result))) } else { w.retries.append((result, continuation)) }
                     continue
                 }
+                // Retention is checked as a purge is admitted, not when the log is replayed:
+                // a purge logged under an earlier rule must still replay.
+                if let refusal = w.working.purgeRefusal(event) ?? submission.check?(w.working) {
+                    answers.append((continuation, .failure(refusal)))
+                    continue
+                }
                 let sequence = w.nextSequence
                 let person: String
-                do { person = try w.working.apply(event, sequence: sequence, prepared: prepared) } catch {
+                // With followers, all apply or none: the working copy is put back.
+                let before = submission.followers.isEmpty ? nil : w.working
+                do {
+                    person = try w.working.apply(event, sequence: sequence, prepared: submission.prepared)
+                    for (i, f) in submission.followers.enumerated() { _ = try w.working.apply(f.event, sequence: sequence + 1 + UInt64(i), prepared: nil) }
+                } catch {
+                    if let before { w.working = before }
                     answers.append((continuation, .failure(error)))
                     continue
                 }
-                w.nextSequence += 1
-                w.staged.append((WriteResult(sequence: sequence, person: person), payload, continuation))
+                let last = sequence + UInt64(submission.followers.count)
+                w.nextSequence = last + 1
+                // One answer, the last event's, once the whole group is durable (a failed
+                // batch fails every staged write, the group's last one included).
+                let answered = { @Sendable (_: Result<WriteResult, Error>) in }
+                w.staged.append((WriteResult(sequence: sequence, person: person), submission.payload, submission.followers.isEmpty ? continuation : answered))
+                for (i, f) in submission.followers.enumerated() {
+                    let s = sequence + 1 + UInt64(i)
+                    w.staged.append((WriteResult(sequence: s, person: person), f.payload, s == last ? continuation : answered))
+                }
             }
             if w.inFlight < Self.maxBatchesInFlight { flush(&w) }
         }
@@ -397,7 +434,7 @@ public final class TenantDatabase: Sendable {
         guard options.keepSnapshots >= 1 else { return }
         let all = Snapshots.list(directory: snapshotDirectory, fs: fs)
         var kept = all.count, sound: [String] = []
-        for (i, path) in all.enumerated() where (try? Snapshots.verify(path: path, fs: fs)) != nil {
+        for (i, path) in all.enumerated() where isSound(path) {
             sound.append(path)
             if sound.count == options.keepSnapshots {
                 kept = i + 1
@@ -414,6 +451,17 @@ public final class TenantDatabase: Sendable {
             try fs.remove("\(walDirectory)/\(name)")
         }
         try fs.syncDirectory(walDirectory)
+    }
+
+    /// Whether a snapshot file passes its checksums (without the key), remembered by path,
+    /// size and modification time so that an unchanged file is read once.
+    private func isSound(_ path: String) -> Bool {
+        let attributes = try? FileManager.default.attributesOfItem(atPath: path)
+        let identity = attributes.map { "\(path)|\(($0[.size] as? NSNumber)?.intValue ?? -1)|\(($0[.modificationDate] as? Date)?.timeIntervalSince1970 ?? -1)" }
+        if let identity, soundSnapshots.withLock({ $0.contains(identity) }) { return true }
+        guard (try? Snapshots.verify(path: path, fs: fs)) != nil else { return false }
+        if let identity { soundSnapshots.withLock { _ = $0.insert(identity) } }
+        return true
     }
 
     /// 除票 due for deletion on `today` (Asia/Tokyo), without deleting anything.

@@ -108,10 +108,8 @@ struct DataCommand: AsyncParsableCommand {
         }
         static let contentCodes: Set<StatusCode> = [.invalidArgument, .alreadyExists, .failedPrecondition, .notFound]
 
-        /// Records one resident (a 除票: recorded, then removed). Returns why not, or nil.
-        /// A 除票's removal is checked before anything is written, so that a removal the
-        /// register would refuse cannot leave the person recorded as a resident; one that
-        /// fails after the record was written (the log failing) leaves the import incomplete.
+        /// Records one resident (a 除票: recorded and removed, both or neither). Returns why
+        /// not, or nil. A 除票's removal is checked first, for a reason that names the field.
         static func load(_ resident: Resident, into db: TenantDatabase) async -> Refusal? {
             var r = resident
             let removal = (r.removalReason, r.removedOn)
@@ -120,35 +118,29 @@ struct DataCommand: AsyncParsableCommand {
             if let problem = ResidentValidation.removalProblem(removal.0, removal.1) {
                 return Refusal(reason: "\(StatusCode.invalidArgument.name): \(problem)", forContent: true)
             }
-            // The same 除票 imported again (a rerun after an incomplete import) is already
-            // here: recording it again would read as the person moving back in and out.
-            if removal.0 != .reasonUnspecified, db.current.person(r.integratedAtenaNumber)?.isRemoved == true {
-                return Refusal(reason: "\(StatusCode.alreadyExists.name): the 除票 is already in the register", forContent: true)
-            }
-            do {
-                var e = RegisterEvent()
-                e.kind = .record
-                e.reason = r.recordReason
-                e.resident = r
-                e.eventDate = r.recordedOn
-                try await db.apply(e)
-            } catch let e as RPCError {
-                return Refusal(reason: "\(e.code.name): \(e.message)", forContent: contentCodes.contains(e.code))
-            } catch {
-                return Refusal(reason: "\(type(of: error))", forContent: false)
-            }
-            guard removal.0 != .reasonUnspecified else { return nil }
-            do {
+            var e = RegisterEvent()
+            e.kind = .record
+            e.reason = r.recordReason
+            e.resident = r
+            e.eventDate = r.recordedOn
+            // A 除票: its record and its removal, applied together or not at all.
+            var followers: [RegisterEvent] = []
+            if removal.0 != .reasonUnspecified {
                 var rm = RegisterEvent()
                 rm.kind = .remove
                 rm.reason = removal.0
                 rm.person = r.integratedAtenaNumber
                 rm.eventDate = removal.1
-                try await db.apply(rm)
+                followers.append(rm)
+            }
+            do {
+                // The same 除票 again (a rerun, or twice in the file) is already here.
+                _ = try await db.write(e, then: followers, checking: followers.isEmpty ? nil : ResidentValidation.notYetRemoved(r.integratedAtenaNumber))
                 return nil
+            } catch let e as RPCError {
+                return Refusal(reason: "\(e.code.name): \(e.message)", forContent: contentCodes.contains(e.code))
             } catch {
-                let why = (error as? RPCError).map { "\($0.code.name): \($0.message)" } ?? "\(type(of: error))"
-                return Refusal(reason: "recorded but not removed (a resident until the import is run again): \(why)", forContent: false)
+                return Refusal(reason: "\(type(of: error))", forContent: false)
             }
         }
     }

@@ -67,6 +67,29 @@ import Testing
         }
     }
 
+    /// The platform stream keeps the tenant an operator's call named only when it is a
+    /// valid code; the answer quotes no other text the caller sent.
+    @Test func thePlatformTrailKeepsOnlyValidTenantCodes() async throws {
+        let f = try await start()
+        let op = try await f.client("operator")
+        var r = TenantRequest()
+        r.tenant = "01204\u{1B}[31m forged text"
+        var message = ""
+        do {
+            _ = try await op.unary(service: "chukan.v1.Admin", method: "CreateSnapshot", request: r, as: SnapshotResponse.self)
+        } catch let e as RPCError {
+            message = e.message
+        }
+        #expect(!message.isEmpty && !message.contains("forged"), "\(message)")
+        r.tenant = "462012"  // valid, not held
+        #expect(await statusCode { _ = try await op.unary(service: "chukan.v1.Admin", method: "CreateSnapshot", request: r, as: SnapshotResponse.self) } == .notFound)
+        await op.close()
+        await f.stop()
+        let snapshots = try f.platformRecords().filter { $0.operation == "chukan.v1.Admin/CreateSnapshot" }
+        #expect(snapshots.map(\.tenant) == ["", "462012"], "\(snapshots.map(\.tenant))")
+        #expect(!snapshots.contains { $0.outcomeDetail.contains("forged") || $0.subject.contains("forged") })
+    }
+
     @Test func roleByCallMatrix() async throws {
         let f = try await start()
         let denied = StatusCode.permissionDenied
@@ -167,6 +190,8 @@ import Testing
             (good.replacingOccurrences(of: "[network-gateway]", with: "[]").replacingOccurrences(of: "kind: terminal", with: "kind: terminal, roles: [clerk]"), "terminal has no roles"),
             (good.replacingOccurrences(of: "[network-gateway]", with: "[network-gateway, approver]"), "network-gateway is a role of its own"),
             (good.replacingOccurrences(of: "[network-gateway]", with: "[clerk, network-gateway]"), "network-gateway is a role of its own"),
+            // A principal named as staff act in the trail ("staff:<id>") could pass for a member.
+            (good.replacingOccurrences(of: "{name: gw,", with: "{name: \"staff:alice\","), "may not contain ':'"),
         ]
         for (text, why) in cases {
             let error = load(text)

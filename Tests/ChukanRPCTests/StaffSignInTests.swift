@@ -147,6 +147,21 @@ import Testing
     /// A lock outlives a restart: the failure that locks an account also writes the lock into
     /// it, so a restarted server (which has counted nothing) still refuses the right password
     /// until the lock time has passed. A password reset lifts a lock.
+    /// Once the server no longer holds the tenant, its terminals' calls and sign-ins get
+    /// NOT_FOUND, not a retryable UNAVAILABLE.
+    @Test func aRemovedTenantIsNotFoundForItsTerminals() async throws {
+        let f = try await ServiceFixture.start(pki: Self.pki, policy: Self.policy, tenants: [Self.tenant])
+        let admin = try await f.client("tenant-admin"), t1 = try await f.client("terminal-1")
+        let password = "initial-password-9"
+        _ = try await staff(admin, "AddStaff", "s009", password: password, roles: ["clerk"])
+        let session = try await login(t1, "s009", password)
+        _ = try f.tenants.remove(Self.tenant, force: true)
+        #expect(await statusCode { _ = try await lookup(t1, token: session.token) } == .notFound)
+        #expect(await statusCode { _ = try await login(t1, "s009", password) } == .notFound)
+        for c in [admin, t1] { await c.close() }
+        await f.stop()
+    }
+
     @Test func aLockOutlivesARestart() async throws {
         let clock = TestClock(Date(timeIntervalSince1970: 1_796_000_400))
         let f = try await ServiceFixture.start(pki: Self.pki, policy: Self.policy, tenants: [Self.tenant], now: { clock.now })

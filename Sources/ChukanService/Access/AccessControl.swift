@@ -42,6 +42,8 @@ public final class AuditNotes: Sendable {
         record.permitExpiresUnixMs = n.permitExpiresUnixMs
         record.pendingId = n.pendingId
         record.route = String(n.route.utf8.prefix(512)) ?? ""
+        // What the call adds about a success (a failure's status message replaces it).
+        if !n.outcomeDetail.isEmpty { record.outcomeDetail = AccessControl.detail(n.outcomeDetail) }
     }
 }
 
@@ -286,9 +288,9 @@ public final class AccessControl: Sendable {
                 return (caller, RPCError.unauthenticated("the sign-in is unknown or has expired; sign in again"))
             }
             caller.staff = session.staff
-            guard let db = try? tenants.database(session.tenant) else {
-                return (caller, RPCError.unavailable("tenant \(session.tenant) is not serving"))
-            }
+            // UNAVAILABLE while it recovers or after it failed; NOT_FOUND once it is removed.
+            let db: TenantDatabase
+            do { db = try tenants.database(session.tenant) } catch { return (caller, RPCError.from(error)) }
             guard let account = db.current.staff[session.staff], !account.disabled else {
                 return (caller, RPCError.unauthenticated("the staff account is disabled"))
             }

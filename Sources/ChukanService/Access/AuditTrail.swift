@@ -1,5 +1,6 @@
 import ChukanCore
 import ChukanProto
+import ChukanRegister
 import ChukanStore
 import Foundation
 
@@ -47,7 +48,7 @@ public final class AuditTrail: Sendable {
             r.tenant = tenant
             log = db.audit
         } else {
-            r.tenant = tenant ?? ""
+            r.tenant = Self.recordable(tenant: tenant)
             log = platform
         }
         log.record(r) { done($0.map { _ in () }) }
@@ -63,8 +64,15 @@ public final class AuditTrail: Sendable {
     public func recordPlatform(_ record: AuditRecord, tenant: String?, done: @escaping @Sendable (Result<Void, Error>) -> Void) {
         var r = record
         r.timeUnixMs = Int64(Date().timeIntervalSince1970 * 1000)
-        r.tenant = tenant ?? ""
+        r.tenant = Self.recordable(tenant: tenant)
         platform.record(r) { done($0.map { _ in () }) }
+    }
+
+    /// The tenant a caller named, as the platform stream keeps it (seven years): a
+    /// 地方公共団体コード, or nothing — never arbitrary text a caller sent.
+    static func recordable(tenant: String?) -> String {
+        guard let tenant, Identifiers.localGovernmentCodeProblem(tenant) == nil else { return "" }
+        return tenant
     }
 
     /// The retention job: in every serving tenant's stream and the platform's, purges the

@@ -67,6 +67,11 @@ public struct Policy: Sendable, Equatable {
         for p in principals {
             let at = "principal \(p.name.isEmpty ? "(unnamed)" : p.name)"
             guard !p.name.isEmpty, p.name.count <= 64 else { throw PolicyError("\(at): name must be 1-64 characters") }
+            // Staff act as "staff:<id>" in export tickets and the trail: a principal named
+            // like that could take a member's approved export, or be taken for one.
+            guard !p.name.contains(":"), p.name.allSatisfy({ !$0.isWhitespace && !$0.unicodeScalars.contains { $0.properties.generalCategory == .control } }) else {
+                throw PolicyError("\(at): name may not contain ':', spaces or control characters")
+            }
             guard names.insert(p.name).inserted else { throw PolicyError("\(at): name is used twice") }
             switch (p.certificateCN, p.certificateSHA256) {
             case let (cn?, nil):

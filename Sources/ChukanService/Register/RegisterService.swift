@@ -30,10 +30,14 @@ public struct RegisterService: RPCService {
         var m: [String: MethodHandler] = [:]
         for (method, kind) in Self.operations {
             m[method] = .unaryAsync(WriteRequest.self) { request, context in
-                try await access.perform(context, tenant: request.tenant, roles: [.registrar], subjectOf: { $0.person }) { _ in
+                let notes = AuditNotes()
+                return try await access.perform(context, tenant: request.tenant, roles: [.registrar], subjectOf: { $0.person }, notes: notes) { _ in
                     let event = try Self.event(request, kind: kind)
                     let db = try tenants.database(request.tenant)
                     let result = try await db.write(event)
+                    // A retry answered with the first write's result is not a second write:
+                    // the trail says so, so that counting writes does not count it twice.
+                    if result.replayed { notes.note { $0.outcomeDetail = "replayed: the write of sequence \(result.sequence)" } }
                     var r = WriteResponse()
                     r.sequence = result.sequence
                     r.person = result.person
@@ -154,25 +158,13 @@ public struct RegisterService: RPCService {
                     inFlight += 1
                     switch write {
                     case let .success(event):
-                        switch Self.splitRemoved(event, in: db.current) {
+                        switch Self.splitRemoved(event) {
                         case nil: db.submit(event) { sink.yield((position, $0)) }
                         case let .failure(error)?: sink.yield((position, .failure(error)))
                         case let .success((record, remove))?:
-                            // A 除票: its record, then — only once that is written — its
-                            // removal, so that a refused record never removes anyone.
-                            db.submit(record) { recorded in
-                                guard case .success = recorded else {
-                                    sink.yield((position, recorded))
-                                    return
-                                }
-                                db.submit(remove) { removed in
-                                    sink.yield((position, removed.mapError { error -> Error in
-                                        let status = RPCError.from(error)
-                                        return status.code == .unavailable ? status
-                                            : RPCError(status.code, "recorded but not removed (a resident until it is removed): \(status.message)")
-                                    }))
-                                }
-                            }
+                            // A 除票: its record and its removal, applied together or not
+                            // at all, in this message's turn, and durable in one batch.
+                            db.submit(record, then: [remove], checking: ResidentValidation.notYetRemoved(remove.person)) { sink.yield((position, $0)) }
                         }
                     case let .failure(error): sink.yield((position, .failure(error)))
                     }
@@ -189,16 +181,13 @@ public struct RegisterService: RPCService {
     /// An imported record that is a 除票 (it carries 消除事由 and 消除年月日), as the two
     /// events that load it: its record without the removal, and the removal. Nil for any
     /// other write; a failure when the removal could not be loaded (checked before either
-    /// is written) or the 除票 is already here (an import run again).
-    static func splitRemoved(_ event: RegisterEvent, in state: RegisterState) -> Result<(RegisterEvent, RegisterEvent), Error>? {
+    /// is written).
+    static func splitRemoved(_ event: RegisterEvent) -> Result<(RegisterEvent, RegisterEvent), Error>? {
         guard event.kind == .record, let resident = event.resident,
               resident.removalReason != .reasonUnspecified || resident.removedOn != nil
         else { return nil }
         if let problem = ResidentValidation.removalProblem(resident.removalReason, resident.removedOn) {
             return .failure(RPCError.invalidArgument(problem))
-        }
-        if state.person(resident.integratedAtenaNumber)?.isRemoved == true {
-            return .failure(RPCError(.alreadyExists, "the 除票 is already in the register"))
         }
         var record = event
         record.resident?.removalReason = .reasonUnspecified

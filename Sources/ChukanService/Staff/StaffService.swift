@@ -137,7 +137,8 @@ public struct StaffService: RPCService {
         let now = access.now()
         let key = "\(request.tenant)/\(request.staffId)"
         var lockedUntil: Date?  // set when this failure locks the account
-        let db = try? tenants.database(request.tenant)
+        let database = Result { try tenants.database(request.tenant) }
+        let db = try? database.get()
         let outcome: Result<LoginResponse, RPCError> = await { () async -> Result<LoginResponse, RPCError> in
             guard let terminal else { return .failure(RPCError.unauthenticated("the client certificate is not in the server's policy")) }
             // A staff id that cannot exist is refused before it is counted or kept anywhere.
@@ -145,7 +146,11 @@ public struct StaffService: RPCService {
             guard terminal.kind == .terminal, terminal.tenant == request.tenant else {
                 return .failure(RPCError.permissionDenied("staff sign in on a terminal of their tenant named in the policy"))
             }
-            guard let db else { return .failure(RPCError.unavailable("tenant \(request.tenant) is not serving")) }
+            // UNAVAILABLE while it recovers or after it failed; NOT_FOUND once it is removed.
+            guard let db else {
+                if case let .failure(error) = database { return .failure(RPCError.from(error)) }
+                return .failure(RPCError.internal("no tenant database"))
+            }
             let account = db.current.staff[request.staffId]
             if isLocked(key, account, now: now) { return .failure(Self.lockedError) }
             // An unknown id costs the same hashing as a known one: the timing tells nothing.

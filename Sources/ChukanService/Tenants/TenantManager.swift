@@ -110,7 +110,12 @@ public final class TenantManager: Sendable {
         case let .serving(db)?: return db
         case .recovering?: throw RPCError.unavailable("tenant \(tenant) is recovering")
         case .failed?: throw RPCError.unavailable("tenant \(tenant) failed to recover; see the server log")
-        case nil: throw RPCError(.notFound, "no tenant \(tenant) on this server")
+        case nil:
+            // A caller's text is quoted only once it is a valid code.
+            guard Identifiers.localGovernmentCodeProblem(tenant) == nil else {
+                throw RPCError(.notFound, "no such tenant on this server (the tenant is not a valid 地方公共団体コード)")
+            }
+            throw RPCError(.notFound, "no tenant \(tenant) on this server")
         }
     }
 
@@ -179,9 +184,16 @@ public final class TenantManager: Sendable {
         slots.withLock { $0[tenant] = nil }
         db.close()
         let graveyard = "\(configuration.dataDirectory)/.removed"
-        try PosixFileSystem().createDirectory(graveyard)
         let target = "\(graveyard)/\(tenant)-\(Int(Date().timeIntervalSince1970))"
-        try FileManager.default.moveItem(atPath: "\(configuration.dataDirectory)/\(tenant)", toPath: target)
+        do {
+            try PosixFileSystem().createDirectory(graveyard)
+            try FileManager.default.moveItem(atPath: "\(configuration.dataDirectory)/\(tenant)", toPath: target)
+        } catch {
+            // Closed but still in place: listed as failed (with why), not gone from view;
+            // a restart serves it again.
+            slots.withLock { $0[tenant] = .failed("removal did not finish (its files are still in place): \(error)") }
+            throw error
+        }
         logger.notice("tenant removed", metadata: ["tenant": "\(tenant)", "kept_in": "\(target)"])
         return target
     }

@@ -36,7 +36,7 @@ struct  Chukan__V1__AuditRecord
   uint64_t sequence;
   int64_t time_unix_ms;
   /*
-   * the stream's tenant; empty on the platform stream
+   * the stream's tenant; on the platform stream, the valid tenant code a call named, or empty
    */
   char *tenant;
   /*
