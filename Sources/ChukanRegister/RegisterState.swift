@@ -147,6 +147,13 @@ public struct RegisterState: Sendable, Equatable {
     // MARK: reads
 
     public func person(_ id: String) -> PersonEntry? { PackedID(id).flatMap { persons[$0] } }
+
+    /// Every person, in no particular order. Iterating `persons` from another module runs
+    /// the map's generic code unspecialized (a metadata lookup per step, a fifth of a
+    /// snapshot write); this loop is compiled here, for these types.
+    public func forEachPerson(_ body: (PackedID, PersonEntry) throws -> Void) rethrows {
+        for (id, entry) in persons { try body(id, entry) }
+    }
     public func person(_ id: PackedID) -> PersonEntry? { persons[id] }
     public func byAtena(_ n: String) -> PersonEntry? { lookup(indexes.byAtena, n) }
     public func byJuminhyo(_ c: String) -> PersonEntry? { lookup(indexes.byJuminhyo, c) }

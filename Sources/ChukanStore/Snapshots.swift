@@ -84,7 +84,7 @@ public enum Snapshots {
                 chunk += 1
                 plain.removeAll(keepingCapacity: true)
             }
-            for (id, entry) in state.persons {
+            try state.forEachPerson { id, entry in
                 SnapshotFormat.encode(id: id.string, entry: entry, into: &plain)
                 if plain.count >= SnapshotFormat.chunkPlaintext { try seal() }
             }
