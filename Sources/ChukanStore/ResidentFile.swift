@@ -70,8 +70,9 @@ public enum ResidentFile {
             guard offset < bytes.count else { return nil }
             index += 1
             guard offset + 4 <= bytes.count else {
+                let at = offset
                 offset = bytes.count
-                return .failure(FormatError(description: "record \(index): truncated length at offset \(offset)"))
+                return .failure(FormatError(description: "record \(index): truncated length at offset \(at)"))
             }
             let n = Int(bytes.readBE(UInt32.self, at: offset))
             guard n <= ResidentFile.maxRecord, offset + 4 + n <= bytes.count else {

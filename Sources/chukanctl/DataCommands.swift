@@ -23,6 +23,9 @@ struct DataCommand: AsyncParsableCommand {
 
         func run() throws {
             guard count > 0 else { throw ValidationError("--count must be positive") }
+            if let problem = Identifiers.localGovernmentCodeProblem(municipality) {
+                throw ValidationError("--municipality \(municipality): \(problem)")  // every record would be refused
+            }
             let started = Date()
             let writer = try ResidentFile.Writer(path: out)
             let progress = Progress("generate", total: count, enabled: !json)

@@ -134,34 +134,49 @@ struct SnapshotCommand: AsyncParsableCommand {
             guard info.header.tenant == store.tenant else { throw ValidationError("\(file) belongs to tenant \(info.header.tenant), not \(store.tenant)") }
             _ = try Snapshots.load(path: file, keyRing: store.keyRing())  // decrypts: the right key is at hand
             let fm = FileManager.default
+            let fs = PosixFileSystem()
             let dir = store.tenantDirectory
-            // The file may be in the folder about to be moved aside (a rollback to one of the
-            // tenant's own snapshots): it is read from where the move puts it.
-            let resolved = { (p: String) in URL(fileURLWithPath: p).standardizedFileURL.resolvingSymlinksInPath().path }
-            let source = resolved(file), folder = resolved(dir)
-            var from = source
-            var kept: String?
+            let stamp = Int(Date().timeIntervalSince1970)
+            // The tenant's lock is held from the check for data to the swap, so that no
+            // server or command opens the tenant in between.
+            var lock: DirectoryLock?
+            defer { lock?.release() }
             if fm.fileExists(atPath: dir) {
-                let lock = try DirectoryLock(directory: dir)
-                defer { lock.release() }
+                lock = try DirectoryLock(directory: dir)
                 let hasData = !Snapshots.list(directory: "\(dir)/snapshots").isEmpty
                     || !(((try? fm.contentsOfDirectory(atPath: "\(dir)/wal")) ?? []).isEmpty)
                 if hasData && !force { throw ValidationError("tenant \(store.tenant) has data; use --force to replace it (the old folder is kept)") }
-                kept = "\(dir).replaced-\(Int(Date().timeIntervalSince1970))"
-                try fm.moveItem(atPath: dir, toPath: kept!)
-                if source.hasPrefix(folder + "/") { from = resolved(kept!) + source.dropFirst(folder.count) }
             }
-            let fs = PosixFileSystem()
-            try fs.createDirectory("\(dir)/snapshots")
-            let target = "\(dir)/snapshots/\(SnapshotFormat.fileName(sequence: info.header.sequence))"
-            let copy = try fs.createNew(target)
-            try fs.read(from).withUnsafeBytes { try copy.append($0) }
-            try copy.sync()
-            copy.close()
-            try fs.syncDirectory("\(dir)/snapshots")
-            let written = try Snapshots.verify(path: target)  // what was copied is the snapshot checked above
-            guard written.header == info.header, written.size == info.size else {
-                throw ValidationError("the restored copy \(target) differs from \(file); the previous data is in \(kept ?? "(none)")")
+            // The new folder is made whole beside the old one first — copied, synced,
+            // checked — so that a full disk or a crash leaves the tenant as it was, never a
+            // truncated snapshot as its only one.
+            let staging = "\(dir).restoring-\(stamp)"
+            let target = "\(staging)/snapshots/\(SnapshotFormat.fileName(sequence: info.header.sequence))"
+            do {
+                try fs.createDirectory("\(staging)/snapshots")
+                let copy = try fs.createNew(target)
+                defer { copy.close() }
+                try fs.read(file).withUnsafeBytes { try copy.append($0) }
+                try copy.sync()
+                try fs.syncDirectory("\(staging)/snapshots")
+                try fs.syncDirectory(staging)
+                let written = try Snapshots.verify(path: target)  // what was copied is the snapshot checked above
+                guard written.header == info.header, written.size == info.size else { throw ValidationError("the copy differs from \(file)") }
+            } catch {
+                try? fm.removeItem(atPath: staging)
+                throw ValidationError("snapshot restore: nothing was changed; the copy failed: \(error)")
+            }
+            // Then two renames: the old folder aside, the new one into its place.
+            var kept: String?
+            if fm.fileExists(atPath: dir) {
+                kept = "\(dir).replaced-\(stamp)"
+                try fs.rename(dir, kept!)
+            }
+            do {
+                try fs.rename(staging, dir)
+                try fs.syncDirectory(store.data)
+            } catch {
+                throw ValidationError("snapshot restore: the restored folder \(staging) could not be put in place (\(error)); \(kept.map { "the previous data is in \($0)" } ?? "there was no previous data")")
             }
             print("snapshot: restored \(store.tenant) to sequence \(info.header.sequence) (\(info.header.recordCount) records)\(kept.map { "; previous data kept in \($0)" } ?? "")")
         }

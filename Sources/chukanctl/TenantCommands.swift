@@ -73,17 +73,22 @@ struct TenantCommand: ParsableCommand {
             var rows: [[String: Any]] = []
             for t in names {
                 let snaps = Snapshots.list(directory: "\(data)/\(t)/snapshots")
-                let newest = snaps.first.flatMap { try? Snapshots.verify(path: $0) }
+                // A damaged newest snapshot is said so, not shown as an empty tenant.
+                let checked = snaps.first.map { path in Result { try Snapshots.verify(path: path) } }
+                let newest = try? checked?.get()
+                let damaged = checked.map { if case .failure = $0 { return true } else { return false } } ?? false
                 let wal = ((try? FileManager.default.contentsOfDirectory(atPath: "\(data)/\(t)/wal")) ?? []).filter { $0.hasSuffix(".wal") }
                 let walBytes = wal.compactMap { try? FileManager.default.attributesOfItem(atPath: "\(data)/\(t)/wal/\($0)")[.size] as? Int }.reduce(0, +)
                 rows.append(["tenant": t, "snapshots": snaps.count, "records_in_newest_snapshot": Int(newest?.header.recordCount ?? 0),
-                             "snapshot_sequence": Int(newest?.header.sequence ?? 0), "wal_segments": wal.count, "wal_bytes": walBytes])
+                             "snapshot_sequence": Int(newest?.header.sequence ?? 0), "wal_segments": wal.count, "wal_bytes": walBytes,
+                             "newest_snapshot_damaged": damaged])
             }
             if json { printJSON(["tenants": rows]); return }
             print("TENANT  SNAPSHOTS  RECORDS(NEWEST)  SEQUENCE  WAL-SEGMENTS  WAL-BYTES")
             for r in rows {
                 print(String(format: "%@  %9d  %15d  %8d  %12d  %9d", r["tenant"] as! String, r["snapshots"] as! Int, r["records_in_newest_snapshot"] as! Int,
-                             r["snapshot_sequence"] as! Int, r["wal_segments"] as! Int, r["wal_bytes"] as! Int))
+                             r["snapshot_sequence"] as! Int, r["wal_segments"] as! Int, r["wal_bytes"] as! Int)
+                      + (r["newest_snapshot_damaged"] as! Bool ? "  newest snapshot damaged: chukanctl snapshot verify" : ""))
             }
         }
     }

@@ -79,6 +79,7 @@ public struct SyntheticResidents: Sequence {
                 r.relationship = m == 0 ? "世帯主" : (m == 1 ? "妻" : "子")
                 r.address = address
                 r.becameResidentOn = CalendarDate(Swift.max(birthYear, 1990 + UInt32(rng.next(30))), 4, 1)
+                if birth.precision == .full && birth.key > r.becameResidentOn!.key { r.becameResidentOn = birth }  // born here that year
                 r.addressSetOn = r.becameResidentOn
                 r.recordReason = m >= 2 && rng.next(2) == 0 ? .shussei : .tennyu
                 r.recordedOn = r.becameResidentOn
@@ -121,7 +122,9 @@ public struct SyntheticResidents: Sequence {
                 // About 3% are 除票: moved out or died.
                 if rng.next(100) < 3 {
                     r.removalReason = rng.next(2) == 0 ? .tenshutsu : .shibou
-                    r.removedOn = CalendarDate(2015 + UInt32(rng.next(10)), 1 + UInt32(rng.next(12)), 1 + UInt32(rng.next(28)))
+                    // After they came (and so after birth), by 2025.
+                    let year = Swift.min(2025, Swift.max(2015 + UInt32(rng.next(10)), r.becameResidentOn!.year + 1))
+                    r.removedOn = CalendarDate(year, 1 + UInt32(rng.next(12)), 1 + UInt32(rng.next(28)))
                 }
                 // One in a thousand carries a handling restriction (DV support and the
                 // like): 提供 of them is held for review. Fixed by position (T000001000,
