@@ -323,6 +323,13 @@ public final class TenantDatabase: Sendable {
         for (continuation, result) in answers { continuation(result) }
     }
 
+    /// Writes the writer accepted that are not yet durable (for tests that must know a
+    /// write reached the writer).
+    public var acceptedNotDurable: Int {
+        let durable = published.withLock { $0.sequence }
+        return writer.withLock { w in Int(w.nextSequence - 1 - durable) }
+    }
+
     /// The one being synced and the next, queued behind it (see the type's comment).
     static let maxBatchesInFlight = 2
 

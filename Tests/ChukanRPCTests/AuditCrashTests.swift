@@ -70,7 +70,16 @@ import Testing
         let last = try ServerProcess([
             "--port", "0", "--metrics-port", "0", "--log-level", "error", "--cert", "\(pki.dir)/server.crt", "--key", "\(pki.dir)/server.key",
             "--client-ca", pki.caPath, "--policy", policy] + store)
-        try await Task.sleep(for: .milliseconds(500))
+        // Stopped only once the tenant serves: its recovery (which cuts the tail) is done.
+        let health = try await RPCClient.connect(host: "127.0.0.1", port: last.port, tls: pki.clientTLS("gateway"))
+        var serving = false
+        for _ in 0..<600 where !serving {
+            let answer = try? await health.unary(service: "chukan.v1.Health", method: "Check", request: HealthCheckRequest(tenant: "012041"), as: HealthCheckResponse.self)
+            serving = answer?.status == .serving
+            if !serving { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        #expect(serving, "the tenant never served after the last start")
+        await health.close()
         last.signal(SIGTERM)
         _ = try await last.wait(timeout: .seconds(10))
         let (rc, out) = try ctl(["audit", "verify", "--tenant", "012041", "--json"] + store)

@@ -352,9 +352,11 @@ struct DatabaseFixture {
                     }
                 }
                 // The first is with the log (held in its fdatasync); the rest wait behind it.
-                if i == 0 { try? await Task.sleep(for: .milliseconds(100)) }
+                if i == 0 { try? await faults.waitUntilHeld() }
             }
-            try? await Task.sleep(for: .milliseconds(100))
+            // The other three accepted behind it, validated against a state with the first.
+            for _ in 0..<6000 where db.acceptedNotDurable < 4 { try? await Task.sleep(for: .milliseconds(5)) }
+            #expect(db.acceptedNotDurable == 4)
             faults.holdSync.store(false, ordering: .relaxed)
             var codes: [StatusCode?] = []
             for await c in group { codes.append(c) }
@@ -385,7 +387,7 @@ struct DatabaseFixture {
         first.requestDigest = [UInt8](repeating: 1, count: 32)
         faults.holdSync.store(true, ordering: .relaxed)
         async let a = db.write(first)
-        try await Task.sleep(for: .milliseconds(100))  // A is in its fdatasync, held
+        try await faults.waitUntilHeld()  // A is in its fdatasync, held
         async let retry = db.write(first)  // waits on A's sequence
         try await Task.sleep(for: .milliseconds(50))
         // The log stops taking appends; A is still held. `close` blocks until the log is done,

@@ -371,7 +371,7 @@ func payload(_ i: Int) -> [UInt8] { Array("record \(i) 旭川市".utf8) }
         faults.holdSync.store(true, ordering: .relaxed)
         let done = Atomic<Int>(0)
         log.append(type: 1, payload: payload(2)) { _ in done.add(1, ordering: .relaxed) }
-        try await Task.sleep(for: .milliseconds(100))
+        try await faults.waitUntilHeld()
         log.append(type: 1, payload: payload(3)) { _ in done.add(1, ordering: .relaxed) }
         log.append(type: 1, payload: payload(4)) { _ in done.add(1, ordering: .relaxed) }
         faults.failNextSync.store(true, ordering: .relaxed)
@@ -464,6 +464,15 @@ final class FaultyFileSystem: StoreFileSystem, @unchecked Sendable {
     }
     /// While set, each fdatasync waits (after deciding whether to fail) until it is cleared.
     let holdSync = Atomic<Bool>(false)
+    /// How many fdatasyncs are waiting on `holdSync` now: a test waits for its write to be
+    /// held rather than sleeping and hoping.
+    let syncsHeld = Atomic<Int>(0)
+
+    /// Waits (politely, off no thread) until `count` fdatasyncs are held.
+    func waitUntilHeld(_ count: Int = 1) async throws {
+        for _ in 0..<6000 where syncsHeld.load(ordering: .relaxed) < count { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(syncsHeld.load(ordering: .relaxed) >= count, "no fdatasync was held")
+    }
 
     final class File: AppendFile {
         let inner: any AppendFile
@@ -492,7 +501,11 @@ final class FaultyFileSystem: StoreFileSystem, @unchecked Sendable {
         }
         func sync() throws {
             let fail = owner.failNextSync.exchange(false, ordering: .relaxed)
-            while owner.holdSync.load(ordering: .relaxed) { usleep(1000) }
+            if owner.holdSync.load(ordering: .relaxed) {
+                owner.syncsHeld.add(1, ordering: .relaxed)
+                while owner.holdSync.load(ordering: .relaxed) { usleep(1000) }
+                owner.syncsHeld.subtract(1, ordering: .relaxed)
+            }
             if fail { throw StoreIOError("fdatasync", path, errno: EIO) }
             try inner.sync()
         }

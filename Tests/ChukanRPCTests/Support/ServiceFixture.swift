@@ -30,7 +30,10 @@ struct ServiceFixture {
         let tenants = TenantManager(configuration: .init(dataDirectory: "\(root)/data", keyDirectory: "\(root)/keys"))
         try FileManager.default.createDirectory(atPath: "\(root)/data", withIntermediateDirectories: true)
         if reusing == nil { for t in names { try tenants.add(t) } } else { tenants.startAll() }
-        for _ in 0..<500 where tenants.tenants.contains(where: { tenants.state($0) != .serving }) { try await Task.sleep(for: .milliseconds(10)) }
+        // Recovery runs on threads of its own; a loaded machine may take a while.
+        for _ in 0..<6000 where tenants.tenants.contains(where: { tenants.state($0) != .serving }) { try await Task.sleep(for: .milliseconds(10)) }
+        let notServing = tenants.tenants.filter { tenants.state($0) != .serving }
+        guard notServing.isEmpty else { throw RPCError.unavailable("tenants \(notServing) never became SERVING") }
         for (t, people) in residents {
             let db = try tenants.database(t)
             for r in people {
