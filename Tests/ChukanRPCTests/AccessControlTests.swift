@@ -67,6 +67,32 @@ import Testing
         }
     }
 
+    /// A reloaded policy applies from the next call, on connections already open: a
+    /// principal it no longer names is refused there; the operator's reload is recorded.
+    @Test func aReloadedPolicyAppliesToOpenConnections() async throws {
+        let path = NSTemporaryDirectory() + "chukan-policy-\(UUID().uuidString).yaml"
+        func write(_ admins: Bool) throws {
+            try """
+                version: 1
+                principals:
+                  - {name: operator, kind: system, certificate_cn: operator, roles: [platform-operator]}
+                """.appending(admins ? "\n  - {name: admin-asahikawa, kind: system, tenant: \"012041\", certificate_cn: admin-asahikawa, roles: [tenant-admin]}\n" : "\n")
+                .write(toFile: path, atomically: true, encoding: .utf8)
+        }
+        try write(true)
+        let f = try await ServiceFixture.start(pki: Self.pki, policy: try Policy.load(path: path), tenants: [Self.asahikawa], policyPath: path)
+        let op = try await f.client("operator"), admin = try await f.client("admin-asahikawa")
+        #expect(await invoke(.snapshotOwn, as: admin) == nil)
+        try write(false)
+        let reloaded = try await op.unary(service: "chukan.v1.Admin", method: "ReloadPolicy", request: ReloadPolicyRequest(), as: ReloadPolicyResponse.self)
+        #expect(reloaded.principals == 1)
+        #expect(await invoke(.snapshotOwn, as: admin) == .unauthenticated, "a principal the policy no longer names")
+        await op.close()
+        await admin.close()
+        await f.stop()
+        #expect(try f.platformRecords().contains { $0.operation == "chukan.v1.Admin/ReloadPolicy" && $0.outcomeCode == 0 })
+    }
+
     /// The platform stream keeps the tenant an operator's call named only when it is a
     /// valid code; the answer quotes no other text the caller sent.
     @Test func thePlatformTrailKeepsOnlyValidTenantCodes() async throws {

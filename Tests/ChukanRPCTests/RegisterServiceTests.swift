@@ -116,6 +116,27 @@ import Testing
         return people
     }
 
+    /// An approval is good for 24 hours: past that the export is refused, nothing is sent,
+    /// and the ticket stays approved-but-stale (a new request is needed).
+    @Test func anExportApprovalLapsesAfter24Hours() async throws {
+        let clock = TestClock(Date(timeIntervalSince1970: 1_796_000_400))
+        let f = try await ServiceFixture.start(pki: Self.pki, policy: Self.policy, tenants: [Self.tenant], residents: [Self.tenant: Self.people], now: { clock.now })
+        let registrar = try await f.client("registrar"), approver = try await f.client("approver")
+        let asked = try await ticket(registrar, "RequestExport", purpose: "reconciliation")
+        #expect(try await ticket(approver, "ApproveExport", asked.exportId).state == .approved)
+        clock.advance(24 * 3600 + 1)
+        do {
+            _ = try await export(registrar, asked.exportId)
+            Issue.record("a stale approval exported")
+        } catch let e as RPCError {
+            #expect(e.code == .failedPrecondition && e.message.contains("more than 24 hours old"), "\(e)")
+        }
+        #expect(try f.tenants.database(Self.tenant).current.exports[asked.exportId]?.state == .approved)
+        await registrar.close()
+        await approver.close()
+        await f.stop()
+    }
+
     @Test func anExportNeedsAnotherPersonsApprovalAndIsTakenOnce() async throws {
         let f = try await ServiceFixture.start(pki: Self.pki, policy: Self.policy, tenants: [Self.tenant], residents: [Self.tenant: Self.people])
         let registrar = try await f.client("registrar"), other = try await f.client("registrar-2")

@@ -64,6 +64,9 @@ import Testing
         defer { if server.process.isRunning { server.signal(SIGKILL) } }
         let admin = try await RPCClient.connect(host: "127.0.0.1", port: server.port, tls: pki.clientTLS("admin"))
         try await waitServing(admin)
+        // The server holds the tenant's lock: an offline command on the same folder is refused.
+        let (lockedRC, lockedOut) = try runProcess(builtProduct("chukanctl"), ["data", "import", "\(root)/residents.bin", "--json"] + store)
+        #expect(lockedRC != 0 && lockedOut.contains("is a server or another chukanctl using this tenant?"), "\(lockedOut)")
         let list = try await admin.unary(service: "chukan.v1.Admin", method: "ListTenants", request: ListTenantsRequest(), as: ListTenantsResponse.self)
         #expect(list.tenants.map(\.tenant) == ["012041"])
         let records = list.tenants[0].records

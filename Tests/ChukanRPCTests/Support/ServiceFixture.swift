@@ -24,7 +24,7 @@ struct ServiceFixture {
     static func start(
         pki: TestPKI, policy: Policy, tenants names: [String], residents: [String: [Resident]] = [:], reusing: String? = nil,
         rules: StaffRules = ServiceFixture.fastRules, limits: TenantLimiter.Limits = .init(), now: @escaping @Sendable () -> Date = { Date() },
-        provision: ProvisionSetup? = nil
+        provision: ProvisionSetup? = nil, policyPath: String? = nil
     ) async throws -> ServiceFixture {
         let root = reusing ?? NSTemporaryDirectory() + "chukan-services-\(UUID().uuidString)"
         let tenants = TenantManager(configuration: .init(dataDirectory: "\(root)/data", keyDirectory: "\(root)/keys"))
@@ -44,7 +44,7 @@ struct ServiceFixture {
                 try await db.apply(e)
             }
         }
-        let access = AccessControl(policy: policy, policyPath: nil, audit: try AuditTrail(tenants: tenants), rules: rules, limits: limits, now: now)
+        let access = AccessControl(policy: policy, policyPath: policyPath, audit: try AuditTrail(tenants: tenants), rules: rules, limits: limits, now: now)
         var c = RPCServerConfiguration()
         c.port = 0
         var logger = Logger(label: "test")
