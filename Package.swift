@@ -40,6 +40,8 @@ let package = Package(
         .target(name: "CChukanCRC"),
         // A cache prefetch hint (Swift has none) for lookups that touch several objects.
         .target(name: "CChukanPrefetch"),
+        // renameat2's atomic exchange of two paths (Swift's Glibc does not expose it).
+        .target(name: "CChukanFiles"),
         // protoc-c output for Protos/ (committed; scripts/generate-protos.sh).
         .target(name: "ChukanProtoC", dependencies: ["CProtobufC"]),
 
@@ -130,7 +132,7 @@ let package = Package(
             name: "chukanctl",
             dependencies: [
                 "ChukanRPC", "ChukanDev", "ChukanStore", "ChukanRegister", "ChukanProto", "ChukanTLS", "ChukanService", "ChukanCore",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "CChukanFiles", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         // The decoders under libFuzzer (scripts/fuzz.sh); a corpus replayer otherwise.

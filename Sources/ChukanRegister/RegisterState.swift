@@ -262,10 +262,28 @@ public struct RegisterState: Sendable, Equatable {
         switch e.kind {
         case .record:
             guard var r = e.resident else { throw RPCError.invalidArgument("event.resident: is required") }
-            guard r.removalReason == .reasonUnspecified, r.removedOn == nil else {
-                throw RPCError.invalidArgument("event.resident: a new record cannot be a 除票")
+            // A 除票 from the resident system (an import): recorded and removed in this one
+            // event, so that no crash or refusal can leave it a resident. Its removal is
+            // checked first; the same 除票 again is already here, not someone moving back.
+            let removal = (reason: r.removalReason, date: r.removedOn)
+            let isRemoved = removal.reason != .reasonUnspecified || removal.date != nil
+            if isRemoved, let problem = ResidentValidation.removalProblem(removal.reason, removal.date) {
+                throw RPCError.invalidArgument(problem)
             }
             try validate(r)
+            r.removalReason = .reasonUnspecified
+            r.removedOn = nil
+            /// The history of a 除票's record: its 記載, then its 消除 (the record before it).
+            func entries(before: [UInt8]?, recorded: Resident) -> [HistoryEntry] {
+                guard isRemoved else { return [history(before: before)] }
+                return [history(before: before),
+                        HistoryEntry(sequence: sequence, kind: .remove, reason: removal.reason, eventDate: removal.date, notifiedOn: nil, before: recorded.encodedBytes)]
+            }
+            func final(_ recorded: Resident) -> Resident {
+                var f = recorded
+                if isRemoved { (f.removalReason, f.removedOn) = (removal.reason, removal.date) }
+                return f
+            }
             guard let integrated = PackedID(r.integratedAtenaNumber) else {
                 throw RPCError.invalidArgument("resident.integrated_atena_number: must be 1-16 ASCII letters or digits")
             }
@@ -274,6 +292,7 @@ public struct RegisterState: Sendable, Equatable {
                 guard existing.isRemoved else {
                     throw RPCError(.failedPrecondition, "the person is already resident; 記載 refused")
                 }
+                guard !isRemoved else { throw RPCError(.alreadyExists, "the 除票 is already in the register") }
                 // A former resident moving back: the same person, with their old 宛名番号.
                 let old = try existing.resident()
                 guard old.kojinBango == r.kojinBango else {
@@ -287,10 +306,12 @@ public struct RegisterState: Sendable, Equatable {
                 person = try replace(id, with: r, entry: history(before: existing.record))
             } else {
                 guard persons[integrated] == nil else {
+                    if isRemoved && persons[integrated]?.isRemoved == true { throw RPCError(.alreadyExists, "the 除票 is already in the register") }
                     throw RPCError(.alreadyExists, "resident.integrated_atena_number: already assigned to another person")
                 }
                 try ensureUnique(r, for: integrated)
-                person = try replace(integrated, with: r, entry: history(before: nil), prepared: prepared)
+                // `prepared` is the event's resident, removal included: what is stored.
+                person = try replace(integrated, with: final(r), entries: entries(before: nil, recorded: r), prepared: prepared)
             }
         case .correct, .moveWithin:
             guard let r = e.resident else { throw RPCError.invalidArgument("event.resident: is required") }
@@ -477,10 +498,15 @@ public struct RegisterState: Sendable, Equatable {
     /// the caller's checks plus this make the event all-or-nothing.
     /// `prepared` holds `r`'s record and keys when `r` is the event's resident, unchanged.
     private mutating func replace(_ id: PackedID, with r: Resident, entry: HistoryEntry, prepared: PreparedResident? = nil) throws -> String {
+        try replace(id, with: r, entries: [entry], prepared: prepared)
+    }
+
+    /// `replace` with more than one history entry (a 除票 recorded and removed at once).
+    private mutating func replace(_ id: PackedID, with r: Resident, entries: [HistoryEntry], prepared: PreparedResident? = nil) throws -> String {
         let oldKeys = try persons[id].map { try IndexKeys(encoded: $0.record) }
         var history = persons[id]?.history ?? []
         if let oldKeys { unindex(id, oldKeys) }
-        history.append(entry)
+        history.append(contentsOf: entries)
         let removed = r.removalReason != .reasonUnspecified
         let person = PersonEntry(record: prepared?.record ?? r.encodedBytes, history: history, isRemoved: removed, removedOn: r.removedOn)
         persons[id] = person

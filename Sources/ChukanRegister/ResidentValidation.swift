@@ -70,9 +70,9 @@ public enum ResidentValidation {
         }
     }
 
-    /// Why a record's removal (消除事由, 消除年月日) cannot be loaded as a 除票 by an import,
-    /// or nil: it needs a reason the register takes for a 消除 and a full, real date —
-    /// what the REMOVE event that follows its record will need.
+    /// Why a record's removal (消除事由, 消除年月日) cannot be recorded as a 除票, or nil:
+    /// it needs a reason the register takes for a 消除 and a full, real date, as a REMOVE
+    /// event does.
     public static func removalProblem(_ reason: EventReason, _ date: CalendarDate?) -> String? {
         if reason == .reasonUnspecified {
             return date == nil ? nil : "resident.removal_reason: is required with removed_on"
@@ -84,14 +84,6 @@ public enum ResidentValidation {
             return "resident.removed_on: a 除票 needs a full, real date"
         }
         return nil
-    }
-
-    /// For an import's 除票: refuses one already in the register — an import run again, or
-    /// the same 除票 twice in one — which would otherwise be recorded (as a former resident
-    /// moving back) and removed a second time. Asked in the writer's turn, after every
-    /// earlier write (`TenantDatabase.submit(_:then:checking:completion:)`).
-    public static func notYetRemoved(_ person: String) -> @Sendable (RegisterState) -> RPCError? {
-        { state in state.person(person)?.isRemoved == true ? RPCError(.alreadyExists, "the 除票 is already in the register") : nil }
     }
 
     static func daysIn(month: UInt32, year: UInt32) -> UInt32 {

@@ -92,19 +92,12 @@ public final class TenantDatabase: Sendable {
         var scheduled = false
     }
 
-    /// A write as it waits for the writer: its event encoded (and its resident prepared),
-    /// and any events that must be applied with it, all or none.
+    /// A write as it waits for the writer: its event encoded (and its resident prepared).
     private struct Submission {
         var event: RegisterEvent
         var payload: [UInt8]
         var prepared: PreparedResident?
         var completion: Waiter
-        /// Applied right after `event`, in the same batch, or not at all (a 除票 loaded as
-        /// its record and its removal), with their encoded payloads.
-        var followers: [(event: RegisterEvent, payload: [UInt8])] = []
-        /// Asked in the writer's turn, against every write before this one: a refusal
-        /// fails this write before anything is applied.
-        var check: (@Sendable (RegisterState) -> RPCError?)?
     }
     private let incoming = Locked(Incoming())  // contended by every writer: see `Locked`
     private let snapshotting = Locked(())
@@ -222,32 +215,24 @@ public final class TenantDatabase: Sendable {
     /// `apply`, with what the write did. An event with an idempotency key that this tenant
     /// has seen (within the retention) is not applied again: the answer is the first
     /// write's, once that is durable; the same key with another request digest is refused.
-    public func write(_ event: RegisterEvent, then followers: [RegisterEvent] = [], checking check: (@Sendable (RegisterState) -> RPCError?)? = nil) async throws -> WriteResult {
+    public func write(_ event: RegisterEvent) async throws -> WriteResult {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<WriteResult, Error>) in
-            submit(event, then: followers, checking: check) { continuation.resume(with: $0) }
+            submit(event) { continuation.resume(with: $0) }
         }
     }
 
     /// `write`, without waiting: the event joins the writer's queue before this returns, so
     /// events submitted one after the other are applied in that order (a streamed import
     /// keeps its order with many writes in flight); `completion` runs once with the result.
-    /// `followers` are applied right after `event`, all of them or none, and made durable
-    /// in the same batch: the result is the last one's. `check` is asked in the writer's
-    /// turn, with every write submitted before this one applied; its refusal is the answer.
-    public func submit(
-        _ event: RegisterEvent, then followers: [RegisterEvent] = [], checking check: (@Sendable (RegisterState) -> RPCError?)? = nil,
-        completion: @escaping Completion
-    ) {
+    public func submit(_ event: RegisterEvent, completion: @escaping Completion) {
         if let refusal = options.writeGate?() { return completion(.failure(RPCError.unavailable(refusal))) }
         // Encoded, and its resident validated, encoded and keyed, here on the caller's
         // thread: the single writer's turn bounds the tenant's writes a second.
         let prepared = PreparedResident(event)
-        var submission = Submission(event: event, payload: prepared?.eventBytes ?? event.encodedBytes, prepared: prepared, completion: completion)
-        submission.followers = followers.map { ($0, $0.encodedBytes) }
-        submission.check = check
+        let submission = Submission(event: event, payload: prepared?.eventBytes ?? event.encodedBytes, prepared: prepared, completion: completion)
         // Checked before it joins a batch, so that it cannot make the whole batch fail.
-        for payload in [submission.payload] + submission.followers.map(\.payload) where payload.count + AESGCM.tagSize > WALFormat.maxRecordData {
-            return completion(.failure(RPCError(.resourceExhausted, "the event is \(payload.count) bytes; the log takes at most \(WALFormat.maxRecordData - AESGCM.tagSize)")))
+        guard submission.payload.count + AESGCM.tagSize <= WALFormat.maxRecordData else {
+            return completion(.failure(RPCError(.resourceExhausted, "the event is \(submission.payload.count) bytes; the log takes at most \(WALFormat.maxRecordData - AESGCM.tagSize)")))
         }
         let schedule = incoming.withLock { i in
             i.events.append(submission)
@@ -291,32 +276,18 @@ public final class TenantDatabase: Sendable {
                 }
                 // Retention is checked as a purge is admitted, not when the log is replayed:
                 // a purge logged under an earlier rule must still replay.
-                if let refusal = w.working.purgeRefusal(event) ?? submission.check?(w.working) {
+                if let refusal = w.working.purgeRefusal(event) {
                     answers.append((continuation, .failure(refusal)))
                     continue
                 }
                 let sequence = w.nextSequence
                 let person: String
-                // With followers, all apply or none: the working copy is put back.
-                let before = submission.followers.isEmpty ? nil : w.working
-                do {
-                    person = try w.working.apply(event, sequence: sequence, prepared: submission.prepared)
-                    for (i, f) in submission.followers.enumerated() { _ = try w.working.apply(f.event, sequence: sequence + 1 + UInt64(i), prepared: nil) }
-                } catch {
-                    if let before { w.working = before }
+                do { person = try w.working.apply(event, sequence: sequence, prepared: submission.prepared) } catch {
                     answers.append((continuation, .failure(error)))
                     continue
                 }
-                let last = sequence + UInt64(submission.followers.count)
-                w.nextSequence = last + 1
-                // One answer, the last event's, once the whole group is durable (a failed
-                // batch fails every staged write, the group's last one included).
-                let answered = { @Sendable (_: Result<WriteResult, Error>) in }
-                w.staged.append((WriteResult(sequence: sequence, person: person), submission.payload, submission.followers.isEmpty ? continuation : answered))
-                for (i, f) in submission.followers.enumerated() {
-                    let s = sequence + 1 + UInt64(i)
-                    w.staged.append((WriteResult(sequence: s, person: person), f.payload, s == last ? continuation : answered))
-                }
+                w.nextSequence += 1
+                w.staged.append((WriteResult(sequence: sequence, person: person), submission.payload, continuation))
             }
             if w.inFlight < Self.maxBatchesInFlight { flush(&w) }
         }
@@ -441,7 +412,7 @@ public final class TenantDatabase: Sendable {
         guard options.keepSnapshots >= 1 else { return }
         let all = Snapshots.list(directory: snapshotDirectory, fs: fs)
         var kept = all.count, sound: [String] = []
-        for (i, path) in all.enumerated() where isSound(path) {
+        for (i, path) in all.enumerated() where isSound(path, remembered: true) {
             sound.append(path)
             if sound.count == options.keepSnapshots {
                 kept = i + 1
@@ -450,7 +421,8 @@ public final class TenantDatabase: Sendable {
         }
         for old in all.dropFirst(kept) { try fs.remove(old) }
         try fs.syncDirectory(snapshotDirectory)
-        guard let oldest = sound.last, let header = Snapshots.header(path: oldest) else { return }
+        // The log is cut back to this one: checked again in full, whatever was remembered.
+        guard let oldest = sound.last, isSound(oldest, remembered: false), let header = Snapshots.header(path: oldest) else { return }
         let segments = try WriteAheadLog.segmentFiles(walDirectory, fs: fs)
         // A segment is needed unless the next one starts at or before the oldest snapshot.
         for (i, name) in segments.enumerated() where i + 1 < segments.count {
@@ -462,10 +434,10 @@ public final class TenantDatabase: Sendable {
 
     /// Whether a snapshot file passes its checksums (without the key), remembered by path,
     /// size and modification time so that an unchanged file is read once.
-    private func isSound(_ path: String) -> Bool {
+    private func isSound(_ path: String, remembered: Bool) -> Bool {
         let attributes = try? FileManager.default.attributesOfItem(atPath: path)
         let identity = attributes.map { "\(path)|\(($0[.size] as? NSNumber)?.intValue ?? -1)|\(($0[.modificationDate] as? Date)?.timeIntervalSince1970 ?? -1)" }
-        if let identity, soundSnapshots.withLock({ $0.contains(identity) }) { return true }
+        if remembered, let identity, soundSnapshots.withLock({ $0.contains(identity) }) { return true }
         guard (try? Snapshots.verify(path: path, fs: fs)) != nil else { return false }
         if let identity { soundSnapshots.withLock { _ = $0.insert(identity) } }
         return true

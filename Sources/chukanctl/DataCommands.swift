@@ -111,34 +111,18 @@ struct DataCommand: AsyncParsableCommand {
         }
         static let contentCodes: Set<StatusCode> = [.invalidArgument, .alreadyExists, .failedPrecondition, .notFound]
 
-        /// Records one resident (a 除票: recorded and removed, both or neither). Returns why
-        /// not, or nil. A 除票's removal is checked first, for a reason that names the field.
+        /// Records one resident (a 除票 recorded and removed in one event). Returns why not,
+        /// or nil.
         static func load(_ resident: Resident, into db: TenantDatabase) async -> Refusal? {
-            var r = resident
-            let removal = (r.removalReason, r.removedOn)
-            r.removalReason = .reasonUnspecified
-            r.removedOn = nil
-            if let problem = ResidentValidation.removalProblem(removal.0, removal.1) {
-                return Refusal(reason: "\(StatusCode.invalidArgument.name): \(problem)", forContent: true)
-            }
+            // A 除票 keeps its 消除事由 and 消除年月日: the register records and removes it
+            // in one event (and refuses one already there).
             var e = RegisterEvent()
             e.kind = .record
-            e.reason = r.recordReason
-            e.resident = r
-            e.eventDate = r.recordedOn
-            // A 除票: its record and its removal, applied together or not at all.
-            var followers: [RegisterEvent] = []
-            if removal.0 != .reasonUnspecified {
-                var rm = RegisterEvent()
-                rm.kind = .remove
-                rm.reason = removal.0
-                rm.person = r.integratedAtenaNumber
-                rm.eventDate = removal.1
-                followers.append(rm)
-            }
+            e.reason = resident.recordReason
+            e.resident = resident
+            e.eventDate = resident.recordedOn
             do {
-                // The same 除票 again (a rerun, or twice in the file) is already here.
-                _ = try await db.write(e, then: followers, checking: followers.isEmpty ? nil : ResidentValidation.notYetRemoved(r.integratedAtenaNumber))
+                _ = try await db.write(e)
                 return nil
             } catch let e as RPCError {
                 return Refusal(reason: "\(e.code.name): \(e.message)", forContent: contentCodes.contains(e.code))

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CChukanFiles
 import ChukanProto
 import ChukanStore
 import Foundation
@@ -166,18 +167,27 @@ struct SnapshotCommand: AsyncParsableCommand {
                 try? fm.removeItem(atPath: staging)
                 throw ValidationError("snapshot restore: nothing was changed; the copy failed: \(error)")
             }
-            // Then two renames: the old folder aside, the new one into its place.
+            // Then the swap, in one step: the tenant folder is never missing, not even for
+            // a moment a crash or a server start could fall into. The old folder, now under
+            // the staging name, is moved aside after.
             var kept: String?
             if fm.fileExists(atPath: dir) {
+                guard chukan_rename_exchange(staging, dir) == 0 else {
+                    let why = String(cString: strerror(errno))
+                    try? fm.removeItem(atPath: staging)
+                    throw ValidationError("snapshot restore: nothing was changed; the new folder could not be swapped in: \(why)")
+                }
                 kept = "\(dir).replaced-\(stamp)"
-                try fs.rename(dir, kept!)
+                do { try fs.rename(staging, kept!) } catch {
+                    kept = staging  // restored; the previous data stays under the staging name
+                }
+            } else {
+                do { try fs.rename(staging, dir) } catch {
+                    try? fm.removeItem(atPath: staging)
+                    throw ValidationError("snapshot restore: nothing was changed; the new folder could not be put in place: \(error)")
+                }
             }
-            do {
-                try fs.rename(staging, dir)
-                try fs.syncDirectory(store.data)
-            } catch {
-                throw ValidationError("snapshot restore: the restored folder \(staging) could not be put in place (\(error)); \(kept.map { "the previous data is in \($0)" } ?? "there was no previous data")")
-            }
+            try fs.syncDirectory(store.data)
             print("snapshot: restored \(store.tenant) to sequence \(info.header.sequence) (\(info.header.recordCount) records)\(kept.map { "; previous data kept in \($0)" } ?? "")")
         }
     }

@@ -67,6 +67,26 @@ import Testing
         }
     }
 
+    /// Two removals of one tenant at once (a retry of one that timed out): one removes it,
+    /// the other is refused; nothing is written into the closed tenant's folder, and the
+    /// tenant does not come back at the next start.
+    @Test func aTenantIsRemovedOnce() async throws {
+        let f = try await start()
+        let tenants = f.tenants
+        let outcomes = await withTaskGroup(of: Bool.self) { group in
+            for _ in 0..<2 { group.addTask { (try? tenants.remove(Self.asahikawa, force: true)) != nil } }
+            return await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        #expect(outcomes.filter { $0 }.count == 1, "\(outcomes)")
+        #expect(tenants.state(Self.asahikawa) == nil)
+        #expect(!FileManager.default.fileExists(atPath: "\(f.root)/data/\(Self.asahikawa)"))
+        await f.stop()
+        let again = TenantManager(configuration: .init(dataDirectory: "\(f.root)/data", keyDirectory: f.keys))
+        again.startAll()
+        #expect(!again.tenants.contains(Self.asahikawa) && again.tenants.contains(Self.chiyoda))
+        again.closeAll()
+    }
+
     /// A reloaded policy applies from the next call, on connections already open: a
     /// principal it no longer names is refused there; the operator's reload is recorded.
     @Test func aReloadedPolicyAppliesToOpenConnections() async throws {

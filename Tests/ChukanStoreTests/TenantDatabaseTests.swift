@@ -223,28 +223,37 @@ struct DatabaseFixture {
         again.close()
     }
 
-    /// Events written together (a 除票's record and its removal) are applied all or none,
-    /// and made durable in one batch: a refused follower leaves no trace of the first.
-    @Test func eventsWrittenTogetherApplyAllOrNone() async throws {
+    /// A 除票 recorded (as an import from the resident system does) is one event: its 記載
+    /// and its 消除 together, so no crash or refusal can leave it a resident. Its removal
+    /// is checked first, and the same 除票 again is already there.
+    @Test func aRemovedRecordIsRecordedAndRemovedInOneEvent() async throws {
         let f = try DatabaseFixture(people: 3)
         let db = try f.open()
-        var remove = RegisterEvent()
-        remove.kind = .remove
-        remove.reason = .tennyu  // not a reason for a 消除
-        remove.person = f.people[0].integratedAtenaNumber
-        remove.eventDate = CalendarDate(2020, 5, 1)
-        await #expect(throws: RPCError.invalidArgument("event.reason: a 消除 needs 転出, 死亡 or 職権消除")) { _ = try await db.write(f.record(f.people[0]), then: [remove]) }
-        #expect(db.current.person(f.people[0].integratedAtenaNumber) == nil && db.current.sequence == 0)
-        remove.reason = .shibou
-        let done = try await db.write(f.record(f.people[0]), then: [remove])
-        #expect(done.sequence == 2 && db.current.person(f.people[0].integratedAtenaNumber)?.isRemoved == true)
-        // A check asked in the writer's turn refuses before anything is applied.
-        let refused = RPCError(.alreadyExists, "the 除票 is already in the register")
-        await #expect(throws: refused) { _ = try await db.write(f.record(f.people[0]), then: [remove], checking: ResidentValidation.notYetRemoved(f.people[0].integratedAtenaNumber)) }
-        #expect(db.current.sequence == 2)
+        var gone = f.people[0]
+        gone.removalReason = .tennyu  // not a reason for a 消除
+        gone.removedOn = CalendarDate(2020, 5, 1)
+        await #expect(throws: RPCError.invalidArgument("resident.removal_reason: a 消除 needs 転出, 死亡 or 職権消除")) { try await db.apply(f.record(gone)) }
+        gone.removalReason = .shibou
+        gone.removedOn = CalendarDate(2020, 5, 0)
+        gone.removedOn?.precision = .yearMonth
+        await #expect(throws: RPCError.invalidArgument("resident.removed_on: a 除票 needs a full, real date")) { try await db.apply(f.record(gone)) }
+        #expect(db.current.count == 0 && db.current.sequence == 0)
+        gone.removedOn = CalendarDate(2020, 5, 1)
+        #expect(try await db.apply(f.record(gone)) == 1)
+        let entry = try #require(db.current.person(gone.integratedAtenaNumber))
+        #expect(entry.isRemoved && entry.removedOn == CalendarDate(2020, 5, 1) && entry.history.map(\.kind) == [.record, .remove])
+        // The 消除's "before" is the record as it was 記載された, without the removal.
+        let before = try Resident(protobuf: try #require(entry.history[1].before))
+        #expect(before.removalReason == .reasonUnspecified && before.removedOn == nil && before.kojinBango == gone.kojinBango)
+        await #expect(throws: RPCError(.alreadyExists, "the 除票 is already in the register")) { try await db.apply(f.record(gone)) }
+        #expect(db.current.sequence == 1)
+        // As a current record it is someone moving back in, as before.
+        #expect(try await db.apply(f.record(f.people[0])) == 2)
+        #expect(db.current.person(gone.integratedAtenaNumber)?.isRemoved == false)
         db.close()
         let again = try f.open()
-        #expect(again.current.person(f.people[0].integratedAtenaNumber)?.history.map(\.kind) == [.record, .remove])
+        #expect(again.current.person(gone.integratedAtenaNumber)?.history.map(\.kind) == [.record, .remove, .record])
+        #expect(try again.current.indexesAreConsistent())
         again.close()
     }
 

@@ -1,6 +1,5 @@
 import ChukanCore
 import ChukanProto
-import ChukanRegister
 import ChukanRPC
 import ChukanStore
 import Foundation
@@ -157,15 +156,7 @@ public struct RegisterService: RPCService {
                         : .failure(RPCError.invalidArgument("event.kind: an import carries the register's operations (記載 … 世帯変更) only"))
                     inFlight += 1
                     switch write {
-                    case let .success(event):
-                        switch Self.splitRemoved(event) {
-                        case nil: db.submit(event) { sink.yield((position, $0)) }
-                        case let .failure(error)?: sink.yield((position, .failure(error)))
-                        case let .success((record, remove))?:
-                            // A 除票: its record and its removal, applied together or not
-                            // at all, in this message's turn, and durable in one batch.
-                            db.submit(record, then: [remove], checking: ResidentValidation.notYetRemoved(remove.person)) { sink.yield((position, $0)) }
-                        }
+                    case let .success(event): db.submit(event) { sink.yield((position, $0)) }
                     case let .failure(error): sink.yield((position, .failure(error)))
                     }
                     while inFlight >= 256, let done = await answers.next() { try collect(done) }
@@ -176,28 +167,6 @@ public struct RegisterService: RPCService {
             }
         }
         return m
-    }
-
-    /// An imported record that is a 除票 (it carries 消除事由 and 消除年月日), as the two
-    /// events that load it: its record without the removal, and the removal. Nil for any
-    /// other write; a failure when the removal could not be loaded (checked before either
-    /// is written).
-    static func splitRemoved(_ event: RegisterEvent) -> Result<(RegisterEvent, RegisterEvent), Error>? {
-        guard event.kind == .record, let resident = event.resident,
-              resident.removalReason != .reasonUnspecified || resident.removedOn != nil
-        else { return nil }
-        if let problem = ResidentValidation.removalProblem(resident.removalReason, resident.removedOn) {
-            return .failure(RPCError.invalidArgument(problem))
-        }
-        var record = event
-        record.resident?.removalReason = .reasonUnspecified
-        record.resident?.removedOn = nil
-        var remove = RegisterEvent()
-        remove.kind = .remove
-        remove.reason = resident.removalReason
-        remove.person = resident.integratedAtenaNumber
-        remove.eventDate = resident.removedOn
-        return .success((record, remove))
     }
 
     /// The import's message iterator, read by one task only (the call's): a box so the

@@ -25,6 +25,8 @@ public final class TenantManager: Sendable {
         case recovering
         case serving(TenantDatabase)
         case failed(String)
+        /// `remove` has claimed it: not served, and no second removal or addition starts.
+        case removing
     }
 
     public let configuration: Configuration
@@ -110,6 +112,7 @@ public final class TenantManager: Sendable {
         case let .serving(db)?: return db
         case .recovering?: throw RPCError.unavailable("tenant \(tenant) is recovering")
         case .failed?: throw RPCError.unavailable("tenant \(tenant) failed to recover; see the server log")
+        case .removing?: throw RPCError.unavailable("tenant \(tenant) is being removed")
         case nil:
             // A caller's text is quoted only once it is a valid code.
             guard Identifiers.localGovernmentCodeProblem(tenant) == nil else {
@@ -122,7 +125,7 @@ public final class TenantManager: Sendable {
     public func state(_ tenant: String) -> TenantStatusState? {
         switch slots.withLock({ $0[tenant] }) {
         case .serving?: .serving
-        case .recovering?: .recovering
+        case .recovering?, .removing?: .recovering
         case .failed?: .failed
         case nil: nil
         }
@@ -136,6 +139,9 @@ public final class TenantManager: Sendable {
         s.tenant = tenant
         switch slot {
         case .recovering: s.state = .recovering
+        case .removing:
+            s.state = .recovering
+            s.detail = "being removed"
         case let .failed(why):
             s.state = .failed
             s.detail = why
@@ -175,13 +181,25 @@ public final class TenantManager: Sendable {
     /// Removes a tenant: refused while it holds records unless `force`, which first
     /// writes a final snapshot. Its folder is moved under `.removed/`, never deleted.
     public func remove(_ tenant: String, force: Bool) throws -> String {
-        let db = try database(tenant)
-        let records = db.current.count
-        if records > 0 && !force {
-            throw RPCError(.failedPrecondition, "tenant \(tenant) still holds \(records) records; remove with force (a final snapshot is kept)")
+        _ = try database(tenant)  // the status that explains why it cannot be removed
+        // Claimed in one step, from serving only: a second removal (a retry) meanwhile is
+        // refused instead of writing into a closed database's folder.
+        let claimed = slots.withLock { s -> TenantDatabase? in
+            guard case let .serving(db)? = s[tenant] else { return nil }
+            s[tenant] = .removing
+            return db
         }
-        if records > 0 { try db.snapshot() }
-        slots.withLock { $0[tenant] = nil }
+        guard let db = claimed else { throw RPCError.unavailable("tenant \(tenant) is being removed or is not serving") }
+        do {
+            let records = db.current.count
+            if records > 0 && !force {
+                throw RPCError(.failedPrecondition, "tenant \(tenant) still holds \(records) records; remove with force (a final snapshot is kept)")
+            }
+            if records > 0 { try db.snapshot() }
+        } catch {
+            slots.withLock { $0[tenant] = .serving(db) }  // nothing changed: it serves on
+            throw error
+        }
         db.close()
         let graveyard = "\(configuration.dataDirectory)/.removed"
         let target = "\(graveyard)/\(tenant)-\(Int(Date().timeIntervalSince1970))"
@@ -189,11 +207,11 @@ public final class TenantManager: Sendable {
             try PosixFileSystem().createDirectory(graveyard)
             try FileManager.default.moveItem(atPath: "\(configuration.dataDirectory)/\(tenant)", toPath: target)
         } catch {
-            // Closed but still in place: listed as failed (with why), not gone from view;
-            // a restart serves it again.
-            slots.withLock { $0[tenant] = .failed("removal did not finish (its files are still in place): \(error)") }
+            // Closed but still in place: opened again, as after a restart.
+            startRecovery(tenant)
             throw error
         }
+        slots.withLock { $0[tenant] = nil }
         logger.notice("tenant removed", metadata: ["tenant": "\(tenant)", "kept_in": "\(target)"])
         return target
     }
