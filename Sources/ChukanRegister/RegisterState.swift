@@ -292,13 +292,14 @@ public struct RegisterState: Sendable, Equatable {
                 guard existing.isRemoved else {
                     throw RPCError(.failedPrecondition, "the person is already resident; 記載 refused")
                 }
-                guard !isRemoved else { throw RPCError(.alreadyExists, "the 除票 is already in the register") }
                 // A former resident moving back: the same person, with their old 宛名番号.
                 let old = try existing.resident()
                 guard old.kojinBango == r.kojinBango else {
                     // Found by a number the person held before: their current one stays theirs.
                     throw RPCError(.failedPrecondition, "resident.kojin_bango: a former 個人番号 of a 除票; record the person with their current 個人番号")
                 }
+                // The same 除票 again (an import run again): already here, not someone moving back.
+                guard !isRemoved else { throw RPCError(.alreadyExists, "the 除票 is already in the register") }
                 r.integratedAtenaNumber = id.string
                 r.atenaNumber = old.atenaNumber
                 r.formerKojinBango = old.formerKojinBango
@@ -306,7 +307,6 @@ public struct RegisterState: Sendable, Equatable {
                 person = try replace(id, with: r, entry: history(before: existing.record))
             } else {
                 guard persons[integrated] == nil else {
-                    if isRemoved && persons[integrated]?.isRemoved == true { throw RPCError(.alreadyExists, "the 除票 is already in the register") }
                     throw RPCError(.alreadyExists, "resident.integrated_atena_number: already assigned to another person")
                 }
                 try ensureUnique(r, for: integrated)
@@ -322,6 +322,15 @@ public struct RegisterState: Sendable, Equatable {
             }
             guard r.formerKojinBango == old.formerKojinBango else {
                 throw RPCError(.failedPrecondition, "resident.former_kojin_bango: changes only through CHANGE_KOJIN_BANGO")
+            }
+            // A 消除 is made by REMOVE and never undone or made here; a 除票's 消除事由 and
+            // 消除年月日 may be corrected, but stay a real removal (its retention rests on them).
+            let wasRemoved = old.removalReason != .reasonUnspecified, isRemoved = r.removalReason != .reasonUnspecified
+            guard wasRemoved == isRemoved, isRemoved || r.removedOn == nil else {
+                throw RPCError(.failedPrecondition, "resident.removal_reason: a 消除 is made only by REMOVE, and never undone")
+            }
+            if isRemoved, let problem = ResidentValidation.removalProblem(r.removalReason, r.removedOn) {
+                throw RPCError.invalidArgument(problem)
             }
             if e.kind == .moveWithin {
                 // 転居 may change the address and nothing else (DOMAIN.md §6).

@@ -100,7 +100,10 @@ public final class TenantDatabase: Sendable {
         var completion: Waiter
     }
     private let incoming = Locked(Incoming())  // contended by every writer: see `Locked`
-    private let snapshotting = Locked(())
+    /// Taken by a snapshot and by `close`; true once closed, so that a snapshot asked for
+    /// before a close (a call still running while the tenant is removed) writes nothing
+    /// into a folder that is gone or going.
+    private let snapshotting = Locked(false)
     /// Snapshot files whose checksums `prune` has checked, by path, size and modification
     /// time: each is read once, not at every prune (a million residents' is ~450 MB).
     private let soundSnapshots = Locked(Set<String>())
@@ -396,7 +399,8 @@ public final class TenantDatabase: Sendable {
     @discardableResult
     public func snapshot() throws -> SnapshotInfo {
         // One at a time: two at the same sequence would share a temp file, and prunes would race.
-        try snapshotting.withLock { _ in
+        try snapshotting.withLock { closed in
+            guard !closed else { throw RPCError.unavailable("the tenant's database is closed") }
             let info = try Snapshots.write(current, directory: snapshotDirectory, keyRing: keyRing, fs: fs)
             try prune()
             return info
@@ -411,18 +415,25 @@ public final class TenantDatabase: Sendable {
     public func prune() throws {
         guard options.keepSnapshots >= 1 else { return }
         let all = Snapshots.list(directory: snapshotDirectory, fs: fs)
-        var kept = all.count, sound: [String] = []
-        for (i, path) in all.enumerated() where isSound(path, remembered: true) {
-            sound.append(path)
-            if sound.count == options.keepSnapshots {
-                kept = i + 1
-                break
+        var kept = all.count, sound: [String] = [], unsound = Set<String>()
+        while true {
+            kept = all.count
+            sound = []
+            for (i, path) in all.enumerated() where !unsound.contains(path) && isSound(path, remembered: true) {
+                sound.append(path)
+                if sound.count == options.keepSnapshots {
+                    kept = i + 1
+                    break
+                }
             }
+            // The oldest kept is what the log is cut back to: checked again in full, before
+            // anything is deleted, whatever was remembered; if it fails, choose again.
+            guard let oldest = sound.last, !isSound(oldest, remembered: false) else { break }
+            unsound.insert(oldest)
         }
         for old in all.dropFirst(kept) { try fs.remove(old) }
         try fs.syncDirectory(snapshotDirectory)
-        // The log is cut back to this one: checked again in full, whatever was remembered.
-        guard let oldest = sound.last, isSound(oldest, remembered: false), let header = Snapshots.header(path: oldest) else { return }
+        guard let oldest = sound.last, let header = Snapshots.header(path: oldest) else { return }
         let segments = try WriteAheadLog.segmentFiles(walDirectory, fs: fs)
         // A segment is needed unless the next one starts at or before the oldest snapshot.
         for (i, name) in segments.enumerated() where i + 1 < segments.count {
@@ -438,7 +449,10 @@ public final class TenantDatabase: Sendable {
         let attributes = try? FileManager.default.attributesOfItem(atPath: path)
         let identity = attributes.map { "\(path)|\(($0[.size] as? NSNumber)?.intValue ?? -1)|\(($0[.modificationDate] as? Date)?.timeIntervalSince1970 ?? -1)" }
         if remembered, let identity, soundSnapshots.withLock({ $0.contains(identity) }) { return true }
-        guard (try? Snapshots.verify(path: path, fs: fs)) != nil else { return false }
+        guard (try? Snapshots.verify(path: path, fs: fs)) != nil else {
+            if let identity { soundSnapshots.withLock { _ = $0.remove(identity) } }
+            return false
+        }
         if let identity { soundSnapshots.withLock { _ = $0.insert(identity) } }
         return true
     }
@@ -463,6 +477,7 @@ public final class TenantDatabase: Sendable {
     public var groupCommits: WriteAheadLog.GroupCommits { log.groupCommits }
 
     public func close() {
+        snapshotting.withLock { $0 = true }  // waits for a snapshot being written
         log.close()
         audit.close()
         lock.release()

@@ -47,7 +47,7 @@ struct DataCommand: AsyncParsableCommand {
     struct Import: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Bulk-load a resident file into a tenant (offline: the server must not hold it).",
-            discussion: "Each record is validated like any write; rejected records are counted by reason (reasons only, never values). A 除票 in the file is recorded, then removed with its reason and date.")
+            discussion: "Each record is validated like any write; rejected records are counted by reason (reasons only, never values). A 除票 in the file is recorded and removed, with its reason and date, in one event.")
         @OptionGroup var store: StoreOptions
         @Argument(help: "Resident file (from `data generate` or the resident system).") var file: String
         @Option(help: "Writes in flight (they share fdatasyncs).") var concurrency = 256

@@ -160,6 +160,9 @@ struct SnapshotCommand: AsyncParsableCommand {
                 try fs.read(file).withUnsafeBytes { try copy.append($0) }
                 try copy.sync()
                 try fs.syncDirectory("\(staging)/snapshots")
+                let note = try fs.createNew("\(staging)/RESTORE-COPY")
+                defer { note.close() }
+                try Array("an unfinished copy made by chukanctl snapshot restore: delete this folder\n".utf8).withUnsafeBytes { try note.append($0) }
                 try fs.syncDirectory(staging)
                 let written = try Snapshots.verify(path: target)  // what was copied is the snapshot checked above
                 guard written.header == info.header, written.size == info.size else { throw ValidationError("the copy differs from \(file)") }
@@ -167,27 +170,45 @@ struct SnapshotCommand: AsyncParsableCommand {
                 try? fm.removeItem(atPath: staging)
                 throw ValidationError("snapshot restore: nothing was changed; the copy failed: \(error)")
             }
-            // Then the swap, in one step: the tenant folder is never missing, not even for
-            // a moment a crash or a server start could fall into. The old folder, now under
-            // the staging name, is moved aside after.
+            // Then the swap, in one step where the file system can (renameat2's exchange):
+            // the tenant folder is never missing, not even for a moment a crash or a server
+            // start could fall into. The old folder, now under the staging name, is moved
+            // aside after. The copy carries a marker until it is in place, so that a folder
+            // left under the staging name by a crash tells which it is (OPERATIONS.md).
+            let marker = "RESTORE-COPY"
             var kept: String?
             if fm.fileExists(atPath: dir) {
-                guard chukan_rename_exchange(staging, dir) == 0 else {
+                kept = "\(dir).replaced-\(stamp)"
+                if chukan_rename_exchange(staging, dir) == 0 {
+                    try? fs.remove("\(dir)/\(marker)")
+                    do { try fs.rename(staging, kept!) } catch {
+                        kept = staging  // restored; the previous data stays under the staging name
+                    }
+                } else if errno == EINVAL || errno == ENOSYS {
+                    // No exchange here (NFS, some file systems, a seccomp profile): two
+                    // renames, with the folder missing between them for a moment.
+                    try fs.rename(dir, kept!)
+                    do { try fs.rename(staging, dir) } catch {
+                        try? fs.rename(kept!, dir)
+                        try? fm.removeItem(atPath: staging)
+                        throw ValidationError("snapshot restore: nothing was changed; the new folder could not be put in place: \(error)")
+                    }
+                    try? fs.remove("\(dir)/\(marker)")
+                } else {
                     let why = String(cString: strerror(errno))
                     try? fm.removeItem(atPath: staging)
                     throw ValidationError("snapshot restore: nothing was changed; the new folder could not be swapped in: \(why)")
-                }
-                kept = "\(dir).replaced-\(stamp)"
-                do { try fs.rename(staging, kept!) } catch {
-                    kept = staging  // restored; the previous data stays under the staging name
                 }
             } else {
                 do { try fs.rename(staging, dir) } catch {
                     try? fm.removeItem(atPath: staging)
                     throw ValidationError("snapshot restore: nothing was changed; the new folder could not be put in place: \(error)")
                 }
+                try? fs.remove("\(dir)/\(marker)")
             }
-            try fs.syncDirectory(store.data)
+            do { try fs.syncDirectory(store.data) } catch {
+                throw ValidationError("snapshot restore: restored, but \(store.data) could not be synced (\(error)); \(kept.map { "the previous data is in \($0)" } ?? "there was no previous data")")
+            }
             print("snapshot: restored \(store.tenant) to sequence \(info.header.sequence) (\(info.header.recordCount) records)\(kept.map { "; previous data kept in \($0)" } ?? "")")
         }
     }

@@ -46,6 +46,31 @@ func code(_ body: () throws -> Void) -> StatusCode? {
         return s
     }
 
+    /// CORRECT never makes or undoes a 消除, and a 除票's corrected 消除事由 and 消除年月日
+    /// stay a real removal (retention rests on them).
+    @Test func correctionLeavesRemovalToRemove() throws {
+        var s = try loaded()
+        var removed = people[2]
+        removed.removalReason = .shibou
+        removed.removedOn = CalendarDate(2020, 5, 1)
+        #expect(code { s = try s.applying(event(.correct) { $0.resident = removed; $0.reason = .shusei }, sequence: 21) } == .failedPrecondition)
+        s = try s.applying(event(.remove) { $0.person = people[2].integratedAtenaNumber; $0.reason = .shibou; $0.eventDate = CalendarDate(2020, 5, 1) }, sequence: 21)
+        let gone = try #require(try s.person(people[2].integratedAtenaNumber)?.resident())
+        var revived = gone
+        revived.removalReason = .reasonUnspecified
+        revived.removedOn = nil
+        #expect(code { s = try s.applying(event(.correct) { $0.resident = revived; $0.reason = .shusei }, sequence: 22) } == .failedPrecondition)
+        var vague = gone
+        vague.removedOn = CalendarDate(0, 0, 0)
+        vague.removedOn?.precision = .unknown
+        #expect(code { s = try s.applying(event(.correct) { $0.resident = vague; $0.reason = .shusei }, sequence: 22) } == .invalidArgument)
+        var fixed = gone
+        fixed.removedOn = CalendarDate(2020, 5, 2)
+        s = try s.applying(event(.correct) { $0.resident = fixed; $0.reason = .shusei }, sequence: 22)
+        #expect(s.person(people[2].integratedAtenaNumber)?.removedOn == CalendarDate(2020, 5, 2))
+        #expect(try s.indexesAreConsistent())
+    }
+
     @Test func lookupsByEveryIndex() throws {
         let s = try loaded()
         let p = people[5]

@@ -257,6 +257,18 @@ struct DatabaseFixture {
         again.close()
     }
 
+    /// A snapshot asked for after the database closed (a call still running while its
+    /// tenant is removed) writes nothing: the folder, moved away, is not made again.
+    @Test func aClosedDatabaseWritesNoSnapshot() async throws {
+        let f = try DatabaseFixture(people: 2)
+        let db = try f.open()
+        for r in f.people { try await db.apply(f.record(r)) }
+        db.close()
+        try FileManager.default.moveItem(atPath: f.dir, toPath: f.dir + "-moved")
+        #expect(throws: RPCError.unavailable("the tenant's database is closed")) { try db.snapshot() }
+        #expect(!FileManager.default.fileExists(atPath: f.dir))
+    }
+
     @Test func wrongKeyRefusesToStartRatherThanStartEmpty() async throws {
         let f = try DatabaseFixture(people: 5)
         let db = try f.open()

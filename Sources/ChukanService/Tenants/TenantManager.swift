@@ -197,7 +197,8 @@ public final class TenantManager: Sendable {
             }
             if records > 0 { try db.snapshot() }
         } catch {
-            slots.withLock { $0[tenant] = .serving(db) }  // nothing changed: it serves on
+            // Nothing changed: it serves on — unless the server closed every tenant meanwhile.
+            if !giveBack(tenant, { $0[tenant] = .serving(db) }) { db.close() }
             throw error
         }
         db.close()
@@ -207,13 +208,24 @@ public final class TenantManager: Sendable {
             try PosixFileSystem().createDirectory(graveyard)
             try FileManager.default.moveItem(atPath: "\(configuration.dataDirectory)/\(tenant)", toPath: target)
         } catch {
-            // Closed but still in place: opened again, as after a restart.
-            startRecovery(tenant)
+            // Closed but still in place: opened again, as after a restart (unless the server
+            // closed every tenant meanwhile).
+            if giveBack(tenant, { $0[tenant] = .recovering }) { startRecovery(tenant) }
             throw error
         }
-        slots.withLock { $0[tenant] = nil }
+        _ = giveBack(tenant) { $0[tenant] = nil }
         logger.notice("tenant removed", metadata: ["tenant": "\(tenant)", "kept_in": "\(target)"])
         return target
+    }
+
+    /// Runs `change` if `tenant` is still claimed by `remove` (`closeAll` may have dropped
+    /// it meanwhile); whether it ran.
+    private func giveBack(_ tenant: String, _ change: (inout [String: Slot]) -> Void) -> Bool {
+        slots.withLock { s in
+            guard case .removing? = s[tenant] else { return false }
+            change(&s)
+            return true
+        }
     }
 
     /// Logs, per tenant, how many 除票 are due for deletion (DOMAIN.md §6). Deleting them
