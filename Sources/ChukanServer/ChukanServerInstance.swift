@@ -2,6 +2,7 @@ import ChukanRPC
 import ChukanService
 import ChukanStore
 import ChukanTLS
+import Foundation
 import Logging
 import NIOCore
 import NIOPosix
@@ -68,6 +69,12 @@ public final class ChukanServerInstance: Sendable {
         if let data = config.data {
             guard let dir = data.directory, let keys = data.keys else {
                 throw ConfigError("data.directory and data.keys are both required (keys live apart from the data)")
+            }
+            // Apart, not inside: a copy or backup of the data must not carry its keys.
+            let resolved = { (p: String) in URL(fileURLWithPath: p).standardizedFileURL.resolvingSymlinksInPath().path }
+            let (dataPath, keysPath) = (resolved(dir), resolved(keys))
+            guard keysPath != dataPath, !keysPath.hasPrefix(dataPath.hasSuffix("/") ? dataPath : dataPath + "/") else {
+                throw ConfigError("data.keys (\(keys)) must not be data.directory (\(dir)) or inside it: a copy of the data would carry its keys")
             }
             var c = TenantManager.Configuration(dataDirectory: dir, keyDirectory: keys)
             if let keep = data.keepSnapshots {

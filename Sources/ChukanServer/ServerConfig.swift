@@ -251,9 +251,13 @@ public struct ServerConfig: Codable, Sendable, Equatable {
         }
     }
 
-    /// Seconds from the file as a TimeAmount; finite, not negative, at most a day.
+    /// Seconds from the file as a TimeAmount; finite, not negative, at most a day, and
+    /// either 0 (what 0 means for the key) or at least a millisecond: 1e-10 is no timeout
+    /// anyone means, and would round to 0 nanoseconds.
     static func seconds(_ v: Double, _ key: String) throws -> TimeAmount {
-        guard v.isFinite, v >= 0, v <= 86_400 else { throw ConfigError("\(key) must be between 0 and 86400 seconds") }
+        guard v.isFinite, v == 0 || (v >= 0.001 && v <= 86_400) else {
+            throw ConfigError("\(key) must be between 0 and 86400 seconds (0, or at least 0.001)")
+        }
         return .nanoseconds(Int64(v * 1e9))
     }
 

@@ -297,6 +297,10 @@ public final class TenantDatabase: Sendable {
         for (continuation, result) in answers { continuation(result) }
     }
 
+    /// Why writes are refused now (the disk watch), or nil: a caller that must not start
+    /// what it could not finish asks first.
+    public var writeRefusal: String? { options.writeGate?() }
+
     /// Writes the writer accepted that are not yet durable (for tests that must know a
     /// write reached the writer).
     public var acceptedNotDurable: Int {

@@ -107,6 +107,9 @@ struct Serve: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // A reload asked for while the server starts (a certificate hook's `systemctl
+        // reload`) must not kill it: SIGHUP is ignored until its handler is installed.
+        signal(SIGHUP, SIG_IGN)
         let config: ServerConfig
         do {
             config = try merged()

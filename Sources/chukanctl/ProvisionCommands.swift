@@ -231,9 +231,23 @@ func readFile(_ path: String) throws -> [UInt8] {
     return Array(d)
 }
 
-/// Writes `bytes` to `path` (mode 0600 when `secret`).
+/// Writes `bytes` to `path`. A `secret` (a private key) is created new, mode 0600 from
+/// its first byte (never readable by others, not even for a moment), and never replaces
+/// a file already there.
 func writeFile(_ path: String, _ bytes: [UInt8], secret: Bool = false) throws {
-    guard FileManager.default.createFile(atPath: path, contents: Data(bytes), attributes: secret ? [.posixPermissions: 0o600] : nil) else {
-        throw ValidationError("cannot write \(path)")
+    guard secret else {
+        guard FileManager.default.createFile(atPath: path, contents: Data(bytes)) else { throw ValidationError("cannot write \(path)") }
+        return
+    }
+    let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+    guard fd >= 0 else {
+        if errno == EEXIST { throw ValidationError("refusing to overwrite \(path) (a private key): remove it first") }
+        throw ValidationError("cannot create \(path): \(String(cString: strerror(errno)))")
+    }
+    defer { close(fd) }
+    let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+    guard written == bytes.count, fsync(fd) == 0 else {
+        unlink(path)
+        throw ValidationError("cannot write \(path): \(String(cString: strerror(errno)))")
     }
 }

@@ -128,8 +128,12 @@ import Testing
             try ServerConfig.load(path: typo)
         }
         let forever = try write("limits: { drain_timeout_seconds: .inf }")
-        #expect(throws: ConfigError("limits.drain_timeout_seconds must be between 0 and 86400 seconds")) {
+        #expect(throws: ConfigError("limits.drain_timeout_seconds must be between 0 and 86400 seconds (0, or at least 0.001)")) {
             try ServerConfig.load(path: forever).rpcConfiguration()
+        }
+        let instant = try write("limits: { idle_timeout_seconds: 1e-10 }")  // would round to no time at all
+        #expect(throws: ConfigError("limits.idle_timeout_seconds must be between 0 and 86400 seconds (0, or at least 0.001)")) {
+            try ServerConfig.load(path: instant).rpcConfiguration()
         }
         let slow = try write("limits: { read_bytes_per_second: 1000 }")
         #expect(throws: ConfigError("limits.read_bytes_per_second must be 0 (unpaced) or between 1048576 and 1099511627776")) {

@@ -5,6 +5,7 @@ import ChukanRegister
 import ChukanService
 import ChukanStore
 import Foundation
+import Synchronization
 import Testing
 
 /// 提供 end to end over mutual TLS: a good provision opens to exactly the permitted
@@ -47,11 +48,39 @@ import Testing
         ])
     }
 
-    func start(reusing: String? = nil) async throws -> ServiceFixture {
+    func start(reusing: String? = nil, writeGate: (@Sendable () -> String?)? = nil) async throws -> ServiceFixture {
         let setup = ProvisionSetup(rules: try PermissionRules(path: Self.listPath), networkKey: Self.networkKey, sealer: try AnswerSealer())
         return try await ServiceFixture.start(
             pki: Self.pki, policy: Self.policy(), tenants: [Self.asahikawa, Self.chiyoda],
-            residents: reusing == nil ? [Self.asahikawa: Self.people] : [:], reusing: reusing, provision: setup)
+            residents: reusing == nil ? [Self.asahikawa: Self.people] : [:], reusing: reusing, provision: setup, writeGate: writeGate)
+    }
+
+    /// While the disk watch refuses writes, a request whose answer would be held (it must
+    /// be saved) is UNAVAILABLE before its permit is spent: sent again once there is room,
+    /// it is held, not refused as a replay. Answers that need no write go on.
+    @Test func aHeldAnswerUnderTheDiskWatchKeepsItsPermit() async throws {
+        let full = Atomic<Bool>(false)
+        let f = try await start(writeGate: { full.load(ordering: .relaxed) ? "the data disk has 1.0% free, below the 2.0% at which writes stop; free space first" : nil })
+        let gateway = try await f.client("gateway")
+        let restricted = try await fugo(f, Self.people[3]), plain = try await fugo(f, Self.people[0])
+        full.store(true, ordering: .relaxed)
+        let permit = try Self.permit(restricted, id: "PMT-FULL-1")
+        do {
+            _ = try await provide(gateway, Self.request(restricted, permit))
+            Issue.record("a held answer was taken while writes are refused")
+        } catch let e as RPCError {
+            #expect(e.code == .unavailable && e.message.contains("free space first"), "\(e)")
+        }
+        _ = try await provide(gateway, Self.request(plain, try Self.permit(plain)))
+        full.store(false, ordering: .relaxed)
+        do {
+            _ = try await provide(gateway, Self.request(restricted, permit))
+            Issue.record("a restricted record was answered automatically")
+        } catch let e as RPCError {
+            #expect(e.code == .failedPrecondition && e.message.hasPrefix("HELD:"), "\(e)")
+        }
+        await gateway.close()
+        await f.stop()
     }
 
     func fugo(_ f: ServiceFixture, _ person: Resident) async throws -> String {

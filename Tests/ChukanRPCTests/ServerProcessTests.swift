@@ -102,9 +102,34 @@ final class ServerProcess: @unchecked Sendable {
         #expect(rc6 != 0 && out6.contains("the port 1-65535"), "\(out6)")
         let (rc7, out7) = try runProcess(builtProduct("chukanctl"), ["audit", "query", "--tenant", "012041", "--from", "2026-13-45"])
         #expect(rc7 != 0 && out7.contains("must exist (2026-13-45 does not)"), "\(out7)")
+        // Keys inside the data folder: a copy of the data would carry them.
+        let pki = TestPKI.shared
+        let data = NSTemporaryDirectory() + "chukan-keysinside-\(UUID().uuidString)"
+        let (rc9, out9) = try runProcess(builtProduct("chukan"), [
+            "serve", "--port", "0", "--metrics-port", "0", "--cert", "\(pki.dir)/server.crt", "--key", "\(pki.dir)/server.key",
+            "--client-ca", pki.caPath, "--data", data, "--keys", "\(data)/keys"])
+        #expect(rc9 != 0 && out9.contains("must not be data.directory") && out9.contains("or inside it"), "\(out9)")
         // A purge approved "as of" a later day would delete 除票 still within their retention.
         let (rc8, out8) = try runProcess(builtProduct("chukanctl"), ["purge", "--approve", "--today", "2199-01-01", "--tenant", "012041"])
         #expect(rc8 != 0 && out8.contains("--approve takes no date later than today"), "\(out8)")
+    }
+
+    /// Development private keys are created 0600 from their first byte and never replace
+    /// a key already there.
+    @Test func devKeysAreSecretAndNotOverwritten() throws {
+        let dir = NSTemporaryDirectory() + "chukan-devkeys-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        for command in ["network-key", "inquirer-key"] {
+            let (rc, out) = try runProcess(builtProduct("chukanctl"), ["dev", command, "--out", dir])
+            #expect(rc == 0, "\(out)")
+            let name = command == "network-key" ? "network" : "inquirer"
+            let mode = try FileManager.default.attributesOfItem(atPath: "\(dir)/\(name).key")[.posixPermissions] as? Int
+            #expect(mode == 0o600)
+            let before = try Data(contentsOf: URL(fileURLWithPath: "\(dir)/\(name).key"))
+            let (rc2, out2) = try runProcess(builtProduct("chukanctl"), ["dev", command, "--out", dir])
+            #expect(rc2 != 0 && out2.contains("refusing to overwrite"), "\(out2)")
+            #expect(try Data(contentsOf: URL(fileURLWithPath: "\(dir)/\(name).key")) == before)
+        }
     }
 
     @Test func chukanctlCertsInitRefusesToOverwrite() throws {

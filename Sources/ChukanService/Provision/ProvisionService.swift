@@ -244,6 +244,12 @@ public struct ProvisionService: RPCService {
             r.permitId = permit.permitId
             r.permitExpiresUnixMs = permit.expiresUnixMs
         }
+        // An answer held for review must be saved; while the disk watch refuses writes it
+        // could not be, and the permit would be spent with nothing kept: refused first.
+        if let refusal = db.writeRefusal, let entry,
+           try ProvisionPayloads.holdReason(group: request.itemGroup, record: entry.resident(), in: state) != nil {
+            throw RPCError.unavailable(refusal)
+        }
         guard db.audit.permits.claim(permit.permitId, expiresUnixMs: permit.expiresUnixMs, nowUnixMs: now) else {
             // A retry of a request that was held (the first answer lost on the way) learns its
             // pending id again: the id reaches the gateway only in that answer.

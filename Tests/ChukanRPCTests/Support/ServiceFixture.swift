@@ -24,10 +24,12 @@ struct ServiceFixture {
     static func start(
         pki: TestPKI, policy: Policy, tenants names: [String], residents: [String: [Resident]] = [:], reusing: String? = nil,
         rules: StaffRules = ServiceFixture.fastRules, limits: TenantLimiter.Limits = .init(), now: @escaping @Sendable () -> Date = { Date() },
-        provision: ProvisionSetup? = nil, policyPath: String? = nil
+        provision: ProvisionSetup? = nil, policyPath: String? = nil, writeGate: (@Sendable () -> String?)? = nil
     ) async throws -> ServiceFixture {
         let root = reusing ?? NSTemporaryDirectory() + "chukan-services-\(UUID().uuidString)"
-        let tenants = TenantManager(configuration: .init(dataDirectory: "\(root)/data", keyDirectory: "\(root)/keys"))
+        var configuration = TenantManager.Configuration(dataDirectory: "\(root)/data", keyDirectory: "\(root)/keys")
+        configuration.options.writeGate = writeGate
+        let tenants = TenantManager(configuration: configuration)
         try FileManager.default.createDirectory(atPath: "\(root)/data", withIntermediateDirectories: true)
         if reusing == nil { for t in names { try tenants.add(t) } } else { tenants.startAll() }
         // Recovery runs on threads of its own; a loaded machine may take a while.
