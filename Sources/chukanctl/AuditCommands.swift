@@ -78,7 +78,7 @@ struct AuditCommand: ParsableCommand {
         func run() throws {
             let start = try from.map { try Self.tokyoMidnight($0) }
             let end = try until.map { try Self.tokyoMidnight($0) + 86_400_000 }
-            let records = try AuditLog.read(directory: stream.directory, keyRing: stream.keyRing())
+            let (records, damagedTail) = try AuditLog.readReportingTail(directory: stream.directory, keyRing: stream.keyRing())
             let matching = records.filter { r in
                 (subject == nil || r.subject == subject) && (who == nil || r.principal == who || r.staff == who)
                     && (operation == nil || r.operation == operation || r.operation.hasSuffix("/\(operation!)"))
@@ -107,6 +107,11 @@ struct AuditCommand: ParsableCommand {
                 }
             }
             if !json { print("audit: \(matching.count) of \(records.count) records") }
+            // The records before it are listed; the damage is not passed over in silence.
+            if let damagedTail {
+                FileHandle.standardError.write(Data("chukanctl: \(damagedTail); the records listed stop before it (chukanctl audit verify)\n".utf8))
+                throw ExitCode(1)
+            }
         }
 
         static func tokyoMidnight(_ s: String) throws -> Int64 {

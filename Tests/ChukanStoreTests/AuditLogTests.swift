@@ -53,6 +53,26 @@ import Testing
         #expect(throws: (any Error).self) { _ = try AuditLog.open(directory: dir, keyRing: keys) }
     }
 
+    /// A query's read of a stream whose last record is damaged (a changed byte reads like
+    /// a torn write) lists the records before it and says where the damage is.
+    @Test func aReadSaysWhereADamagedTailIs() async throws {
+        let audit = try AuditLog.open(directory: dir, keyRing: keys)
+        for i in 1...4 { try await audit.record(entry(i)) }
+        audit.close()
+        #expect(try AuditLog.readReportingTail(directory: dir, keyRing: keys).damagedTail == nil)
+        let segment = "\(dir)/\(try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".wal") }.sorted().last!)"
+        let handle = try FileHandle(forUpdating: URL(fileURLWithPath: segment))
+        // The last record's final byte: records sit before the zeros reserved ahead.
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: segment))
+        let end = try #require(bytes.lastIndex { $0 != 0 })
+        try handle.seek(toOffset: UInt64(end))
+        try handle.write(contentsOf: Data([bytes[end] ^ 0xFF]))
+        try handle.close()
+        let (records, tail) = try AuditLog.readReportingTail(directory: dir, keyRing: keys)
+        #expect(records.map(\.subject) == ["P1", "P2", "P3"])
+        #expect(tail?.contains("the stream ends in a damaged record") == true, "\(tail ?? "nil")")
+    }
+
     @Test func aDroppedRecordAndAChangedByteAreNamed() async throws {
         let audit = try AuditLog.open(directory: dir, keyRing: keys)
         for i in 1...3 { try await audit.record(entry(i)) }
@@ -171,8 +191,10 @@ import Testing
         try fake.write(toFile: "\(dir)/CHECKPOINT", atomically: true, encoding: .utf8)
         let v = try AuditLog.verify(directory: dir, keyRing: keys)
         #expect(v.firstBad?.contains("not recorded in the chain") == true, "\(v.firstBad ?? "nil")")
-        // Opening the stream finds it too: the tenant would not start on it.
+        // Opening the stream finds it too: the tenant would not start on it. Nor does a
+        // query list what is left as if it were the whole trail.
         #expect(throws: AuditChainError.self) { _ = try AuditLog.open(directory: dir, keyRing: keys, options: options) }
+        #expect(throws: AuditChainError.self) { _ = try AuditLog.read(directory: dir, keyRing: keys) }
     }
 
     func firstRecord(_ directory: String) throws -> AuditRecord {

@@ -208,15 +208,30 @@ public final class AuditLog: Sendable {
         "\(directory): the checkpoint (records through \(c.sequence) purged) is not recorded in the chain"
     }
 
-    /// Every record of a stream, in order (for queries); fails on a broken chain.
+    /// Every record of a stream, in order (for queries); fails on a broken chain, a
+    /// checkpoint the chain did not record included.
     public static func read(directory: String, keyRing: TenantKeyRing, fs: any StoreFileSystem = PosixFileSystem(), through: UInt64? = nil) throws -> [AuditRecord] {
-        var verifier = try ChainVerifier(checkpoint: AuditCheckpoint.read(directory: directory, fs: fs))
+        try readReportingTail(directory: directory, keyRing: keyRing, fs: fs, through: through).records
+    }
+
+    /// `read`, and where the stream ends in a damaged record, which it stops before: a
+    /// torn write (the server's group commit being written now, or cut at its next
+    /// start) or a change — `verify` calls it damage, a query must say so too.
+    public static func readReportingTail(
+        directory: String, keyRing: TenantKeyRing, fs: any StoreFileSystem = PosixFileSystem(), through: UInt64? = nil
+    ) throws -> (records: [AuditRecord], damagedTail: String?) {
+        let checkpoint = try AuditCheckpoint.read(directory: directory, fs: fs)
+        var verifier = ChainVerifier(checkpoint: checkpoint)
         var records: [AuditRecord] = []
-        _ = try WriteAheadLog.read(directory: directory, keyRing: keyRing, fs: fs, through: through) { record in
+        let report = try WriteAheadLog.read(directory: directory, keyRing: keyRing, fs: fs, through: through) { record in
             try verifier.check(record, file: directory)
             records.append(verifier.last!)
         }
-        return records
+        if let c = checkpoint, !verifier.purgesSeen.contains(c.claim) { throw AuditChainError(description: unrecordedCheckpoint(directory, c)) }
+        let tail = report.truncated.first.map { torn in
+            "\(torn.file.contains("/") ? torn.file : "\(directory)/\(torn.file)") at offset \(torn.offset): the stream ends in a damaged record (a torn write, or a change)"
+        }
+        return (records, tail)
     }
 }
 
