@@ -4,6 +4,7 @@ import ChukanProto
 import ChukanRPC
 import ChukanStore
 import Foundation
+import Synchronization
 
 /// 照会 and 符号 as a client: what a clerk's or code manager's system would send.
 struct Lookup: AsyncParsableCommand {
@@ -229,35 +230,65 @@ struct ExportCommand: AsyncParsableCommand {
         if let take, let out {
             r.exportId = take
             guard !FileManager.default.fileExists(atPath: out) else { throw ValidationError("\(out) exists; choose a new file") }
-            guard FileManager.default.createFile(atPath: out, contents: nil, attributes: [.posixPermissions: 0o600]),
-                  let handle = FileHandle(forWritingAtPath: out) else { throw ValidationError("cannot create \(out)") }
-            var count = 0
-            var total: UInt64 = 0
+            // Written under a name of its own, created new and 0600 from the first byte, and
+            // linked to --out only once whole: a refused, broken, stalled or interrupted
+            // export leaves no file of personal data that looks complete.
+            let partial = "\(out).partial-\(getpid())"
+            let fd = open(partial, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { throw ValidationError("cannot create \(partial): \(String(cString: strerror(errno)))") }
+            let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+            let interrupted = PartialFileOnInterrupt(path: partial)
+            defer { interrupted.cancel() }
+            // --timeout bounds the wait for each chunk, not the whole export (a million
+            // records take longer than any one call's deadline should be).
+            let lastChunk = Stamp()
+            let idleLimit = connection.duration
+            let metadata = connection.metadata, request = r
             do {
-                _ = try await runCall(closing: client) {
-                    for try await chunk in client.serverStreaming(service: "chukan.v1.Register", method: "Export", request: r, as: ExportChunk.self, metadata: connection.metadata) {
-                        total = chunk.total
-                        for p in chunk.people {
-                            let line: [String: Any] = ["integrated_atena_number": p.integratedAtenaNumber, "removed": p.removed,
-                                                       "record_base64": Data(p.resident?.encodedBytes ?? []).base64EncodedString()]
-                            // Throws on a full or failing disk (FileHandle.write(_:) would trap).
-                            try handle.write(contentsOf: try JSONSerialization.data(withJSONObject: line) + Data("\n".utf8))
-                            count += 1
-                            if count % 100_000 == 0 { FileHandle.standardError.write(Data("export: \(count) of \(total) records\n".utf8)) }
+                let (count, total) = try await runCall(closing: client) {
+                    try await withThrowingTaskGroup(of: (Int, UInt64)?.self) { group in
+                        group.addTask {
+                            while true {
+                                try await Task.sleep(for: .milliseconds(200))
+                                let idle = lastChunk.age
+                                if idle > idleLimit { throw RPCError.deadlineExceeded("export: no records for \(idleLimit) (--timeout)") }
+                            }
                         }
+                        group.addTask {
+                            var count = 0
+                            var total: UInt64 = 0
+                            for try await chunk in client.serverStreaming(service: "chukan.v1.Register", method: "Export", request: request, as: ExportChunk.self, metadata: metadata) {
+                                lastChunk.touch()
+                                total = chunk.total
+                                for p in chunk.people {
+                                    let line: [String: Any] = ["integrated_atena_number": p.integratedAtenaNumber, "removed": p.removed,
+                                                               "record_base64": Data(p.resident?.encodedBytes ?? []).base64EncodedString()]
+                                    // Throws on a full or failing disk (FileHandle.write(_:) would trap).
+                                    try handle.write(contentsOf: try JSONSerialization.data(withJSONObject: line) + Data("\n".utf8))
+                                    count += 1
+                                    if count % 100_000 == 0 { FileHandle.standardError.write(Data("export: \(count) of \(total) records\n".utf8)) }
+                                }
+                            }
+                            return (count, total)
+                        }
+                        // The stream's end (or failure) decides; the watchdog only fails.
+                        let done = try await group.next() ?? nil
+                        group.cancelAll()
+                        return done ?? (0, 0)
                     }
                 }
                 guard UInt64(count) == total else {
                     throw ValidationError("export: the stream ended after \(count) of \(total) records")
                 }
-                try handle.close()
+                guard fsync(fd) == 0 else { throw ValidationError("export: cannot sync \(partial): \(String(cString: strerror(errno)))") }
+                guard link(partial, out) == 0 else { throw ValidationError("export: cannot create \(out): \(String(cString: strerror(errno)))") }
+                unlink(partial)
+                print("export: \(count) records written to \(out) (chukan.v1.Resident, base64)")
             } catch {
-                // Refused, broken or short: leave no partial file of personal data behind.
-                try? handle.close()
-                try? FileManager.default.removeItem(atPath: out)
+                // Refused, broken, stalled or short: leave no partial file of personal data behind.
+                unlink(partial)
                 throw error
             }
-            print("export: \(count) records written to \(out) (chukan.v1.Resident, base64)")
             return
         }
         let method: String
@@ -326,4 +357,38 @@ struct Import: AsyncParsableCommand {
             throw ExitCode(1)
         }
     }
+}
+
+/// While an export is written: Ctrl-C or SIGTERM removes its partial file before the
+/// process ends (it holds personal data), instead of leaving it behind.
+final class PartialFileOnInterrupt: @unchecked Sendable {
+    private let sources: [DispatchSourceSignal]
+
+    init(path: String) {
+        let cPath = strdup(path)
+        sources = [SIGINT, SIGTERM].map { sig in
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler {
+                if let cPath { unlink(cPath) }
+                FileHandle.standardError.write(Data("chukanctl: interrupted; the partial export was removed\n".utf8))
+                exit(130)
+            }
+            source.resume()
+            return source
+        }
+    }
+
+    func cancel() {
+        for s in sources { s.cancel() }
+        signal(SIGINT, SIG_DFL)
+        signal(SIGTERM, SIG_DFL)
+    }
+}
+
+/// When something last happened (a chunk arrived), read by a watchdog on another task.
+final class Stamp: Sendable {
+    private let nanos = Atomic<UInt64>(DispatchTime.now().uptimeNanoseconds)
+    func touch() { nanos.store(DispatchTime.now().uptimeNanoseconds, ordering: .relaxed) }
+    var age: Duration { .nanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - nanos.load(ordering: .relaxed))) }
 }

@@ -45,6 +45,7 @@ import Testing
             principals:
               - { name: admin, kind: system, certificate_cn: admin, roles: [platform-operator] }
               - { name: importer, kind: system, tenant: "012041", certificate_cn: gateway, roles: [registrar] }
+              - { name: approver, kind: system, tenant: "012041", certificate_cn: approver, roles: [approver] }
             """.write(toFile: policy, atomically: true, encoding: .utf8)
         func serve(data: String) throws -> ServerProcess {
             try ServerProcess([
@@ -82,6 +83,24 @@ import Testing
         let streamed = try ctl(["call", "import", "\(root)/more.bin", "--json", "--server", "127.0.0.1:\(server.port)", "--ca", pki.caPath,
                                 "--cert", "\(pki.dir)/gateway.crt", "--key", "\(pki.dir)/gateway.key"])
         #expect(streamed.contains("\"accepted\":0") && streamed.contains("\"rejected\":50") && streamed.contains("ALREADY_EXISTS"), "\(streamed)")
+
+        // An export through chukanctl: requested, approved by another, taken into a new file
+        // that appears only once whole, 0600, never over an existing one.
+        let connection = ["--server", "127.0.0.1:\(server.port)", "--ca", pki.caPath]
+        let asRegistrar = connection + ["--cert", "\(pki.dir)/gateway.crt", "--key", "\(pki.dir)/gateway.key"]
+        let requested = try ctl(["call", "export", "--request", "reconciliation"] + asRegistrar)
+        let exportID = try #require(requested.split(separator: " ").dropFirst().first.map { String($0.dropLast()) }, "\(requested)")
+        _ = try ctl(["call", "export", "--approve", exportID] + connection + ["--cert", "\(pki.dir)/approver.crt", "--key", "\(pki.dir)/approver.key"])
+        let taken = "\(root)/export.jsonl"
+        try Data().write(to: URL(fileURLWithPath: taken))
+        let (existsRC, existsOut) = try runProcess(builtProduct("chukanctl"), ["call", "export", "--take", exportID, "--out", taken] + asRegistrar)
+        #expect(existsRC != 0 && existsOut.contains("exists; choose a new file"), "\(existsOut)")
+        try FileManager.default.removeItem(atPath: taken)
+        let took = try ctl(["call", "export", "--take", exportID, "--out", taken] + asRegistrar)
+        #expect(took.contains("export: 3000 records written"), "\(took)")
+        #expect(try FileManager.default.attributesOfItem(atPath: taken)[.posixPermissions] as? Int == 0o600)
+        #expect(try String(contentsOfFile: taken, encoding: .utf8).split(separator: "\n").count == 3000)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: root).filter { $0.contains(".partial-") }.isEmpty)
 
         // Create (through the running server), verify without and with the key.
         let created = try ctl(["snapshot", "create", "--online", "--json", "--server", "127.0.0.1:\(server.port)", "--ca", pki.caPath,
