@@ -135,3 +135,19 @@ struct DiskGateFixture {
         keys = try TenantKeyRing.load(tenant: "012041", directory: dir + "-keys")
     }
 }
+
+/// The audit retention job does not trust one reading of the wall clock.
+@Suite struct AuditRetentionClockTests {
+    @Test func theCutoffNeedsTwoRunsAndMovesAtMostTwoDaysARun() {
+        let day: Int64 = 86_400_000
+        let now: Int64 = 1_796_000_400_000
+        // The first run after a start purges nothing.
+        #expect(AuditTrail.agreedCutoff(clock: now, previous: nil) == nil)
+        // A day later, the runs agree: the clock's line.
+        #expect(AuditTrail.agreedCutoff(clock: now + day, previous: now) == now + day)
+        // The clock jumps years ahead: the line moves two days, no more.
+        #expect(AuditTrail.agreedCutoff(clock: now + 3_650 * day, previous: now) == now + 2 * day)
+        // Behind the last run (the clock corrected back): the clock's line.
+        #expect(AuditTrail.agreedCutoff(clock: now - 3_650 * day, previous: now) == now - 3_650 * day)
+    }
+}

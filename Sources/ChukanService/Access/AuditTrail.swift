@@ -3,6 +3,7 @@ import ChukanProto
 import ChukanRegister
 import ChukanStore
 import Foundation
+import Synchronization
 
 /// Where audit records go: a tenant's own stream (in its data folder, under its key)
 /// for everything done in that tenant, and the platform stream (`<data>/_platform/audit`,
@@ -14,6 +15,8 @@ public final class AuditTrail: Sendable {
 
     let platform: AuditLog
     let tenants: TenantManager
+    /// The cutoff the retention job computed at its last run (see `agreedCutoff`).
+    private let lastCutoffMs = Mutex<Int64?>(nil)
 
     /// Opens the platform stream, creating its key on first start.
     public init(tenants: TenantManager) throws {
@@ -78,11 +81,17 @@ public final class AuditTrail: Sendable {
     /// The retention job: in every serving tenant's stream and the platform's, purges the
     /// segments whose records are all older than 7 years (Asia/Tokyo calendar). Returns
     /// the records purged per stream ("platform" for the platform's).
+    /// The wall clock alone does not decide: see `agreedCutoff`.
     public func purgeExpired(now: Date = Date()) async -> [(stream: String, purged: Int, error: String?)] {
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = TimeZone(identifier: "Asia/Tokyo")!
         let cutoff = calendar.date(byAdding: .year, value: -AuditLog.retentionYears, to: now) ?? now
-        let cutoffMs = Int64(cutoff.timeIntervalSince1970 * 1000)
+        let clockCutoffMs = Int64(cutoff.timeIntervalSince1970 * 1000)
+        let agreed = lastCutoffMs.withLock { last in
+            defer { last = clockCutoffMs }
+            return Self.agreedCutoff(clock: clockCutoffMs, previous: last)
+        }
+        guard let cutoffMs = agreed else { return [] }
         var streams: [(String, AuditLog)] = [("platform", platform)]
         for t in tenants.tenants { if let db = try? tenants.database(t) { streams.append((t, db.audit)) } }
         var out: [(stream: String, purged: Int, error: String?)] = []
@@ -90,6 +99,16 @@ public final class AuditTrail: Sendable {
             do { out.append((name, try await log.purge(before: cutoffMs), nil)) } catch { out.append((name, 0, "\(error)")) }
         }
         return out
+    }
+
+    /// How far a run of the retention job may purge: never on its first run after a start
+    /// (it only notes the clock's cutoff), then no further than two days past the cutoff
+    /// of the run before. A clock set years ahead at boot (before NTP corrects it), or
+    /// jumping while the server runs, could otherwise delete seven years of records in one
+    /// run, for good; a day later the runs agree, and the trail is purged as it should be.
+    public static func agreedCutoff(clock: Int64, previous: Int64?) -> Int64? {
+        guard let previous else { return nil }
+        return min(clock, previous + 2 * 86_400_000)
     }
 
     public func close() { platform.close() }
