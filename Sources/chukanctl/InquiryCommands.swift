@@ -26,13 +26,13 @@ struct Lookup: AsyncParsableCommand {
     @OptionGroup var connection: ConnectionOptions
     @Option(help: "Tenant (地方公共団体コード).") var tenant = "012041"
     @Option(help: "Which key: \(Key.allCases.map(\.rawValue).joined(separator: ", ")).") var by: Key = .atena
-    @Argument(help: "The key's value.") var key: String
+    @Argument(help: "The key's value; '-' reads it from standard input (a 個人番号 on the command line is visible to other users in ps).") var key: String
     @Flag(help: "Print JSON.") var json = false
 
     func run() async throws {
         var r = LookupRequest()
         r.tenant = tenant
-        r.key = key
+        r.key = try keyFromArgumentOrStdin(key)
         r.keyKind = by.kind
         let client = try await connection.connect()
         let response = try await runCall(closing: client) {
@@ -391,4 +391,14 @@ final class Stamp: Sendable {
     private let nanos = Atomic<UInt64>(DispatchTime.now().uptimeNanoseconds)
     func touch() { nanos.store(DispatchTime.now().uptimeNanoseconds, ordering: .relaxed) }
     var age: Duration { .nanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - nanos.load(ordering: .relaxed))) }
+}
+
+/// A lookup key as given, or read from standard input when given as `-`: a 個人番号 on
+/// the command line shows in `ps` and the shell's history.
+func keyFromArgumentOrStdin(_ key: String) throws -> String {
+    guard key == "-" else { return key }
+    guard let line = readLine(strippingNewline: true)?.trimmingCharacters(in: .whitespaces), !line.isEmpty else {
+        throw ValidationError("no key on standard input")
+    }
+    return line
 }

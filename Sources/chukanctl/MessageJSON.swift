@@ -1,4 +1,6 @@
 import ChukanCore
+import ChukanProto
+import ChukanService
 import Foundation
 
 /// A generated message as JSON-ready values, by reflection: field names in snake_case as
@@ -26,6 +28,8 @@ func jsonValue(_ value: Any) -> Any? {
         let items = mirror.children.compactMap { jsonValue($0.value) }
         return items.isEmpty ? nil : items
     }
+    // An item group by its permission-list name, as --group and audit query spell it.
+    if let group = value as? ItemGroup { return group == .itemGroupUnspecified ? nil : group.listName }
     if mirror.displayStyle == .enum || (mirror.children.isEmpty && mirror.displayStyle != .struct) {
         let name = String(describing: value)
         return name.hasSuffix("Unspecified") ? nil : name

@@ -50,8 +50,12 @@ final class Progress {
 }
 
 /// Prints `object` as one line of JSON.
+/// Prints `object` as one JSON line; one that cannot be (a NaN) ends the command with
+/// an error rather than printing nothing and succeeding.
 func printJSON(_ object: Any) {
-    if let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) {
-        print(String(decoding: data, as: UTF8.self))
+    guard JSONSerialization.isValidJSONObject(object), let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else {
+        FileHandle.standardError.write(Data("chukanctl: the answer could not be written as JSON\n".utf8))
+        exit(1)
     }
+    print(String(decoding: data, as: UTF8.self))
 }

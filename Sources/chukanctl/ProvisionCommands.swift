@@ -176,13 +176,13 @@ struct Disclose: AsyncParsableCommand {
     @OptionGroup var connection: ConnectionOptions
     @Option(help: "Tenant (地方公共団体コード).") var tenant = "012041"
     @Option(help: "Which key: \(Lookup.Key.allCases.map(\.rawValue).joined(separator: ", ")).") var by: Lookup.Key = .kojin
-    @Argument(help: "The key's value (the person's 個人番号, as on their card, by default).") var key: String
+    @Argument(help: "The key's value (the person's 個人番号, as on their card, by default); '-' reads it from standard input, out of sight of ps.") var key: String
     @Flag(help: "Print JSON.") var json = false
 
     func run() async throws {
         var r = DiscloseRequest()
         r.tenant = tenant
-        r.key = key
+        r.key = try keyFromArgumentOrStdin(key)
         r.keyKind = by.kind
         let client = try await connection.connect()
         let d = try await runCall(closing: client) {

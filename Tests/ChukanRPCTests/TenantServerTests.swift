@@ -46,6 +46,7 @@ import Testing
               - { name: admin, kind: system, certificate_cn: admin, roles: [platform-operator] }
               - { name: importer, kind: system, tenant: "012041", certificate_cn: gateway, roles: [registrar] }
               - { name: approver, kind: system, tenant: "012041", certificate_cn: approver, roles: [approver] }
+              - { name: number-clerk, kind: system, tenant: "012041", certificate_cn: clerk, roles: [clerk, number-clerk] }
             """.write(toFile: policy, atomically: true, encoding: .utf8)
         func serve(data: String) throws -> ServerProcess {
             try ServerProcess([
@@ -84,9 +85,15 @@ import Testing
                                 "--cert", "\(pki.dir)/gateway.crt", "--key", "\(pki.dir)/gateway.key"])
         #expect(streamed.contains("\"accepted\":0") && streamed.contains("\"rejected\":50") && streamed.contains("ALREADY_EXISTS"), "\(streamed)")
 
+        let connection = ["--server", "127.0.0.1:\(server.port)", "--ca", pki.caPath]
+        // A lookup by 個人番号 with the number on standard input ('-'), not in argv.
+        let someone = try #require(SyntheticResidents(count: 3000, seed: 9).first { $0.removalReason == .reasonUnspecified })
+        let (lookupRC, lookedUp) = try runProcess(builtProduct("chukanctl"), ["call", "lookup", "--by", "kojin", "-", "--json"] + connection
+            + ["--cert", "\(pki.dir)/clerk.crt", "--key", "\(pki.dir)/clerk.key"], stdin: someone.kojinBango + "\n")
+        #expect(lookupRC == 0 && lookedUp.contains(someone.integratedAtenaNumber), "\(lookedUp)")
+
         // An export through chukanctl: requested, approved by another, taken into a new file
         // that appears only once whole, 0600, never over an existing one.
-        let connection = ["--server", "127.0.0.1:\(server.port)", "--ca", pki.caPath]
         let asRegistrar = connection + ["--cert", "\(pki.dir)/gateway.crt", "--key", "\(pki.dir)/gateway.key"]
         let requested = try ctl(["call", "export", "--request", "reconciliation"] + asRegistrar)
         let exportID = try #require(requested.split(separator: " ").dropFirst().first.map { String($0.dropLast()) }, "\(requested)")

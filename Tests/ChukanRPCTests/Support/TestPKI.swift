@@ -7,7 +7,7 @@ struct TestPKI: Sendable {
     let dir: String
 
     /// One PKI shared by tests that do not change it: clients "admin" and "gateway".
-    static let shared: TestPKI = try! TestPKI.make(clients: ["admin", "gateway", "approver"])
+    static let shared: TestPKI = try! TestPKI.make(clients: ["admin", "gateway", "approver", "clerk"])
     /// Another CA, with its own "admin": a certificate the server must not trust.
     static let rogue: TestPKI = try! TestPKI.make(clients: ["admin"])
 
