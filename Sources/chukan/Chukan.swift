@@ -42,7 +42,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Revoked client certificates (PEM CRL).") var crl: String?
     @Flag(help: "Also accept TLS 1.2 (ECDHE + AEAD suites only). Default: TLS 1.3 only.") var tls12 = false
     @Option(name: .customLong("health-port"), help: "Also listen here without client certificates, serving chukan.v1.Health only.") var healthPort: Int?
-    @Option(name: .customLong("metrics-port"), help: "Prometheus endpoint port on 127.0.0.1 (default 9464; 0 disables).") var metricsPort: Int?
+    @Option(name: .customLong("metrics-port"), help: "Prometheus endpoint port (default 9464; 0 disables), on metrics_listen.host from the file, else 127.0.0.1.") var metricsPort: Int?
     @Option(name: .customLong("max-connections"), help: "Connections accepted at once (default 4096).") var maxConnections: Int?
     @Option(name: .customLong("max-streams"), help: "Calls still running per connection (default 1024); calls answered inline do not count.") var maxStreams: Int?
     @Option(name: .customLong("max-message-bytes"), help: "Largest frame accepted, at most 4194304 (default).") var maxMessageBytes: Int?
