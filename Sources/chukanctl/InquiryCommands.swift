@@ -238,14 +238,15 @@ struct ExportCommand: AsyncParsableCommand {
             guard fd >= 0 else { throw ValidationError("cannot create \(partial): \(String(cString: strerror(errno)))") }
             let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
             let interrupted = PartialFileOnInterrupt(path: partial)
-            defer { interrupted.cancel() }
+            defer { interrupted.cancel() }  // once more is harmless
             // --timeout bounds the wait for each chunk, not the whole export (a million
             // records take longer than any one call's deadline should be).
             let lastChunk = Stamp()
             let idleLimit = connection.duration
             let metadata = connection.metadata, request = r
+            let count: Int
             do {
-                let (count, total) = try await runCall(closing: client) {
+                let (taken, total) = try await runCall(closing: client) {
                     try await withThrowingTaskGroup(of: (Int, UInt64)?.self) { group in
                         group.addTask {
                             while true {
@@ -277,18 +278,24 @@ struct ExportCommand: AsyncParsableCommand {
                         return done ?? (0, 0)
                     }
                 }
-                guard UInt64(count) == total else {
-                    throw ValidationError("export: the stream ended after \(count) of \(total) records")
+                guard UInt64(taken) == total else {
+                    throw ValidationError("export: the stream ended after \(taken) of \(total) records")
                 }
+                count = taken
                 guard fsync(fd) == 0 else { throw ValidationError("export: cannot sync \(partial): \(String(cString: strerror(errno)))") }
-                guard link(partial, out) == 0 else { throw ValidationError("export: cannot create \(out): \(String(cString: strerror(errno)))") }
-                unlink(partial)
-                print("export: \(count) records written to \(out) (chukan.v1.Resident, base64)")
             } catch {
                 // Refused, broken, stalled or short: leave no partial file of personal data behind.
                 unlink(partial)
                 throw error
             }
+            // Whole and synced: from here an interruption leaves the file, and a failure to
+            // give it its name keeps it (the export was taken once, and is not taken again).
+            interrupted.cancel()
+            guard link(partial, out) == 0 else {
+                throw ValidationError("export: all \(count) records are in \(partial), but it could not be named \(out) (\(String(cString: strerror(errno)))); rename it yourself")
+            }
+            unlink(partial)
+            print("export: \(count) records written to \(out) (chukan.v1.Resident, base64)")
             return
         }
         let method: String
@@ -362,27 +369,31 @@ struct Import: AsyncParsableCommand {
 /// While an export is written: Ctrl-C or SIGTERM removes its partial file before the
 /// process ends (it holds personal data), instead of leaving it behind.
 final class PartialFileOnInterrupt: @unchecked Sendable {
-    private let sources: [DispatchSourceSignal]
+    private var sources: [(signal: Int32, source: DispatchSourceSignal, previous: sighandler_t?)] = []
 
     init(path: String) {
         let cPath = strdup(path)
-        sources = [SIGINT, SIGTERM].map { sig in
-            signal(sig, SIG_IGN)
+        for sig in [SIGINT, SIGTERM] {
+            let previous = signal(sig, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
             source.setEventHandler {
                 if let cPath { unlink(cPath) }
-                FileHandle.standardError.write(Data("chukanctl: interrupted; the partial export was removed\n".utf8))
-                exit(130)
+                let note = "chukanctl: interrupted; the partial export was removed\n"
+                _ = note.withCString { write(STDERR_FILENO, $0, strlen($0)) }
+                _exit(128 + sig)  // at once: other tasks may still be writing the file
             }
             source.resume()
-            return source
+            sources.append((sig, source, previous))
         }
     }
 
+    /// Stops watching; the signals get back what they had before.
     func cancel() {
-        for s in sources { s.cancel() }
-        signal(SIGINT, SIG_DFL)
-        signal(SIGTERM, SIG_DFL)
+        for (sig, source, previous) in sources {
+            source.cancel()
+            signal(sig, previous)
+        }
+        sources.removeAll()
     }
 }
 
@@ -390,7 +401,10 @@ final class PartialFileOnInterrupt: @unchecked Sendable {
 final class Stamp: Sendable {
     private let nanos = Atomic<UInt64>(DispatchTime.now().uptimeNanoseconds)
     func touch() { nanos.store(DispatchTime.now().uptimeNanoseconds, ordering: .relaxed) }
-    var age: Duration { .nanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - nanos.load(ordering: .relaxed))) }
+    var age: Duration {
+        let then = nanos.load(ordering: .relaxed)  // read first: a touch after it only makes the age negative
+        return .nanoseconds(max(0, Int64(bitPattern: DispatchTime.now().uptimeNanoseconds &- then)))
+    }
 }
 
 /// A lookup key as given, or read from standard input when given as `-`: a 個人番号 on

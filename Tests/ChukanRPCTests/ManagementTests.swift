@@ -147,7 +147,31 @@ struct DiskGateFixture {
         #expect(AuditTrail.agreedCutoff(clock: now + day, previous: now) == now + day)
         // The clock jumps years ahead: the line moves two days, no more.
         #expect(AuditTrail.agreedCutoff(clock: now + 3_650 * day, previous: now) == now + 2 * day)
+        // And it keeps to that: held lines, not clock readings, are what the next run
+        // compares with (the job remembers what it held to).
+        #expect(AuditTrail.agreedCutoff(clock: now + 3_651 * day, previous: now + 2 * day) == now + 4 * day)
         // Behind the last run (the clock corrected back): the clock's line.
+        #expect(AuditTrail.agreedCutoff(clock: now - 3_650 * day, previous: now) == now - 3_650 * day)
+    }
+
+    /// The job itself remembers the line it held to, so a clock that jumps and stays ahead
+    /// moves the line two days a run, not all the way at the second run.
+    @Test func theJobRemembersTheLineItHeldTo() async throws {
+        let f = try await ServiceFixture.start(pki: TestPKI.shared, policy: Policy(principals: []), tenants: ["012041"])
+        let day: TimeInterval = 86_400
+        let start = Date(timeIntervalSince1970: 1_796_000_400)
+        _ = await f.access.audit.purgeExpired(now: start)
+        let first = try #require(f.access.audit.retentionLineMs)
+        _ = await f.access.audit.purgeExpired(now: start.addingTimeInterval(3_650 * day))
+        #expect(f.access.audit.retentionLineMs == first + 2 * 86_400_000)
+        _ = await f.access.audit.purgeExpired(now: start.addingTimeInterval(3_651 * day))
+        #expect(f.access.audit.retentionLineMs == first + 4 * 86_400_000)
+        await f.stop()
+    }
+
+    @Test func behindTheLastRunTheClockIsTaken() {
+        let day: Int64 = 86_400_000
+        let now: Int64 = 1_796_000_400_000
         #expect(AuditTrail.agreedCutoff(clock: now - 3_650 * day, previous: now) == now - 3_650 * day)
     }
 }

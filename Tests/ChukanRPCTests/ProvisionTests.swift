@@ -71,6 +71,9 @@ import Testing
         } catch let e as RPCError {
             #expect(e.code == .unavailable && e.message.contains("free space first"), "\(e)")
         }
+        // Its record does not name the permit: claims are read back from every record that
+        // names one, and a restart would otherwise spend it after all.
+        #expect(!(try f.auditRecords(Self.asahikawa)).contains { $0.permitId == "PMT-FULL-1" })
         _ = try await provide(gateway, Self.request(plain, try Self.permit(plain)))
         full.store(false, ordering: .relaxed)
         do {

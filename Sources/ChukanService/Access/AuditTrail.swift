@@ -15,8 +15,11 @@ public final class AuditTrail: Sendable {
 
     let platform: AuditLog
     let tenants: TenantManager
-    /// The cutoff the retention job computed at its last run (see `agreedCutoff`).
+    /// The line the retention job held to at its last run (see `agreedCutoff`).
     private let lastCutoffMs = Mutex<Int64?>(nil)
+
+    /// The line the retention job held to at its last run, in Unix ms (nil before its first).
+    public var retentionLineMs: Int64? { lastCutoffMs.withLock { $0 } }
 
     /// Opens the platform stream, creating its key on first start.
     public init(tenants: TenantManager) throws {
@@ -88,8 +91,9 @@ public final class AuditTrail: Sendable {
         let cutoff = calendar.date(byAdding: .year, value: -AuditLog.retentionYears, to: now) ?? now
         let clockCutoffMs = Int64(cutoff.timeIntervalSince1970 * 1000)
         let agreed = lastCutoffMs.withLock { last in
-            defer { last = clockCutoffMs }
-            return Self.agreedCutoff(clock: clockCutoffMs, previous: last)
+            let agreed = Self.agreedCutoff(clock: clockCutoffMs, previous: last)
+            last = agreed ?? clockCutoffMs  // the line this run held to, not the clock's
+            return agreed
         }
         guard let cutoffMs = agreed else { return [] }
         var streams: [(String, AuditLog)] = [("platform", platform)]
@@ -102,10 +106,12 @@ public final class AuditTrail: Sendable {
     }
 
     /// How far a run of the retention job may purge: never on its first run after a start
-    /// (it only notes the clock's cutoff), then no further than two days past the cutoff
-    /// of the run before. A clock set years ahead at boot (before NTP corrects it), or
-    /// jumping while the server runs, could otherwise delete seven years of records in one
-    /// run, for good; a day later the runs agree, and the trail is purged as it should be.
+    /// (it only notes the clock's cutoff), then no further than two days past the line the
+    /// run before held to. A clock set years ahead at boot (and corrected within the day),
+    /// or jumping while the server runs, could otherwise delete years of records in one
+    /// run, for good; after a jump the line creeps two days a day, never leaps. (A clock
+    /// wrong from boot and for more than a day still moves the line; a server restarted
+    /// more often than daily purges only when it runs a day.)
     public static func agreedCutoff(clock: Int64, previous: Int64?) -> Int64? {
         guard let previous else { return nil }
         return min(clock, previous + 2 * 86_400_000)

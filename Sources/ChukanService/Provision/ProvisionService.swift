@@ -240,15 +240,17 @@ public struct ProvisionService: RPCService {
         let id = try codes.issuer(request.tenant).person(for: request.fugo)
         let entry = id.flatMap { state.person($0) }
         if let id, entry != nil { notes.note { $0.subject = id.string } }
+        // An answer held for review must be saved; while the disk watch refuses writes it
+        // could not be, and the permit would be spent with nothing kept. Refused before
+        // the permit is noted in the record (a claim is read back from every record that
+        // names one) and claimed; a permit already claimed takes its usual path.
+        if let refusal = db.writeRefusal, let entry, !db.audit.permits.isClaimed(permit.permitId),
+           try ProvisionPayloads.holdReason(group: request.itemGroup, record: entry.resident(), in: state) != nil {
+            throw RPCError.unavailable(refusal)
+        }
         notes.note { r in
             r.permitId = permit.permitId
             r.permitExpiresUnixMs = permit.expiresUnixMs
-        }
-        // An answer held for review must be saved; while the disk watch refuses writes it
-        // could not be, and the permit would be spent with nothing kept: refused first.
-        if let refusal = db.writeRefusal, let entry,
-           try ProvisionPayloads.holdReason(group: request.itemGroup, record: entry.resident(), in: state) != nil {
-            throw RPCError.unavailable(refusal)
         }
         guard db.audit.permits.claim(permit.permitId, expiresUnixMs: permit.expiresUnixMs, nowUnixMs: now) else {
             // A retry of a request that was held (the first answer lost on the way) learns its

@@ -46,5 +46,8 @@ public final class PermitClaims: Sendable {
         state.withLock { $0.expiry[id] = expiresUnixMs }
     }
 
+    /// Whether `id` is claimed, without claiming it.
+    public func isClaimed(_ id: String) -> Bool { state.withLock { $0.expiry[id] != nil } }
+
     public var count: Int { state.withLock { $0.expiry.count } }
 }
