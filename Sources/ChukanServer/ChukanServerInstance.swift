@@ -8,6 +8,7 @@ import NIOCore
 import NIOPosix
 import Prometheus
 import ServiceLifecycle
+import Synchronization
 import UnixSignals
 
 /// A running Chukan server: the mutual-TLS listener, the optional health-only listener
@@ -140,6 +141,14 @@ public final class ChukanServerInstance: Sendable {
             provision: provision, logger: logger)
     }
 
+    /// SIGHUP: certificates and CRL, the policy, the permission list (each on its own:
+    /// one that fails leaves its old state and is logged).
+    func reload() {
+        _ = reloadTLS()
+        _ = reloadPolicy()
+        _ = reloadPermissionList()
+    }
+
     /// Re-reads certificates, keys, CA bundle and CRL. On any error the old files stay
     /// in use and the error is returned; open connections are never dropped.
     @discardableResult
@@ -209,6 +218,15 @@ public final class ChukanServerInstance: Sendable {
     }
 }
 
+/// Set by a SIGHUP that arrives while the server starts, before its handler is installed.
+private let hangupWhileStarting = Atomic<Bool>(false)
+
+/// Until the server runs, a SIGHUP (a certificate hook's `systemctl reload` during a
+/// restart) is noted instead of ending the process; the reload happens once it runs.
+public func noteHangupsWhileStarting() {
+    signal(SIGHUP) { _ in hangupWhileStarting.store(true, ordering: .relaxed) }
+}
+
 /// `chukan serve` as a swift-service-lifecycle service: runs until SIGTERM or SIGINT
 /// (then drains), and reloads TLS material on SIGHUP.
 public struct ChukanServerService: Service {
@@ -220,11 +238,10 @@ public struct ChukanServerService: Service {
         let hangups = await UnixSignalsSequence(trapping: .sighup)
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
-                for await _ in hangups.cancelOnGracefulShutdown() {
-                    instance.reloadTLS()
-                    instance.reloadPolicy()
-                    instance.reloadPermissionList()
-                }
+                // A reload asked for while the server started (see `noteHangupsWhileStarting`)
+                // is done now, once, rather than lost.
+                if hangupWhileStarting.exchange(false, ordering: .relaxed) { instance.reload() }
+                for await _ in hangups.cancelOnGracefulShutdown() { instance.reload() }
             }
             // The daily retention job: list the 除票 whose 150 years have passed.
             group.addTask {

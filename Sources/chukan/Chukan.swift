@@ -108,8 +108,8 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         // A reload asked for while the server starts (a certificate hook's `systemctl
-        // reload`) must not kill it: SIGHUP is ignored until its handler is installed.
-        signal(SIGHUP, SIG_IGN)
+        // reload`) must not kill it: it is noted, and done once the server runs.
+        noteHangupsWhileStarting()
         let config: ServerConfig
         do {
             config = try merged()
