@@ -290,11 +290,22 @@ struct ExportCommand: AsyncParsableCommand {
             }
             // Whole and synced: from here an interruption leaves the file, and a failure to
             // give it its name keeps it (the export was taken once, and is not taken again).
-            interrupted.cancel()
+            guard interrupted.markWhole() else { while true { pause() } }  // a signal is ending the process
             guard link(partial, out) == 0 else {
-                throw ValidationError("export: all \(count) records are in \(partial), but it could not be named \(out) (\(String(cString: strerror(errno)))); rename it yourself")
+                let why = String(cString: strerror(errno))
+                interrupted.cancel()
+                FileHandle.standardError.write(Data("chukanctl: export: all \(count) records are in \(partial), but it could not be named \(out) (\(why)); rename it yourself — the export cannot be taken again\n".utf8))
+                throw ExitCode(3)
             }
             unlink(partial)
+            interrupted.cancel()
+            // The folder too, so that the new name survives a crash.
+            let folder = (out as NSString).deletingLastPathComponent
+            let d = open(folder.isEmpty ? "." : folder, O_RDONLY | O_DIRECTORY)
+            if d >= 0 {
+                _ = fsync(d)
+                close(d)
+            }
             print("export: \(count) records written to \(out) (chukan.v1.Resident, base64)")
             return
         }
@@ -367,18 +378,30 @@ struct Import: AsyncParsableCommand {
 }
 
 /// While an export is written: Ctrl-C or SIGTERM removes its partial file before the
-/// process ends (it holds personal data), instead of leaving it behind.
+/// process ends (it holds personal data), instead of leaving it behind; once the file is
+/// whole, the same signals leave it and say where it is. One atomic state decides, so a
+/// signal and the main path never both act on the file.
 final class PartialFileOnInterrupt: @unchecked Sendable {
-    private var sources: [(signal: Int32, source: DispatchSourceSignal, previous: sighandler_t?)] = []
+    typealias Handler = @convention(c) (Int32) -> Void
+    private static let writing = 0, whole = 1, finished = 2
+    private let state = Atomic<Int>(0)
+    private var sources: [(signal: Int32, source: DispatchSourceSignal, previous: Handler?)] = []
 
     init(path: String) {
         let cPath = strdup(path)
         for sig in [SIGINT, SIGTERM] {
             let previous = signal(sig, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler {
-                if let cPath { unlink(cPath) }
-                let note = "chukanctl: interrupted; the partial export was removed\n"
+            source.setEventHandler { [self] in  // the cycle ends at cancel(), which drops the sources
+                let note: String
+                if self.state.compareExchange(expected: Self.writing, desired: Self.finished, ordering: .acquiringAndReleasing).exchanged {
+                    if let cPath { unlink(cPath) }
+                    note = "chukanctl: interrupted; the partial export was removed\n"
+                } else if self.state.load(ordering: .acquiring) == Self.whole {
+                    note = "chukanctl: interrupted; the whole export is in \(path), not yet under its name\n"
+                } else {
+                    return  // finished: the main path has the file named
+                }
                 _ = note.withCString { write(STDERR_FILENO, $0, strlen($0)) }
                 _exit(128 + sig)  // at once: other tasks may still be writing the file
             }
@@ -387,8 +410,15 @@ final class PartialFileOnInterrupt: @unchecked Sendable {
         }
     }
 
+    /// The file is whole and synced: a signal from now on keeps it. False when a signal
+    /// already removed it (the process is ending).
+    func markWhole() -> Bool {
+        state.compareExchange(expected: Self.writing, desired: Self.whole, ordering: .acquiringAndReleasing).exchanged
+    }
+
     /// Stops watching; the signals get back what they had before.
     func cancel() {
+        state.store(Self.finished, ordering: .releasing)
         for (sig, source, previous) in sources {
             source.cancel()
             signal(sig, previous)

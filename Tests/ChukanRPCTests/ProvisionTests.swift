@@ -69,11 +69,13 @@ import Testing
             _ = try await provide(gateway, Self.request(restricted, permit))
             Issue.record("a held answer was taken while writes are refused")
         } catch let e as RPCError {
-            #expect(e.code == .unavailable && e.message.contains("free space first"), "\(e)")
+            #expect(e.code == .unavailable && e.message.contains("free space first") && e.message.contains("permit PMT-FULL-1 not spent"), "\(e)")
         }
-        // Its record does not name the permit: claims are read back from every record that
-        // names one, and a restart would otherwise spend it after all.
-        #expect(!(try f.auditRecords(Self.asahikawa)).contains { $0.permitId == "PMT-FULL-1" })
+        // Its record names the permit in its message, not in the permit field: claims are
+        // read back from every record whose field names one, and a restart would otherwise
+        // spend it after all.
+        let refusedRecords = try f.auditRecords(Self.asahikawa).filter { $0.outcomeDetail.contains("PMT-FULL-1") }
+        #expect(refusedRecords.count == 1 && refusedRecords.allSatisfy { $0.permitId.isEmpty })
         _ = try await provide(gateway, Self.request(plain, try Self.permit(plain)))
         full.store(false, ordering: .relaxed)
         do {

@@ -92,7 +92,9 @@ public final class AuditTrail: Sendable {
         let clockCutoffMs = Int64(cutoff.timeIntervalSince1970 * 1000)
         let agreed = lastCutoffMs.withLock { last in
             let agreed = Self.agreedCutoff(clock: clockCutoffMs, previous: last)
-            last = agreed ?? clockCutoffMs  // the line this run held to, not the clock's
+            // The line this run held to, not the clock's — and never pulled back by a clock
+            // that went backwards for a run (purging would stall for as long).
+            last = max(last ?? Int64.min, agreed ?? clockCutoffMs)
             return agreed
         }
         guard let cutoffMs = agreed else { return [] }

@@ -244,9 +244,11 @@ public struct ProvisionService: RPCService {
         // could not be, and the permit would be spent with nothing kept. Refused before
         // the permit is noted in the record (a claim is read back from every record that
         // names one) and claimed; a permit already claimed takes its usual path.
+        // The permit is named in the message (so the record still links to it), not in
+        // the record's permit field (which claims it).
         if let refusal = db.writeRefusal, let entry, !db.audit.permits.isClaimed(permit.permitId),
            try ProvisionPayloads.holdReason(group: request.itemGroup, record: entry.resident(), in: state) != nil {
-            throw RPCError.unavailable(refusal)
+            throw RPCError.unavailable("\(refusal); permit \(permit.permitId) not spent: send it again once there is room")
         }
         notes.note { r in
             r.permitId = permit.permitId
