@@ -273,17 +273,6 @@ public struct RegisterState: Sendable, Equatable {
             try validate(r)
             r.removalReason = .reasonUnspecified
             r.removedOn = nil
-            /// The history of a 除票's record: its 記載, then its 消除 (the record before it).
-            func entries(before: [UInt8]?, recorded: Resident) -> [HistoryEntry] {
-                guard isRemoved else { return [history(before: before)] }
-                return [history(before: before),
-                        HistoryEntry(sequence: sequence, kind: .remove, reason: removal.reason, eventDate: removal.date, notifiedOn: nil, before: recorded.encodedBytes)]
-            }
-            func final(_ recorded: Resident) -> Resident {
-                var f = recorded
-                if isRemoved { (f.removalReason, f.removedOn) = (removal.reason, removal.date) }
-                return f
-            }
             guard let integrated = PackedID(r.integratedAtenaNumber) else {
                 throw RPCError.invalidArgument("resident.integrated_atena_number: must be 1-16 ASCII letters or digits")
             }
@@ -310,8 +299,16 @@ public struct RegisterState: Sendable, Equatable {
                     throw RPCError(.alreadyExists, "resident.integrated_atena_number: already assigned to another person")
                 }
                 try ensureUnique(r, for: integrated)
-                // `prepared` is the event's resident, removal included: what is stored.
-                person = try replace(integrated, with: final(r), entries: entries(before: nil, recorded: r), prepared: prepared)
+                // A 除票: stored with its removal (`prepared` is the event's resident, removal
+                // included), its history the 記載 and then the 消除, whose "before" is the
+                // record as recorded.
+                var stored = r
+                var entries = [history(before: nil)]
+                if isRemoved {
+                    (stored.removalReason, stored.removedOn) = (removal.reason, removal.date)
+                    entries.append(HistoryEntry(sequence: sequence, kind: .remove, reason: removal.reason, eventDate: removal.date, notifiedOn: nil, before: r.encodedBytes))
+                }
+                person = try replace(integrated, with: stored, entries: entries, prepared: prepared)
             }
         case .correct, .moveWithin:
             guard let r = e.resident else { throw RPCError.invalidArgument("event.resident: is required") }

@@ -39,6 +39,12 @@ public enum Retention {
         if day > ResidentValidation.daysIn(month: month, year: dueYear) { return CalendarDate(dueYear, 3, 1) }
         return CalendarDate(dueYear, month, day)
     }
+
+    /// Whether a 除票 removed on `removedOn` (nil: not known) may be purged on `today`.
+    static func isDue(removedOn: CalendarDate?, today: CalendarDate) -> Bool {
+        guard let removedOn, let from = purgeableFrom(removedOn: removedOn) else { return false }
+        return from.key <= today.key
+    }
 }
 
 extension RegisterState {
@@ -46,9 +52,8 @@ extension RegisterState {
     /// A 除票 without a known 消除年月日 is never due.
     public func purgeDue(today: CalendarDate) -> [String] {
         var due: [(String, String)] = []
-        for (id, entry) in persons where entry.isRemoved {
-            guard let removed = entry.removedOn, let from = Retention.purgeableFrom(removedOn: removed) else { continue }
-            if from.key <= today.key { due.append((removed.key, id.string)) }
+        for (id, entry) in persons where entry.isRemoved && Retention.isDue(removedOn: entry.removedOn, today: today) {
+            due.append((entry.removedOn!.key, id.string))
         }
         return due.sorted { $0 < $1 }.map(\.1)
     }
@@ -66,7 +71,7 @@ extension RegisterState {
         }
         for name in e.persons {
             guard let entry = PackedID(name).flatMap({ persons[$0] }), entry.isRemoved else { continue }  // apply says why
-            guard let removed = entry.removedOn, let from = Retention.purgeableFrom(removedOn: removed), from.key <= today.key else {
+            guard Retention.isDue(removedOn: entry.removedOn, today: today) else {
                 return RPCError(.failedPrecondition, "event.persons: a 除票 is still within its 150-year retention")
             }
         }

@@ -69,7 +69,7 @@ public struct AdminService: RPCService {
             "TenantStats": .unaryAsync(TenantStatsRequest.self) { request, context in
                 try await access.perform(context, tenant: request.tenant, roles: [.platformOperator, .tenantAdmin], subject: AuditTrail.recordable(tenant: request.tenant)) { _ in
                     try await Self.offLoop {
-                        guard let status = tenants.status(request.tenant) else { _ = try tenants.database(request.tenant); throw RPCError(.notFound, "no tenant on this server") }
+                        guard let status = tenants.status(request.tenant) else { throw TenantManager.notHeld(request.tenant) }
                         var r = TenantStatsResponse()
                         r.status = status
                         r.days = access.statistics.days(request.tenant).map { day, d in

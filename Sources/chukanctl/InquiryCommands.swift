@@ -229,85 +229,7 @@ struct ExportCommand: AsyncParsableCommand {
         let client = try await connection.connect()
         if let take, let out {
             r.exportId = take
-            guard !FileManager.default.fileExists(atPath: out) else { throw ValidationError("\(out) exists; choose a new file") }
-            // Written under a name of its own, created new and 0600 from the first byte, and
-            // linked to --out only once whole: a refused, broken, stalled or interrupted
-            // export leaves no file of personal data that looks complete.
-            let partial = "\(out).partial-\(getpid())"
-            let fd = open(partial, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-            guard fd >= 0 else { throw ValidationError("cannot create \(partial): \(String(cString: strerror(errno)))") }
-            let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
-            let interrupted = PartialFileOnInterrupt(path: partial)
-            defer { interrupted.cancel() }  // once more is harmless
-            // --timeout bounds the wait for each chunk, not the whole export (a million
-            // records take longer than any one call's deadline should be).
-            let lastChunk = Stamp()
-            let idleLimit = connection.duration
-            let metadata = connection.metadata, request = r
-            let count: Int
-            do {
-                let (taken, total) = try await runCall(closing: client) {
-                    try await withThrowingTaskGroup(of: (Int, UInt64)?.self) { group in
-                        group.addTask {
-                            while true {
-                                try await Task.sleep(for: .milliseconds(200))
-                                let idle = lastChunk.age
-                                if idle > idleLimit { throw RPCError.deadlineExceeded("export: no records for \(idleLimit) (--timeout)") }
-                            }
-                        }
-                        group.addTask {
-                            var count = 0
-                            var total: UInt64 = 0
-                            for try await chunk in client.serverStreaming(service: "chukan.v1.Register", method: "Export", request: request, as: ExportChunk.self, metadata: metadata) {
-                                lastChunk.touch()
-                                total = chunk.total
-                                for p in chunk.people {
-                                    let line: [String: Any] = ["integrated_atena_number": p.integratedAtenaNumber, "removed": p.removed,
-                                                               "record_base64": Data(p.resident?.encodedBytes ?? []).base64EncodedString()]
-                                    // Throws on a full or failing disk (FileHandle.write(_:) would trap).
-                                    try handle.write(contentsOf: try JSONSerialization.data(withJSONObject: line) + Data("\n".utf8))
-                                    count += 1
-                                    if count % 100_000 == 0 { FileHandle.standardError.write(Data("export: \(count) of \(total) records\n".utf8)) }
-                                }
-                            }
-                            return (count, total)
-                        }
-                        // The stream's end (or failure) decides; the watchdog only fails.
-                        let done = try await group.next() ?? nil
-                        group.cancelAll()
-                        return done ?? (0, 0)
-                    }
-                }
-                guard UInt64(taken) == total else {
-                    throw ValidationError("export: the stream ended after \(taken) of \(total) records")
-                }
-                count = taken
-                guard fsync(fd) == 0 else { throw ValidationError("export: cannot sync \(partial): \(String(cString: strerror(errno)))") }
-            } catch {
-                // Refused, broken, stalled or short: leave no partial file of personal data behind.
-                unlink(partial)
-                throw error
-            }
-            // Whole and synced: from here an interruption leaves the file, and a failure to
-            // give it its name keeps it (the export was taken once, and is not taken again).
-            guard interrupted.markWhole() else { while true { pause() } }  // a signal is ending the process
-            guard link(partial, out) == 0 else {
-                let why = String(cString: strerror(errno))
-                interrupted.cancel()
-                FileHandle.standardError.write(Data("chukanctl: export: all \(count) records are in \(partial), but it could not be named \(out) (\(why)); rename it yourself — the export cannot be taken again\n".utf8))
-                throw ExitCode(3)
-            }
-            unlink(partial)
-            interrupted.cancel()
-            // The folder too, so that the new name survives a crash.
-            let folder = (out as NSString).deletingLastPathComponent
-            let d = open(folder.isEmpty ? "." : folder, O_RDONLY | O_DIRECTORY)
-            if d >= 0 {
-                _ = fsync(d)
-                close(d)
-            }
-            print("export: \(count) records written to \(out) (chukan.v1.Resident, base64)")
-            return
+            return try await takeExport(r, to: out, client: client)
         }
         let method: String
         if let purpose = request {
@@ -322,6 +244,83 @@ struct ExportCommand: AsyncParsableCommand {
             try await client.unary(service: "chukan.v1.Register", method: method, request: r, as: ExportTicket.self, metadata: connection.metadata, timeout: connection.duration)
         }
         print("export \(t.exportId): \(t.state) (requested by \(t.requestedBy)\(t.approvedBy.isEmpty ? "" : ", decided by \(t.approvedBy)"))")
+    }
+
+    /// `--take`: the records go into a file of their own, created new and 0600 from the
+    /// first byte, and named `out` only once whole and synced: a refused, broken, stalled
+    /// or interrupted export leaves no file of personal data that looks complete.
+    private func takeExport(_ request: ExportRequest, to out: String, client: RPCClient) async throws {
+        guard !FileManager.default.fileExists(atPath: out) else { throw ValidationError("\(out) exists; choose a new file") }
+        let fs = PosixFileSystem()
+        let partial = "\(out).partial-\(getpid())"
+        let fd = open(partial, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw StoreIOError("create", partial, errno: errno) }
+        let file = FileHandle(fileDescriptor: fd, closeOnDealloc: true)  // Sendable: the reading task writes it
+        let interrupted = PartialFileOnInterrupt(path: partial)
+        defer { interrupted.cancel() }  // once more is harmless
+        // --timeout bounds the wait for each chunk, not the whole export (a million
+        // records take longer than any one call's deadline should be).
+        let lastChunk = Stamp()
+        let idleLimit = connection.duration
+        let metadata = connection.metadata
+        let count: Int
+        do {
+            let (taken, total) = try await runCall(closing: client) {
+                try await withThrowingTaskGroup(of: (Int, UInt64)?.self) { group in
+                    group.addTask {
+                        while true {
+                            try await Task.sleep(for: .milliseconds(200))
+                            if lastChunk.age > idleLimit { throw RPCError.deadlineExceeded("export: no records for \(idleLimit) (--timeout)") }
+                        }
+                    }
+                    group.addTask {
+                        var count = 0
+                        var total: UInt64 = 0
+                        for try await chunk in client.serverStreaming(service: "chukan.v1.Register", method: "Export", request: request, as: ExportChunk.self, metadata: metadata) {
+                            lastChunk.touch()
+                            total = chunk.total
+                            for p in chunk.people {
+                                let line: [String: Any] = ["integrated_atena_number": p.integratedAtenaNumber, "removed": p.removed,
+                                                           "record_base64": Data(p.resident?.encodedBytes ?? []).base64EncodedString()]
+                                // Throws on a full or failing disk (FileHandle.write(_:) would trap).
+                                try file.write(contentsOf: try JSONSerialization.data(withJSONObject: line) + Data("\n".utf8))
+                                count += 1
+                                if count % 100_000 == 0 { FileHandle.standardError.write(Data("export: \(count) of \(total) records\n".utf8)) }
+                            }
+                        }
+                        return (count, total)
+                    }
+                    // The stream's end (or failure) decides; the watchdog only fails.
+                    let done = try await group.next() ?? nil
+                    group.cancelAll()
+                    return done ?? (0, 0)
+                }
+            }
+            guard UInt64(taken) == total else {
+                throw ValidationError("export: the stream ended after \(taken) of \(total) records")
+            }
+            count = taken
+            try file.synchronize()
+        } catch {
+            // Refused, broken, stalled or short: leave no partial file of personal data behind.
+            try? fs.remove(partial)
+            throw error
+        }
+        // Whole and synced: from here an interruption leaves the file, and a failure to
+        // give it its name keeps it (the export was taken once, and is not taken again).
+        guard interrupted.markWhole() else { while true { pause() } }  // a signal is ending the process
+        guard link(partial, out) == 0 else {
+            let why = String(cString: strerror(errno))
+            interrupted.cancel()
+            FileHandle.standardError.write(Data("chukanctl: export: all \(count) records are in \(partial), but it could not be named \(out) (\(why)); rename it yourself — the export cannot be taken again\n".utf8))
+            throw ExitCode(3)
+        }
+        try? fs.remove(partial)
+        interrupted.cancel()
+        // The folder too, so that the new name survives a crash.
+        let folder = (out as NSString).deletingLastPathComponent
+        try? fs.syncDirectory(folder.isEmpty ? "." : folder)
+        print("export: \(count) records written to \(out) (chukan.v1.Resident, base64)")
     }
 }
 

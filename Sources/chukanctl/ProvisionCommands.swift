@@ -239,15 +239,17 @@ func writeFile(_ path: String, _ bytes: [UInt8], secret: Bool = false) throws {
         guard FileManager.default.createFile(atPath: path, contents: Data(bytes)) else { throw ValidationError("cannot write \(path)") }
         return
     }
-    let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-    guard fd >= 0 else {
-        if errno == EEXIST { throw ValidationError("refusing to overwrite \(path) (a private key): remove it first") }
-        throw ValidationError("cannot create \(path): \(String(cString: strerror(errno)))")
+    let fs = PosixFileSystem()
+    let file: any AppendFile
+    do { file = try fs.createNew(path) } catch let e as StoreIOError where e.errno == EEXIST {
+        throw ValidationError("refusing to overwrite \(path) (a private key): remove it first")
     }
-    defer { close(fd) }
-    let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-    guard written == bytes.count, fsync(fd) == 0 else {
-        unlink(path)
-        throw ValidationError("cannot write \(path): \(String(cString: strerror(errno)))")
+    defer { file.close() }
+    do {
+        try bytes.withUnsafeBytes { try file.append($0) }
+        try file.sync()
+    } catch {
+        try? fs.remove(path)
+        throw error
     }
 }

@@ -152,6 +152,9 @@ struct SnapshotCommand: AsyncParsableCommand {
             // checked — so that a full disk or a crash leaves the tenant as it was, never a
             // truncated snapshot as its only one.
             let staging = "\(dir).restoring-\(stamp)"
+            // Marks the copy until it is in place: a folder left under the staging name by a
+            // crash then tells which it is (OPERATIONS.md).
+            let marker = "RESTORE-COPY"
             let target = "\(staging)/snapshots/\(SnapshotFormat.fileName(sequence: info.header.sequence))"
             do {
                 try fs.createDirectory("\(staging)/snapshots")
@@ -160,7 +163,7 @@ struct SnapshotCommand: AsyncParsableCommand {
                 try fs.read(file).withUnsafeBytes { try copy.append($0) }
                 try copy.sync()
                 try fs.syncDirectory("\(staging)/snapshots")
-                let note = try fs.createNew("\(staging)/RESTORE-COPY")
+                let note = try fs.createNew("\(staging)/\(marker)")
                 defer { note.close() }
                 try Array("an unfinished copy made by chukanctl snapshot restore: delete this folder\n".utf8).withUnsafeBytes { try note.append($0) }
                 try fs.syncDirectory(staging)
@@ -173,9 +176,7 @@ struct SnapshotCommand: AsyncParsableCommand {
             // Then the swap, in one step where the file system can (renameat2's exchange):
             // the tenant folder is never missing, not even for a moment a crash or a server
             // start could fall into. The old folder, now under the staging name, is moved
-            // aside after. The copy carries a marker until it is in place, so that a folder
-            // left under the staging name by a crash tells which it is (OPERATIONS.md).
-            let marker = "RESTORE-COPY"
+            // aside after.
             var kept: String?
             if fm.fileExists(atPath: dir) {
                 kept = "\(dir).replaced-\(stamp)"

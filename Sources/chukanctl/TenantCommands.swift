@@ -73,10 +73,8 @@ struct TenantCommand: ParsableCommand {
             var rows: [[String: Any]] = []
             for t in names {
                 let snaps = Snapshots.list(directory: "\(data)/\(t)/snapshots")
-                // A damaged newest snapshot is said so, not shown as an empty tenant.
-                let checked = snaps.first.map { path in Result { try Snapshots.verify(path: path) } }
-                let newest = try? checked?.get()
-                let damaged = checked.map { if case .failure = $0 { return true } else { return false } } ?? false
+                let newest = snaps.first.flatMap { try? Snapshots.verify(path: $0) }
+                let damaged = !snaps.isEmpty && newest == nil  // said so, not shown as an empty tenant
                 let wal = ((try? FileManager.default.contentsOfDirectory(atPath: "\(data)/\(t)/wal")) ?? []).filter { $0.hasSuffix(".wal") }
                 let walBytes = wal.compactMap { try? FileManager.default.attributesOfItem(atPath: "\(data)/\(t)/wal/\($0)")[.size] as? Int }.reduce(0, +)
                 rows.append(["tenant": t, "snapshots": snaps.count, "records_in_newest_snapshot": Int(newest?.header.recordCount ?? 0),

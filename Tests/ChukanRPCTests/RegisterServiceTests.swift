@@ -183,6 +183,21 @@ import Testing
         #expect(!(try g.auditRecords(Self.tenant)).contains { $0.subject.contains(Self.people[0].kojinBango) || $0.outcomeDetail.contains(Self.people[0].kojinBango) })
     }
 
+    /// A 世帯変更: the person becomes head of a new household.
+    static func movingHousehold(_ r: Resident, to household: String) -> WriteRequest {
+        var change = RegisterEvent()
+        change.kind = .changeHousehold
+        change.reason = .setaiHenko
+        change.person = r.integratedAtenaNumber
+        change.householdNumber = household
+        change.relationship = "世帯主"
+        change.eventDate = CalendarDate(2026, 11, 1)
+        var w = WriteRequest()
+        w.tenant = tenant
+        w.event = change
+        return w
+    }
+
     /// One resident, as an import streams it (a 記載 by 転入).
     static func importing(_ r: Resident) -> WriteRequest {
         var e = RegisterEvent()
@@ -213,17 +228,7 @@ import Testing
         // In the same stream, right behind it: the same 除票 again, and a change to the
         // person, who is a 除票 by then (record and removal are applied in one turn).
         try await call.send(Self.importing(people[0]))
-        var change = RegisterEvent()
-        change.kind = .changeHousehold
-        change.reason = .setaiHenko
-        change.person = people[0].integratedAtenaNumber
-        change.householdNumber = "HNEW2"
-        change.relationship = "世帯主"
-        change.eventDate = CalendarDate(2026, 11, 1)
-        var changeRequest = WriteRequest()
-        changeRequest.tenant = Self.tenant
-        changeRequest.event = change
-        try await call.send(changeRequest)
+        try await call.send(Self.movingHousehold(people[0], to: "HNEW2"))
         let summary = try await call.finish()
         #expect(summary.accepted == 2 && summary.rejected == 3, "\(summary)")
         #expect(summary.rejections == [
@@ -253,17 +258,7 @@ import Testing
         let call = try await registrar.clientStreaming(service: "chukan.v1.Register", method: "Import", sending: WriteRequest.self, receiving: ImportSummary.self)
         for r in many { try await call.send(Self.importing(r)) }
         // Applied in order of arrival: the change of a person right behind their 記載.
-        var move = WriteRequest()
-        move.tenant = Self.tenant
-        var change = RegisterEvent()
-        change.kind = .changeHousehold
-        change.reason = .setaiHenko
-        change.person = many[599].integratedAtenaNumber
-        change.householdNumber = "HNEW1"
-        change.relationship = "世帯主"
-        change.eventDate = CalendarDate(2026, 11, 1)
-        move.event = change
-        try await call.send(move)
+        try await call.send(Self.movingHousehold(many[599], to: "HNEW1"))
         var broken = many[0]
         broken.juminhyoCode = "12"
         try await call.send(Self.importing(broken))       // invalid, and a 記載 of someone resident

@@ -192,14 +192,20 @@ struct DatabaseFixture {
         again.close()
     }
 
+    /// Options for the pruning tests: small log segments (several per test), `keep` snapshots.
+    static func smallSegments(keeping keep: Int) -> TenantDatabase.Options {
+        var options = TenantDatabase.Options()
+        options.keepSnapshots = keep
+        options.wal.segmentSize = 4096
+        return options
+    }
+
     /// A damaged snapshot does not count toward the ones pruning keeps: with one to keep
     /// and the newest damaged, the older sound one and the log after it stay, and the
     /// tenant still comes back whole.
     @Test func pruneKeepsASoundSnapshotBehindADamagedOne() async throws {
         let f = try DatabaseFixture()
-        var options = TenantDatabase.Options()
-        options.keepSnapshots = 1
-        options.wal.segmentSize = 4096
+        let options = Self.smallSegments(keeping: 1)
         let db = try TenantDatabase.open(directory: f.dir, keyRing: f.keys, options: options)
         for r in f.people.prefix(100) { try await db.apply(f.record(r)) }
         let older = try db.snapshot()
@@ -507,9 +513,7 @@ struct DatabaseFixture {
 
     @Test func pruneKeepsTheNewestSnapshotsAndTheLogTheyNeed() async throws {
         let f = try DatabaseFixture()
-        var options = TenantDatabase.Options()
-        options.keepSnapshots = 2
-        options.wal.segmentSize = 4096
+        let options = Self.smallSegments(keeping: 2)
         let db = try TenantDatabase.open(directory: f.dir, keyRing: f.keys, options: options)
         for (i, r) in f.people.enumerated() {
             try await db.apply(f.record(r))

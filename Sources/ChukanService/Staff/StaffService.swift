@@ -138,7 +138,6 @@ public struct StaffService: RPCService {
         let key = "\(request.tenant)/\(request.staffId)"
         var lockedUntil: Date?  // set when this failure locks the account
         let database = Result { try tenants.database(request.tenant) }
-        let db = try? database.get()
         let outcome: Result<LoginResponse, RPCError> = await { () async -> Result<LoginResponse, RPCError> in
             guard let terminal else { return .failure(RPCError.unauthenticated("the client certificate is not in the server's policy")) }
             // A staff id that cannot exist is refused before it is counted or kept anywhere.
@@ -147,9 +146,10 @@ public struct StaffService: RPCService {
                 return .failure(RPCError.permissionDenied("staff sign in on a terminal of their tenant named in the policy"))
             }
             // UNAVAILABLE while it recovers or after it failed; NOT_FOUND once it is removed.
-            guard let db else {
-                if case let .failure(error) = database { return .failure(RPCError.from(error)) }
-                return .failure(RPCError.internal("no tenant database"))
+            let db: TenantDatabase
+            switch database {
+            case let .success(d): db = d
+            case let .failure(error): return .failure(RPCError.from(error))
             }
             let account = db.current.staff[request.staffId]
             if isLocked(key, account, now: now) { return .failure(Self.lockedError) }
@@ -185,7 +185,7 @@ public struct StaffService: RPCService {
             record.outcomeCode = UInt32(e.code.rawValue)
             record.outcomeDetail = AccessControl.detail(e.message)
         }
-        if let lockedUntil, let db { await persistLock(request.staffId, until: lockedUntil, key: key, db) }
+        if let lockedUntil, case let .success(db) = database { await persistLock(request.staffId, until: lockedUntil, key: key, db) }
         let named = Identifiers.localGovernmentCodeProblem(request.tenant) == nil ? request.tenant : nil
         // A certificate the policy does not name has nothing to do with the tenant it names:
         // its attempts go to the platform stream, not into that tenant's trail.

@@ -113,13 +113,17 @@ public final class TenantManager: Sendable {
         case .recovering?: throw RPCError.unavailable("tenant \(tenant) is recovering")
         case .failed?: throw RPCError.unavailable("tenant \(tenant) failed to recover; see the server log")
         case .removing?: throw RPCError.unavailable("tenant \(tenant) is being removed")
-        case nil:
-            // A caller's text is quoted only once it is a valid code.
-            guard Identifiers.localGovernmentCodeProblem(tenant) == nil else {
-                throw RPCError(.notFound, "no such tenant on this server (the tenant is not a valid 地方公共団体コード)")
-            }
-            throw RPCError(.notFound, "no tenant \(tenant) on this server")
+        case nil: throw Self.notHeld(tenant)
         }
+    }
+
+    /// NOT_FOUND for a tenant the server does not hold. A caller's text is quoted only
+    /// once it is a valid code.
+    public static func notHeld(_ tenant: String) -> RPCError {
+        guard Identifiers.localGovernmentCodeProblem(tenant) == nil else {
+            return RPCError(.notFound, "no such tenant on this server (the tenant is not a valid 地方公共団体コード)")
+        }
+        return RPCError(.notFound, "no tenant \(tenant) on this server")
     }
 
     public func state(_ tenant: String) -> TenantStatusState? {
