@@ -84,7 +84,7 @@ public final class TenantDatabase: Sendable {
     private let log: WriteAheadLog
     /// The tenant's audit trail (`audit/`): its own hash-chained log, same key.
     public let audit: AuditLog
-    private let published: Mutex<RegisterState>
+    private let published: Mutex<RegisterVersion>
     private let writer: Mutex<Writer>
     /// Events handed in by callers, waiting for `writerQueue`.
     private struct Incoming {
@@ -124,7 +124,7 @@ public final class TenantDatabase: Sendable {
         self.options = options
         self.fs = fs
         self.log = log
-        self.published = Mutex(state)
+        self.published = Mutex(RegisterVersion(state))
         self.writer = Mutex(Writer(working: state, nextSequence: state.sequence + 1))
     }
 
@@ -197,7 +197,11 @@ public final class TenantDatabase: Sendable {
     }
 
     /// The latest durable version. Holding it costs nothing; it never changes.
-    public var current: RegisterState { published.withLock { $0 } }
+    public var current: RegisterState { version.state }
+
+    /// The latest durable version, boxed: taken with one retain (`RegisterVersion`).
+    /// Calls on the hot path use it and its point lookups.
+    public var version: RegisterVersion { published.withLock { $0 } }
 
     /// Validates `event`, logs it, and returns its sequence once it is durable and
     /// visible. A refused event (INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION,
@@ -256,7 +260,7 @@ public final class TenantDatabase: Sendable {
             defer { i.events.removeAll(keepingCapacity: true) }
             return i.events
         }
-        let durable = published.withLock { $0.sequence }
+        let durable = published.withLock { $0.state.sequence }
         var answers: [(Waiter, Result<WriteResult, Error>)] = []
         writer.withLock { w in
             // Hourly, forget idempotent writes past their retention, so that a long-running
@@ -304,7 +308,7 @@ public final class TenantDatabase: Sendable {
     /// Writes the writer accepted that are not yet durable (for tests that must know a
     /// write reached the writer).
     public var acceptedNotDurable: Int {
-        let durable = published.withLock { $0.sequence }
+        let durable = published.withLock { $0.state.sequence }
         return writer.withLock { w in Int(w.nextSequence - 1 - durable) }
     }
 
@@ -360,8 +364,9 @@ public final class TenantDatabase: Sendable {
             // (and, after a compaction, a whole table) is work the writer need not wait
             // for. The writer must not hold the last reference even for a moment, or the
             // release lands back here: it hands over a box it never opens again.
+            let next = RegisterVersion(version)
             let replaced = Disposal(published.withLock { p in
-                defer { p = version }
+                defer { p = next }
                 return p
             })
             DispatchQueue.global().async { replaced.dispose() }
@@ -379,7 +384,7 @@ public final class TenantDatabase: Sendable {
             // it too (that one comes back here with the old epoch). What is staged was
             // validated against a state that included the failed writes: forget all of it,
             // then let writes in again. Retries waiting for a failed write fail with it.
-            let durable = published.withLock { $0 }
+            let durable = published.withLock { $0 }.state
             let (dropped, retries) = writer.withLock { w -> ([Staged], [(WriteResult, Waiter)]) in
                 w.inFlight = 0
                 w.epoch += 1
@@ -491,7 +496,8 @@ public final class TenantDatabase: Sendable {
 /// A replaced version on its way to be freed off the writer's thread: only `dispose`
 /// (run once, elsewhere) touches what it holds.
 private final class Disposal: @unchecked Sendable {
-    private var state: RegisterState?
-    init(_ state: RegisterState) { self.state = state }
-    func dispose() { state = nil }
+    private var version: RegisterVersion?
+    init(_ version: RegisterVersion) { self.version = version }
+    func dispose() { version = nil }
 }
+

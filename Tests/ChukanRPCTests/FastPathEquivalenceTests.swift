@@ -71,7 +71,8 @@ import Testing
         #expect(Set(fields.map { UInt64($0.id) }) == Set(PersonViewEncoder.knownFields))
         let byName = Dictionary(uniqueKeysWithValues: fields.map { (String(cString: $0.name), UInt64($0.id)) })
         let numbers = Set(["kojin_bango", "former_kojin_bango", "replica_extract"].compactMap { byName[$0] })
-        #expect(numbers == PersonViewEncoder.numberFields)
+        #expect(numbers.count == 3)
+        #expect(numbers.reduce(UInt64(0)) { $0 | 1 << $1 } == PersonViewEncoder.numberFields)
         #expect(byName["schema_version"] == PersonViewEncoder.schemaVersionField)
         #expect(byName["integrated_atena_number"] == PersonViewEncoder.integratedAtenaNumberField)
     }
@@ -102,6 +103,35 @@ import Testing
         }
         let holdsNumber = try fastAnswer(entry, for: Self.clerk).bytes.contains(subsequence: number)
         #expect(!holdsNumber, "a clerk's answer holds the unknown field's number")
+    }
+
+    /// More runs to leave out than the one pass notes (an unknown field after every known
+    /// one): the copy goes field by field, and the answer is still the decoded one.
+    @Test func moreGapsThanNotedAreCopiedFieldByField() throws {
+        var base = Array(SyntheticResidents(count: 1, seed: 9))[0]
+        base.formerKojinBango = ["123456789018"]
+        let encoded = base.encodedBytes
+        var record: [UInt8] = []
+        var fields = 0
+        try encoded.withUnsafeBytes { bytes in
+            var reader = WireReader(bytes)
+            var start = 0
+            while let (_, type) = try reader.nextField() {
+                try reader.skip(type)
+                record += bytes[start..<reader.position]
+                record += [0xA0, 0x03, 0x01]  // field 52, varint 1
+                fields += 1
+                start = reader.position
+            }
+        }
+        #expect(fields > PersonViewEncoder.maxGaps)
+        let entry = PersonEntry(record: record, history: [], isRemoved: false, removedOn: nil)
+        for caller in [Self.clerk, Self.numberClerk] {
+            let same = try fastAnswer(entry, for: caller).bytes == slowAnswer(entry, for: caller)
+            #expect(same, "the answer differs for a \(caller.principal)")
+        }
+        let holdsNumber = try fastAnswer(entry, for: Self.clerk).bytes.contains(subsequence: Array(base.kojinBango.utf8))
+        #expect(!holdsNumber, "a clerk's answer holds the 個人番号")
     }
 
     /// A record that is not protobuf is answered as decoding answers it: with its error.

@@ -291,7 +291,7 @@ public final class AccessControl: Sendable {
             // UNAVAILABLE while it recovers or after it failed; NOT_FOUND once it is removed.
             let db: TenantDatabase
             do { db = try tenants.database(session.tenant) } catch { return (caller, RPCError.from(error)) }
-            guard let account = db.current.staff[session.staff], !account.disabled else {
+            guard let account = db.version.state.staff[session.staff], !account.disabled else {
                 return (caller, RPCError.unauthenticated("the staff account is disabled"))
             }
             caller.roles = Set(account.roles.compactMap(Role.init(rawValue:)))

@@ -49,7 +49,7 @@ public struct CodesService: RPCService {
                     guard let id = PackedID(request.integratedAtenaNumber) else {
                         throw RPCError.invalidArgument("integrated_atena_number: must be 1-16 ASCII letters or digits")
                     }
-                    guard try tenants.database(request.tenant).current.person(id) != nil else {
+                    guard try tenants.database(request.tenant).version.person(id) != nil else {
                         throw RPCError(.notFound, "no person with that 団体内統合宛名番号")
                     }
                     var r = CodeResponse()
@@ -64,7 +64,7 @@ public struct CodesService: RPCService {
                         throw RPCError.invalidArgument("fugo: must be 32 hex digits")
                     }
                     guard let id = try codes.issuer(request.tenant).person(for: request.fugo),
-                          try tenants.database(request.tenant).current.person(id) != nil
+                          try tenants.database(request.tenant).version.person(id) != nil
                     else { throw RPCError(.notFound, "not a 符号 of a person of this tenant") }
                     var r = CodeResponse()
                     r.fugo = request.fugo

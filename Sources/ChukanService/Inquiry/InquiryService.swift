@@ -34,8 +34,8 @@ public struct InquiryService: RPCService {
             },
             "Household": .unaryFuture(HouseholdRequest.self) { request, context in
                 access.performNow(context, tenant: request.tenant, roles: Self.readers, subjectOf: Self.subjects) { caller in
-                    let state = try tenants.database(request.tenant).current
-                    let members = state.household(try Self.identifier(request.householdNumber, field: "household_number"))
+                    let version = try tenants.database(request.tenant).version
+                    let members = version.state.household(try Self.identifier(request.householdNumber, field: "household_number"))
                     guard !members.isEmpty else { throw RPCError(.notFound, "no household with that 世帯番号") }
                     return try Self.page(members.map { ($0.id, $0.entry) }, size: request.pageSize, token: request.pageToken, for: caller)
                 }
@@ -49,15 +49,15 @@ public struct InquiryService: RPCService {
                         throw RPCError.invalidArgument("a 4情報 search needs a kana name and a birth date or an address")
                     }
                     if let d = request.birthDate, let p = ResidentValidation.dateProblem(d) { throw RPCError.invalidArgument("birth_date: \(p)") }
-                    let state = try tenants.database(request.tenant).current
+                    let version = try tenants.database(request.tenant).version
                     var ids: [String] = []
-                    if let d = request.birthDate { ids = state.search(kana: request.kana, birthDate: d) }
+                    if let d = request.birthDate { ids = version.state.search(kana: request.kana, birthDate: d) }
                     if !request.address.isEmpty {
-                        let byAddress = state.search(kana: request.kana, address: request.address)
+                        let byAddress = version.state.search(kana: request.kana, address: request.address)
                         // Both given: both must match.
                         ids = request.birthDate == nil ? byAddress : ids.filter(Set(byAddress).contains)
                     }
-                    let people = ids.compactMap { id in PackedID(id).flatMap { k in state.person(k).map { (k, $0) } } }
+                    let people = ids.compactMap { id in PackedID(id).flatMap { k in version.state.person(k).map { (k, $0) } } }
                     return try Self.page(people.sorted { $0.0 < $1.0 }, size: request.pageSize, token: request.pageToken, for: caller)
                 }
             },
@@ -73,18 +73,18 @@ public struct InquiryService: RPCService {
 
     /// The person a Lookup names, by the kind of key it gives.
     func find(_ request: LookupRequest, caller: Caller) throws -> PersonEntry {
-        let state = try tenants.database(request.tenant).current
+        let version = try tenants.database(request.tenant).version
         let entry: PersonEntry?
         switch request.keyKind {
-        case .atenaNumber: entry = state.byAtena(try Self.identifier(request.key))
-        case .integratedAtenaNumber: entry = state.person(try Self.identifier(request.key))
-        case .juminhyoCode: entry = state.byJuminhyo(try Self.identifier(request.key))
-        case .fugo: entry = try codes.issuer(request.tenant).person(for: request.key).flatMap { state.person($0) }
+        case .atenaNumber: entry = version.byAtena(try Self.identifier(request.key))
+        case .integratedAtenaNumber: entry = version.person(try Self.identifier(request.key))
+        case .juminhyoCode: entry = version.byJuminhyo(try Self.identifier(request.key))
+        case .fugo: entry = try codes.issuer(request.tenant).person(for: request.key).flatMap { version.person($0) }
         case .kojinBango:
             guard caller.roles.contains(.numberClerk) else {
                 throw RPCError.permissionDenied("an inquiry by 個人番号 needs the role number-clerk")
             }
-            entry = state.byKojinBango(try Self.identifier(request.key))
+            entry = version.byKojinBango(try Self.identifier(request.key))
         case .keyKindUnspecified:
             throw RPCError.invalidArgument("key_kind: is required")
         }

@@ -20,52 +20,81 @@ import NIOCore
 enum PersonViewEncoder {
     /// Top-level fields of `Resident` this version knows.
     static let knownFields: ClosedRange<UInt64> = 1...43
-    /// The fields that carry the 個人番号, left out for callers without number rights.
-    static let numberFields: Set<UInt64> = [5, 7, 42]
+    /// The fields that carry the 個人番号 (5, 7 and 42), left out for callers without
+    /// number rights: a bit each, tested per field of every answer (a `Set` hashed each).
+    static let numberFields: UInt64 = 1 << 5 | 1 << 7 | 1 << 42
     static let schemaVersionField: UInt64 = 1
     static let integratedAtenaNumberField: UInt64 = 6
 
     /// `LookupResponse { person = 1 }` for `entry`; returns the 団体内統合宛名番号 (the
-    /// audit record's subject). Two passes over the record: one to measure, one to copy.
-    /// Throws when the record is not well-formed protobuf.
+    /// audit record's subject). One pass over the record measures what is kept and notes
+    /// the runs left out (the number fields: a few); the copy then takes the runs between
+    /// them whole. Throws when the record is not well-formed protobuf.
     static func writeLookupResponse(_ entry: PersonEntry, withNumber: Bool, into out: inout ByteBuffer) throws -> String {
         try entry.record.withUnsafeBytes { record in
-            var id: UnsafeRawBufferPointer?
-            let residentLength = try scan(record, withNumber: withNumber, id: &id)
-            let idLength = id?.count ?? 0
-            // PersonView: integrated_atena_number = 1, removed = 2, resident = 3.
-            let viewSize = (idLength > 0 ? 1 + varintSize(UInt64(idLength)) + idLength : 0)
-                + (entry.isRemoved ? 2 : 0)
-                + 1 + varintSize(UInt64(residentLength)) + residentLength
-            out.writeInteger(UInt8(0x0A))
-            writeVarint(UInt64(viewSize), into: &out)
-            if idLength > 0 {
+            try withUnsafeTemporaryAllocation(of: Range<Int>.self, capacity: maxGaps) { gaps in
+                var id: UnsafeRawBufferPointer?
+                let (residentLength, gapCount) = try scan(record, withNumber: withNumber, id: &id, gaps: gaps)
+                let idLength = id?.count ?? 0
+                // PersonView: integrated_atena_number = 1, removed = 2, resident = 3.
+                let viewSize = (idLength > 0 ? 1 + varintSize(UInt64(idLength)) + idLength : 0)
+                    + (entry.isRemoved ? 2 : 0)
+                    + 1 + varintSize(UInt64(residentLength)) + residentLength
                 out.writeInteger(UInt8(0x0A))
-                writeVarint(UInt64(idLength), into: &out)
-                out.writeBytes(id!)
-            }
-            if entry.isRemoved { out.writeBytes([0x10, 0x01]) }
-            out.writeInteger(UInt8(0x1A))
-            writeVarint(UInt64(residentLength), into: &out)
-            var reader = WireReader(record)
-            var start = 0
-            while let (number, type) = try reader.nextField() {
-                try reader.skip(type)
-                if keeps(number, withNumber: withNumber) {
-                    out.writeBytes(UnsafeRawBufferPointer(rebasing: record[start..<reader.position]))
+                writeVarint(UInt64(viewSize), into: &out)
+                if idLength > 0 {
+                    out.writeInteger(UInt8(0x0A))
+                    writeVarint(UInt64(idLength), into: &out)
+                    out.writeBytes(id!)
                 }
-                start = reader.position
+                if entry.isRemoved { out.writeBytes([0x10, 0x01]) }
+                out.writeInteger(UInt8(0x1A))
+                writeVarint(UInt64(residentLength), into: &out)
+                if let gapCount {
+                    var from = 0
+                    for gap in gaps.prefix(gapCount) {
+                        if from < gap.lowerBound { out.writeBytes(UnsafeRawBufferPointer(rebasing: record[from..<gap.lowerBound])) }
+                        from = gap.upperBound
+                    }
+                    if from < record.count { out.writeBytes(UnsafeRawBufferPointer(rebasing: record[from...])) }
+                } else {
+                    try copyKept(record, withNumber: withNumber, into: &out)
+                }
+                return id.map { String(decoding: $0, as: UTF8.self) } ?? ""
             }
-            return id.map { String(decoding: $0, as: UTF8.self) } ?? ""
         }
     }
 
-    /// Length of the kept fields, and the 団体内統合宛名番号 as decoding reads it (the last
-    /// occurrence, up to a NUL).
-    private static func scan(_ record: UnsafeRawBufferPointer, withNumber: Bool, id: inout UnsafeRawBufferPointer?) throws -> Int {
+    /// Runs left out that `scan` notes; a record with more is copied field by field.
+    static let maxGaps = 8
+
+    /// The kept fields, copied in runs (a field left out ends one): for a record with
+    /// more gaps than `scan` notes.
+    private static func copyKept(_ record: UnsafeRawBufferPointer, withNumber: Bool, into out: inout ByteBuffer) throws {
+        var reader = WireReader(record)
+        var run = 0
+        var start = 0
+        while let (number, type) = try reader.nextField() {
+            try reader.skip(type)
+            if !keeps(number, withNumber: withNumber) {
+                if run < start { out.writeBytes(UnsafeRawBufferPointer(rebasing: record[run..<start])) }
+                run = reader.position
+            }
+            start = reader.position
+        }
+        if run < start { out.writeBytes(UnsafeRawBufferPointer(rebasing: record[run..<start])) }
+    }
+
+    /// Length of the kept fields; the 団体内統合宛名番号 as decoding reads it (the last
+    /// occurrence, up to a NUL); and the runs of fields left out, in order, adjacent ones
+    /// joined, in `gaps` — their count, or nil when there were more than it holds.
+    private static func scan(
+        _ record: UnsafeRawBufferPointer, withNumber: Bool, id: inout UnsafeRawBufferPointer?, gaps: UnsafeMutableBufferPointer<Range<Int>>
+    ) throws -> (kept: Int, gaps: Int?) {
         var reader = WireReader(record)
         var start = 0
         var kept = 0
+        var gapCount: Int? = 0
         while let (number, type) = try reader.nextField() {
             if number == schemaVersionField {
                 try WireReader.expect(type, .varint, field: number)
@@ -78,15 +107,26 @@ enum PersonViewEncoder {
             } else {
                 try reader.skip(type)
             }
-            if keeps(number, withNumber: withNumber) { kept += reader.position - start }
+            if keeps(number, withNumber: withNumber) {
+                kept += reader.position - start
+            } else if let n = gapCount {
+                if n > 0 && gaps[n - 1].upperBound == start {
+                    gaps[n - 1] = gaps[n - 1].lowerBound..<reader.position
+                } else if n < gaps.count {
+                    gaps[n] = start..<reader.position
+                    gapCount = n + 1
+                } else {
+                    gapCount = nil
+                }
+            }
             start = reader.position
         }
-        return kept
+        return (kept, gapCount)
     }
 
     @inline(__always)
     private static func keeps(_ number: UInt64, withNumber: Bool) -> Bool {
-        knownFields.contains(number) && (withNumber || !numberFields.contains(number))
+        knownFields.contains(number) && (withNumber || numberFields & (1 << number) == 0)
     }
 
     static func varintSize(_ v: UInt64) -> Int {

@@ -68,7 +68,7 @@ public struct ProvisionService: RPCService {
                 try await access.perform(context, tenant: request.tenant, roles: [.approver], subject: "held provisions") { _ in
                     let db = try tenants.database(request.tenant)
                     var list = HeldList()
-                    list.held = db.current.pending.values
+                    list.held = db.version.state.pending.values
                         .filter { request.all || $0.state == .held }
                         .sorted { ($0.heldUnixMs, $0.pendingId) < ($1.heldUnixMs, $1.pendingId) }
                         .map { var p = $0; p.answer = nil; return p }
@@ -106,7 +106,7 @@ public struct ProvisionService: RPCService {
                                 throw RPCError(.failedPrecondition, "the permission list in force no longer allows this provision; refuse it")
                             }
                             // So may the person: a 除票 now, under a row for current residents only.
-                            if let entry = db.current.person(p.person), entry.isRemoved && !row.removedResidents {
+                            if let entry = db.version.state.person(p.person), entry.isRemoved && !row.removedResidents {
                                 throw RPCError(.failedPrecondition, "the person is no longer a current resident and 項 \(row.legalRow) covers current residents only; refuse it")
                             }
                             // What leaves is what the approver saw: a record changed since the review
@@ -140,15 +140,15 @@ public struct ProvisionService: RPCService {
             "Disclose": .unaryAsync(DiscloseRequest.self) { request, context in
                 try await access.perform(context, tenant: request.tenant, roles: [.auditor], subjectOf: { (d: Disclosure) in d.person?.integratedAtenaNumber ?? "" }) { _ in
                     let db = try tenants.database(request.tenant)
-                    let state = db.current
+                    let version = db.version
                     // Each kind of key is checked as that kind: a 符号 is 32 hex digits, the others 1-16 characters.
                     let key = request.key
                     let entry: PersonEntry? = switch request.keyKind {
-                    case .atenaNumber: state.byAtena(try InquiryService.identifier(key))
-                    case .integratedAtenaNumber: state.person(try InquiryService.identifier(key))
-                    case .juminhyoCode: state.byJuminhyo(try InquiryService.identifier(key))
-                    case .kojinBango: state.byKojinBango(try InquiryService.identifier(key))
-                    case .fugo: try codes.issuer(request.tenant).person(for: key).flatMap { state.person($0) }
+                    case .atenaNumber: version.state.byAtena(try InquiryService.identifier(key))
+                    case .integratedAtenaNumber: version.state.person(try InquiryService.identifier(key))
+                    case .juminhyoCode: version.state.byJuminhyo(try InquiryService.identifier(key))
+                    case .kojinBango: version.state.byKojinBango(try InquiryService.identifier(key))
+                    case .fugo: try codes.issuer(request.tenant).person(for: key).flatMap { version.state.person($0) }
                     case .keyKindUnspecified: throw RPCError.invalidArgument("key_kind: is required")
                     }
                     guard let entry else { throw RPCError(.notFound, "no person with that key") }
@@ -236,9 +236,9 @@ public struct ProvisionService: RPCService {
         // Whatever happens next, the permit is spent. The person is noted first, so a
         // replay is recorded under the person it named.
         let db = try tenants.database(request.tenant)
-        let state = db.current
+        let version = db.version
         let id = try codes.issuer(request.tenant).person(for: request.fugo)
-        let entry = id.flatMap { state.person($0) }
+        let entry = id.flatMap { version.person($0) }
         if let id, entry != nil { notes.note { $0.subject = id.string } }
         // An answer held for review must be saved; while the disk watch refuses writes it
         // could not be, and the permit would be spent with nothing kept. Refused before
@@ -247,7 +247,7 @@ public struct ProvisionService: RPCService {
         // The permit is named in the message (so the record still links to it), not in
         // the record's permit field (which claims it).
         if let refusal = db.writeRefusal, let entry, !db.audit.permits.isClaimed(permit.permitId),
-           try ProvisionPayloads.holdReason(group: request.itemGroup, record: entry.resident(), in: state) != nil {
+           try ProvisionPayloads.holdReason(group: request.itemGroup, record: entry.resident(), in: version.state) != nil {
             throw RPCError.unavailable("\(refusal); permit \(permit.permitId) not spent: send it again once there is room")
         }
         notes.note { r in
@@ -257,7 +257,7 @@ public struct ProvisionService: RPCService {
         guard db.audit.permits.claim(permit.permitId, expiresUnixMs: permit.expiresUnixMs, nowUnixMs: now) else {
             // A retry of a request that was held (the first answer lost on the way) learns its
             // pending id again: the id reaches the gateway only in that answer.
-            if let p = db.current.pending.values.first(where: { $0.permitId == permit.permitId && $0.inquirer == request.inquirer }) {
+            if let p = db.version.state.pending.values.first(where: { $0.permitId == permit.permitId && $0.inquirer == request.inquirer }) {
                 notes.note { $0.pendingId = p.pendingId }
                 throw ProvisionRefusal.held.error("this permit's request was held for review (自動応答不可; ask FetchHeld for the outcome); pending_id=\(p.pendingId)")
             }
@@ -281,7 +281,7 @@ public struct ProvisionService: RPCService {
 
         // 6. 自動応答不可: held for an approver.
         let record = try entry.resident()
-        if let reason = try ProvisionPayloads.holdReason(group: request.itemGroup, record: record, in: state) {
+        if let reason = try ProvisionPayloads.holdReason(group: request.itemGroup, record: record, in: version.state) {
             var p = PendingProvision()
             p.pendingId = "P" + secureRandomHex(12)
             p.state = .held
@@ -303,7 +303,7 @@ public struct ProvisionService: RPCService {
         }
 
         // 7. The answer: the group's items, sealed to the inquirer.
-        let payload = try ProvisionPayloads.make(group: request.itemGroup, record: record, removed: entry.isRemoved, in: state, permit: permit, nowUnixMs: now)
+        let payload = try ProvisionPayloads.make(group: request.itemGroup, record: record, removed: entry.isRemoved, in: version.state, permit: permit, nowUnixMs: now)
         var response = ProvideResponse()
         response.answer = try sealer.seal(payload.encodedBytes, to: request.inquirerPublicKey, permitID: permit.permitId)
         return loop.makeSucceededFuture(response)
@@ -312,7 +312,7 @@ public struct ProvisionService: RPCService {
     /// The held provision a request names, noted for the record.
     func held(_ request: HeldRequest, notes: AuditNotes) throws -> PendingProvision {
         guard !request.pendingId.isEmpty, request.pendingId.utf8.count <= 64 else { throw RPCError.invalidArgument("pending_id: is required") }
-        guard let p = try tenants.database(request.tenant).current.pending[request.pendingId] else {
+        guard let p = try tenants.database(request.tenant).version.state.pending[request.pendingId] else {
             // Recorded only in the form this server issues: what a caller typed there (a
             // mistyped 個人番号, say) does not reach the trail.
             notes.note { $0.pendingId = Self.recordable(pendingID: request.pendingId) }

@@ -44,12 +44,12 @@ public struct StaffService: RPCService {
                     let key = "\(request.tenant)/\(staff)"
                     // A wrong old password counts towards the lock, as a failed sign-in does.
                     try await locks.serialized(key) {
-                        guard !isLocked(key, db.current.staff[staff], now: access.now()) else { throw Self.lockedError }
-                        let current = db.current.staff[staff]
+                        guard !isLocked(key, db.version.state.staff[staff], now: access.now()) else { throw Self.lockedError }
+                        let current = db.version.state.staff[staff]
                         let matches = try await access.passwordChecks.verify(request.oldPassword, against: current?.passwordHash ?? access.decoyHash, tenant: request.tenant)
                         // Checked again after the password check: a failed sign-in (counted outside
                         // this turn) may have locked the account meanwhile.
-                        guard !isLocked(key, db.current.staff[staff], now: access.now()) else { throw Self.lockedError }
+                        guard !isLocked(key, db.version.state.staff[staff], now: access.now()) else { throw Self.lockedError }
                         guard var account = current, matches else {
                             if let until = access.sessions.failed(key, now: access.now(), rules: access.rules) {
                                 await writeLock(until, staffID: staff, db)  // already serialized on this account
@@ -99,7 +99,7 @@ public struct StaffService: RPCService {
             "ListStaff": .unaryAsync(ListStaffRequest.self) { request, context in
                 try await access.perform(context, tenant: request.tenant, roles: [.tenantAdmin, .auditor]) { _ in
                     var r = ListStaffResponse()
-                    r.staff = try tenants.database(request.tenant).current.staff.values.sorted { $0.staffId < $1.staffId }.map { view($0) }
+                    r.staff = try tenants.database(request.tenant).version.state.staff.values.sorted { $0.staffId < $1.staffId }.map { view($0) }
                     return r
                 }
             },
@@ -151,7 +151,7 @@ public struct StaffService: RPCService {
             case let .success(d): db = d
             case let .failure(error): return .failure(RPCError.from(error))
             }
-            let account = db.current.staff[request.staffId]
+            let account = db.version.state.staff[request.staffId]
             if isLocked(key, account, now: now) { return .failure(Self.lockedError) }
             // An unknown id costs the same hashing as a known one: the timing tells nothing.
             let matches: Bool
@@ -161,7 +161,7 @@ public struct StaffService: RPCService {
                 return .failure(RPCError.from(error))  // too many waiting: not a failed sign-in
             }
             // Checks queued behind the one that locked the account must not count or sign in.
-            if isLocked(key, db.current.staff[request.staffId], now: access.now()) { return .failure(Self.lockedError) }
+            if isLocked(key, db.version.state.staff[request.staffId], now: access.now()) { return .failure(Self.lockedError) }
             guard let account, !account.disabled, matches else {
                 lockedUntil = access.sessions.failed(key, now: now, rules: access.rules)
                 return .failure(RPCError.unauthenticated("staff id or password is wrong, or the account is disabled"))
@@ -169,7 +169,7 @@ public struct StaffService: RPCService {
             // The check waited its turn: a password change, reset or disabling made meanwhile
             // (and the sign-ins it ended) must not be undone by a session opened now on the
             // account as it was.
-            guard let latest = db.current.staff[request.staffId], latest.passwordHash == account.passwordHash, !latest.disabled else {
+            guard let latest = db.version.state.staff[request.staffId], latest.passwordHash == account.passwordHash, !latest.disabled else {
                 return .failure(RPCError.unauthenticated("the account changed while the password was checked; sign in again"))
             }
             access.sessions.succeeded(key)
@@ -219,7 +219,7 @@ public struct StaffService: RPCService {
 
     /// The write itself; the caller holds the account's turn (`locks`).
     private func writeLock(_ until: Date, staffID: String, _ db: TenantDatabase) async {
-        guard var a = db.current.staff[staffID] else { return }
+        guard var a = db.version.state.staff[staffID] else { return }
         a.lockedUntilUnixMs = Int64(until.timeIntervalSince1970 * 1000)
         try? await Self.save(a, kind: .staffUpdate, db)
     }
@@ -256,7 +256,7 @@ public struct StaffService: RPCService {
     static func account(_ request: StaffRequest, _ db: TenantDatabase) throws -> StaffAccount {
         // Checked before it is quoted: the id is the caller's text, and the message is recorded.
         if let p = RegisterState.staffIDProblem(request.staffId) { throw RPCError.invalidArgument("staff_id: \(p)") }
-        guard let a = db.current.staff[request.staffId] else { throw RPCError(.notFound, "no staff account \(request.staffId)") }
+        guard let a = db.version.state.staff[request.staffId] else { throw RPCError(.notFound, "no staff account \(request.staffId)") }
         return a
     }
 

@@ -195,7 +195,7 @@ public final class TenantManager: Sendable {
         }
         guard let db = claimed else { throw RPCError.unavailable("tenant \(tenant) is being removed or is not serving") }
         do {
-            let records = db.current.count
+            let records = db.version.state.count
             if records > 0 && !force {
                 throw RPCError(.failedPrecondition, "tenant \(tenant) still holds \(records) records; remove with force (a final snapshot is kept)")
             }

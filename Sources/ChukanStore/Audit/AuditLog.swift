@@ -19,12 +19,17 @@ public final class AuditLog: Sendable {
         /// Hash of the last record handed to the log (durable or not).
         var lastHash: [UInt8]
         var nextSequence: UInt64
-        /// Hash and sequence of the last durable record: where the chain restarts after a failure.
-        var durableHash: [UInt8]
-        var durableSequence: UInt64
         /// Bumped when the chain restarts after a failure; the failures of records queued
         /// before that restart were dealt with by it.
         var generation: UInt64 = 0
+    }
+
+    /// Hash and sequence of the last durable record: where the chain restarts after a
+    /// failure. Apart from `Chain` so that the log's thread, which notes every record
+    /// made durable, does not contend for the chain with the callers appending.
+    private struct Durable {
+        var hash: [UInt8]
+        var sequence: UInt64
     }
 
     public let directory: String
@@ -32,6 +37,7 @@ public final class AuditLog: Sendable {
     let fs: any StoreFileSystem
     private let log: WriteAheadLog
     private let chain: Locked<Chain>
+    private let durable: Locked<Durable>
     /// Permit ids of 提供 this stream recorded, while their permits are valid.
     public let permits: PermitClaims
 
@@ -41,7 +47,8 @@ public final class AuditLog: Sendable {
         self.keyRing = keyRing
         self.fs = fs
         self.log = log
-        chain = Locked(Chain(lastHash: lastHash, nextSequence: lastSequence + 1, durableHash: lastHash, durableSequence: lastSequence))
+        chain = Locked(Chain(lastHash: lastHash, nextSequence: lastSequence + 1))
+        durable = Locked(Durable(hash: lastHash, sequence: lastSequence))
     }
 
     /// Opens (or creates) the stream, checking the chain of what is there.
@@ -78,24 +85,30 @@ public final class AuditLog: Sendable {
     /// UNAVAILABLE when the log cannot make it durable. For callers that answer from an
     /// event loop without a task (`AccessControl.performNow`).
     public func record(_ record: AuditRecord, done: @escaping @Sendable (Result<UInt64, Error>) -> Void) {
+        // The record is encoded before the chain is taken; the chain's lock covers only its
+        // two fields, appended here, the hash and the hand-over to the log. Protobuf readers
+        // take fields in any order, and the hash covers the bytes as stored.
+        var body = record
+        body.schemaVersion = 1
+        body.sequence = 0
+        body.previousHash = []
+        let bodyBytes = body.encodedBytes
         chain.withLock { c in
-            var r = record
-            r.schemaVersion = 1
-            r.sequence = c.nextSequence
-            r.previousHash = c.lastHash
-            let bytes = r.encodedBytes
+            let sequence = c.nextSequence
+            var bytes = bodyBytes
+            bytes.reserveCapacity(bodyBytes.count + 16 + SHA256.size)
+            Self.appendChainFields(sequence: sequence, previousHash: c.lastHash, to: &bytes)
             c.lastHash = SHA256.hash(bytes)
             c.nextSequence += 1
             let hash = c.lastHash
-            let sequence = r.sequence
             let generation = c.generation
             log.append(sequence: sequence, type: Self.recordType, payload: bytes) { [self] result in
                 switch result {
                 case .success:
-                    chain.withLock { c in
-                        if sequence > c.durableSequence {
-                            c.durableSequence = sequence
-                            c.durableHash = hash
+                    durable.withLock { d in
+                        if sequence > d.sequence {
+                            d.sequence = sequence
+                            d.hash = hash
                         }
                     }
                     done(.success(sequence))
@@ -104,8 +117,9 @@ public final class AuditLog: Sendable {
                     // continues from the last durable record.
                     chain.withLock { c in
                         guard c.generation == generation else { return }
-                        c.lastHash = c.durableHash
-                        c.nextSequence = c.durableSequence + 1
+                        let d = durable.withLock { $0 }
+                        c.lastHash = d.hash
+                        c.nextSequence = d.sequence + 1
                         c.generation += 1
                         log.unblock()
                     }
@@ -113,6 +127,24 @@ public final class AuditLog: Sendable {
                 }
             }
         }
+    }
+
+    /// `sequence` (field 2, varint) and `previous_hash` (field 14, bytes) in protobuf's
+    /// wire format, appended to a record encoded without them.
+    static func appendChainFields(sequence: UInt64, previousHash: [UInt8], to bytes: inout [UInt8]) {
+        func varint(_ v: UInt64) {
+            var v = v
+            while v >= 0x80 {
+                bytes.append(UInt8(truncatingIfNeeded: v) | 0x80)
+                v >>= 7
+            }
+            bytes.append(UInt8(v))
+        }
+        varint(2 << 3 | 0)
+        varint(sequence)
+        varint(14 << 3 | 2)
+        varint(UInt64(previousHash.count))
+        bytes.append(contentsOf: previousHash)
     }
 
     public func close() { log.close() }
