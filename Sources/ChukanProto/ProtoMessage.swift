@@ -25,10 +25,11 @@ extension ProtoMessage {
         self = try bytes.withUnsafeBytes { try Self(protobuf: $0, limit: limit) }
     }
 
-    /// The encoding in a new buffer.
+    /// The encoding in a new buffer; `capacity` to start with (a message that needs more
+    /// makes the buffer grow: another allocation and a copy).
     @inlinable
-    public func encoded(allocator: ByteBufferAllocator = ByteBufferAllocator()) -> ByteBuffer {
-        var buffer = allocator.buffer(capacity: 64)
+    public func encoded(allocator: ByteBufferAllocator = ByteBufferAllocator(), capacity: Int = 64) -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: capacity)
         encode(into: &buffer)
         return buffer
     }

@@ -78,20 +78,24 @@ public enum WALFormat {
     }
 
     static func nonce(sequence: UInt64) -> [UInt8] {
-        var n: [UInt8] = [0, 0, 0, 0]
-        n.appendBE(sequence)
+        var n = [UInt8](repeating: 0, count: 12)
+        for i in 0..<8 { n[4 + i] = UInt8(truncatingIfNeeded: sequence >> (56 - 8 * i)) }
         return n
     }
 
-    /// The 16 bytes before a record's CRC: also the AEAD's associated data.
-    static func recordPrefix(length: UInt32, type: UInt8, groupOffset: Int, sequence: UInt64) -> [UInt8] {
-        precondition(groupOffset >= 0 && groupOffset <= maxGroupRecords)
-        var b: [UInt8] = []
-        b.reserveCapacity(16)
-        b.appendBE(length)
-        b += [type, UInt8(truncatingIfNeeded: groupOffset >> 16), UInt8(truncatingIfNeeded: groupOffset >> 8), UInt8(truncatingIfNeeded: groupOffset)]
-        b.appendBE(sequence)
-        return b
+    /// Size of `recordPrefix`.
+    static let recordPrefixSize = 16
+
+    /// The 16 bytes before a record's CRC: also the AEAD's associated data. Written into
+    /// `out` (at least 16 bytes), so that a writer builds it without an allocation.
+    static func writeRecordPrefix(length: UInt32, type: UInt8, groupOffset: Int, sequence: UInt64, into out: UnsafeMutableBufferPointer<UInt8>) {
+        precondition(groupOffset >= 0 && groupOffset <= maxGroupRecords && out.count >= recordPrefixSize)
+        for i in 0..<4 { out[i] = UInt8(truncatingIfNeeded: length >> (24 - 8 * i)) }
+        out[4] = type
+        out[5] = UInt8(truncatingIfNeeded: groupOffset >> 16)
+        out[6] = UInt8(truncatingIfNeeded: groupOffset >> 8)
+        out[7] = UInt8(truncatingIfNeeded: groupOffset)
+        for i in 0..<8 { out[8 + i] = UInt8(truncatingIfNeeded: sequence >> (56 - 8 * i)) }
     }
 }
 

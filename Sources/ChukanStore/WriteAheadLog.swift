@@ -401,19 +401,22 @@ public final class WriteAheadLog: @unchecked Sendable {
     }
 
     private func encode(_ p: Pending, sequence: UInt64, groupOffset: Int, into buffer: inout [UInt8]) throws {
-        let prefix = WALFormat.recordPrefix(length: UInt32(p.payload.count + AESGCM.tagSize), type: p.type, groupOffset: groupOffset, sequence: sequence)
-        var sealed: [UInt8] = []
-        sealed.reserveCapacity(p.payload.count + AESGCM.tagSize)
-        try p.payload.withUnsafeBytes { plaintext in
-            try prefix.withUnsafeBytes { aad in
-                try segment!.cipher.seal(nonce: WALFormat.nonce(sequence: sequence), plaintext: plaintext, aad: aad, into: &sealed)
+        // Framed in place at the end of `buffer` (prefix, CRC, sealed payload and tag): no
+        // array a record, and no allocation on this thread to free on another's heap.
+        try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: WALFormat.recordPrefixSize) { prefix in
+            WALFormat.writeRecordPrefix(length: UInt32(p.payload.count + AESGCM.tagSize), type: p.type, groupOffset: groupOffset, sequence: sequence, into: prefix)
+            let aad = UnsafeRawBufferPointer(prefix)
+            buffer.append(contentsOf: aad)
+            let crcAt = buffer.count
+            buffer.appendBE(UInt32(0))  // set once the sealed bytes are there
+            let sealedAt = buffer.count
+            try p.payload.withUnsafeBytes { plaintext in
+                try segment!.cipher.seal(nonce: WALFormat.nonce(sequence: sequence), plaintext: plaintext, aad: aad, into: &buffer)
             }
+            var crc = CRC32C.checksum(aad)
+            crc = buffer.withUnsafeBytes { CRC32C.update(crc, UnsafeRawBufferPointer(rebasing: $0[sealedAt...])) }
+            for i in 0..<4 { buffer[crcAt + i] = UInt8(truncatingIfNeeded: crc >> (24 - 8 * i)) }
         }
-        var crc = prefix.withUnsafeBytes { CRC32C.checksum($0) }
-        crc = sealed.withUnsafeBytes { CRC32C.update(crc, $0) }
-        buffer += prefix
-        buffer.appendBE(crc)
-        buffer += sealed
     }
 
     /// Cuts the segment back to its records (dropping the zeros reserved past them; if

@@ -55,7 +55,11 @@ struct ProvisionSteps: ParsableCommand {
         try time("payload: build + encode") { _ = try ProvisionPayloads.make(group: .nameAndBirth, person: entry, in: state, permit: p, nowUnixMs: 1).encodedBytes }
         try time("seal: HKDF + AES-256-GCM (agreement cached)") { _ = try sealer.seal(payload, to: inquirer.publicKey, permitID: p.permitId) }
         try time("X25519 agreement (uncached)") { _ = try inquirer.agree(with: X25519Key(publicKey: sealer.publicKey)) }
-        time("audit record: encode + SHA-256") { _ = SHA256.hash(record.encodedBytes) }
+        time("audit record: encode + chain fields + SHA-256") {
+            var bytes = record.encodedBytes
+            AuditLog.appendChainFields(sequence: 1, previousHash: AuditLog.genesis, to: &bytes)
+            _ = SHA256.hash(bytes)
+        }
         try time("request decode (ProvideRequest)") {
             var r = ProvideRequest()
             r.permit = signed

@@ -44,7 +44,7 @@ import Testing
         // A record rewritten by someone with the key: its predecessor's hash is not the real one.
         var forged = entry(6)
         forged.sequence = 6
-        forged.previousHash = records[3].encodedBytes.withUnsafeBytes { SHA256.hash($0) }  // record 4's, not 5's
+        forged.previousHash = SHA256.hash(try storedBytes(dir)[3])  // record 4's, not 5's
         try await forge(forged)
         let v = try AuditLog.verify(directory: dir, keyRing: keys)
         #expect(v.records == 5)
@@ -77,11 +77,10 @@ import Testing
         let audit = try AuditLog.open(directory: dir, keyRing: keys)
         for i in 1...3 { try await audit.record(entry(i)) }
         audit.close()
-        let records = try AuditLog.read(directory: dir, keyRing: keys)
         // Record 4 "dropped": what follows claims to be record 5.
         var skipping = entry(5)
         skipping.sequence = 5
-        skipping.previousHash = SHA256.hash(records[2].encodedBytes)
+        skipping.previousHash = SHA256.hash(try storedBytes(dir)[2])  // record 3's: only the sequence is wrong
         try await forge(skipping)
         #expect(try AuditLog.verify(directory: dir, keyRing: keys).firstBad?.contains("out of order") == true)
 
@@ -195,6 +194,14 @@ import Testing
         // query list what is left as if it were the whole trail.
         #expect(throws: AuditChainError.self) { _ = try AuditLog.open(directory: dir, keyRing: keys, options: options) }
         #expect(throws: AuditChainError.self) { _ = try AuditLog.read(directory: dir, keyRing: keys) }
+    }
+
+    /// Each record's bytes as stored: what the next record's previous_hash covers (the
+    /// chain's fields are appended to the encoded record, not in field order).
+    func storedBytes(_ directory: String) throws -> [[UInt8]] {
+        var all: [[UInt8]] = []
+        _ = try WriteAheadLog.read(directory: directory, keyRing: keys) { all.append($0.payload) }
+        return all
     }
 
     func firstRecord(_ directory: String) throws -> AuditRecord {

@@ -57,7 +57,7 @@ public struct InquiryService: RPCService {
                         // Both given: both must match.
                         ids = request.birthDate == nil ? byAddress : ids.filter(Set(byAddress).contains)
                     }
-                    let people = ids.compactMap { id in PackedID(id).flatMap { k in version.state.person(k).map { (k, $0) } } }
+                    let people = ids.compactMap { id in PackedID(id).flatMap { k in version.person(k).map { (k, $0) } } }
                     return try Self.page(people.sorted { $0.0 < $1.0 }, size: request.pageSize, token: request.pageToken, for: caller)
                 }
             },

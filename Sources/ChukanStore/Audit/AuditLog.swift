@@ -92,11 +92,13 @@ public final class AuditLog: Sendable {
         body.schemaVersion = 1
         body.sequence = 0
         body.previousHash = []
-        let bodyBytes = body.encodedBytes
+        let encoded = body.encoded(capacity: 512)  // a record is a few hundred bytes
+        // Room for the chain's fields, so that appending them does not copy the bytes.
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(encoded.readableBytes + Self.chainFieldsSize)
+        bytes += encoded.readableBytesView
         chain.withLock { c in
             let sequence = c.nextSequence
-            var bytes = bodyBytes
-            bytes.reserveCapacity(bodyBytes.count + 16 + SHA256.size)
             Self.appendChainFields(sequence: sequence, previousHash: c.lastHash, to: &bytes)
             c.lastHash = SHA256.hash(bytes)
             c.nextSequence += 1
@@ -129,9 +131,13 @@ public final class AuditLog: Sendable {
         }
     }
 
+    /// The most bytes `appendChainFields` appends: two tags, a sequence of up to ten
+    /// bytes, a length and the hash.
+    static let chainFieldsSize = 1 + 10 + 1 + 1 + SHA256.size
+
     /// `sequence` (field 2, varint) and `previous_hash` (field 14, bytes) in protobuf's
     /// wire format, appended to a record encoded without them.
-    static func appendChainFields(sequence: UInt64, previousHash: [UInt8], to bytes: inout [UInt8]) {
+    public static func appendChainFields(sequence: UInt64, previousHash: [UInt8], to bytes: inout [UInt8]) {
         func varint(_ v: UInt64) {
             var v = v
             while v >= 0x80 {
