@@ -83,7 +83,7 @@ public enum WALFormat {
         return n
     }
 
-    /// Size of `recordPrefix`.
+    /// Size of a record's prefix (`writeRecordPrefix`).
     static let recordPrefixSize = 16
 
     /// The 16 bytes before a record's CRC: also the AEAD's associated data. Written into
