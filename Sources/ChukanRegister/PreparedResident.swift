@@ -37,12 +37,7 @@ public struct PreparedResident: Sendable {
         var bytes = rest.encodedBytes
         bytes.reserveCapacity(bytes.count + 1 + 5 + record.count)
         bytes.append(Self.residentFieldTag)
-        var n = UInt64(record.count)
-        while n >= 0x80 {
-            bytes.append(UInt8(truncatingIfNeeded: n) | 0x80)
-            n >>= 7
-        }
-        bytes.append(UInt8(n))
+        bytes.appendProtobufVarint(UInt64(record.count))
         bytes.append(contentsOf: record)
         eventBytes = bytes
     }

@@ -500,4 +500,3 @@ private final class Disposal: @unchecked Sendable {
     init(_ version: RegisterVersion) { self.version = version }
     func dispose() { version = nil }
 }
-

@@ -79,7 +79,7 @@ public enum WALFormat {
 
     static func nonce(sequence: UInt64) -> [UInt8] {
         var n = [UInt8](repeating: 0, count: 12)
-        for i in 0..<8 { n[4 + i] = UInt8(truncatingIfNeeded: sequence >> (56 - 8 * i)) }
+        n.setBE(sequence, at: 4)
         return n
     }
 
@@ -88,14 +88,12 @@ public enum WALFormat {
 
     /// The 16 bytes before a record's CRC: also the AEAD's associated data. Written into
     /// `out` (at least 16 bytes), so that a writer builds it without an allocation.
-    static func writeRecordPrefix(length: UInt32, type: UInt8, groupOffset: Int, sequence: UInt64, into out: UnsafeMutableBufferPointer<UInt8>) {
+    static func writeRecordPrefix(length: UInt32, type: UInt8, groupOffset: Int, sequence: UInt64, into out: UnsafeMutableRawBufferPointer) {
         precondition(groupOffset >= 0 && groupOffset <= maxGroupRecords && out.count >= recordPrefixSize)
-        for i in 0..<4 { out[i] = UInt8(truncatingIfNeeded: length >> (24 - 8 * i)) }
-        out[4] = type
-        out[5] = UInt8(truncatingIfNeeded: groupOffset >> 16)
-        out[6] = UInt8(truncatingIfNeeded: groupOffset >> 8)
-        out[7] = UInt8(truncatingIfNeeded: groupOffset)
-        for i in 0..<8 { out[8 + i] = UInt8(truncatingIfNeeded: sequence >> (56 - 8 * i)) }
+        out.storeBytes(of: length.bigEndian, toByteOffset: 0, as: UInt32.self)
+        // type, then the group offset in three bytes: the low 24 bits of a big-endian word.
+        out.storeBytes(of: (UInt32(type) << 24 | UInt32(groupOffset)).bigEndian, toByteOffset: 4, as: UInt32.self)
+        out.storeBytes(of: sequence.bigEndian, toByteOffset: 8, as: UInt64.self)
     }
 }
 
@@ -140,6 +138,11 @@ enum FileHeaderCodec {
 extension Array where Element == UInt8 {
     @inlinable mutating func appendBE<T: FixedWidthInteger>(_ v: T) {
         Swift.withUnsafeBytes(of: v.bigEndian) { append(contentsOf: $0) }
+    }
+
+    /// Overwrites the bytes at `offset` with `v`, big-endian.
+    @inlinable mutating func setBE<T: FixedWidthInteger>(_ v: T, at offset: Int) {
+        Swift.withUnsafeBytes(of: v.bigEndian) { replaceSubrange(offset..<offset + $0.count, with: $0) }
     }
 
     @inlinable func readBE<T: FixedWidthInteger>(_ type: T.Type, at offset: Int) -> T {

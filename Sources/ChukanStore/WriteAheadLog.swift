@@ -403,7 +403,7 @@ public final class WriteAheadLog: @unchecked Sendable {
     private func encode(_ p: Pending, sequence: UInt64, groupOffset: Int, into buffer: inout [UInt8]) throws {
         // Framed in place at the end of `buffer` (prefix, CRC, sealed payload and tag): no
         // array a record, and no allocation on this thread to free on another's heap.
-        try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: WALFormat.recordPrefixSize) { prefix in
+        try withUnsafeTemporaryAllocation(byteCount: WALFormat.recordPrefixSize, alignment: 8) { prefix in
             WALFormat.writeRecordPrefix(length: UInt32(p.payload.count + AESGCM.tagSize), type: p.type, groupOffset: groupOffset, sequence: sequence, into: prefix)
             let aad = UnsafeRawBufferPointer(prefix)
             buffer.append(contentsOf: aad)
@@ -415,7 +415,7 @@ public final class WriteAheadLog: @unchecked Sendable {
             }
             var crc = CRC32C.checksum(aad)
             crc = buffer.withUnsafeBytes { CRC32C.update(crc, UnsafeRawBufferPointer(rebasing: $0[sealedAt...])) }
-            for i in 0..<4 { buffer[crcAt + i] = UInt8(truncatingIfNeeded: crc >> (24 - 8 * i)) }
+            buffer.setBE(crc, at: crcAt)
         }
     }
 

@@ -138,18 +138,10 @@ public final class AuditLog: Sendable {
     /// `sequence` (field 2, varint) and `previous_hash` (field 14, bytes) in protobuf's
     /// wire format, appended to a record encoded without them.
     public static func appendChainFields(sequence: UInt64, previousHash: [UInt8], to bytes: inout [UInt8]) {
-        func varint(_ v: UInt64) {
-            var v = v
-            while v >= 0x80 {
-                bytes.append(UInt8(truncatingIfNeeded: v) | 0x80)
-                v >>= 7
-            }
-            bytes.append(UInt8(v))
-        }
-        varint(2 << 3 | 0)
-        varint(sequence)
-        varint(14 << 3 | 2)
-        varint(UInt64(previousHash.count))
+        bytes.appendProtobufVarint(2 << 3 | 0)
+        bytes.appendProtobufVarint(sequence)
+        bytes.appendProtobufVarint(14 << 3 | 2)
+        bytes.appendProtobufVarint(UInt64(previousHash.count))
         bytes.append(contentsOf: previousHash)
     }
 
